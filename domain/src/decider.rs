@@ -1,0 +1,80 @@
+//! The pure decide/evolve shape every aggregate has, and the thin cqrs-es adapter over it.
+//!
+//! Aggregates implement [`Decider`]; [`cqrs_aggregate!`](crate::cqrs_aggregate) turns that
+//! into a `cqrs_es::Aggregate` with `Services = ()`. Nothing here does I/O or reads a clock.
+
+/// A pure aggregate: decide turns a command into events against the current state, evolve
+/// applies one event.
+pub trait Decider {
+    /// Imperative commands (`ReassignLead`).
+    type Command;
+    /// Past-tense events (`LeadReassigned`).
+    type Event;
+    /// The rules this aggregate enforces, one variant each.
+    type Error;
+
+    /// Decide which events a command produces, or why it is refused. An empty list is a
+    /// no-op (for example a repeated upstream event).
+    fn decide(&self, command: Self::Command) -> Result<Vec<Self::Event>, Self::Error>;
+
+    /// Apply one event to the state.
+    fn evolve(&mut self, event: &Self::Event);
+}
+
+/// A refusal with a stable machine code, as reported to API clients and dead letters.
+pub trait Refusal: std::error::Error {
+    /// Stable, snake_case code of the rule that refused the command (`never_signed_in`).
+    fn code(&self) -> &'static str;
+}
+
+/// Implements `cqrs_es::Aggregate` for a [`Decider`] under a stored type name that never
+/// changes.
+#[macro_export]
+macro_rules! cqrs_aggregate {
+    ($aggregate:ty, $type_name:literal) => {
+        impl ::cqrs_es::Aggregate for $aggregate {
+            const TYPE: &'static str = $type_name;
+            type Command = <$aggregate as $crate::decider::Decider>::Command;
+            type Event = <$aggregate as $crate::decider::Decider>::Event;
+            type Error = <$aggregate as $crate::decider::Decider>::Error;
+            type Services = ();
+
+            async fn handle(
+                &mut self,
+                command: Self::Command,
+                _services: &(),
+                sink: &::cqrs_es::event_sink::EventSink<Self>,
+            ) -> Result<(), Self::Error> {
+                let events = $crate::decider::Decider::decide(&*self, command)?;
+                for event in events {
+                    sink.write(event, self).await;
+                }
+                Ok(())
+            }
+
+            fn apply(&mut self, event: Self::Event) {
+                $crate::decider::Decider::evolve(self, &event);
+            }
+        }
+    };
+}
+
+/// Implements `cqrs_es::DomainEvent` for an event enum: `event_type` is the variant name,
+/// given as a literal per variant so renaming the Rust variant never changes stored data.
+#[macro_export]
+macro_rules! domain_event {
+    ($event:ty, version $version:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl ::cqrs_es::DomainEvent for $event {
+            fn event_type(&self) -> String {
+                match self {
+                    $(Self::$variant { .. } => $name,)+
+                }
+                .to_string()
+            }
+
+            fn event_version(&self) -> String {
+                $version.to_string()
+            }
+        }
+    };
+}

@@ -1,0 +1,105 @@
+//! Events of the Lead aggregate and the owner-change record every owner event carries.
+
+use super::LeadFields;
+use crate::ids::{Actor, LeadId, OrgId, Owner, UpstreamRef};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Why an owner changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerChangeCause {
+    /// A person changed the owner by hand (`ReassignLead`).
+    Manual,
+    /// The lead was put into a queue (`EnqueueLead`).
+    Enqueue,
+    /// A queue member claimed the lead (`ClaimLead`).
+    Claim,
+}
+
+/// One owner change: previous owner, new owner, actor, cause and time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerChange {
+    /// Owner before the change (`None` for a lead that had none).
+    pub from: Option<Owner>,
+    /// Owner after the change.
+    pub to: Owner,
+    /// Who made the change.
+    pub actor: Actor,
+    /// Why.
+    pub cause: OwnerChangeCause,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Events of a lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum LeadEvent {
+    /// First event of a lead: received from upstream.
+    LeadReceived {
+        /// Its id.
+        lead_id: LeadId,
+        /// Its org.
+        org_id: OrgId,
+        /// Upstream system and lead id.
+        upstream: UpstreamRef,
+        /// The upstream event that created it.
+        upstream_event_id: String,
+        /// Field values.
+        fields: LeadFields,
+        /// False when upstream opted out of automatic routing.
+        route: bool,
+        /// Who delivered it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Upstream sent an update; `changed` holds only the fields whose value changed.
+    LeadUpdated {
+        /// The upstream event.
+        upstream_event_id: String,
+        /// Changed fields with their new values.
+        changed: LeadFields,
+        /// Who delivered it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Manual owner change.
+    LeadReassigned {
+        /// The change.
+        change: OwnerChange,
+        /// Whether the new owner is to be notified by email.
+        notify: bool,
+    },
+    /// The lead went into a queue.
+    LeadEnqueued {
+        /// The change (to the queue).
+        change: OwnerChange,
+    },
+    /// A queue member claimed the lead.
+    LeadClaimed {
+        /// The change (from the queue to the member).
+        change: OwnerChange,
+    },
+}
+
+crate::domain_event!(LeadEvent, version "1.0", {
+    LeadReceived => "LeadReceived",
+    LeadUpdated => "LeadUpdated",
+    LeadReassigned => "LeadReassigned",
+    LeadEnqueued => "LeadEnqueued",
+    LeadClaimed => "LeadClaimed",
+});
+
+impl LeadEvent {
+    /// The owner change this event records, if it is one.
+    pub fn owner_change(&self) -> Option<&OwnerChange> {
+        match self {
+            LeadEvent::LeadReassigned { change, .. }
+            | LeadEvent::LeadEnqueued { change }
+            | LeadEvent::LeadClaimed { change } => Some(change),
+            LeadEvent::LeadReceived { .. } | LeadEvent::LeadUpdated { .. } => None,
+        }
+    }
+}

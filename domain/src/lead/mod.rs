@@ -1,0 +1,313 @@
+//! The Lead aggregate: a lead received from an upstream CRM and every change of its owner
+//! (manual reassignment, enqueue, claim). Pure: no I/O, no clock; facts about the target
+//! (is it assignable, is the claimant a member) arrive in the command.
+
+use crate::decider::{Decider, Refusal};
+use crate::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
+use crate::partner_user::NotAssignable;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+mod events;
+#[cfg(test)]
+mod tests;
+
+pub use events::{LeadEvent, OwnerChange, OwnerChangeCause};
+
+/// Lead fields as sent by the upstream CRM, by field name.
+pub type LeadFields = BTreeMap<String, serde_json::Value>;
+
+/// Commands on a lead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeadCommand {
+    /// A lead created or updated upstream; a repeated upstream event id is a no-op.
+    ReceiveLead(ReceiveLead),
+    /// Manual owner change to a partner user, a queue or an internal user.
+    ReassignLead {
+        /// The new owner.
+        to: Owner,
+        /// Looked up before the command: whether the new owner may receive the lead.
+        target: Result<(), NotAssignable>,
+        /// Send the new owner a notification email.
+        notify: bool,
+        /// Who reassigns.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Put the lead into a partner queue.
+    EnqueueLead {
+        /// The queue.
+        queue_id: QueueId,
+        /// Who enqueues.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member of the owning queue takes the lead.
+    ClaimLead(ClaimLead),
+}
+
+/// A lead created or updated upstream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiveLead {
+    /// `LeadId::for_upstream(org_id, &upstream)`.
+    pub lead_id: LeadId,
+    /// The org the lead belongs to.
+    pub org_id: OrgId,
+    /// Upstream system and lead id.
+    pub upstream: UpstreamRef,
+    /// The upstream event's own id, used to drop duplicates.
+    pub upstream_event_id: String,
+    /// Field values (all of them on creation, the changed ones on update).
+    pub fields: LeadFields,
+    /// False when the upstream event opts out of automatic routing.
+    pub route: bool,
+    /// Who delivered it.
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A member of the owning queue takes the lead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimLead {
+    /// The queue the claimant claims from.
+    pub queue_id: QueueId,
+    /// The claiming partner user.
+    pub claimant: PartnerUserId,
+    /// Looked up before the command: is the claimant a member of that queue.
+    pub claimant_is_member: bool,
+    /// Looked up before the command: may the claimant receive the lead.
+    pub claimant_assignable: Result<(), NotAssignable>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Why a lead command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LeadError {
+    /// The lead does not exist.
+    #[error("the lead does not exist")]
+    LeadNotFound,
+    /// Upstream events must carry their own id.
+    #[error("the upstream event id must not be empty")]
+    UpstreamEventIdRequired,
+    /// The target may not receive leads.
+    #[error("{0}")]
+    NotAssignable(NotAssignable),
+    /// The lead already has that owner.
+    #[error("the lead already has that owner")]
+    AlreadyOwner,
+    /// The lead is not in the queue it is claimed from.
+    #[error("the lead is not in that queue")]
+    NotInQueue,
+    /// Another member claimed the lead first.
+    #[error("the lead was already claimed from that queue")]
+    AlreadyClaimed,
+    /// Only members of the queue may claim from it.
+    #[error("the partner user is not a member of that queue")]
+    NotAQueueMember,
+}
+
+impl Refusal for LeadError {
+    fn code(&self) -> &'static str {
+        match self {
+            LeadError::LeadNotFound => "lead_not_found",
+            LeadError::UpstreamEventIdRequired => "upstream_event_id_required",
+            LeadError::NotAssignable(reason) => reason.code(),
+            LeadError::AlreadyOwner => "already_owner",
+            LeadError::NotInQueue => "not_in_queue",
+            LeadError::AlreadyClaimed => "already_claimed",
+            LeadError::NotAQueueMember => "not_a_queue_member",
+        }
+    }
+}
+
+/// State of a lead.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    /// Set once received.
+    pub id: Option<LeadId>,
+    /// Its org.
+    pub org_id: Option<OrgId>,
+    /// Where it comes from.
+    pub upstream: Option<UpstreamRef>,
+    /// Current field values.
+    pub fields: LeadFields,
+    /// Current owner, if any.
+    pub owner: Option<Owner>,
+    /// The latest owner change.
+    pub last_change: Option<OwnerChange>,
+    /// Upstream event ids already applied (duplicates are no-ops).
+    pub seen_upstream_events: BTreeSet<String>,
+}
+
+impl Lead {
+    fn change(
+        &self,
+        to: Owner,
+        actor: Actor,
+        cause: OwnerChangeCause,
+        at: DateTime<Utc>,
+    ) -> OwnerChange {
+        OwnerChange {
+            from: self.owner,
+            to,
+            actor,
+            cause,
+            at,
+        }
+    }
+
+    fn receive(&self, command: ReceiveLead) -> Result<Vec<LeadEvent>, LeadError> {
+        let ReceiveLead {
+            lead_id,
+            org_id,
+            upstream,
+            upstream_event_id,
+            fields,
+            route,
+            actor,
+            at,
+        } = command;
+        if upstream_event_id.trim().is_empty() {
+            return Err(LeadError::UpstreamEventIdRequired);
+        }
+        if self.seen_upstream_events.contains(&upstream_event_id) {
+            return Ok(vec![]);
+        }
+        if self.id.is_none() {
+            return Ok(vec![LeadEvent::LeadReceived {
+                lead_id,
+                org_id,
+                upstream,
+                upstream_event_id,
+                fields,
+                route,
+                actor,
+                at,
+            }]);
+        }
+        let changed: LeadFields = fields
+            .into_iter()
+            .filter(|(name, value)| self.fields.get(name) != Some(value))
+            .collect();
+        Ok(vec![LeadEvent::LeadUpdated {
+            upstream_event_id,
+            changed,
+            actor,
+            at,
+        }])
+    }
+
+    fn claim(&self, command: ClaimLead) -> Result<Vec<LeadEvent>, LeadError> {
+        let ClaimLead {
+            queue_id,
+            claimant,
+            claimant_is_member,
+            claimant_assignable,
+            at,
+        } = command;
+        if self.owner != Some(Owner::Queue(queue_id)) {
+            let claimed_from_queue = matches!(
+                &self.last_change,
+                Some(OwnerChange { cause: OwnerChangeCause::Claim, from: Some(Owner::Queue(q)), .. }) if *q == queue_id
+            );
+            return Err(if claimed_from_queue {
+                LeadError::AlreadyClaimed
+            } else {
+                LeadError::NotInQueue
+            });
+        }
+        if !claimant_is_member {
+            return Err(LeadError::NotAQueueMember);
+        }
+        claimant_assignable.map_err(LeadError::NotAssignable)?;
+        let change = self.change(
+            Owner::PartnerUser(claimant),
+            Actor::PartnerUser(claimant),
+            OwnerChangeCause::Claim,
+            at,
+        );
+        Ok(vec![LeadEvent::LeadClaimed { change }])
+    }
+}
+
+impl Decider for Lead {
+    type Command = LeadCommand;
+    type Event = LeadEvent;
+    type Error = LeadError;
+
+    fn decide(&self, command: LeadCommand) -> Result<Vec<LeadEvent>, LeadError> {
+        if self.id.is_none() && !matches!(command, LeadCommand::ReceiveLead(_)) {
+            return Err(LeadError::LeadNotFound);
+        }
+        match command {
+            LeadCommand::ReassignLead {
+                to,
+                target,
+                notify,
+                actor,
+                at,
+            } => {
+                if self.owner == Some(to) {
+                    return Err(LeadError::AlreadyOwner);
+                }
+                target.map_err(LeadError::NotAssignable)?;
+                let change = self.change(to, actor, OwnerChangeCause::Manual, at);
+                Ok(vec![LeadEvent::LeadReassigned { change, notify }])
+            }
+            LeadCommand::EnqueueLead {
+                queue_id,
+                actor,
+                at,
+            } => {
+                if self.owner == Some(Owner::Queue(queue_id)) {
+                    return Err(LeadError::AlreadyOwner);
+                }
+                let change =
+                    self.change(Owner::Queue(queue_id), actor, OwnerChangeCause::Enqueue, at);
+                Ok(vec![LeadEvent::LeadEnqueued { change }])
+            }
+            LeadCommand::ClaimLead(claim) => self.claim(claim),
+            LeadCommand::ReceiveLead(receive) => self.receive(receive),
+        }
+    }
+
+    fn evolve(&mut self, event: &LeadEvent) {
+        match event {
+            LeadEvent::LeadReceived {
+                lead_id,
+                org_id,
+                upstream,
+                upstream_event_id,
+                fields,
+                ..
+            } => {
+                self.id = Some(*lead_id);
+                self.org_id = Some(*org_id);
+                self.upstream = Some(upstream.clone());
+                self.fields = fields.clone();
+                self.seen_upstream_events.insert(upstream_event_id.clone());
+            }
+            LeadEvent::LeadUpdated {
+                upstream_event_id,
+                changed,
+                ..
+            } => {
+                self.fields.extend(changed.clone());
+                self.seen_upstream_events.insert(upstream_event_id.clone());
+            }
+            LeadEvent::LeadReassigned { change, .. }
+            | LeadEvent::LeadEnqueued { change }
+            | LeadEvent::LeadClaimed { change } => {
+                self.owner = Some(change.to);
+                self.last_change = Some(change.clone());
+            }
+        }
+    }
+}
+
+crate::cqrs_aggregate!(Lead, "Lead");

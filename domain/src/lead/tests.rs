@@ -1,0 +1,324 @@
+//! Given/when/then tests of the Lead aggregate, one per rule.
+
+use super::*;
+use crate::ids::{InternalUserId, QueueId};
+use crate::test_support::{admin, t0};
+use cqrs_es::test::TestFramework;
+use serde_json::json;
+use uuid::Uuid;
+
+type LeadTest = TestFramework<Lead>;
+
+fn org() -> OrgId {
+    OrgId(Uuid::from_u128(1))
+}
+
+fn upstream() -> UpstreamRef {
+    UpstreamRef {
+        system: "salesforce".into(),
+        lead_id: "00Q42".into(),
+    }
+}
+
+fn user(n: u128) -> PartnerUserId {
+    PartnerUserId(Uuid::from_u128(100 + n))
+}
+
+fn queue() -> QueueId {
+    QueueId(Uuid::from_u128(200))
+}
+
+fn crm() -> Actor {
+    Actor::System("intake".into())
+}
+
+fn fields(pairs: &[(&str, serde_json::Value)]) -> LeadFields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn receive(event_id: &str, f: LeadFields) -> LeadCommand {
+    LeadCommand::ReceiveLead(ReceiveLead {
+        lead_id: LeadId::for_upstream(org(), &upstream()),
+        org_id: org(),
+        upstream: upstream(),
+        upstream_event_id: event_id.into(),
+        fields: f,
+        route: true,
+        actor: crm(),
+        at: t0(),
+    })
+}
+
+fn received() -> LeadEvent {
+    LeadEvent::LeadReceived {
+        lead_id: LeadId::for_upstream(org(), &upstream()),
+        org_id: org(),
+        upstream: upstream(),
+        upstream_event_id: "evt-1".into(),
+        fields: fields(&[("company", json!("Globex")), ("country", json!("DE"))]),
+        route: true,
+        actor: crm(),
+        at: t0(),
+    }
+}
+
+fn change(from: Option<Owner>, to: Owner, actor: Actor, cause: OwnerChangeCause) -> OwnerChange {
+    OwnerChange {
+        from,
+        to,
+        actor,
+        cause,
+        at: t0(),
+    }
+}
+
+fn enqueued() -> LeadEvent {
+    LeadEvent::LeadEnqueued {
+        change: change(
+            None,
+            Owner::Queue(queue()),
+            admin(),
+            OwnerChangeCause::Enqueue,
+        ),
+    }
+}
+
+fn reassign(to: Owner, target: Result<(), NotAssignable>, notify: bool) -> LeadCommand {
+    LeadCommand::ReassignLead {
+        to,
+        target,
+        notify,
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+fn claim(
+    claimant: PartnerUserId,
+    member: bool,
+    assignable: Result<(), NotAssignable>,
+) -> LeadCommand {
+    LeadCommand::ClaimLead(ClaimLead {
+        queue_id: queue(),
+        claimant,
+        claimant_is_member: member,
+        claimant_assignable: assignable,
+        at: t0(),
+    })
+}
+
+fn claimed_by(claimant: PartnerUserId) -> LeadEvent {
+    LeadEvent::LeadClaimed {
+        change: change(
+            Some(Owner::Queue(queue())),
+            Owner::PartnerUser(claimant),
+            Actor::PartnerUser(claimant),
+            OwnerChangeCause::Claim,
+        ),
+    }
+}
+
+#[test]
+fn receives_a_new_lead() {
+    LeadTest::with(())
+        .given_no_previous_events()
+        .when(receive(
+            "evt-1",
+            fields(&[("company", json!("Globex")), ("country", json!("DE"))]),
+        ))
+        .then_expect_events(vec![received()]);
+}
+
+#[test]
+fn a_repeated_upstream_event_id_is_a_no_op() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(receive("evt-1", fields(&[("company", json!("Other"))])))
+        .then_expect_events(vec![]);
+}
+
+#[test]
+fn refuses_an_upstream_event_without_an_id() {
+    LeadTest::with(())
+        .given_no_previous_events()
+        .when(receive(" ", LeadFields::new()))
+        .then_expect_error(LeadError::UpstreamEventIdRequired);
+}
+
+#[test]
+fn an_update_records_only_the_changed_fields() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(receive(
+            "evt-2",
+            fields(&[("company", json!("Globex")), ("country", json!("FR"))]),
+        ))
+        .then_expect_events(vec![LeadEvent::LeadUpdated {
+            upstream_event_id: "evt-2".into(),
+            changed: fields(&[("country", json!("FR"))]),
+            actor: crm(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn refuses_commands_on_a_missing_lead() {
+    LeadTest::with(())
+        .given_no_previous_events()
+        .when(reassign(Owner::PartnerUser(user(1)), Ok(()), false))
+        .then_expect_error(LeadError::LeadNotFound);
+}
+
+#[test]
+fn reassigns_to_an_assignable_partner_user_recording_previous_owner_actor_cause_and_notify() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(reassign(Owner::PartnerUser(user(1)), Ok(()), true))
+        .then_expect_events(vec![LeadEvent::LeadReassigned {
+            change: change(
+                Some(Owner::Queue(queue())),
+                Owner::PartnerUser(user(1)),
+                admin(),
+                OwnerChangeCause::Manual,
+            ),
+            notify: true,
+        }]);
+}
+
+#[test]
+fn reassigns_to_an_internal_user() {
+    let owner = Owner::InternalUser(InternalUserId(Uuid::from_u128(5)));
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(reassign(owner, Ok(()), false))
+        .then_expect_events(vec![LeadEvent::LeadReassigned {
+            change: change(None, owner, admin(), OwnerChangeCause::Manual),
+            notify: false,
+        }]);
+}
+
+#[test]
+fn refuses_assignment_to_user_who_never_signed_in() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(reassign(
+            Owner::PartnerUser(user(1)),
+            Err(NotAssignable::NeverSignedIn),
+            false,
+        ))
+        .then_expect_error(LeadError::NotAssignable(NotAssignable::NeverSignedIn));
+}
+
+#[test]
+fn refuses_assignment_to_an_inactive_user() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(reassign(
+            Owner::PartnerUser(user(1)),
+            Err(NotAssignable::Inactive),
+            false,
+        ))
+        .then_expect_error(LeadError::NotAssignable(NotAssignable::Inactive));
+}
+
+#[test]
+fn refuses_assignment_to_a_user_of_an_inactive_partner_account() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(reassign(
+            Owner::PartnerUser(user(1)),
+            Err(NotAssignable::PartnerAccountNotActive),
+            false,
+        ))
+        .then_expect_error(LeadError::NotAssignable(
+            NotAssignable::PartnerAccountNotActive,
+        ));
+}
+
+#[test]
+fn refuses_reassignment_to_the_current_owner() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(reassign(Owner::Queue(queue()), Ok(()), false))
+        .then_expect_error(LeadError::AlreadyOwner);
+}
+
+#[test]
+fn enqueues_a_lead() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(LeadCommand::EnqueueLead {
+            queue_id: queue(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![enqueued()]);
+}
+
+#[test]
+fn refuses_to_enqueue_into_the_queue_that_already_owns_the_lead() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(LeadCommand::EnqueueLead {
+            queue_id: queue(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(LeadError::AlreadyOwner);
+}
+
+#[test]
+fn an_assignable_member_claims_a_queued_lead() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(claim(user(1), true, Ok(())))
+        .then_expect_events(vec![claimed_by(user(1))]);
+}
+
+#[test]
+fn a_second_claim_is_refused_as_already_claimed() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued(), claimed_by(user(1))])
+        .when(claim(user(2), true, Ok(())))
+        .then_expect_error(LeadError::AlreadyClaimed);
+}
+
+#[test]
+fn refuses_a_claim_of_a_lead_not_in_the_queue() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(claim(user(1), true, Ok(())))
+        .then_expect_error(LeadError::NotInQueue);
+}
+
+#[test]
+fn refuses_a_claim_by_a_non_member() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(claim(user(1), false, Ok(())))
+        .then_expect_error(LeadError::NotAQueueMember);
+}
+
+#[test]
+fn refuses_a_claim_by_a_member_who_is_not_assignable() {
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(claim(user(1), true, Err(NotAssignable::NeverSignedIn)))
+        .then_expect_error(LeadError::NotAssignable(NotAssignable::NeverSignedIn));
+}
+
+#[test]
+fn refusal_codes_are_the_stable_reason_codes() {
+    assert_eq!(
+        LeadError::NotAssignable(NotAssignable::NeverSignedIn).code(),
+        "never_signed_in"
+    );
+    assert_eq!(
+        LeadError::NotAssignable(NotAssignable::Inactive).code(),
+        "inactive"
+    );
+    assert_eq!(LeadError::AlreadyClaimed.code(), "already_claimed");
+}

@@ -1,0 +1,19 @@
+//! leadroute's pure domain: typed ids, commands, events and aggregates for orgs, partner
+//! accounts, partner users, queues and leads.
+//!
+//! Nothing here does I/O or reads a clock: time, ids and looked-up facts (is the target
+//! assignable, is the claimant a queue member) arrive inside the commands. Each aggregate is
+//! a pure [`decider::Decider`] with a thin `cqrs_es::Aggregate` adapter.
+
+pub mod decider;
+pub mod ids;
+pub mod lead;
+pub mod org;
+pub mod partner_account;
+pub mod partner_user;
+pub mod queue;
+
+#[cfg(test)]
+mod test_support;
+
+pub use decider::{Decider, Refusal};

@@ -1,0 +1,262 @@
+//! The Org aggregate: an org's existence, its one-way PRM switch and the fields partner
+//! users may see. Pure: no I/O, no clock.
+
+use crate::decider::{Decider, Refusal};
+use crate::ids::{Actor, InternalUserId, OrgId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+#[cfg(test)]
+mod tests;
+
+/// The lead and account fields partner users are allowed to see.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VisibleFields {
+    /// Lead fields (upstream field names) partner users may see.
+    pub lead: BTreeSet<String>,
+    /// Partner-account fields partner users may see.
+    pub account: BTreeSet<String>,
+}
+
+impl VisibleFields {
+    fn has_blank_name(&self) -> bool {
+        self.lead
+            .iter()
+            .chain(&self.account)
+            .any(|f| f.trim().is_empty())
+    }
+}
+
+/// The sharing review an admin acknowledges before enabling PRM: who reviewed which field set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SharingReviewAck {
+    /// The admin who reviewed and acknowledged the report.
+    pub reviewed_by: InternalUserId,
+    /// The field set the report showed; it becomes the partner-visible fields.
+    pub fields: VisibleFields,
+}
+
+/// Commands on an org.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrgCommand {
+    /// Create the org.
+    CreateOrg {
+        /// The new org's id.
+        org_id: OrgId,
+        /// Display name.
+        name: String,
+        /// Who creates it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Enable PRM (one-way); requires the sharing-review acknowledgement.
+    EnablePrm {
+        /// The acknowledgement; `None` is refused.
+        acknowledgement: Option<SharingReviewAck>,
+        /// Who enables it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Any attempt to disable PRM; always refused once enabled.
+    DisablePrm {
+        /// Who tried.
+        actor: Actor,
+    },
+    /// Replace the partner-visible fields.
+    SetPartnerVisibleFields {
+        /// The new field set.
+        fields: VisibleFields,
+        /// Who changes it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of an org.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum OrgEvent {
+    /// The org exists.
+    OrgCreated {
+        /// Its id.
+        org_id: OrgId,
+        /// Display name.
+        name: String,
+        /// Who created it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// PRM is on, for good; records the acknowledged sharing review.
+    PrmEnabled {
+        /// The acknowledgement: who reviewed which field set.
+        acknowledgement: SharingReviewAck,
+        /// Who enabled it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner-visible fields changed.
+    PartnerVisibleFieldsSet {
+        /// The new field set.
+        fields: VisibleFields,
+        /// Who changed them.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+crate::domain_event!(OrgEvent, version "1.0", {
+    OrgCreated => "OrgCreated",
+    PrmEnabled => "PrmEnabled",
+    PartnerVisibleFieldsSet => "PartnerVisibleFieldsSet",
+});
+
+/// Why an org command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OrgError {
+    /// The org already exists.
+    #[error("the org already exists")]
+    OrgAlreadyExists,
+    /// The org does not exist.
+    #[error("the org does not exist")]
+    OrgNotFound,
+    /// A name is required.
+    #[error("the org name must not be empty")]
+    NameRequired,
+    /// A field name is blank.
+    #[error("field names must not be empty")]
+    BlankFieldName,
+    /// PRM needs the sharing review acknowledged first.
+    #[error("enabling PRM requires acknowledging the sharing review of partner-visible fields")]
+    SharingReviewNotAcknowledged,
+    /// PRM is already on.
+    #[error("PRM is already enabled for this org")]
+    PrmAlreadyEnabled,
+    /// PRM cannot be turned off once on.
+    #[error("PRM cannot be disabled once enabled: enabling it is irreversible")]
+    PrmIrreversible,
+    /// Disable was asked of an org that never enabled PRM.
+    #[error("PRM is not enabled for this org")]
+    PrmNotEnabled,
+}
+
+impl Refusal for OrgError {
+    fn code(&self) -> &'static str {
+        match self {
+            OrgError::OrgAlreadyExists => "org_already_exists",
+            OrgError::OrgNotFound => "org_not_found",
+            OrgError::NameRequired => "name_required",
+            OrgError::BlankFieldName => "blank_field_name",
+            OrgError::SharingReviewNotAcknowledged => "sharing_review_not_acknowledged",
+            OrgError::PrmAlreadyEnabled => "prm_already_enabled",
+            OrgError::PrmIrreversible => "prm_irreversible",
+            OrgError::PrmNotEnabled => "prm_not_enabled",
+        }
+    }
+}
+
+/// State of an org.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Org {
+    /// Set once created.
+    pub id: Option<OrgId>,
+    /// Display name.
+    pub name: String,
+    /// PRM switch; never goes back to false.
+    pub prm_enabled: bool,
+    /// Fields partner users may see.
+    pub visible_fields: VisibleFields,
+}
+
+impl Decider for Org {
+    type Command = OrgCommand;
+    type Event = OrgEvent;
+    type Error = OrgError;
+
+    fn decide(&self, command: OrgCommand) -> Result<Vec<OrgEvent>, OrgError> {
+        if self.id.is_none() && !matches!(command, OrgCommand::CreateOrg { .. }) {
+            return Err(OrgError::OrgNotFound);
+        }
+        match command {
+            OrgCommand::CreateOrg {
+                org_id,
+                name,
+                actor,
+                at,
+            } => {
+                if self.id.is_some() {
+                    return Err(OrgError::OrgAlreadyExists);
+                }
+                let name = name.trim().to_string();
+                if name.is_empty() {
+                    return Err(OrgError::NameRequired);
+                }
+                Ok(vec![OrgEvent::OrgCreated {
+                    org_id,
+                    name,
+                    actor,
+                    at,
+                }])
+            }
+            OrgCommand::EnablePrm {
+                acknowledgement,
+                actor,
+                at,
+            } => {
+                if self.prm_enabled {
+                    return Err(OrgError::PrmAlreadyEnabled);
+                }
+                let acknowledgement =
+                    acknowledgement.ok_or(OrgError::SharingReviewNotAcknowledged)?;
+                if acknowledgement.fields.has_blank_name() {
+                    return Err(OrgError::BlankFieldName);
+                }
+                Ok(vec![OrgEvent::PrmEnabled {
+                    acknowledgement,
+                    actor,
+                    at,
+                }])
+            }
+            OrgCommand::DisablePrm { .. } => Err(if self.prm_enabled {
+                OrgError::PrmIrreversible
+            } else {
+                OrgError::PrmNotEnabled
+            }),
+            OrgCommand::SetPartnerVisibleFields { fields, actor, at } => {
+                if fields.has_blank_name() {
+                    return Err(OrgError::BlankFieldName);
+                }
+                Ok(vec![OrgEvent::PartnerVisibleFieldsSet {
+                    fields,
+                    actor,
+                    at,
+                }])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &OrgEvent) {
+        match event {
+            OrgEvent::OrgCreated { org_id, name, .. } => {
+                self.id = Some(*org_id);
+                self.name = name.clone();
+            }
+            OrgEvent::PrmEnabled {
+                acknowledgement, ..
+            } => {
+                self.prm_enabled = true;
+                self.visible_fields = acknowledgement.fields.clone();
+            }
+            OrgEvent::PartnerVisibleFieldsSet { fields, .. } => {
+                self.visible_fields = fields.clone();
+            }
+        }
+    }
+}
+
+crate::cqrs_aggregate!(Org, "Org");

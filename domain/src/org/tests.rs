@@ -1,0 +1,184 @@
+//! Given/when/then tests of the Org aggregate, one per rule.
+
+use super::*;
+use crate::test_support::{admin, t0};
+use cqrs_es::test::TestFramework;
+
+type OrgTest = TestFramework<Org>;
+
+fn org_id() -> OrgId {
+    OrgId(uuid::Uuid::from_u128(7))
+}
+
+fn created() -> OrgEvent {
+    OrgEvent::OrgCreated {
+        org_id: org_id(),
+        name: "Acme".into(),
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+fn ack() -> SharingReviewAck {
+    SharingReviewAck {
+        reviewed_by: InternalUserId(uuid::Uuid::from_u128(1)),
+        fields: VisibleFields {
+            lead: ["company".to_string(), "country".to_string()].into(),
+            account: ["name".to_string()].into(),
+        },
+    }
+}
+
+fn enabled() -> OrgEvent {
+    OrgEvent::PrmEnabled {
+        acknowledgement: ack(),
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+#[test]
+fn creates_an_org() {
+    OrgTest::with(())
+        .given_no_previous_events()
+        .when(OrgCommand::CreateOrg {
+            org_id: org_id(),
+            name: " Acme ".into(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![created()]);
+}
+
+#[test]
+fn refuses_to_create_an_org_twice() {
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::CreateOrg {
+            org_id: org_id(),
+            name: "Acme".into(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::OrgAlreadyExists);
+}
+
+#[test]
+fn refuses_an_org_without_a_name() {
+    OrgTest::with(())
+        .given_no_previous_events()
+        .when(OrgCommand::CreateOrg {
+            org_id: org_id(),
+            name: "  ".into(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::NameRequired);
+}
+
+#[test]
+fn refuses_commands_on_an_org_that_does_not_exist() {
+    OrgTest::with(())
+        .given_no_previous_events()
+        .when(OrgCommand::EnablePrm {
+            acknowledgement: Some(ack()),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::OrgNotFound);
+}
+
+#[test]
+fn enables_prm_recording_who_reviewed_which_fields() {
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::EnablePrm {
+            acknowledgement: Some(ack()),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![enabled()]);
+}
+
+#[test]
+fn refuses_to_enable_prm_without_the_sharing_review() {
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::EnablePrm {
+            acknowledgement: None,
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::SharingReviewNotAcknowledged);
+}
+
+#[test]
+fn refuses_a_sharing_review_with_a_blank_field_name() {
+    let mut ack = ack();
+    ack.fields.lead.insert(" ".into());
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::EnablePrm {
+            acknowledgement: Some(ack),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::BlankFieldName);
+}
+
+#[test]
+fn refuses_to_enable_prm_twice() {
+    OrgTest::with(())
+        .given(vec![created(), enabled()])
+        .when(OrgCommand::EnablePrm {
+            acknowledgement: Some(ack()),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::PrmAlreadyEnabled);
+}
+
+#[test]
+fn refuses_to_disable_prm_once_enabled() {
+    OrgTest::with(())
+        .given(vec![created(), enabled()])
+        .when(OrgCommand::DisablePrm { actor: admin() })
+        .then_expect_error(OrgError::PrmIrreversible);
+}
+
+#[test]
+fn refuses_to_disable_prm_that_was_never_enabled() {
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::DisablePrm { actor: admin() })
+        .then_expect_error(OrgError::PrmNotEnabled);
+}
+
+#[test]
+fn sets_partner_visible_fields() {
+    let fields = VisibleFields {
+        lead: ["email".to_string()].into(),
+        account: BTreeSet::new(),
+    };
+    OrgTest::with(())
+        .given(vec![created(), enabled()])
+        .when(OrgCommand::SetPartnerVisibleFields {
+            fields: fields.clone(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![OrgEvent::PartnerVisibleFieldsSet {
+            fields,
+            actor: admin(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn enabling_prm_makes_the_reviewed_fields_visible() {
+    let mut org = Org::default();
+    org.evolve(&created());
+    org.evolve(&enabled());
+    assert!(org.prm_enabled);
+    assert_eq!(org.visible_fields, ack().fields);
+}

@@ -1,0 +1,366 @@
+//! The PartnerUser aggregate: a contact of a partner account, activated as a partner user
+//! with a one-time invitation, and the assignability rule every owner change obeys.
+//! Pure: no I/O, no clock.
+
+use crate::decider::{Decider, Refusal};
+use crate::ids::{Actor, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+mod assignability;
+#[cfg(test)]
+mod tests;
+
+pub use assignability::NotAssignable;
+
+/// Commands on a contact / partner user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartnerUserCommand {
+    /// Add a contact to a partner account.
+    AddContact {
+        /// The contact's id (kept when activated as a partner user).
+        user_id: PartnerUserId,
+        /// The org of the account.
+        org_id: OrgId,
+        /// The partner account the contact belongs to.
+        account_id: PartnerAccountId,
+        /// Full name.
+        name: String,
+        /// Email address; also the sign-in name.
+        email: String,
+        /// Who adds it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Activate the contact as a partner user, sending a one-time invitation.
+    ActivatePartnerUser {
+        /// The invitation (set-password link) id.
+        invitation_id: InvitationId,
+        /// When the invitation link expires.
+        invitation_expires_at: DateTime<Utc>,
+        /// Looked up before the command: whether the contact's account is an active partner.
+        account_active: bool,
+        /// Who activates it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner user signed in.
+    RecordSignIn {
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Deactivate the partner user.
+    DeactivatePartnerUser {
+        /// Who deactivates it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Stop automatic routing to this user (manual assignment still works).
+    PauseAutoAssignment {
+        /// Optional end of the pause (out of office).
+        until: Option<DateTime<Utc>>,
+        /// Who pauses.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Resume automatic routing.
+    ResumeAutoAssignment {
+        /// Who resumes.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of a contact / partner user.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PartnerUserEvent {
+    /// A contact was added to a partner account.
+    ContactAdded {
+        /// Its id.
+        user_id: PartnerUserId,
+        /// Its org.
+        org_id: OrgId,
+        /// Its partner account.
+        account_id: PartnerAccountId,
+        /// Full name.
+        name: String,
+        /// Normalised (trimmed, lower-case) email.
+        email: String,
+        /// Who added it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The contact is an active partner user; an invitation was issued.
+    PartnerUserActivated {
+        /// The invitation (set-password link) id.
+        invitation_id: InvitationId,
+        /// When the link expires.
+        invitation_expires_at: DateTime<Utc>,
+        /// Who activated it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner user signed in.
+    PartnerUserSignedIn {
+        /// True for the first sign-in ever (it makes the user assignable).
+        first_sign_in: bool,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner user is no longer active.
+    PartnerUserDeactivated {
+        /// Who deactivated it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic routing to this user is paused.
+    AutoAssignmentPaused {
+        /// Optional end of the pause.
+        until: Option<DateTime<Utc>>,
+        /// Who paused.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Automatic routing to this user resumed.
+    AutoAssignmentResumed {
+        /// Who resumed.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+crate::domain_event!(PartnerUserEvent, version "1.0", {
+    ContactAdded => "ContactAdded",
+    PartnerUserActivated => "PartnerUserActivated",
+    PartnerUserSignedIn => "PartnerUserSignedIn",
+    PartnerUserDeactivated => "PartnerUserDeactivated",
+    AutoAssignmentPaused => "AutoAssignmentPaused",
+    AutoAssignmentResumed => "AutoAssignmentResumed",
+});
+
+/// Why a contact / partner-user command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PartnerUserError {
+    /// The contact already exists.
+    #[error("the contact already exists")]
+    ContactAlreadyExists,
+    /// The contact does not exist.
+    #[error("the contact does not exist")]
+    ContactNotFound,
+    /// A name is required.
+    #[error("the contact name must not be empty")]
+    NameRequired,
+    /// The email is not an address.
+    #[error("the email address is not valid")]
+    InvalidEmail,
+    /// Only contacts of an active partner account can become partner users.
+    #[error("the contact's account is not an active partner")]
+    PartnerAccountNotActive,
+    /// The invitation would already be expired.
+    #[error("the invitation must expire after it is issued")]
+    InvitationExpiryInPast,
+    /// The user is already an active partner user.
+    #[error("the partner user is already active")]
+    AlreadyActive,
+    /// The user is not an active partner user.
+    #[error("the partner user is not active")]
+    NotActive,
+    /// Auto-assignment is already paused.
+    #[error("auto-assignment is already paused for this partner user")]
+    AlreadyPaused,
+    /// Auto-assignment is not paused.
+    #[error("auto-assignment is not paused for this partner user")]
+    NotPaused,
+}
+
+impl Refusal for PartnerUserError {
+    fn code(&self) -> &'static str {
+        match self {
+            PartnerUserError::ContactAlreadyExists => "contact_already_exists",
+            PartnerUserError::ContactNotFound => "contact_not_found",
+            PartnerUserError::NameRequired => "name_required",
+            PartnerUserError::InvalidEmail => "invalid_email",
+            PartnerUserError::PartnerAccountNotActive => "partner_account_not_active",
+            PartnerUserError::InvitationExpiryInPast => "invitation_expiry_in_past",
+            PartnerUserError::AlreadyActive => "partner_user_already_active",
+            PartnerUserError::NotActive => "partner_user_not_active",
+            PartnerUserError::AlreadyPaused => "already_paused",
+            PartnerUserError::NotPaused => "not_paused",
+        }
+    }
+}
+
+/// State of a contact / partner user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PartnerUser {
+    /// Set once the contact exists.
+    pub id: Option<PartnerUserId>,
+    /// Its org.
+    pub org_id: Option<OrgId>,
+    /// Its partner account.
+    pub account_id: Option<PartnerAccountId>,
+    /// Full name.
+    pub name: String,
+    /// Normalised email.
+    pub email: String,
+    /// Active as a partner user now.
+    pub active: bool,
+    /// Signed in at least once.
+    pub signed_in_once: bool,
+    /// Auto-assignment paused.
+    pub paused: bool,
+    /// The latest invitation and its expiry.
+    pub invitation: Option<(InvitationId, DateTime<Utc>)>,
+}
+
+fn normalise_email(email: &str) -> Option<String> {
+    let email = email.trim().to_lowercase();
+    let (local, domain) = email.split_once('@')?;
+    let valid = !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(char::is_whitespace);
+    valid.then_some(email)
+}
+
+impl Decider for PartnerUser {
+    type Command = PartnerUserCommand;
+    type Event = PartnerUserEvent;
+    type Error = PartnerUserError;
+
+    fn decide(
+        &self,
+        command: PartnerUserCommand,
+    ) -> Result<Vec<PartnerUserEvent>, PartnerUserError> {
+        use PartnerUserCommand as C;
+        use PartnerUserError as E;
+        use PartnerUserEvent as V;
+        if self.id.is_none() && !matches!(command, C::AddContact { .. }) {
+            return Err(E::ContactNotFound);
+        }
+        match command {
+            C::AddContact {
+                user_id,
+                org_id,
+                account_id,
+                name,
+                email,
+                actor,
+                at,
+            } => {
+                if self.id.is_some() {
+                    return Err(E::ContactAlreadyExists);
+                }
+                let name = name.trim().to_string();
+                if name.is_empty() {
+                    return Err(E::NameRequired);
+                }
+                let email = normalise_email(&email).ok_or(E::InvalidEmail)?;
+                Ok(vec![V::ContactAdded {
+                    user_id,
+                    org_id,
+                    account_id,
+                    name,
+                    email,
+                    actor,
+                    at,
+                }])
+            }
+            C::ActivatePartnerUser {
+                invitation_id,
+                invitation_expires_at,
+                account_active,
+                actor,
+                at,
+            } => {
+                if self.active {
+                    return Err(E::AlreadyActive);
+                }
+                if !account_active {
+                    return Err(E::PartnerAccountNotActive);
+                }
+                if invitation_expires_at <= at {
+                    return Err(E::InvitationExpiryInPast);
+                }
+                Ok(vec![V::PartnerUserActivated {
+                    invitation_id,
+                    invitation_expires_at,
+                    actor,
+                    at,
+                }])
+            }
+            C::RecordSignIn { at } => {
+                if !self.active {
+                    return Err(E::NotActive);
+                }
+                Ok(vec![V::PartnerUserSignedIn {
+                    first_sign_in: !self.signed_in_once,
+                    at,
+                }])
+            }
+            C::DeactivatePartnerUser { actor, at } => {
+                if !self.active {
+                    return Err(E::NotActive);
+                }
+                Ok(vec![V::PartnerUserDeactivated { actor, at }])
+            }
+            C::PauseAutoAssignment { until, actor, at } => {
+                if self.paused {
+                    return Err(E::AlreadyPaused);
+                }
+                Ok(vec![V::AutoAssignmentPaused { until, actor, at }])
+            }
+            C::ResumeAutoAssignment { actor, at } => {
+                if !self.paused {
+                    return Err(E::NotPaused);
+                }
+                Ok(vec![V::AutoAssignmentResumed { actor, at }])
+            }
+        }
+    }
+
+    fn evolve(&mut self, event: &PartnerUserEvent) {
+        match event {
+            PartnerUserEvent::ContactAdded {
+                user_id,
+                org_id,
+                account_id,
+                name,
+                email,
+                ..
+            } => {
+                self.id = Some(*user_id);
+                self.org_id = Some(*org_id);
+                self.account_id = Some(*account_id);
+                self.name = name.clone();
+                self.email = email.clone();
+            }
+            PartnerUserEvent::PartnerUserActivated {
+                invitation_id,
+                invitation_expires_at,
+                ..
+            } => {
+                self.active = true;
+                self.invitation = Some((*invitation_id, *invitation_expires_at));
+            }
+            PartnerUserEvent::PartnerUserSignedIn { .. } => self.signed_in_once = true,
+            PartnerUserEvent::PartnerUserDeactivated { .. } => self.active = false,
+            PartnerUserEvent::AutoAssignmentPaused { .. } => self.paused = true,
+            PartnerUserEvent::AutoAssignmentResumed { .. } => self.paused = false,
+        }
+    }
+}
+
+crate::cqrs_aggregate!(PartnerUser, "PartnerUser");
