@@ -1,1 +1,13 @@
-//! placeholder
+//! leadroute's runnable parts: the application layer that executes commands through the
+//! event store, database plumbing, the embedded local PostgreSQL and NATS of `up`, the demo
+//! seed, and the `leadroute` command line.
+//!
+//! Domain rules live in `leadroute-domain`; schema and read models in `leadroute-projections`.
+
+pub mod app;
+pub mod cli;
+pub mod db;
+pub mod demo;
+pub mod embedded;
+pub mod telemetry;
+pub mod up;

@@ -1,1 +1,27 @@
-fn main() {}
+//! The `leadroute` binary: parse the command line, start logging, run the command.
+
+use clap::Parser;
+use leadroute_services::cli::{Cli, Command};
+use leadroute_services::{db, telemetry, up};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(&cli.log);
+    match cli.command {
+        Command::Migrate(database) => {
+            if database.database_url.is_none() {
+                db::ensure_database(&database.url()).await?;
+            }
+            db::connect_and_migrate(&database.url(), 1).await?;
+            tracing::info!("migrations applied");
+        }
+        Command::Up(config) => {
+            up::Up::build(&config)
+                .await?
+                .run_until_stopped(up::shutdown_signal())
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! The application layer's one error type: a domain refusal with its stable code, a missing
+//! (or other-org) resource, an exhausted conflict retry, or a store failure.
+
+use cqrs_es::AggregateError;
+use leadroute_domain::Refusal;
+
+/// Why a command did not commit.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// A domain rule refused the command; `code` is stable (`never_signed_in`).
+    #[error("{message}")]
+    Refused {
+        /// Stable machine code of the rule.
+        code: &'static str,
+        /// Human message.
+        message: String,
+    },
+    /// A referenced resource does not exist in the caller's org.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Kind of resource (`lead`, `partner_user`, ...).
+        what: &'static str,
+        /// Its id as given.
+        id: String,
+    },
+    /// Optimistic-concurrency conflicts persisted after every retry.
+    #[error("the {aggregate} kept changing concurrently; gave up after {attempts} attempts")]
+    Conflict {
+        /// Aggregate type.
+        aggregate: &'static str,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The event store failed (connection, deserialisation, unexpected).
+    #[error("event store error: {0}")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl AppError {
+    /// The stable code of this error, as an API or dead letter would report it.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Refused { code, .. } => code,
+            AppError::NotFound { .. } => "not_found",
+            AppError::Conflict { .. } => "concurrent_modification",
+            AppError::Store(_) => "store_unavailable",
+        }
+    }
+
+    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Self {
+        AppError::NotFound {
+            what,
+            id: id.to_string(),
+        }
+    }
+
+    /// True when the command lost an optimistic-concurrency race and may be retried.
+    pub(crate) fn is_conflict(&self) -> bool {
+        matches!(self, AppError::Conflict { attempts: 0, .. })
+    }
+}
+
+impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
+    fn from(error: AggregateError<E>) -> Self {
+        match error {
+            AggregateError::UserError(refusal) => AppError::Refused {
+                code: refusal.code(),
+                message: refusal.to_string(),
+            },
+            // `attempts: 0` marks a single lost race; `retry` turns it into the final count.
+            AggregateError::AggregateConflict => AppError::Conflict {
+                aggregate: "aggregate",
+                attempts: 0,
+            },
+            AggregateError::DatabaseConnectionError(e)
+            | AggregateError::DeserializationError(e)
+            | AggregateError::UnexpectedError(e) => AppError::Store(e),
+        }
+    }
+}

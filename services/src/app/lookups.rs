@@ -1,0 +1,129 @@
+//! Facts looked up from the event store before a command is issued: does an aggregate exist
+//! in the caller's org, is PRM enabled, is a partner user assignable.
+//!
+//! Only reads: nothing here writes events.
+
+use super::{AppError, Commands, Loaded};
+use cqrs_es::Aggregate;
+use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
+use leadroute_domain::lead::Lead;
+use leadroute_domain::org::Org;
+use leadroute_domain::partner_account::PartnerAccount;
+use leadroute_domain::partner_user::{NotAssignable, PartnerUser};
+use leadroute_domain::queue::Queue;
+use leadroute_domain::Refusal;
+
+/// An aggregate that belongs to one org once it exists.
+pub(crate) trait InOrg: Aggregate<Services = ()>
+where
+    Self::Error: Refusal + Send + Sync + 'static,
+{
+    /// Name reported when it is missing (`partner_user`).
+    const WHAT: &'static str;
+    /// Its org, `None` while it does not exist.
+    fn org(&self) -> Option<OrgId>;
+}
+
+impl InOrg for Org {
+    const WHAT: &'static str = "org";
+    fn org(&self) -> Option<OrgId> {
+        self.id
+    }
+}
+
+impl InOrg for PartnerAccount {
+    const WHAT: &'static str = "partner_account";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for PartnerUser {
+    const WHAT: &'static str = "partner_user";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for Queue {
+    const WHAT: &'static str = "queue";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for Lead {
+    const WHAT: &'static str = "lead";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl Commands {
+    /// Load an existing aggregate of `org`; a missing one, or one of another org, is not found.
+    pub(crate) async fn load_in_org<A>(
+        &self,
+        org: OrgId,
+        id: impl ToString,
+    ) -> Result<Loaded<A>, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let id = id.to_string();
+        let loaded = self.load::<A>(&id).await?;
+        match loaded.aggregate.org() {
+            Some(owner_org) if owner_org == org => Ok(loaded),
+            _ => Err(AppError::not_found(A::WHAT, id)),
+        }
+    }
+
+    /// Whether `org` exists and has PRM enabled.
+    pub(crate) async fn prm_enabled(&self, org: OrgId) -> Result<bool, AppError> {
+        Ok(self
+            .load_in_org::<Org>(org, org)
+            .await?
+            .aggregate
+            .prm_enabled)
+    }
+
+    /// A partner user of `org` and whether it may receive a lead now.
+    pub(crate) async fn partner_user_assignability(
+        &self,
+        org: OrgId,
+        user: PartnerUserId,
+    ) -> Result<(PartnerUser, Result<(), NotAssignable>), AppError> {
+        let user_id = user;
+        let user = self
+            .load_in_org::<PartnerUser>(org, user_id)
+            .await?
+            .aggregate;
+        let account_id = user
+            .account_id
+            .ok_or_else(|| AppError::not_found("partner_account", user_id))?;
+        let account = self
+            .load_in_org::<PartnerAccount>(org, account_id)
+            .await?
+            .aggregate;
+        let verdict = user.assignability(account.active);
+        Ok((user, verdict))
+    }
+
+    /// Whether `owner` may receive a lead of `org`; a missing target is not found.
+    pub(crate) async fn owner_assignability(
+        &self,
+        org: OrgId,
+        owner: Owner,
+    ) -> Result<Result<(), NotAssignable>, AppError> {
+        match owner {
+            Owner::PartnerUser(user) => Ok(self.partner_user_assignability(org, user).await?.1),
+            Owner::Queue(queue) => self.queue_exists(org, queue).await.map(Ok),
+            Owner::InternalUser(_) => Ok(Ok(())),
+        }
+    }
+
+    /// Fails with not found unless `queue` exists in `org`.
+    pub(crate) async fn queue_exists(&self, org: OrgId, queue: QueueId) -> Result<(), AppError> {
+        self.load_in_org::<Queue>(org, queue).await.map(|_| ())
+    }
+}

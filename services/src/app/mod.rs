@@ -1,0 +1,181 @@
+//! The application layer: executes domain commands through postgres-es's event store (no
+//! snapshots, no aggregate store, no query processors), after looking up from the event
+//! store the facts each command needs. Optimistic-concurrency conflicts are retried a
+//! bounded number of times.
+//!
+//! Every method is scoped to one org: an aggregate of another org is reported as not found.
+//! Nothing here speaks HTTP or NATS.
+
+mod error;
+mod leads;
+mod lookups;
+mod org;
+mod partners;
+mod queues;
+
+pub use error::AppError;
+pub use leads::NewLead;
+pub use partners::{NewContact, NewPartnerAccount};
+
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::{Aggregate, EventStore};
+use leadroute_domain::ids::Actor;
+use leadroute_domain::Refusal;
+use leadroute_projections::schema::{EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE};
+use postgres_es::PostgresEventRepository;
+use sqlx::PgPool;
+use std::collections::HashMap;
+use std::future::Future;
+use uuid::Uuid;
+
+/// How many times a command is tried when it keeps losing optimistic-concurrency races.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// Who issues a command, when, and under which correlation id; stored as event metadata.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// The actor recorded on events.
+    pub actor: Actor,
+    /// The command's time (the domain never reads a clock).
+    pub at: DateTime<Utc>,
+    /// Correlates every event of one request or message.
+    pub correlation_id: Uuid,
+}
+
+impl CommandMeta {
+    /// Metadata for a command issued now, with a fresh correlation id.
+    pub fn now(actor: Actor) -> Self {
+        Self {
+            actor,
+            at: Utc::now(),
+            correlation_id: Uuid::new_v4(),
+        }
+    }
+
+    fn to_event_metadata(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("actor".to_string(), self.actor.to_string()),
+            (
+                "correlation_id".to_string(),
+                self.correlation_id.to_string(),
+            ),
+        ])
+    }
+}
+
+/// What a command wrote: the aggregate and the sequence numbers of its new events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The aggregate's id.
+    pub aggregate_id: String,
+    /// Number of events written (0 for a no-op such as a repeated upstream event).
+    pub events: usize,
+    /// The aggregate's sequence number after the command.
+    pub sequence: usize,
+}
+
+type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
+type Loaded<A> = cqrs_es::persist::EventStoreAggregateContext<A>;
+
+/// Executes commands against the event store.
+#[derive(Clone)]
+pub struct Commands {
+    /// Pool of the database that holds the `events` table.
+    pool: PgPool,
+}
+
+impl Commands {
+    /// Commands over the event store in `pool`'s database (migrations already applied).
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    fn store<A: Aggregate>(&self) -> Store<A> {
+        let repo = PostgresEventRepository::new(self.pool.clone())
+            .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
+        PersistedEventStore::new_event_store(repo)
+    }
+
+    /// Load an aggregate by replaying its events.
+    async fn load<A>(&self, id: impl ToString) -> Result<Loaded<A>, AppError>
+    where
+        A: Aggregate<Services = ()>,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        Ok(self.store::<A>().load_aggregate(&id.to_string()).await?)
+    }
+
+    /// Decide `command` against the loaded aggregate and commit the events it produces.
+    async fn commit<A>(
+        &self,
+        mut loaded: Loaded<A>,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<Committed, AppError>
+    where
+        A: Aggregate<Services = ()>,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let sink = Default::default();
+        loaded
+            .aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(|refusal| AppError::Refused {
+                code: refusal.code(),
+                message: refusal.to_string(),
+            })?;
+        let events = sink.collect().await;
+        let aggregate_id = loaded.aggregate_id.clone();
+        let before = loaded.current_sequence;
+        if events.is_empty() {
+            return Ok(Committed {
+                aggregate_id,
+                events: 0,
+                sequence: before,
+            });
+        }
+        let written = self
+            .store::<A>()
+            .commit(events, loaded, meta.to_event_metadata())
+            .await
+            .map_err(|e| match AppError::from(e) {
+                AppError::Conflict { attempts, .. } => AppError::Conflict {
+                    aggregate: A::TYPE,
+                    attempts,
+                },
+                other => other,
+            })?;
+        Ok(Committed {
+            aggregate_id,
+            events: written.len(),
+            sequence: before + written.len(),
+        })
+    }
+}
+
+/// Run `attempt` until it does not lose an optimistic-concurrency race, at most
+/// [`MAX_ATTEMPTS`] times. Each attempt must reload what it decides on.
+async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AppError>>,
+{
+    for n in 1..=MAX_ATTEMPTS {
+        match attempt().await {
+            Err(AppError::Conflict { aggregate, .. }) if n == MAX_ATTEMPTS => {
+                return Err(AppError::Conflict {
+                    aggregate,
+                    attempts: n,
+                });
+            }
+            Err(e) if e.is_conflict() => {
+                tracing::debug!(attempt = n, "optimistic-concurrency conflict, retrying");
+                tokio::task::yield_now().await;
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}

@@ -1,0 +1,82 @@
+//! The `leadroute` command line: one clap struct per command, every option with its
+//! environment variable. This is the configuration reference (`leadroute --help`).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// leadroute: event-sourced lead routing for partner relationship management.
+#[derive(Debug, Parser)]
+#[command(name = "leadroute", version)]
+pub struct Cli {
+    /// Log filter, tracing EnvFilter syntax (e.g. `info` or `leadroute_services=debug,info`).
+    #[arg(long, env = "LEADROUTE_LOG", default_value = "info", global = true)]
+    pub log: String,
+
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// leadroute's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply the database migrations (deploy/migrations) and exit.
+    Migrate(DatabaseArgs),
+    /// Run leadroute with everything it needs: uses the configured or already-running
+    /// PostgreSQL and NATS, or starts local ones under --data-dir, and stops those on exit.
+    Up(UpConfig),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL. When unset, postgres://postgres@127.0.0.1:<pg-port>/leadroute is used
+    /// (the database is created if missing).
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Port of the local PostgreSQL used when DATABASE_URL is unset (`up` starts one there
+    /// when nothing answers).
+    #[arg(long, env = "LEADROUTE_PG_PORT", default_value_t = 5432)]
+    pub pg_port: u16,
+
+    /// Maximum connections in the pool.
+    #[arg(long, env = "LEADROUTE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+impl DatabaseArgs {
+    /// The configured URL, or the local default for `pg_port`.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| crate::db::default_database_url(self.pg_port))
+    }
+}
+
+/// Configuration of `leadroute up`.
+#[derive(Debug, Clone, Args)]
+pub struct UpConfig {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// NATS URL. When unset, nats://127.0.0.1:<nats-port> is used, and a local nats-server
+    /// with JetStream is started there when nothing answers.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Port of the local NATS used when NATS_URL is unset.
+    #[arg(long, env = "LEADROUTE_NATS_PORT", default_value_t = 4222)]
+    pub nats_port: u16,
+
+    /// Where a locally started PostgreSQL (pg/) and NATS (nats/) keep their data; kept
+    /// across restarts.
+    #[arg(long, env = "LEADROUTE_DATA_DIR", default_value = ".leadroute")]
+    pub data_dir: PathBuf,
+
+    /// Seed a demo org with partner accounts, partner users, a queue and leads (once; a
+    /// second run finds it and leaves it as it is).
+    #[arg(long, env = "LEADROUTE_DEMO")]
+    pub demo: bool,
+}
