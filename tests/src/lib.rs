@@ -1,1 +1,274 @@
-//! placeholder
+//! Test support for leadroute's end-to-end tests: a fresh database per test on the real
+//! PostgreSQL (dropped afterwards), and fixtures that walk the partner flows through the
+//! application layer so tests read as requirements.
+//!
+//! The server comes from `LEADROUTE_TEST_DATABASE_URL` (an admin connection; default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); nothing here mocks PostgreSQL.
+
+use chrono::{Duration, Utc};
+use leadroute_domain::ids::{
+    Actor, InternalUserId, InvitationId, LeadId, OrgId, PartnerAccountId, PartnerUserId, QueueId,
+    UpstreamRef,
+};
+use leadroute_domain::org::{SharingReviewAck, VisibleFields};
+use leadroute_services::app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
+use sqlx::{Connection, PgConnection, PgPool};
+use std::time::Duration as StdDuration;
+
+/// Admin URL of the PostgreSQL server tests create their databases on.
+pub fn admin_url() -> String {
+    std::env::var("LEADROUTE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string())
+}
+
+fn url_for(admin: &str, database: &str) -> String {
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("admin URL ends in /<database>");
+    let query = admin
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{database}{query}")
+}
+
+/// A database created for one test, migrated, and dropped when the value is dropped.
+pub struct TestDb {
+    /// Pool on the test's database.
+    pub pool: PgPool,
+    /// URL of the test's database.
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    /// Create and migrate a fresh database.
+    pub async fn new() -> TestDb {
+        let admin = admin_url();
+        let name = format!("lrt_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("tests need PostgreSQL at {admin} (LEADROUTE_TEST_DATABASE_URL): {e}")
+        });
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let url = url_for(&admin, &name);
+        let pool = leadroute_services::db::connect_and_migrate(&url, 30)
+            .await
+            .expect("migrate test database");
+        TestDb { pool, url, name }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop from a thread of its own: the test's runtime may be shutting down.
+        let dropper = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect(&admin_url()).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        });
+        let _ = dropper.join();
+    }
+}
+
+/// Poll `check` until it returns `Some`, for at most `timeout`; the one way tests await
+/// eventual consistency.
+pub async fn eventually<T, F, Fut>(timeout: StdDuration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(StdDuration::from_millis(20)).await;
+    }
+}
+
+/// A fresh database with the application layer on it, plus one method per flow step.
+pub struct TestApp {
+    /// The database (dropped with the app).
+    pub db: TestDb,
+    /// The application layer.
+    pub commands: Commands,
+    /// The admin every fixture acts as.
+    pub admin: InternalUserId,
+}
+
+impl TestApp {
+    /// A fresh database and application layer.
+    pub async fn spawn() -> TestApp {
+        let db = TestDb::new().await;
+        let commands = Commands::new(db.pool.clone());
+        TestApp {
+            db,
+            commands,
+            admin: InternalUserId::new_random(),
+        }
+    }
+
+    /// Metadata of a command by the admin, now.
+    pub fn meta(&self) -> CommandMeta {
+        CommandMeta::now(Actor::InternalUser(self.admin))
+    }
+
+    /// A new org (PRM not enabled).
+    pub async fn org(&self) -> OrgId {
+        let org = OrgId::new_random();
+        self.commands
+            .create_org(&self.meta(), org, "Acme")
+            .await
+            .expect("create org");
+        org
+    }
+
+    /// The sharing review of a small field set, acknowledged by the admin.
+    pub fn sharing_review(&self) -> SharingReviewAck {
+        SharingReviewAck {
+            reviewed_by: self.admin,
+            fields: VisibleFields {
+                lead: ["company".to_string()].into(),
+                account: ["name".to_string()].into(),
+            },
+        }
+    }
+
+    /// A new org with PRM enabled.
+    pub async fn prm_org(&self) -> OrgId {
+        let org = self.org().await;
+        self.commands
+            .enable_prm(&self.meta(), org, Some(self.sharing_review()))
+            .await
+            .expect("enable PRM");
+        org
+    }
+
+    /// A partner account (not activated).
+    pub async fn account(&self, org: OrgId) -> PartnerAccountId {
+        let new = NewPartnerAccount {
+            account_id: PartnerAccountId::new_random(),
+            name: "Northwind".into(),
+            channel_manager: InternalUserId::new_random(),
+            territory: "EMEA".into(),
+            tier: "gold".into(),
+        };
+        self.commands
+            .create_partner_account(&self.meta(), org, &new)
+            .await
+            .expect("create account");
+        new.account_id
+    }
+
+    /// An account activated as a partner.
+    pub async fn active_partner(&self, org: OrgId) -> PartnerAccountId {
+        let account = self.account(org).await;
+        self.commands
+            .activate_partner(&self.meta(), org, account)
+            .await
+            .expect("activate partner");
+        account
+    }
+
+    /// A contact of `account` (not activated).
+    pub async fn contact(&self, org: OrgId, account: PartnerAccountId) -> PartnerUserId {
+        let user = PartnerUserId::new_random();
+        let new = NewContact {
+            user_id: user,
+            account_id: account,
+            name: "Ada".into(),
+            email: format!("{user}@partner.example"),
+        };
+        self.commands
+            .add_contact(&self.meta(), org, &new)
+            .await
+            .expect("add contact");
+        user
+    }
+
+    /// A contact activated as a partner user who has never signed in.
+    pub async fn activated_user(&self, org: OrgId, account: PartnerAccountId) -> PartnerUserId {
+        let user = self.contact(org, account).await;
+        let expires = Utc::now() + Duration::days(7);
+        self.commands
+            .activate_partner_user(&self.meta(), org, user, InvitationId::new_random(), expires)
+            .await
+            .expect("activate partner user");
+        user
+    }
+
+    /// An assignable partner user: activated and signed in once.
+    pub async fn assignable_user(&self, org: OrgId, account: PartnerAccountId) -> PartnerUserId {
+        let user = self.activated_user(org, account).await;
+        self.commands
+            .record_sign_in(&self.meta(), org, user)
+            .await
+            .expect("sign in");
+        user
+    }
+
+    /// A queue.
+    pub async fn queue(&self, org: OrgId) -> QueueId {
+        let queue = QueueId::new_random();
+        self.commands
+            .create_queue(&self.meta(), org, queue, "Inbound")
+            .await
+            .expect("create queue");
+        queue
+    }
+
+    /// A lead received from upstream.
+    pub async fn lead(&self, org: OrgId) -> LeadId {
+        let new = NewLead {
+            upstream: UpstreamRef {
+                system: "test-crm".into(),
+                lead_id: uuid::Uuid::new_v4().to_string(),
+            },
+            upstream_event_id: uuid::Uuid::new_v4().to_string(),
+            fields: [("company".to_string(), serde_json::json!("Globex"))].into(),
+            route: true,
+        };
+        self.commands
+            .receive_lead(&self.meta(), org, &new)
+            .await
+            .expect("receive lead")
+            .0
+    }
+
+    /// Event types of an aggregate in sequence order, read straight from the events table.
+    pub async fn event_types(&self, aggregate_id: impl ToString) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence",
+        )
+        .bind(aggregate_id.to_string())
+        .fetch_all(&self.db.pool)
+        .await
+        .expect("read events")
+    }
+
+    /// The payload of the latest event of an aggregate.
+    pub async fn last_payload(&self, aggregate_id: impl ToString) -> serde_json::Value {
+        sqlx::query_scalar(
+            "SELECT payload FROM events WHERE aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(aggregate_id.to_string())
+        .fetch_one(&self.db.pool)
+        .await
+        .expect("read payload")
+    }
+}

@@ -1,0 +1,198 @@
+//! The event store itself on the real PostgreSQL: the columns postgres-es never names are
+//! filled on every row, inserts notify log readers, repeated upstream events write nothing,
+//! and concurrent claims resolve to exactly one winner through optimistic concurrency.
+
+use futures::future::join_all;
+use leadroute_domain::ids::{OrgId, UpstreamRef};
+use leadroute_domain::queue::QueueMember;
+use leadroute_projections::schema::{EVENTS_CHANNEL, MIGRATOR};
+use leadroute_services::app::{AppError, NewLead};
+use leadroute_tests::TestApp;
+use serde_json::json;
+use sqlx::postgres::PgListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Barrier;
+
+fn new_lead(event_id: &str, company: &str) -> NewLead {
+    NewLead {
+        upstream: UpstreamRef {
+            system: "salesforce".into(),
+            lead_id: "00Q-1".into(),
+        },
+        upstream_event_id: event_id.into(),
+        fields: [("company".to_string(), json!(company))].into(),
+        route: true,
+    }
+}
+
+async fn receive(app: &TestApp, org: OrgId, event_id: &str, company: &str) -> usize {
+    let (_, committed) = app
+        .commands
+        .receive_lead(&app.meta(), org, &new_lead(event_id, company))
+        .await
+        .unwrap();
+    committed.events
+}
+
+#[tokio::test]
+async fn a_repeated_upstream_event_id_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let org = app.org().await;
+    assert_eq!(receive(&app, org, "evt-1", "Globex").await, 1);
+    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    assert_eq!(receive(&app, org, "evt-1", "Globex").await, 0);
+    assert_eq!(receive(&app, org, "evt-1", "Changed").await, 0);
+    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+
+    assert_eq!(receive(&app, org, "evt-2", "Changed").await, 1);
+    let lead = leadroute_domain::ids::LeadId::for_upstream(org, &new_lead("evt-1", "").upstream);
+    assert_eq!(app.event_types(lead).await, ["LeadReceived", "LeadUpdated"]);
+}
+
+#[tokio::test]
+async fn the_four_extra_columns_are_filled_on_every_event_row() {
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let account = app.active_partner(org).await;
+    app.assignable_user(org, account).await;
+    app.lead(org).await;
+
+    let (rows, missing, positions, event_ids, recent): (i64, i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*),
+                count(*) FILTER (WHERE global_position IS NULL OR transaction_id IS NULL
+                                    OR recorded_at IS NULL OR event_id IS NULL),
+                count(DISTINCT global_position),
+                count(DISTINCT event_id),
+                count(*) FILTER (WHERE recorded_at > now() - interval '5 minutes')
+           FROM events",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        rows, 8,
+        "org, PRM, account, activation, contact, user activation, sign-in, lead"
+    );
+    assert_eq!(missing, 0);
+    assert_eq!(positions, rows, "global positions are distinct");
+    assert_eq!(event_ids, rows, "event ids are distinct");
+    assert_eq!(recent, rows, "recorded_at is the insert time");
+
+    let all_committed: bool = sqlx::query_scalar(
+        "SELECT bool_and(pg_xact_status(transaction_id) = 'committed') FROM events",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        all_committed,
+        "transaction_id holds the writing transaction, and it committed"
+    );
+}
+
+#[tokio::test]
+async fn committing_events_notifies_log_readers() {
+    let app = TestApp::spawn().await;
+    let mut listener = PgListener::connect_with(&app.db.pool).await.unwrap();
+    listener.listen(EVENTS_CHANNEL).await.unwrap();
+    app.org().await;
+    let notification = tokio::time::timeout(Duration::from_secs(5), listener.recv()).await;
+    assert!(
+        matches!(notification, Ok(Ok(_))),
+        "no notification on {EVENTS_CHANNEL}: {notification:?}"
+    );
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent() {
+    let app = TestApp::spawn().await;
+    MIGRATOR.run(&app.db.pool).await.unwrap();
+    let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(applied as usize, MIGRATOR.iter().count());
+}
+
+#[tokio::test]
+async fn twenty_concurrent_claims_give_exactly_one_winner() {
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let account = app.active_partner(org).await;
+    let queue = app.queue(org).await;
+    app.commands
+        .add_queue_member(
+            &app.meta(),
+            org,
+            queue,
+            QueueMember::PartnerAccount(account),
+        )
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for _ in 0..20 {
+        members.push(app.assignable_user(org, account).await);
+    }
+    let lead = app.lead(org).await;
+    app.commands
+        .enqueue_lead(&app.meta(), org, lead, queue)
+        .await
+        .unwrap();
+
+    let start = Arc::new(Barrier::new(members.len()));
+    let claims = members.iter().map(|&member| {
+        let (commands, meta, start) = (app.commands.clone(), app.meta(), start.clone());
+        tokio::spawn(async move {
+            start.wait().await;
+            commands.claim_lead(&meta, org, lead, queue, member).await
+        })
+    });
+    let results: Vec<Result<_, AppError>> = join_all(claims)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap())
+        .collect();
+
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    let already_claimed = results
+        .iter()
+        .filter(|r| matches!(r, Err(e) if e.code() == "already_claimed"))
+        .count();
+    assert_eq!(winners, 1, "{results:?}");
+    assert_eq!(already_claimed, 19, "{results:?}");
+    let claimed = app
+        .event_types(lead)
+        .await
+        .iter()
+        .filter(|t| *t == "LeadClaimed")
+        .count();
+    assert_eq!(claimed, 1);
+}
+
+#[tokio::test]
+async fn a_non_member_cannot_claim() {
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let account = app.active_partner(org).await;
+    let outsider = app.assignable_user(org, account).await;
+    let queue = app.queue(org).await;
+    let lead = app.lead(org).await;
+    app.commands
+        .enqueue_lead(&app.meta(), org, lead, queue)
+        .await
+        .unwrap();
+    let claim = app
+        .commands
+        .claim_lead(&app.meta(), org, lead, queue, outsider)
+        .await;
+    assert_eq!(claim.unwrap_err().code(), "not_a_queue_member");
+}
