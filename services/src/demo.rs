@@ -167,6 +167,7 @@ async fn seed_leads(
         ("L-1006", "Acme Corp", "US", "retail", 300),
     ];
     let mut ids: Vec<LeadId> = Vec::new();
+    let mut fresh = true;
     for (upstream_id, company, country, industry, employees) in leads {
         let new = NewLead {
             upstream: UpstreamRef {
@@ -192,7 +193,13 @@ async fn seed_leads(
             .collect(),
             route: true,
         };
-        ids.push(commands.receive_lead(meta, org, &new).await?.0);
+        let (lead, committed) = commands.receive_lead(meta, org, &new).await?;
+        fresh &= committed.events > 0;
+        ids.push(lead);
+    }
+    if !fresh {
+        // Seeded before: owners may have changed since; leave them.
+        return Ok(());
     }
     for lead in [ids[0], ids[1], ids[4]] {
         done_before(commands.enqueue_lead(meta, org, lead, queue).await)?;

@@ -242,6 +242,8 @@ async fn start_nats(data_root: &Path, port: u16) -> anyhow::Result<Started> {
         .arg("-l")
         .arg(&log)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         // Its own process group: a Ctrl-C in the terminal reaches `up`, which stops it in order.
         .process_group(0)
         .kill_on_drop(true)

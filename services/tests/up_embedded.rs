@@ -1,0 +1,139 @@
+//! `leadroute up` on the embedded default, as a user runs it: with no DATABASE_URL / NATS_URL
+//! and nothing on the chosen ports it starts its own PostgreSQL and nats-server, migrates,
+//! seeds the demo, keeps the data across restarts, and stops both servers on SIGTERM.
+//!
+//! Needs the PostgreSQL and nats-server programs installed (the test script installs them).
+
+use leadroute_services::embedded::port_answers;
+use sqlx::{Connection, PgConnection};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `leadroute up` and wait until it says it is up.
+async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
+    command
+        .args([
+            "up",
+            "--pg-port",
+            &pg_port.to_string(),
+            "--nats-port",
+            &nats_port.to_string(),
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("NATS_URL")
+        .env("LEADROUTE_LOG", "info")
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if demo {
+        command.arg("--demo");
+    }
+    let mut child = command.spawn().expect("spawn leadroute up");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let ready = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let up = line.contains("leadroute is up");
+            seen.push(line);
+            if up {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        matches!(ready, Ok(true)),
+        "leadroute up did not come up; it said:\n{}",
+        seen.join("\n")
+    );
+    // Keep draining its log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+async fn stop(mut child: Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
+        .await
+        .expect("up stops on SIGTERM");
+    assert!(exit.unwrap().success(), "up exits cleanly on SIGTERM");
+}
+
+async fn event_count(pg_port: u16) -> i64 {
+    let url = format!("postgres://postgres@127.0.0.1:{pg_port}/leadroute");
+    let mut conn = PgConnection::connect(&url)
+        .await
+        .expect("connect to the embedded PostgreSQL");
+    sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap()
+}
+
+/// Kills whatever still runs from the test's data directory when the test ends, so a failed
+/// test leaves no server behind.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .arg("-f")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn up_starts_local_servers_keeps_their_data_and_stops_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The postgres system user (when running as root) must reach the data directory.
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let data_dir = tmp.path().join("data");
+    let _cleanup = Cleanup(data_dir.clone());
+    let (pg_port, nats_port) = (free_port(), free_port());
+
+    let up = start_up(&data_dir, pg_port, nats_port, true).await;
+    assert!(port_answers(nats_port).await, "nats-server answers");
+    let seeded = event_count(pg_port).await;
+    assert!(seeded > 20, "the demo seeded {seeded} events");
+    stop(up).await;
+    assert!(
+        !port_answers(pg_port).await,
+        "the local PostgreSQL was stopped"
+    );
+    assert!(
+        !port_answers(nats_port).await,
+        "the local nats-server was stopped"
+    );
+    assert!(data_dir.join("pg/PG_VERSION").exists() && data_dir.join("nats").is_dir());
+
+    let again = start_up(&data_dir, pg_port, nats_port, true).await;
+    assert_eq!(
+        event_count(pg_port).await,
+        seeded,
+        "data kept across restarts; a second demo seed adds nothing"
+    );
+    stop(again).await;
+    assert!(!port_answers(pg_port).await);
+}
