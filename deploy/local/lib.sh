@@ -1,0 +1,82 @@
+# Shared helpers of deploy/local/up.sh and deploy/local/test.sh (sourced, not run).
+# They install what is missing through the package manager and find or start local servers.
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"
+  elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+  else log "need root to run: $*"; return 1
+  fi
+}
+
+pg_bindir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then echo "$dir"; return 0; fi
+  command -v initdb >/dev/null 2>&1 && dirname "$(command -v initdb)"
+}
+
+nats_server_bin() {
+  command -v nats-server 2>/dev/null || { [ -x /usr/sbin/nats-server ] && echo /usr/sbin/nats-server; }
+}
+
+# Install PostgreSQL, nats-server and a C compiler when missing (Debian/Ubuntu).
+ensure_packages() {
+  local missing=()
+  pg_bindir >/dev/null || missing+=(postgresql)
+  command -v psql >/dev/null 2>&1 || missing+=(postgresql-client)
+  nats_server_bin >/dev/null || missing+=(nats-server)
+  command -v cc >/dev/null 2>&1 || missing+=(build-essential)
+  command -v pkill >/dev/null 2>&1 || missing+=(procps)
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || { log "please install: ${missing[*]}"; return 1; }
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  command -v cargo >/dev/null 2>&1 || { log "a Rust toolchain (cargo) is required: https://rustup.rs"; return 1; }
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Does PostgreSQL on port $1 let the postgres role in without a password?
+pg_trusts() { psql "postgres://postgres@127.0.0.1:$1/postgres" -tAc 'SELECT 1' >/dev/null 2>&1; }
+
+# Start a throw-away-safe local cluster in $1 (data dir) on port $2, as the postgres user
+# when root (PostgreSQL refuses to run as root).
+start_own_postgres() {
+  local dir=$1 port=$2 bin run=()
+  bin=$(pg_bindir)
+  mkdir -p "$dir"
+  if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir"; run=(runuser -u postgres --); fi
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    "${run[@]}" "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
+  fi
+  log "starting PostgreSQL on 127.0.0.1:$port ($dir)"
+  "${run[@]}" "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+    -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300" start >/dev/null
+}
+
+stop_own_postgres() {
+  local dir=$1 bin run=()
+  bin=$(pg_bindir)
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+  "${run[@]}" "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true
+}
+
+start_own_nats() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  log "starting nats-server with JetStream on 127.0.0.1:$port ($dir)"
+  "$(nats_server_bin)" -a 127.0.0.1 -p "$port" -js -sd "$dir/store" -l "$dir/nats.log" </dev/null >/dev/null 2>&1 &
+  echo $! >"$dir/pid"
+  for _ in $(seq 1 100); do port_open "$port" && return 0; sleep 0.2; done
+  log "nats-server did not start; see $dir/nats.log"; return 1
+}
+
+stop_own_nats() {
+  local dir=$1
+  [ -f "$dir/pid" ] && kill "$(cat "$dir/pid")" 2>/dev/null || true
+  rm -f "$dir/pid"
+}
