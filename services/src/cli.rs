@@ -9,7 +9,12 @@ use std::path::PathBuf;
 #[command(name = "leadroute", version)]
 pub struct Cli {
     /// Log filter, tracing EnvFilter syntax (e.g. `info` or `leadroute_services=debug,info`).
-    #[arg(long, env = "LEADROUTE_LOG", default_value = "info,sqlx=warn", global = true)]
+    #[arg(
+        long,
+        env = "LEADROUTE_LOG",
+        default_value = "info,sqlx=warn",
+        global = true
+    )]
     pub log: String,
 
     /// What to run.

@@ -53,11 +53,6 @@ impl AppError {
             id: id.to_string(),
         }
     }
-
-    /// True when the command lost an optimistic-concurrency race and may be retried.
-    pub(crate) fn is_conflict(&self) -> bool {
-        matches!(self, AppError::Conflict { attempts: 0, .. })
-    }
 }
 
 impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
@@ -67,10 +62,10 @@ impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
                 code: refusal.code(),
                 message: refusal.to_string(),
             },
-            // `attempts: 0` marks a single lost race; `retry` turns it into the final count.
+            // One lost race; `commit` names the aggregate and `retry` counts the attempts.
             AggregateError::AggregateConflict => AppError::Conflict {
                 aggregate: "aggregate",
-                attempts: 0,
+                attempts: 1,
             },
             AggregateError::DatabaseConnectionError(e)
             | AggregateError::DeserializationError(e)

@@ -162,20 +162,86 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AppError>>,
 {
-    for n in 1..=MAX_ATTEMPTS {
+    let mut attempts = 1;
+    loop {
         match attempt().await {
-            Err(AppError::Conflict { aggregate, .. }) if n == MAX_ATTEMPTS => {
+            Err(AppError::Conflict { aggregate, .. }) if attempts < MAX_ATTEMPTS => {
+                tracing::debug!(
+                    aggregate,
+                    attempts,
+                    "optimistic-concurrency conflict, retrying"
+                );
+                attempts += 1;
+                tokio::task::yield_now().await;
+            }
+            Err(AppError::Conflict { aggregate, .. }) => {
                 return Err(AppError::Conflict {
                     aggregate,
-                    attempts: n,
+                    attempts,
                 });
-            }
-            Err(e) if e.is_conflict() => {
-                tracing::debug!(attempt = n, "optimistic-concurrency conflict, retrying");
-                tokio::task::yield_now().await;
             }
             other => return other,
         }
     }
-    unreachable!("the loop returns on its last attempt")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{retry, AppError, MAX_ATTEMPTS};
+    use std::cell::Cell;
+
+    fn lost_race() -> AppError {
+        AppError::Conflict {
+            aggregate: "Lead",
+            attempts: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_a_lost_race_and_returns_the_next_outcome() {
+        let calls = Cell::new(0);
+        let result = retry(|| {
+            calls.set(calls.get() + 1);
+            async {
+                if calls.get() < 3 {
+                    Err(lost_race())
+                } else {
+                    Ok(calls.get())
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 3);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_bounded_number_of_attempts() {
+        let calls = Cell::new(0);
+        let result: Result<(), _> = retry(|| {
+            calls.set(calls.get() + 1);
+            async { Err(lost_race()) }
+        })
+        .await;
+        assert_eq!(calls.get(), MAX_ATTEMPTS);
+        assert!(
+            matches!(result, Err(AppError::Conflict { aggregate: "Lead", attempts }) if attempts == MAX_ATTEMPTS)
+        );
+    }
+
+    #[tokio::test]
+    async fn does_not_retry_a_refusal() {
+        let calls = Cell::new(0);
+        let result: Result<(), _> = retry(|| {
+            calls.set(calls.get() + 1);
+            async {
+                Err(AppError::Refused {
+                    code: "already_claimed",
+                    message: "taken".into(),
+                })
+            }
+        })
+        .await;
+        assert_eq!(calls.get(), 1);
+        assert_eq!(result.unwrap_err().code(), "already_claimed");
+    }
 }
