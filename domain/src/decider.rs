@@ -21,6 +21,12 @@ pub trait Decider {
     fn evolve(&mut self, event: &Self::Event);
 }
 
+/// A display name with surrounding whitespace removed, or `None` when nothing is left.
+pub fn required_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
 /// A refusal with a stable machine code, as reported to API clients and dead letters.
 pub trait Refusal: std::error::Error {
     /// Stable, snake_case code of the rule that refused the command (`never_signed_in`).

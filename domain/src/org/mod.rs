@@ -1,7 +1,7 @@
 //! The Org aggregate: an org's existence, its one-way PRM switch and the fields partner
 //! users may see. Pure: no I/O, no clock.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{required_name, Decider, Refusal};
 use crate::ids::{Actor, InternalUserId, OrgId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -192,10 +192,7 @@ impl Decider for Org {
                 if self.id.is_some() {
                     return Err(OrgError::OrgAlreadyExists);
                 }
-                let name = name.trim().to_string();
-                if name.is_empty() {
-                    return Err(OrgError::NameRequired);
-                }
+                let name = required_name(&name).ok_or(OrgError::NameRequired)?;
                 Ok(vec![OrgEvent::OrgCreated {
                     org_id,
                     name,

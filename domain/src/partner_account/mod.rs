@@ -1,7 +1,7 @@
 //! The PartnerAccount aggregate: a reseller or distributor owned by one channel manager,
 //! activated as a partner only while its org has PRM enabled. Pure: no I/O, no clock.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{required_name, Decider, Refusal};
 use crate::ids::{Actor, InternalUserId, OrgId, PartnerAccountId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -202,10 +202,7 @@ impl Decider for PartnerAccount {
                 if self.id.is_some() {
                     return Err(E::AccountAlreadyExists);
                 }
-                let name = name.trim().to_string();
-                if name.is_empty() {
-                    return Err(E::NameRequired);
-                }
+                let name = required_name(&name).ok_or(E::NameRequired)?;
                 Ok(vec![V::PartnerAccountCreated {
                     account_id,
                     org_id,

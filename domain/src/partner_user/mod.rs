@@ -2,7 +2,7 @@
 //! with a one-time invitation, and the assignability rule every owner change obeys.
 //! Pure: no I/O, no clock.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{required_name, Decider, Refusal};
 use crate::ids::{Actor, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -263,10 +263,7 @@ impl Decider for PartnerUser {
                 if self.id.is_some() {
                     return Err(E::ContactAlreadyExists);
                 }
-                let name = name.trim().to_string();
-                if name.is_empty() {
-                    return Err(E::NameRequired);
-                }
+                let name = required_name(&name).ok_or(E::NameRequired)?;
                 let email = normalise_email(&email).ok_or(E::InvalidEmail)?;
                 Ok(vec![V::ContactAdded {
                     user_id,

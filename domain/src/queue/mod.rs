@@ -1,7 +1,7 @@
 //! The Queue aggregate: a partner queue and its members (single partner users or whole
 //! partner accounts). Pure: no I/O, no clock.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{required_name, Decider, Refusal};
 use crate::ids::{Actor, OrgId, PartnerAccountId, PartnerUserId, QueueId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -171,10 +171,7 @@ impl Decider for Queue {
                 if self.id.is_some() {
                     return Err(QueueError::QueueAlreadyExists);
                 }
-                let name = name.trim().to_string();
-                if name.is_empty() {
-                    return Err(QueueError::NameRequired);
-                }
+                let name = required_name(&name).ok_or(QueueError::NameRequired)?;
                 Ok(vec![QueueEvent::QueueCreated {
                     queue_id,
                     org_id,
