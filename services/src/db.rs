@@ -47,7 +47,8 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
         .await
         .with_context(|| {
             format!(
-                "cannot connect to PostgreSQL at {} to create database {name}",
+                "cannot connect to PostgreSQL at {} to create database {name} (set DATABASE_URL \
+                 to a server and role leadroute may use)",
                 redact_url(url)
             )
         })?;
