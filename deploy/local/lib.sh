@@ -43,13 +43,28 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # Does PostgreSQL on port $1 let the postgres role in without a password?
 pg_trusts() { psql "postgres://postgres@127.0.0.1:$1/postgres" -tAc 'SELECT 1' >/dev/null 2>&1; }
 
-# Start a throw-away-safe local cluster in $1 (data dir) on port $2, as the postgres user
-# when root (PostgreSQL refuses to run as root).
+# The real data directory for a cluster meant to live at $1. As root the cluster runs as
+# the postgres user; when that user cannot reach $1 (a checkout under /root, mode 0700) the
+# cluster lives under /var/lib/leadroute and $1 becomes a link to it.
+pg_data_dir() {
+  local dir=$1 outside
+  if [ "$(id -u)" != 0 ]; then mkdir -p "$dir"; echo "$dir"; return; fi
+  [ -L "$dir" ] && dir=$(readlink -f "$dir")
+  mkdir -p "$dir"; chown -R postgres:postgres "$dir"
+  if runuser -u postgres -- test -w "$dir"; then echo "$dir"; return; fi
+  outside=/var/lib/leadroute/test-$(printf '%s' "$1" | md5sum | cut -c1-16)
+  mkdir -p "$outside"; chown -R postgres:postgres "$outside"
+  rmdir "$1" && ln -s "$outside" "$1"
+  echo "$outside"
+}
+
+# Start a local cluster meant to live at $1 on port $2, as the postgres user when root
+# (PostgreSQL refuses to run as root).
 start_own_postgres() {
-  local dir=$1 port=$2 bin run=()
+  local dir port=$2 bin run=()
   bin=$(pg_bindir)
-  mkdir -p "$dir"
-  if [ "$(id -u)" = 0 ]; then chown -R postgres:postgres "$dir"; run=(runuser -u postgres --); fi
+  dir=$(pg_data_dir "$1")
+  [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
   if [ ! -f "$dir/PG_VERSION" ]; then
     "${run[@]}" "$bin/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C >/dev/null
   fi
@@ -59,7 +74,8 @@ start_own_postgres() {
 }
 
 stop_own_postgres() {
-  local dir=$1 bin run=()
+  local dir bin run=()
+  dir=$(readlink -f "$1")
   bin=$(pg_bindir)
   [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
   "${run[@]}" "$bin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null || true

@@ -28,7 +28,8 @@ if [ -z "${LEADROUTE_TEST_DATABASE_URL:-}" ]; then
   if port_open 5432 && pg_trusts 5432; then
     port=5432
   else
-    port=5432; port_open 5432 && port=55432
+    # Our own cluster: on 5432 when free, else on 55433 (up.sh may use 55432).
+    port=5432; port_open 5432 && port=55433
     [ -f "$state/pg/postmaster.pid" ] && stop_own_postgres "$state/pg"
     start_own_postgres "$state/pg" "$port"
     started+=(pg)
@@ -47,13 +48,19 @@ fi
 
 log "PostgreSQL: $LEADROUTE_TEST_DATABASE_URL  NATS: $LEADROUTE_TEST_NATS_URL"
 mkdir -p "$state"
-cargo test --workspace --all-targets --locked 2>&1 | tee "$state/cargo-test.log"
+rm -f "$state/summary"
+set +e
+cargo test --workspace --all-targets --locked --no-fail-fast 2>&1 | tee "$state/cargo-test.log"
+status=${PIPESTATUS[0]}
+set -e
 # One closing line over every test binary (cargo prints one "test result" per binary).
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "tests: %d passed, %d failed, %d skipped\n", p, f, i }' \
   "$state/cargo-test.log" | tee "$state/summary"
+[ "$status" = 0 ] || { log "cargo test failed (exit $status)"; exit "$status"; }
 
 # The domain stays free of I/O crates.
-if cargo tree -p leadroute-domain -e normal --prefix none | grep -E '^(sqlx|sqlx-[a-z-]+|async-nats|axum) '; then
+domain_deps=$(cargo tree -p leadroute-domain -e normal --prefix none --locked)
+if grep -E '^(sqlx|sqlx-[a-z-]+|async-nats|axum) ' <<<"$domain_deps"; then
   log "leadroute-domain must not depend on sqlx, async-nats or axum"
   exit 1
 fi

@@ -12,9 +12,13 @@ use std::process::Stdio;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
+use uuid::Uuid;
 
 /// System user that runs a locally started PostgreSQL when leadroute runs as root.
 const POSTGRES_SYSTEM_USER: &str = "postgres";
+
+/// Where a cluster goes when the system user cannot reach the configured data directory.
+const UNREACHABLE_DATA_ROOT: &str = "/var/lib/leadroute";
 
 /// The servers `up` runs against, and the ones it started itself.
 pub struct Infra {
@@ -176,57 +180,91 @@ fn find_on_path(program: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-async fn start_postgres(data_dir: &Path, port: u16) -> anyhow::Result<Started> {
+async fn start_postgres(requested_dir: &Path, port: u16) -> anyhow::Result<Started> {
     let bin = postgres_bin_dir()?;
     let run_as = running_as_root().await.then_some(POSTGRES_SYSTEM_USER);
-    std::fs::create_dir_all(data_dir)?;
-    if let Some(user) = run_as {
-        let mut chown = Command::new("chown");
-        chown.arg("-R").arg(format!("{user}:{user}")).arg(data_dir);
-        run(chown).await?;
-        let mut reach = as_user(run_as, Path::new("test"));
-        reach.arg("-w").arg(data_dir);
-        run(reach).await.with_context(|| {
-            format!(
-                "the {user} system user cannot write {}: choose a data directory it can reach (--data-dir / LEADROUTE_DATA_DIR)",
-                data_dir.display()
-            )
-        })?;
-    }
+    let data_dir = match run_as {
+        Some(user) => data_dir_for_user(requested_dir, user).await?,
+        None => {
+            std::fs::create_dir_all(requested_dir)?;
+            requested_dir.to_path_buf()
+        }
+    };
     if !data_dir.join("PG_VERSION").exists() {
         tracing::info!(dir = %data_dir.display(), "initialising a local PostgreSQL cluster");
         let mut initdb = as_user(run_as, &bin.join("initdb"));
-        initdb.arg("-D").arg(data_dir).args([
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-        ]);
+        initdb.arg("-D").arg(&data_dir);
+        initdb.args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C"]);
         run(initdb).await?;
     }
     tracing::info!(port, dir = %data_dir.display(), "starting local PostgreSQL");
     let pg_ctl = bin.join("pg_ctl");
+    let log = data_dir.join("server.log");
     let mut start = as_user(run_as, &pg_ctl);
     start
         .arg("-D")
-        .arg(data_dir)
+        .arg(&data_dir)
         .arg("-l")
-        .arg(data_dir.join("server.log"))
-        .args(["-w", "-t", "60", "-o"])
-        .arg(format!(
-            "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
-        ))
-        .arg("start");
+        .arg(&log)
+        .args(["-w", "-t", "60", "-o"]);
+    start.arg(format!(
+        "-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=''"
+    ));
+    start.arg("start");
     run(start)
         .await
-        .with_context(|| format!("see {}", data_dir.join("server.log").display()))?;
+        .with_context(|| format!("see {}", log.display()))?;
     Ok(Started::Postgres {
         pg_ctl,
-        data_dir: data_dir.to_path_buf(),
+        data_dir,
         run_as,
     })
+}
+
+/// The data directory for a cluster run by `user` (as root): `requested`, owned by `user`,
+/// or, when `user` cannot reach it (a checkout under /root, mode 0700), a directory under
+/// [`UNREACHABLE_DATA_ROOT`] that `requested` becomes a link to. Later runs follow the link.
+async fn data_dir_for_user(requested: &Path, user: &str) -> anyhow::Result<PathBuf> {
+    let linked = std::fs::read_link(requested).ok();
+    let dir = linked.clone().unwrap_or_else(|| requested.to_path_buf());
+    if owned_and_writable_by(&dir, user).await? {
+        return Ok(dir);
+    }
+    if linked.is_some() {
+        bail!("the {user} system user cannot write {}", dir.display());
+    }
+    let name = Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        requested.as_os_str().as_encoded_bytes(),
+    );
+    let outside = Path::new(UNREACHABLE_DATA_ROOT).join(name.simple().to_string());
+    if !owned_and_writable_by(&outside, user).await? {
+        bail!(
+            "the {user} system user can write neither {} nor {}",
+            requested.display(),
+            outside.display()
+        );
+    }
+    std::fs::remove_dir(requested).with_context(|| {
+        format!(
+            "{} is not empty but {user} cannot reach it",
+            requested.display()
+        )
+    })?;
+    std::os::unix::fs::symlink(&outside, requested)?;
+    tracing::info!(link = %requested.display(), dir = %outside.display(), "{user} cannot reach the data directory; keeping the cluster outside it");
+    Ok(outside)
+}
+
+/// Create `dir`, give it to `user`, and tell whether `user` can write it.
+async fn owned_and_writable_by(dir: &Path, user: &str) -> anyhow::Result<bool> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut chown = Command::new("chown");
+    chown.arg("-R").arg(format!("{user}:{user}")).arg(dir);
+    run(chown).await?;
+    let mut writable = as_user(Some(user), Path::new("test"));
+    writable.arg("-w").arg(dir);
+    Ok(run(writable).await.is_ok())
 }
 
 async fn start_nats(data_root: &Path, port: u16) -> anyhow::Result<Started> {
@@ -271,7 +309,9 @@ async fn stop_child(mut child: Child, name: &str) {
         let mut term = Command::new("kill");
         term.args(["-TERM", &pid.to_string()]);
         if let Err(e) = run(term).await {
-            tracing::warn!(error = %e, "{name}: SIGTERM failed");
+            tracing::warn!(error = %e, "{name}: SIGTERM failed; killing it");
+            let _ = child.kill().await;
+            return;
         }
     }
     match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {

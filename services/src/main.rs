@@ -7,19 +7,20 @@ use leadroute_services::{db, telemetry, up};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init(&cli.log);
+    telemetry::init(&cli.log)?;
     match cli.command {
         Command::Migrate(database) => {
             if database.database_url.is_none() {
                 db::ensure_database(&database.url()).await?;
             }
-            db::connect_and_migrate(&database.url(), 1).await?;
+            db::connect_and_migrate(&database.url(), database.db_max_connections).await?;
             tracing::info!("migrations applied");
         }
         Command::Up(config) => {
+            let shutdown = up::ShutdownSignal::listen()?;
             up::Up::build(&config)
                 .await?
-                .run_until_stopped(up::shutdown_signal())
+                .run_until_stopped(shutdown.recv())
                 .await?;
         }
     }

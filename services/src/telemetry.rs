@@ -3,11 +3,14 @@
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber with `filter` (EnvFilter syntax, e.g. `info,sqlx=warn`).
-pub fn init(filter: &str) {
-    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(filter: &str) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!("invalid log filter {filter:?} (--log / LEADROUTE_LOG): {e}")
+    })?;
     // A second init (tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .try_init();
+    Ok(())
 }

@@ -11,6 +11,7 @@ use crate::demo;
 use crate::embedded::Infra;
 use sqlx::PgPool;
 use std::future::Future;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// A prepared `up`: servers chosen or started, schema migrated.
 pub struct Up {
@@ -70,21 +71,28 @@ impl Up {
     }
 }
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from creation on: create it before start-up,
+/// so a signal during start-up neither kills the process before it stops the servers it
+/// started nor gets lost.
+pub struct ShutdownSignal {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl ShutdownSignal {
+    /// Start listening.
+    pub fn listen() -> std::io::Result<ShutdownSignal> {
+        Ok(ShutdownSignal {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    /// Completes at the first signal (at once if one came since [`ShutdownSignal::listen`]).
+    pub async fn recv(mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {},
+            _ = self.terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = terminate => {},
     }
 }

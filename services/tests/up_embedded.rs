@@ -4,6 +4,7 @@
 //!
 //! Needs the PostgreSQL and nats-server programs installed (the test script installs them).
 
+use leadroute_projections::schema::EVENTS_TABLE;
 use leadroute_services::embedded::port_answers;
 use sqlx::{Connection, PgConnection};
 use std::os::unix::fs::PermissionsExt;
@@ -21,8 +22,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Start `leadroute up` and wait until it says it is up.
-async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Child {
+fn up_command(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_leadroute"));
     command
         .args([
@@ -42,7 +42,14 @@ async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> 
     if demo {
         command.arg("--demo");
     }
-    let mut child = command.spawn().expect("spawn leadroute up");
+    command
+}
+
+/// Start `leadroute up` and wait until it says it is up.
+async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Child {
+    let mut child = up_command(data_dir, pg_port, nats_port, demo)
+        .spawn()
+        .expect("spawn leadroute up");
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let ready = tokio::time::timeout(Duration::from_secs(120), async {
@@ -80,15 +87,32 @@ async fn stop(mut child: Child) {
     assert!(exit.unwrap().success(), "up exits cleanly on SIGTERM");
 }
 
+async fn sigterm(child: &Child) {
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+}
+
 async fn event_count(pg_port: u16) -> i64 {
     let url = format!("postgres://postgres@127.0.0.1:{pg_port}/leadroute");
     let mut conn = PgConnection::connect(&url)
         .await
         .expect("connect to the embedded PostgreSQL");
-    sqlx::query_scalar("SELECT count(*) FROM events")
+    sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENTS_TABLE}"))
         .fetch_one(&mut conn)
         .await
         .unwrap()
+}
+
+/// A tmp directory the postgres system user (used when running as root) can reach.
+fn reachable_tempdir() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    tmp
 }
 
 /// Kills whatever still runs from the test's data directory when the test ends, so a failed
@@ -106,9 +130,7 @@ impl Drop for Cleanup {
 
 #[tokio::test]
 async fn up_starts_local_servers_keeps_their_data_and_stops_them() {
-    let tmp = tempfile::tempdir().unwrap();
-    // The postgres system user (when running as root) must reach the data directory.
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let tmp = reachable_tempdir();
     let data_dir = tmp.path().join("data");
     let _cleanup = Cleanup(data_dir.clone());
     let (pg_port, nats_port) = (free_port(), free_port());
@@ -136,4 +158,38 @@ async fn up_starts_local_servers_keeps_their_data_and_stops_them() {
     );
     stop(again).await;
     assert!(!port_answers(pg_port).await);
+}
+
+#[tokio::test]
+async fn a_signal_during_start_up_still_stops_what_up_started() {
+    let tmp = reachable_tempdir();
+    let data_dir = tmp.path().join("data");
+    let _cleanup = Cleanup(data_dir.clone());
+    let (pg_port, nats_port) = (free_port(), free_port());
+
+    let mut up = up_command(&data_dir, pg_port, nats_port, true)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let starting = async {
+        while !data_dir.join("pg").exists() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), starting)
+        .await
+        .expect("up starts its PostgreSQL");
+    sigterm(&up).await;
+    let exit = tokio::time::timeout(Duration::from_secs(120), up.wait())
+        .await
+        .expect("up exits");
+    assert!(
+        exit.unwrap().success(),
+        "a signal during start-up is a clean shutdown"
+    );
+    assert!(!port_answers(pg_port).await, "no PostgreSQL left running");
+    assert!(
+        !port_answers(nats_port).await,
+        "no nats-server left running"
+    );
 }

@@ -11,6 +11,7 @@ use leadroute_domain::ids::{
     UpstreamRef,
 };
 use leadroute_domain::org::{SharingReviewAck, VisibleFields};
+use leadroute_projections::schema::EVENTS_TABLE;
 use leadroute_services::app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::Duration as StdDuration;
@@ -252,9 +253,9 @@ impl TestApp {
 
     /// Event types of an aggregate in sequence order, read straight from the events table.
     pub async fn event_types(&self, aggregate_id: impl ToString) -> Vec<String> {
-        sqlx::query_scalar(
-            "SELECT event_type FROM events WHERE aggregate_id = $1 ORDER BY sequence",
-        )
+        sqlx::query_scalar(&format!(
+            "SELECT event_type FROM {EVENTS_TABLE} WHERE aggregate_id = $1 ORDER BY sequence"
+        ))
         .bind(aggregate_id.to_string())
         .fetch_all(&self.db.pool)
         .await
@@ -263,9 +264,9 @@ impl TestApp {
 
     /// The payload of the latest event of an aggregate.
     pub async fn last_payload(&self, aggregate_id: impl ToString) -> serde_json::Value {
-        sqlx::query_scalar(
-            "SELECT payload FROM events WHERE aggregate_id = $1 ORDER BY sequence DESC LIMIT 1",
-        )
+        sqlx::query_scalar(&format!(
+            "SELECT payload FROM {EVENTS_TABLE} WHERE aggregate_id = $1 ORDER BY sequence DESC LIMIT 1"
+        ))
         .bind(aggregate_id.to_string())
         .fetch_one(&self.db.pool)
         .await

@@ -5,7 +5,7 @@
 use futures::future::join_all;
 use leadroute_domain::ids::{OrgId, UpstreamRef};
 use leadroute_domain::queue::QueueMember;
-use leadroute_projections::schema::{EVENTS_CHANNEL, MIGRATOR};
+use leadroute_projections::schema::{EVENTS_CHANNEL, EVENTS_TABLE, MIGRATOR};
 use leadroute_services::app::{AppError, NewLead};
 use leadroute_tests::TestApp;
 use serde_json::json;
@@ -40,14 +40,14 @@ async fn a_repeated_upstream_event_id_writes_nothing() {
     let app = TestApp::spawn().await;
     let org = app.org().await;
     assert_eq!(receive(&app, org, "evt-1", "Globex").await, 1);
-    let before: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+    let before: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENTS_TABLE}"))
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
 
     assert_eq!(receive(&app, org, "evt-1", "Globex").await, 0);
     assert_eq!(receive(&app, org, "evt-1", "Changed").await, 0);
-    let after: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+    let after: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENTS_TABLE}"))
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
@@ -66,18 +66,19 @@ async fn the_four_extra_columns_are_filled_on_every_event_row() {
     app.assignable_user(org, account).await;
     app.lead(org).await;
 
-    let (rows, missing, positions, event_ids, recent): (i64, i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT count(*),
+    let (rows, missing, positions, event_ids, recent): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(&format!(
+            "SELECT count(*),
                 count(*) FILTER (WHERE global_position IS NULL OR transaction_id IS NULL
                                     OR recorded_at IS NULL OR event_id IS NULL),
                 count(DISTINCT global_position),
                 count(DISTINCT event_id),
                 count(*) FILTER (WHERE recorded_at > now() - interval '5 minutes')
-           FROM events",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+           FROM {EVENTS_TABLE}",
+        ))
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     assert_eq!(
         rows, 8,
         "org, PRM, account, activation, contact, user activation, sign-in, lead"
@@ -87,9 +88,9 @@ async fn the_four_extra_columns_are_filled_on_every_event_row() {
     assert_eq!(event_ids, rows, "event ids are distinct");
     assert_eq!(recent, rows, "recorded_at is the insert time");
 
-    let all_committed: bool = sqlx::query_scalar(
-        "SELECT bool_and(pg_xact_status(transaction_id) = 'committed') FROM events",
-    )
+    let all_committed: bool = sqlx::query_scalar(&format!(
+        "SELECT bool_and(pg_xact_status(transaction_id) = 'committed') FROM {EVENTS_TABLE}"
+    ))
     .fetch_one(&app.db.pool)
     .await
     .unwrap();
@@ -123,7 +124,7 @@ async fn migrations_are_idempotent() {
     assert_eq!(applied as usize, MIGRATOR.iter().count());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_claims_give_exactly_one_winner() {
     let app = TestApp::spawn().await;
     let org = app.prm_org().await;
@@ -162,6 +163,10 @@ async fn twenty_concurrent_claims_give_exactly_one_winner() {
         .map(|r| r.unwrap())
         .collect();
 
+    assert!(
+        app.commands.conflicts_retried() > 0,
+        "the claims raced on the lead's version"
+    );
     let winners = results.iter().filter(|r| r.is_ok()).count();
     let already_claimed = results
         .iter()

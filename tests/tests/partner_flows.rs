@@ -202,16 +202,16 @@ async fn another_orgs_users_queues_and_leads_are_not_found() {
             false,
         )
         .await;
-    assert_eq!(refusal_code(to_user), "not_found");
+    assert_eq!(refusal_code(to_user), "contact_not_found");
     let to_queue = app
         .commands
         .enqueue_lead(&app.meta(), org, lead, other_queue)
         .await;
-    assert_eq!(refusal_code(to_queue), "not_found");
+    assert_eq!(refusal_code(to_queue), "queue_not_found");
     let foreign_lead = app
         .commands
         .enqueue_lead(&app.meta(), org, other_lead, QueueId::new_random())
         .await;
-    assert_eq!(refusal_code(foreign_lead), "not_found");
+    assert_eq!(refusal_code(foreign_lead), "lead_not_found");
     assert_eq!(app.event_types(lead).await, ["LeadReceived"]);
 }

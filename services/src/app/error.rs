@@ -18,7 +18,9 @@ pub enum AppError {
     /// A referenced resource does not exist in the caller's org.
     #[error("{what} {id} not found")]
     NotFound {
-        /// Kind of resource (`lead`, `partner_user`, ...).
+        /// Stable code (`lead_not_found`), the same the domain uses for a missing aggregate.
+        code: &'static str,
+        /// Kind of resource (`lead`, `contact`, ...).
         what: &'static str,
         /// Its id as given.
         id: String,
@@ -41,14 +43,15 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Refused { code, .. } => code,
-            AppError::NotFound { .. } => "not_found",
+            AppError::NotFound { code, .. } => code,
             AppError::Conflict { .. } => "concurrent_modification",
             AppError::Store(_) => "store_unavailable",
         }
     }
 
-    pub(crate) fn not_found(what: &'static str, id: impl ToString) -> Self {
+    pub(crate) fn not_found(code: &'static str, what: &'static str, id: impl ToString) -> Self {
         AppError::NotFound {
+            code,
             what,
             id: id.to_string(),
         }

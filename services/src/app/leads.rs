@@ -1,7 +1,7 @@
 //! Lead commands: receive from upstream (create or update; repeated upstream event ids are
 //! no-ops), manual reassignment, enqueue and claim, each with its target facts looked up.
 
-use super::{retry, AppError, CommandMeta, Commands, Committed};
+use super::{AppError, CommandMeta, Commands, Committed};
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLead};
 use leadroute_domain::org::Org;
@@ -29,22 +29,23 @@ impl Commands {
         new: &NewLead,
     ) -> Result<(LeadId, Committed), AppError> {
         let lead_id = LeadId::for_upstream(org, &new.upstream);
-        let committed = retry(|| async {
-            self.load_in_org::<Org>(org, org).await?;
-            let loaded = self.load::<Lead>(lead_id).await?;
-            let command = LeadCommand::ReceiveLead(ReceiveLead {
-                lead_id,
-                org_id: org,
-                upstream: new.upstream.clone(),
-                upstream_event_id: new.upstream_event_id.clone(),
-                fields: new.fields.clone(),
-                route: new.route,
-                actor: meta.actor.clone(),
-                at: meta.at,
-            });
-            self.commit(loaded, command, meta).await
-        })
-        .await?;
+        let committed = self
+            .retry(|| async {
+                self.load_in_org::<Org>(org, org).await?;
+                let loaded = self.load::<Lead>(lead_id).await?;
+                let command = LeadCommand::ReceiveLead(ReceiveLead {
+                    lead_id,
+                    org_id: org,
+                    upstream: new.upstream.clone(),
+                    upstream_event_id: new.upstream_event_id.clone(),
+                    fields: new.fields.clone(),
+                    route: new.route,
+                    actor: meta.actor.clone(),
+                    at: meta.at,
+                });
+                self.commit(loaded, command, meta).await
+            })
+            .await?;
         Ok((lead_id, committed))
     }
 
@@ -58,7 +59,7 @@ impl Commands {
         to: Owner,
         notify: bool,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<Lead>(org, lead).await?;
             let target = self.owner_assignability(org, to).await?;
             let command = LeadCommand::ReassignLead {
@@ -81,7 +82,7 @@ impl Commands {
         lead: LeadId,
         queue: QueueId,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<Lead>(org, lead).await?;
             self.queue_exists(org, queue).await?;
             let command = LeadCommand::EnqueueLead {
@@ -104,7 +105,7 @@ impl Commands {
         queue: QueueId,
         claimant: PartnerUserId,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<Lead>(org, lead).await?;
             let queue_state = self.load_in_org::<Queue>(org, queue).await?.aggregate;
             let (user, claimant_assignable) =

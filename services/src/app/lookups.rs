@@ -18,14 +18,17 @@ pub(crate) trait InOrg: Aggregate<Services = ()>
 where
     Self::Error: Refusal + Send + Sync + 'static,
 {
-    /// Name reported when it is missing (`partner_user`).
+    /// Name reported when it is missing (`contact`).
     const WHAT: &'static str;
+    /// Code reported when it is missing: the domain's own code for that aggregate.
+    const NOT_FOUND: &'static str;
     /// Its org, `None` while it does not exist.
     fn org(&self) -> Option<OrgId>;
 }
 
 impl InOrg for Org {
     const WHAT: &'static str = "org";
+    const NOT_FOUND: &'static str = "org_not_found";
     fn org(&self) -> Option<OrgId> {
         self.id
     }
@@ -33,13 +36,15 @@ impl InOrg for Org {
 
 impl InOrg for PartnerAccount {
     const WHAT: &'static str = "partner_account";
+    const NOT_FOUND: &'static str = "partner_account_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }
 }
 
 impl InOrg for PartnerUser {
-    const WHAT: &'static str = "partner_user";
+    const WHAT: &'static str = "contact";
+    const NOT_FOUND: &'static str = "contact_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }
@@ -47,6 +52,7 @@ impl InOrg for PartnerUser {
 
 impl InOrg for Queue {
     const WHAT: &'static str = "queue";
+    const NOT_FOUND: &'static str = "queue_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }
@@ -54,6 +60,7 @@ impl InOrg for Queue {
 
 impl InOrg for Lead {
     const WHAT: &'static str = "lead";
+    const NOT_FOUND: &'static str = "lead_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }
@@ -74,7 +81,7 @@ impl Commands {
         let loaded = self.load::<A>(&id).await?;
         match loaded.aggregate.org() {
             Some(owner_org) if owner_org == org => Ok(loaded),
-            _ => Err(AppError::not_found(A::WHAT, id)),
+            _ => Err(AppError::not_found(A::NOT_FOUND, A::WHAT, id)),
         }
     }
 
@@ -98,9 +105,9 @@ impl Commands {
             .load_in_org::<PartnerUser>(org, user_id)
             .await?
             .aggregate;
-        let account_id = user
-            .account_id
-            .ok_or_else(|| AppError::not_found("partner_account", user_id))?;
+        let account_id = user.account_id.ok_or_else(|| {
+            AppError::not_found("partner_account_not_found", "partner_account", user_id)
+        })?;
         let account = self
             .load_in_org::<PartnerAccount>(org, account_id)
             .await?

@@ -25,8 +25,13 @@ use leadroute_domain::Refusal;
 use leadroute_projections::schema::{EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
+use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use uuid::Uuid;
 
 /// How many times a command is tried when it keeps losing optimistic-concurrency races.
@@ -41,6 +46,8 @@ pub struct CommandMeta {
     pub at: DateTime<Utc>,
     /// Correlates every event of one request or message.
     pub correlation_id: Uuid,
+    /// The event or message that caused this command, if any.
+    pub causation_id: Option<Uuid>,
 }
 
 impl CommandMeta {
@@ -50,17 +57,28 @@ impl CommandMeta {
             actor,
             at: Utc::now(),
             correlation_id: Uuid::new_v4(),
+            causation_id: None,
         }
     }
 
+    /// The same command context, caused by `cause` (an event or message id).
+    pub fn caused_by(mut self, cause: Uuid) -> Self {
+        self.causation_id = Some(cause);
+        self
+    }
+
     fn to_event_metadata(&self) -> HashMap<String, String> {
-        HashMap::from([
+        let mut metadata = HashMap::from([
             ("actor".to_string(), self.actor.to_string()),
             (
                 "correlation_id".to_string(),
                 self.correlation_id.to_string(),
             ),
-        ])
+        ]);
+        if let Some(cause) = self.causation_id {
+            metadata.insert("causation_id".to_string(), cause.to_string());
+        }
+        metadata
     }
 }
 
@@ -83,12 +101,32 @@ type Loaded<A> = cqrs_es::persist::EventStoreAggregateContext<A>;
 pub struct Commands {
     /// Pool of the database that holds the `events` table.
     pool: PgPool,
+    /// Optimistic-concurrency races lost and retried so far (a metric, and the proof in
+    /// tests that concurrent commands really raced).
+    conflicts_retried: Arc<AtomicU64>,
 }
 
 impl Commands {
     /// Commands over the event store in `pool`'s database (migrations already applied).
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            conflicts_retried: Arc::default(),
+        }
+    }
+
+    /// How many lost optimistic-concurrency races were retried since creation.
+    pub fn conflicts_retried(&self) -> u64 {
+        self.conflicts_retried.load(Ordering::Relaxed)
+    }
+
+    /// Run `attempt` until it does not lose an optimistic-concurrency race (see [`retry`]).
+    async fn retry<T, F, Fut>(&self, attempt: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AppError>>,
+    {
+        retry(&self.conflicts_retried, attempt).await
     }
 
     fn store<A: Aggregate>(&self) -> Store<A> {
@@ -107,6 +145,11 @@ impl Commands {
     }
 
     /// Decide `command` against the loaded aggregate and commit the events it produces.
+    #[tracing::instrument(level = "debug", skip_all, fields(
+        aggregate = A::TYPE,
+        aggregate_id = %loaded.aggregate_id,
+        correlation_id = %meta.correlation_id,
+    ))]
     async fn commit<A>(
         &self,
         mut loaded: Loaded<A>,
@@ -156,8 +199,9 @@ impl Commands {
 }
 
 /// Run `attempt` until it does not lose an optimistic-concurrency race, at most
-/// [`MAX_ATTEMPTS`] times. Each attempt must reload what it decides on.
-async fn retry<T, F, Fut>(mut attempt: F) -> Result<T, AppError>
+/// [`MAX_ATTEMPTS`] times, with a short randomised backoff; counts retries in `retried`.
+/// Each attempt must reload what it decides on.
+async fn retry<T, F, Fut>(retried: &AtomicU64, mut attempt: F) -> Result<T, AppError>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, AppError>>,
@@ -171,8 +215,9 @@ where
                     attempts,
                     "optimistic-concurrency conflict, retrying"
                 );
+                retried.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(backoff(attempts)).await;
                 attempts += 1;
-                tokio::task::yield_now().await;
             }
             Err(AppError::Conflict { aggregate, .. }) => {
                 return Err(AppError::Conflict {
@@ -185,10 +230,46 @@ where
     }
 }
 
+/// A random wait below 1 ms · 2^attempt (at most 64 ms), so racing writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling_us = 1000u64 << attempt.min(6);
+    let random = RandomState::new().build_hasher().finish();
+    Duration::from_micros(random % ceiling_us)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{retry, AppError, MAX_ATTEMPTS};
+    use super::{backoff, AppError, MAX_ATTEMPTS};
     use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    async fn retry<T, F, Fut>(attempt: F) -> Result<T, AppError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AppError>>,
+    {
+        let retried = AtomicU64::new(0);
+        let result = super::retry(&retried, attempt).await;
+        let expected = match &result {
+            Err(AppError::Conflict { attempts, .. }) => u64::from(*attempts) - 1,
+            _ => retried.load(Ordering::Relaxed),
+        };
+        assert_eq!(
+            retried.load(Ordering::Relaxed),
+            expected,
+            "every retry is counted"
+        );
+        result
+    }
+
+    #[test]
+    fn backoff_stays_under_its_ceiling() {
+        for attempt in 1..=MAX_ATTEMPTS {
+            assert!(backoff(attempt) < Duration::from_millis(64));
+        }
+        assert!(backoff(1) < Duration::from_millis(2));
+    }
 
     fn lost_race() -> AppError {
         AppError::Conflict {

@@ -1,7 +1,7 @@
 //! Org commands: create, enable PRM (one-way, with the sharing review), the refused disable,
 //! and the partner-visible fields.
 
-use super::{retry, AppError, CommandMeta, Commands, Committed};
+use super::{AppError, CommandMeta, Commands, Committed};
 use leadroute_domain::ids::OrgId;
 use leadroute_domain::org::{Org, OrgCommand, SharingReviewAck, VisibleFields};
 
@@ -13,7 +13,7 @@ impl Commands {
         org_id: OrgId,
         name: &str,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load::<Org>(org_id).await?;
             let command = OrgCommand::CreateOrg {
                 org_id,
@@ -74,7 +74,7 @@ impl Commands {
         org_id: OrgId,
         command: impl Fn() -> OrgCommand,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<Org>(org_id, org_id).await?;
             self.commit(loaded, command(), meta).await
         })

@@ -1,7 +1,7 @@
 //! Partner account and partner user commands, with the facts they need looked up first
 //! (PRM enabled for the org, the contact's account active).
 
-use super::{retry, AppError, CommandMeta, Commands, Committed};
+use super::{AppError, CommandMeta, Commands, Committed};
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{InternalUserId, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
 use leadroute_domain::org::Org;
@@ -44,7 +44,7 @@ impl Commands {
         org: OrgId,
         new: &NewPartnerAccount,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             self.load_in_org::<Org>(org, org).await?;
             let loaded = self.load::<PartnerAccount>(new.account_id).await?;
             let command = PartnerAccountCommand::CreatePartnerAccount {
@@ -69,7 +69,7 @@ impl Commands {
         org: OrgId,
         account: PartnerAccountId,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let org_prm_enabled = self.prm_enabled(org).await?;
             let command = PartnerAccountCommand::ActivatePartner {
                 org_prm_enabled,
@@ -127,7 +127,7 @@ impl Commands {
         account: PartnerAccountId,
         command: impl Fn() -> PartnerAccountCommand,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<PartnerAccount>(org, account).await?;
             self.commit(loaded, command(), meta).await
         })
@@ -141,7 +141,7 @@ impl Commands {
         org: OrgId,
         new: &NewContact,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             self.load_in_org::<PartnerAccount>(org, new.account_id)
                 .await?;
             let loaded = self.load::<PartnerUser>(new.user_id).await?;
@@ -169,12 +169,11 @@ impl Commands {
         invitation_id: InvitationId,
         invitation_expires_at: DateTime<Utc>,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<PartnerUser>(org, user).await?;
-            let account_id = loaded
-                .aggregate
-                .account_id
-                .ok_or_else(|| AppError::not_found("partner_account", user))?;
+            let account_id = loaded.aggregate.account_id.ok_or_else(|| {
+                AppError::not_found("partner_account_not_found", "partner_account", user)
+            })?;
             let account = self.load_in_org::<PartnerAccount>(org, account_id).await?;
             let command = PartnerUserCommand::ActivatePartnerUser {
                 invitation_id,
@@ -258,7 +257,7 @@ impl Commands {
         user: PartnerUserId,
         command: impl Fn() -> PartnerUserCommand,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<PartnerUser>(org, user).await?;
             self.commit(loaded, command(), meta).await
         })

@@ -1,7 +1,7 @@
 //! Queue commands: create a queue, add and remove members (partner users or whole partner
 //! accounts of the same org).
 
-use super::{retry, AppError, CommandMeta, Commands, Committed};
+use super::{AppError, CommandMeta, Commands, Committed};
 use leadroute_domain::ids::{OrgId, QueueId};
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_account::PartnerAccount;
@@ -17,7 +17,7 @@ impl Commands {
         queue_id: QueueId,
         name: &str,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             self.load_in_org::<Org>(org, org).await?;
             let loaded = self.load::<Queue>(queue_id).await?;
             let command = QueueCommand::CreateQueue {
@@ -40,7 +40,7 @@ impl Commands {
         queue: QueueId,
         member: QueueMember,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             self.member_exists(org, member).await?;
             let loaded = self.load_in_org::<Queue>(org, queue).await?;
             let command = QueueCommand::AddQueueMember {
@@ -61,7 +61,7 @@ impl Commands {
         queue: QueueId,
         member: QueueMember,
     ) -> Result<Committed, AppError> {
-        retry(|| async {
+        self.retry(|| async {
             let loaded = self.load_in_org::<Queue>(org, queue).await?;
             let command = QueueCommand::RemoveQueueMember {
                 member,
