@@ -322,3 +322,19 @@ fn refusal_codes_are_the_stable_reason_codes() {
     );
     assert_eq!(LeadError::AlreadyClaimed.code(), "already_claimed");
 }
+
+#[test]
+fn reassigns_to_a_queue() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(reassign(Owner::Queue(queue()), Ok(()), false))
+        .then_expect_events(vec![LeadEvent::LeadReassigned {
+            change: change(
+                None,
+                Owner::Queue(queue()),
+                admin(),
+                OwnerChangeCause::Manual,
+            ),
+            notify: false,
+        }]);
+}

@@ -182,3 +182,19 @@ fn enabling_prm_makes_the_reviewed_fields_visible() {
     assert!(org.prm_enabled);
     assert_eq!(org.visible_fields, ack().fields);
 }
+
+#[test]
+fn refuses_partner_visible_fields_with_a_blank_name() {
+    let fields = VisibleFields {
+        lead: ["".to_string()].into(),
+        account: BTreeSet::new(),
+    };
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::SetPartnerVisibleFields {
+            fields,
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::BlankFieldName);
+}

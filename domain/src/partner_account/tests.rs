@@ -12,10 +12,14 @@ fn manager(n: u128) -> InternalUserId {
 }
 
 fn create_command() -> PartnerAccountCommand {
+    create_named("Northwind Resellers")
+}
+
+fn create_named(name: &str) -> PartnerAccountCommand {
     PartnerAccountCommand::CreatePartnerAccount {
         account_id: PartnerAccountId(Uuid::from_u128(1)),
         org_id: OrgId(Uuid::from_u128(2)),
-        name: "Northwind Resellers".into(),
+        name: name.into(),
         channel_manager: manager(1),
         territory: "EMEA".into(),
         tier: "gold".into(),
@@ -152,4 +156,12 @@ fn refuses_to_change_to_the_same_channel_manager() {
             at: t0(),
         })
         .then_expect_error(PartnerAccountError::UnchangedChannelManager);
+}
+
+#[test]
+fn refuses_an_account_without_a_name() {
+    AccountTest::with(())
+        .given_no_previous_events()
+        .when(create_named(" "))
+        .then_expect_error(PartnerAccountError::NameRequired);
 }

@@ -9,11 +9,15 @@ use uuid::Uuid;
 type UserTest = TestFramework<PartnerUser>;
 
 fn add_contact(email: &str) -> PartnerUserCommand {
+    add_named_contact("Ada Partner", email)
+}
+
+fn add_named_contact(name: &str, email: &str) -> PartnerUserCommand {
     PartnerUserCommand::AddContact {
         user_id: PartnerUserId(Uuid::from_u128(1)),
         org_id: OrgId(Uuid::from_u128(2)),
         account_id: PartnerAccountId(Uuid::from_u128(3)),
-        name: "Ada Partner".into(),
+        name: name.into(),
         email: email.into(),
         actor: admin(),
         at: t0(),
@@ -270,4 +274,12 @@ fn a_paused_user_is_still_assignable_manually() {
         },
     ]);
     assert_eq!(paused.assignability(true), Ok(()));
+}
+
+#[test]
+fn refuses_a_contact_without_a_name() {
+    UserTest::with(())
+        .given_no_previous_events()
+        .when(add_named_contact("\t", "ada@northwind.example"))
+        .then_expect_error(PartnerUserError::NameRequired);
 }

@@ -142,3 +142,17 @@ fn membership_counts_direct_users_and_whole_accounts() {
     assert!(queue.has_member(user(5), account(2)));
     assert!(!queue.has_member(user(5), account(9)));
 }
+
+#[test]
+fn refuses_a_queue_without_a_name() {
+    QueueTest::with(())
+        .given_no_previous_events()
+        .when(QueueCommand::CreateQueue {
+            queue_id: QueueId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            name: " ".into(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(QueueError::NameRequired);
+}
