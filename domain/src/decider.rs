@@ -27,6 +27,15 @@ pub fn required_name(name: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// `Ok(())` when `rule_holds`, else the refusal: `ensure(!self.active, AlreadyActive)?`.
+pub fn ensure<E>(rule_holds: bool, refusal: E) -> Result<(), E> {
+    if rule_holds {
+        Ok(())
+    } else {
+        Err(refusal)
+    }
+}
+
 /// A refusal with a stable machine code, as reported to API clients and dead letters.
 pub trait Refusal: std::error::Error {
     /// Stable, snake_case code of the rule that refused the command (`never_signed_in`).

@@ -72,9 +72,21 @@ pub async fn ensure_database(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Connect to `url` and apply every pending migration.
+/// Oldest PostgreSQL the schema runs on (`xid8`, `pg_current_xact_id`, `gen_random_uuid`).
+pub const MIN_SERVER_VERSION_NUM: i32 = 130000;
+
+/// Connect to `url`, check the server version and apply every pending migration.
 pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     let pool = connect(url, max_connections).await?;
+    let version: String = sqlx::query_scalar("SHOW server_version_num")
+        .fetch_one(&pool)
+        .await?;
+    if version.parse::<i32>().unwrap_or(0) < MIN_SERVER_VERSION_NUM {
+        anyhow::bail!(
+            "PostgreSQL 13 or newer is required; {} runs version number {version}",
+            redact_url(url)
+        );
+    }
     leadroute_projections::schema::migrate(&pool)
         .await
         .context("applying migrations failed")?;

@@ -2,7 +2,7 @@
 //! (manual reassignment, enqueue, claim). Pure: no I/O, no clock; facts about the target
 //! (is it assignable, is the claimant a member) arrive in the command.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{ensure, Decider, Refusal};
 use crate::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use crate::partner_user::NotAssignable;
 use chrono::{DateTime, Utc};
@@ -172,9 +172,10 @@ impl Lead {
             actor,
             at,
         } = command;
-        if upstream_event_id.trim().is_empty() {
-            return Err(LeadError::UpstreamEventIdRequired);
-        }
+        ensure(
+            !upstream_event_id.trim().is_empty(),
+            LeadError::UpstreamEventIdRequired,
+        )?;
         if self.seen_upstream_events.contains(&upstream_event_id) {
             return Ok(vec![]);
         }
@@ -221,9 +222,7 @@ impl Lead {
                 LeadError::NotInQueue
             });
         }
-        if !claimant_is_member {
-            return Err(LeadError::NotAQueueMember);
-        }
+        ensure(claimant_is_member, LeadError::NotAQueueMember)?;
         claimant_assignable.map_err(LeadError::NotAssignable)?;
         let change = self.change(
             Owner::PartnerUser(claimant),
@@ -241,9 +240,10 @@ impl Decider for Lead {
     type Error = LeadError;
 
     fn decide(&self, command: LeadCommand) -> Result<Vec<LeadEvent>, LeadError> {
-        if self.id.is_none() && !matches!(command, LeadCommand::ReceiveLead(_)) {
-            return Err(LeadError::LeadNotFound);
-        }
+        ensure(
+            self.id.is_some() || matches!(command, LeadCommand::ReceiveLead(_)),
+            LeadError::LeadNotFound,
+        )?;
         match command {
             LeadCommand::ReassignLead {
                 to,
@@ -252,9 +252,7 @@ impl Decider for Lead {
                 actor,
                 at,
             } => {
-                if self.owner == Some(to) {
-                    return Err(LeadError::AlreadyOwner);
-                }
+                ensure(self.owner != Some(to), LeadError::AlreadyOwner)?;
                 target.map_err(LeadError::NotAssignable)?;
                 let change = self.change(to, actor, OwnerChangeCause::Manual, at);
                 Ok(vec![LeadEvent::LeadReassigned { change, notify }])
@@ -264,9 +262,10 @@ impl Decider for Lead {
                 actor,
                 at,
             } => {
-                if self.owner == Some(Owner::Queue(queue_id)) {
-                    return Err(LeadError::AlreadyOwner);
-                }
+                ensure(
+                    self.owner != Some(Owner::Queue(queue_id)),
+                    LeadError::AlreadyOwner,
+                )?;
                 let change =
                     self.change(Owner::Queue(queue_id), actor, OwnerChangeCause::Enqueue, at);
                 Ok(vec![LeadEvent::LeadEnqueued { change }])

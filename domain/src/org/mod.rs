@@ -1,7 +1,7 @@
 //! The Org aggregate: an org's existence, its one-way PRM switch and the fields partner
 //! users may see. Pure: no I/O, no clock.
 
-use crate::decider::{required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal};
 use crate::ids::{Actor, InternalUserId, OrgId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -179,9 +179,10 @@ impl Decider for Org {
     type Error = OrgError;
 
     fn decide(&self, command: OrgCommand) -> Result<Vec<OrgEvent>, OrgError> {
-        if self.id.is_none() && !matches!(command, OrgCommand::CreateOrg { .. }) {
-            return Err(OrgError::OrgNotFound);
-        }
+        ensure(
+            self.id.is_some() || matches!(command, OrgCommand::CreateOrg { .. }),
+            OrgError::OrgNotFound,
+        )?;
         match command {
             OrgCommand::CreateOrg {
                 org_id,
@@ -189,9 +190,7 @@ impl Decider for Org {
                 actor,
                 at,
             } => {
-                if self.id.is_some() {
-                    return Err(OrgError::OrgAlreadyExists);
-                }
+                ensure(self.id.is_none(), OrgError::OrgAlreadyExists)?;
                 let name = required_name(&name).ok_or(OrgError::NameRequired)?;
                 Ok(vec![OrgEvent::OrgCreated {
                     org_id,
@@ -205,14 +204,13 @@ impl Decider for Org {
                 actor,
                 at,
             } => {
-                if self.prm_enabled {
-                    return Err(OrgError::PrmAlreadyEnabled);
-                }
+                ensure(!self.prm_enabled, OrgError::PrmAlreadyEnabled)?;
                 let acknowledgement =
                     acknowledgement.ok_or(OrgError::SharingReviewNotAcknowledged)?;
-                if acknowledgement.fields.has_blank_name() {
-                    return Err(OrgError::BlankFieldName);
-                }
+                ensure(
+                    !acknowledgement.fields.has_blank_name(),
+                    OrgError::BlankFieldName,
+                )?;
                 Ok(vec![OrgEvent::PrmEnabled {
                     acknowledgement,
                     actor,
@@ -225,9 +223,7 @@ impl Decider for Org {
                 OrgError::PrmNotEnabled
             }),
             OrgCommand::SetPartnerVisibleFields { fields, actor, at } => {
-                if fields.has_blank_name() {
-                    return Err(OrgError::BlankFieldName);
-                }
+                ensure(!fields.has_blank_name(), OrgError::BlankFieldName)?;
                 Ok(vec![OrgEvent::PartnerVisibleFieldsSet {
                     fields,
                     actor,

@@ -1,7 +1,7 @@
 //! The PartnerAccount aggregate: a reseller or distributor owned by one channel manager,
 //! activated as a partner only while its org has PRM enabled. Pure: no I/O, no clock.
 
-use crate::decider::{required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal};
 use crate::ids::{Actor, InternalUserId, OrgId, PartnerAccountId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -185,9 +185,10 @@ impl Decider for PartnerAccount {
         use PartnerAccountCommand as C;
         use PartnerAccountError as E;
         use PartnerAccountEvent as V;
-        if self.id.is_none() && !matches!(command, C::CreatePartnerAccount { .. }) {
-            return Err(E::AccountNotFound);
-        }
+        ensure(
+            self.id.is_some() || matches!(command, C::CreatePartnerAccount { .. }),
+            E::AccountNotFound,
+        )?;
         match command {
             C::CreatePartnerAccount {
                 account_id,
@@ -199,9 +200,7 @@ impl Decider for PartnerAccount {
                 actor,
                 at,
             } => {
-                if self.id.is_some() {
-                    return Err(E::AccountAlreadyExists);
-                }
+                ensure(self.id.is_none(), E::AccountAlreadyExists)?;
                 let name = required_name(&name).ok_or(E::NameRequired)?;
                 Ok(vec![V::PartnerAccountCreated {
                     account_id,
@@ -219,18 +218,12 @@ impl Decider for PartnerAccount {
                 actor,
                 at,
             } => {
-                if !org_prm_enabled {
-                    return Err(E::PrmNotEnabled);
-                }
-                if self.active {
-                    return Err(E::AlreadyActive);
-                }
+                ensure(org_prm_enabled, E::PrmNotEnabled)?;
+                ensure(!self.active, E::AlreadyActive)?;
                 Ok(vec![V::PartnerActivated { actor, at }])
             }
             C::DeactivatePartner { actor, at } => {
-                if !self.active {
-                    return Err(E::NotActive);
-                }
+                ensure(self.active, E::NotActive)?;
                 Ok(vec![V::PartnerDeactivated { actor, at }])
             }
             C::ChangeChannelManager {
@@ -239,9 +232,7 @@ impl Decider for PartnerAccount {
                 at,
             } => {
                 let from = self.channel_manager.ok_or(E::AccountNotFound)?;
-                if from == channel_manager {
-                    return Err(E::UnchangedChannelManager);
-                }
+                ensure(from != channel_manager, E::UnchangedChannelManager)?;
                 Ok(vec![V::ChannelManagerChanged {
                     from,
                     to: channel_manager,

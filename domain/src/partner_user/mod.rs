@@ -2,7 +2,7 @@
 //! with a one-time invitation, and the assignability rule every owner change obeys.
 //! Pure: no I/O, no clock.
 
-use crate::decider::{required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal};
 use crate::ids::{Actor, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -247,9 +247,10 @@ impl Decider for PartnerUser {
         use PartnerUserCommand as C;
         use PartnerUserError as E;
         use PartnerUserEvent as V;
-        if self.id.is_none() && !matches!(command, C::AddContact { .. }) {
-            return Err(E::ContactNotFound);
-        }
+        ensure(
+            self.id.is_some() || matches!(command, C::AddContact { .. }),
+            E::ContactNotFound,
+        )?;
         match command {
             C::AddContact {
                 user_id,
@@ -260,9 +261,7 @@ impl Decider for PartnerUser {
                 actor,
                 at,
             } => {
-                if self.id.is_some() {
-                    return Err(E::ContactAlreadyExists);
-                }
+                ensure(self.id.is_none(), E::ContactAlreadyExists)?;
                 let name = required_name(&name).ok_or(E::NameRequired)?;
                 let email = normalise_email(&email).ok_or(E::InvalidEmail)?;
                 Ok(vec![V::ContactAdded {
@@ -282,15 +281,9 @@ impl Decider for PartnerUser {
                 actor,
                 at,
             } => {
-                if self.active {
-                    return Err(E::AlreadyActive);
-                }
-                if !account_active {
-                    return Err(E::PartnerAccountNotActive);
-                }
-                if invitation_expires_at <= at {
-                    return Err(E::InvitationExpiryInPast);
-                }
+                ensure(!self.active, E::AlreadyActive)?;
+                ensure(account_active, E::PartnerAccountNotActive)?;
+                ensure(invitation_expires_at > at, E::InvitationExpiryInPast)?;
                 Ok(vec![V::PartnerUserActivated {
                     invitation_id,
                     invitation_expires_at,
@@ -299,30 +292,22 @@ impl Decider for PartnerUser {
                 }])
             }
             C::RecordSignIn { at } => {
-                if !self.active {
-                    return Err(E::NotActive);
-                }
+                ensure(self.active, E::NotActive)?;
                 Ok(vec![V::PartnerUserSignedIn {
                     first_sign_in: !self.signed_in_once,
                     at,
                 }])
             }
             C::DeactivatePartnerUser { actor, at } => {
-                if !self.active {
-                    return Err(E::NotActive);
-                }
+                ensure(self.active, E::NotActive)?;
                 Ok(vec![V::PartnerUserDeactivated { actor, at }])
             }
             C::PauseAutoAssignment { until, actor, at } => {
-                if self.paused {
-                    return Err(E::AlreadyPaused);
-                }
+                ensure(!self.paused, E::AlreadyPaused)?;
                 Ok(vec![V::AutoAssignmentPaused { until, actor, at }])
             }
             C::ResumeAutoAssignment { actor, at } => {
-                if !self.paused {
-                    return Err(E::NotPaused);
-                }
+                ensure(self.paused, E::NotPaused)?;
                 Ok(vec![V::AutoAssignmentResumed { actor, at }])
             }
         }

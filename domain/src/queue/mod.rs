@@ -1,7 +1,7 @@
 //! The Queue aggregate: a partner queue and its members (single partner users or whole
 //! partner accounts). Pure: no I/O, no clock.
 
-use crate::decider::{required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal};
 use crate::ids::{Actor, OrgId, PartnerAccountId, PartnerUserId, QueueId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -157,9 +157,10 @@ impl Decider for Queue {
     type Error = QueueError;
 
     fn decide(&self, command: QueueCommand) -> Result<Vec<QueueEvent>, QueueError> {
-        if self.id.is_none() && !matches!(command, QueueCommand::CreateQueue { .. }) {
-            return Err(QueueError::QueueNotFound);
-        }
+        ensure(
+            self.id.is_some() || matches!(command, QueueCommand::CreateQueue { .. }),
+            QueueError::QueueNotFound,
+        )?;
         match command {
             QueueCommand::CreateQueue {
                 queue_id,
@@ -168,9 +169,7 @@ impl Decider for Queue {
                 actor,
                 at,
             } => {
-                if self.id.is_some() {
-                    return Err(QueueError::QueueAlreadyExists);
-                }
+                ensure(self.id.is_none(), QueueError::QueueAlreadyExists)?;
                 let name = required_name(&name).ok_or(QueueError::NameRequired)?;
                 Ok(vec![QueueEvent::QueueCreated {
                     queue_id,
@@ -181,15 +180,11 @@ impl Decider for Queue {
                 }])
             }
             QueueCommand::AddQueueMember { member, actor, at } => {
-                if self.members.contains(&member) {
-                    return Err(QueueError::AlreadyMember);
-                }
+                ensure(!self.members.contains(&member), QueueError::AlreadyMember)?;
                 Ok(vec![QueueEvent::QueueMemberAdded { member, actor, at }])
             }
             QueueCommand::RemoveQueueMember { member, actor, at } => {
-                if !self.members.contains(&member) {
-                    return Err(QueueError::NotAMember);
-                }
+                ensure(self.members.contains(&member), QueueError::NotAMember)?;
                 Ok(vec![QueueEvent::QueueMemberRemoved { member, actor, at }])
             }
         }
