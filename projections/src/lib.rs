@@ -1,6 +1,13 @@
-//! leadroute's schema and log access: the embedded migrations (from `deploy/migrations`,
-//! the only schema source) and the names of the tables and channels every reader shares.
+//! leadroute's schema and read side: the embedded migrations (from `deploy/migrations`, the
+//! only schema source), the commit-safe event-log reader, the projector runtime, the
+//! projectors and the read-model queries.
 //!
-//! This crate owns SQL; it holds no domain rules and starts no tasks of its own.
+//! This crate owns SQL and holds no domain rules; it never writes the events table.
 
+pub mod log;
+pub mod projectors;
+pub mod queries;
+pub mod rebuild;
+pub mod runtime;
 pub mod schema;
+pub mod status;

@@ -30,6 +30,39 @@ pub enum Command {
     /// Run leadroute with everything it needs: uses the configured or already-running
     /// PostgreSQL and NATS, or starts local ones under --data-dir, and stops those on exit.
     Up(UpConfig),
+    /// Run the projectors (read models) until stopped; one instance per projection is
+    /// active, others wait and take over.
+    Projector(DatabaseArgs),
+    /// Inspect or rebuild the read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Audit the read side against the event log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+/// `leadroute projections ...`
+#[derive(Debug, Subcommand)]
+pub enum ProjectionsCommand {
+    /// Print each projection's checkpoint and lag (events and seconds behind the log).
+    Status(DatabaseArgs),
+    /// Rebuild one projection from position zero into fresh tables, then swap them in
+    /// (the service keeps running).
+    Rebuild {
+        /// Projection name: directory, leads or ownership_history.
+        name: String,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// `leadroute audit ...`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Rebuild every projection in a scratch schema and list every difference from the live
+    /// tables; exits 0 only when there is none.
+    Verify(DatabaseArgs),
 }
 
 /// Where the database is.

@@ -9,5 +9,6 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod embedded;
+pub mod read_side;
 pub mod telemetry;
 pub mod up;

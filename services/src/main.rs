@@ -1,7 +1,8 @@
 //! The `leadroute` binary: parse the command line, start logging, run the command.
 
 use clap::Parser;
-use leadroute_services::cli::{Cli, Command};
+use leadroute_services::cli::{AuditCommand, Cli, Command, DatabaseArgs, ProjectionsCommand};
+use leadroute_services::read_side::{self, ProjectorTasks};
 use leadroute_services::{db, telemetry, up};
 
 #[tokio::main]
@@ -10,11 +11,26 @@ async fn main() -> anyhow::Result<()> {
     telemetry::init(&cli.log)?;
     match cli.command {
         Command::Migrate(database) => {
-            if database.database_url.is_none() {
-                db::ensure_database(&database.url()).await?;
-            }
-            db::connect_and_migrate(&database.url(), database.db_max_connections).await?;
+            connect(&database).await?;
             tracing::info!("migrations applied");
+        }
+        Command::Projector(database) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect(&database).await?;
+            let tasks = ProjectorTasks::spawn(&pool, Default::default());
+            shutdown.recv().await;
+            tasks.stop().await;
+        }
+        Command::Projections(ProjectionsCommand::Status(database)) => {
+            read_side::print_status(&connect(&database).await?).await?;
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name, database }) => {
+            read_side::rebuild(&connect(&database).await?, &name).await?;
+        }
+        Command::Audit(AuditCommand::Verify(database)) => {
+            if !read_side::verify(&connect(&database).await?).await? {
+                std::process::exit(1);
+            }
         }
         Command::Up(config) => {
             let shutdown = up::ShutdownSignal::listen()?;
@@ -25,4 +41,12 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Connect to the configured database and bring its schema up to date.
+async fn connect(database: &DatabaseArgs) -> anyhow::Result<sqlx::PgPool> {
+    if database.database_url.is_none() {
+        db::ensure_database(&database.url()).await?;
+    }
+    db::connect_and_migrate(&database.url(), database.db_max_connections).await
 }

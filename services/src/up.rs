@@ -2,13 +2,14 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! Later parts (API, projector, publisher, router, mailer) join here as tasks.
+//! The projectors run here as tasks; later parts (API, publisher, router, mailer) join them.
 
 use crate::app::Commands;
 use crate::cli::UpConfig;
 use crate::db;
 use crate::demo;
 use crate::embedded::Infra;
+use crate::read_side::ProjectorTasks;
 use sqlx::PgPool;
 use std::future::Future;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -19,6 +20,8 @@ pub struct Up {
     infra: Infra,
     /// Pool on the event store database.
     pool: PgPool,
+    /// The projectors keeping the read models up to date.
+    projectors: ProjectorTasks,
 }
 
 impl Up {
@@ -27,7 +30,14 @@ impl Up {
     pub async fn build(config: &UpConfig) -> anyhow::Result<Up> {
         let mut infra = Infra::ensure(config).await?;
         match Self::prepare(&infra, config).await {
-            Ok(pool) => Ok(Up { infra, pool }),
+            Ok(pool) => {
+                let projectors = ProjectorTasks::spawn(&pool, Default::default());
+                Ok(Up {
+                    infra,
+                    pool,
+                    projectors,
+                })
+            }
             Err(e) => {
                 infra.stop().await;
                 Err(e)
@@ -65,6 +75,7 @@ impl Up {
         );
         shutdown.await;
         tracing::info!("shutting down");
+        self.projectors.stop().await;
         self.pool.close().await;
         self.infra.stop().await;
         Ok(())

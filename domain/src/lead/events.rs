@@ -17,6 +17,17 @@ pub enum OwnerChangeCause {
     Claim,
 }
 
+impl OwnerChangeCause {
+    /// The stored name of the cause (`manual`, `enqueue`, `claim`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OwnerChangeCause::Manual => "manual",
+            OwnerChangeCause::Enqueue => "enqueue",
+            OwnerChangeCause::Claim => "claim",
+        }
+    }
+}
+
 /// One owner change: previous owner, new owner, actor, cause and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChange {

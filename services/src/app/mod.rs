@@ -133,6 +133,7 @@ impl Commands {
         let repo = PostgresEventRepository::new(self.pool.clone())
             .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
         PersistedEventStore::new_event_store(repo)
+            .with_upcasters(leadroute_domain::upcasters::upcasters())
     }
 
     /// Load an aggregate by replaying its events.

@@ -1,0 +1,214 @@
+//! The event log read in commit-safe order.
+//!
+//! Rows are read strictly after a checkpoint `(transaction_id, global_position)`, only from
+//! transactions below `pg_snapshot_xmin(pg_current_snapshot())` (so every transaction that
+//! could still commit an earlier-positioned row has finished), ordered by that pair.
+//! Reading by `global_position` alone would skip rows that commit out of order. Events are
+//! decoded with the write side's types and upcasters.
+
+use crate::schema::EVENTS_TABLE;
+use chrono::{DateTime, Utc};
+use cqrs_es::persist::SerializedEvent;
+use leadroute_domain::lead::LeadEvent;
+use leadroute_domain::org::OrgEvent;
+use leadroute_domain::partner_account::PartnerAccountEvent;
+use leadroute_domain::partner_user::PartnerUserEvent;
+use leadroute_domain::queue::QueueEvent;
+use serde_json::Value;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+/// A position in commit order. `Checkpoint::ZERO` precedes every event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Checkpoint {
+    /// The writing transaction (xid8).
+    pub transaction_id: u64,
+    /// The row's insertion position within the log.
+    pub global_position: i64,
+}
+
+impl Checkpoint {
+    /// Before the first event.
+    pub const ZERO: Checkpoint = Checkpoint {
+        transaction_id: 0,
+        global_position: 0,
+    };
+}
+
+/// A decoded domain event of any aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyEvent {
+    /// Of an org.
+    Org(OrgEvent),
+    /// Of a partner account.
+    PartnerAccount(PartnerAccountEvent),
+    /// Of a contact / partner user.
+    PartnerUser(PartnerUserEvent),
+    /// Of a queue.
+    Queue(QueueEvent),
+    /// Of a lead.
+    Lead(LeadEvent),
+}
+
+/// One event as read from the log.
+#[derive(Debug, Clone)]
+pub struct LogEvent {
+    /// Its position in commit order.
+    pub position: Checkpoint,
+    /// The aggregate's id (a UUID for every leadroute aggregate).
+    pub aggregate_id: Uuid,
+    /// The aggregate's sequence number of this event.
+    pub sequence: i64,
+    /// Stored event type.
+    pub event_type: String,
+    /// When the row was inserted.
+    pub recorded_at: DateTime<Utc>,
+    /// Unique id of the event.
+    pub event_id: Uuid,
+    /// Stored metadata (actor, correlation id, ...).
+    pub metadata: Value,
+    /// The decoded event.
+    pub event: AnyEvent,
+}
+
+/// Why a stored event could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A stored event does not decode with the current types and upcasters.
+    #[error("event {event_id} ({aggregate_type}/{event_type}) does not decode: {reason}")]
+    Undecodable {
+        /// The event.
+        event_id: Uuid,
+        /// Its aggregate type.
+        aggregate_type: String,
+        /// Its event type.
+        event_type: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Upper bound of a read, inclusive.
+pub type Upto = Option<Checkpoint>;
+
+/// Read at most `limit` events after `after` (and at most up to `upto`) in commit order.
+pub async fn read_batch(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    upto: Upto,
+    limit: i64,
+) -> Result<Vec<LogEvent>, LogError> {
+    let upto = upto.unwrap_or(Checkpoint {
+        transaction_id: i64::MAX as u64,
+        global_position: i64::MAX,
+    });
+    let rows = sqlx::query(&format!(
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata,
+                transaction_id::text AS transaction_id, global_position, recorded_at, event_id
+           FROM {EVENTS_TABLE}
+          WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
+            AND (transaction_id, global_position) <= ($3::text::xid8, $4)
+            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY transaction_id, global_position
+          LIMIT $5"
+    ))
+    .bind(after.transaction_id.to_string())
+    .bind(after.global_position)
+    .bind(upto.transaction_id.to_string())
+    .bind(upto.global_position)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    rows.iter().map(decode_row).collect()
+}
+
+/// The position of the newest event readable now (commit-safe), `ZERO` for an empty log.
+pub async fn head(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
+    let row: Option<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT transaction_id::text, global_position FROM {EVENTS_TABLE}
+          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+          ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+    ))
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map_or(Checkpoint::ZERO, |(tx, pos)| Checkpoint {
+        transaction_id: parse_xid(&tx),
+        global_position: pos,
+    }))
+}
+
+/// Parse an xid8 selected as text.
+pub(crate) fn parse_xid(text: &str) -> u64 {
+    text.parse().unwrap_or(0)
+}
+
+fn decode_row(row: &sqlx::postgres::PgRow) -> Result<LogEvent, LogError> {
+    let aggregate_type: String = row.try_get("aggregate_type")?;
+    let aggregate_id: String = row.try_get("aggregate_id")?;
+    let event_type: String = row.try_get("event_type")?;
+    let event_id: Uuid = row.try_get("event_id")?;
+    let metadata: Value = row.try_get("metadata")?;
+    let sequence: i64 = row.try_get("sequence")?;
+    let undecodable = |reason: String| LogError::Undecodable {
+        event_id,
+        aggregate_type: aggregate_type.clone(),
+        event_type: event_type.clone(),
+        reason,
+    };
+    let serialized = SerializedEvent::new(
+        aggregate_id.clone(),
+        sequence as usize,
+        aggregate_type.clone(),
+        event_type.clone(),
+        row.try_get("event_version")?,
+        row.try_get("payload")?,
+        metadata.clone(),
+    );
+    let serialized = upcast(serialized);
+    let event = decode_payload(&aggregate_type, serialized.payload).map_err(undecodable)?;
+    Ok(LogEvent {
+        position: Checkpoint {
+            transaction_id: parse_xid(row.try_get::<String, _>("transaction_id")?.as_str()),
+            global_position: row.try_get("global_position")?,
+        },
+        aggregate_id: aggregate_id
+            .parse()
+            .map_err(|e| undecodable(format!("aggregate id: {e}")))?,
+        sequence,
+        event_type,
+        recorded_at: row.try_get("recorded_at")?,
+        event_id,
+        metadata,
+        event,
+    })
+}
+
+fn upcast(mut event: SerializedEvent) -> SerializedEvent {
+    for upcaster in leadroute_domain::upcasters::upcasters() {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            event = upcaster.upcast(event);
+        }
+    }
+    event
+}
+
+fn decode_payload(aggregate_type: &str, payload: Value) -> Result<AnyEvent, String> {
+    use cqrs_es::Aggregate;
+    use leadroute_domain::{lead, org, partner_account, partner_user, queue};
+    let decoded = match aggregate_type {
+        org::Org::TYPE => serde_json::from_value(payload).map(AnyEvent::Org),
+        partner_account::PartnerAccount::TYPE => {
+            serde_json::from_value(payload).map(AnyEvent::PartnerAccount)
+        }
+        partner_user::PartnerUser::TYPE => {
+            serde_json::from_value(payload).map(AnyEvent::PartnerUser)
+        }
+        queue::Queue::TYPE => serde_json::from_value(payload).map(AnyEvent::Queue),
+        lead::Lead::TYPE => serde_json::from_value(payload).map(AnyEvent::Lead),
+        other => return Err(format!("unknown aggregate type {other}")),
+    };
+    decoded.map_err(|e| e.to_string())
+}

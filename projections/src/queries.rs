@@ -1,0 +1,331 @@
+//! Read-model queries: partner inbox, queue view, ownership history and owner at time T,
+//! partner directory, channel-manager view. Every query is scoped to one org; a partner
+//! user's inbox holds only their own leads and those claimable from their queues.
+//!
+//! Reads only: nothing here writes.
+
+use crate::projectors::leads::status;
+use chrono::{DateTime, Utc};
+use leadroute_domain::ids::{InternalUserId, LeadId, OrgId, PartnerUserId, QueueId};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::{FromRow, PgPool};
+use uuid::Uuid;
+
+/// Inbox state of a lead claimable from one of the user's queues.
+pub const CLAIMABLE: &str = "claimable";
+
+/// Filters and paging of the partner inbox.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery {
+    /// Only this state: `to_accept`, `accepted` or `claimable`.
+    pub state: Option<String>,
+    /// Only leads received at or after this time.
+    pub received_since: Option<DateTime<Utc>>,
+    /// Page after this item (newest first): the last item's `(received_at, lead_id)`.
+    pub after: Option<(DateTime<Utc>, Uuid)>,
+    /// Page size (at most 500).
+    pub limit: i64,
+}
+
+/// One lead in a partner inbox.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct InboxItem {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// `to_accept`, `accepted` or `claimable`.
+    pub state: String,
+    /// The queue it is claimable from (claimable leads only).
+    pub queue_id: Option<Uuid>,
+    /// Lead fields (all of them; partner-visible filtering happens at the API edge).
+    pub fields: Value,
+    /// When upstream sent it.
+    pub received_at: DateTime<Utc>,
+    /// Seconds since it reached its current owner.
+    pub age_seconds: f64,
+}
+
+/// The inbox of partner user `user` of `org`, newest first.
+pub async fn partner_inbox(
+    pool: &PgPool,
+    org: OrgId,
+    user: PartnerUserId,
+    query: &InboxQuery,
+) -> Result<Vec<InboxItem>, sqlx::Error> {
+    let (after_at, after_id) = query
+        .after
+        .map_or((None, None), |(at, id)| (Some(at), Some(id)));
+    sqlx::query_as(
+        "WITH me AS (SELECT user_id, account_id FROM rm_partner_users WHERE user_id = $2 AND org_id = $1),
+              owners AS (
+                  SELECT user_id AS owner_id FROM me
+                  UNION
+                  SELECT m.queue_id FROM rm_queue_members m JOIN me
+                      ON (m.member_kind = 'partner_user' AND m.member_id = me.user_id)
+                      OR (m.member_kind = 'partner_account' AND m.member_id = me.account_id))
+         SELECT l.lead_id, l.state, l.queue_id, l.fields, l.received_at,
+                extract(epoch FROM clock_timestamp() - l.owner_since)::float8 AS age_seconds
+           FROM owners o
+           CROSS JOIN LATERAL (
+               SELECT lead_id, fields, received_at, owner_since,
+                      CASE WHEN owner_kind = 'queue' THEN $3 ELSE status END AS state,
+                      CASE WHEN owner_kind = 'queue' THEN owner_id END AS queue_id
+                 FROM rm_leads
+                WHERE owner_id = o.owner_id AND org_id = $1
+                  AND ($4::text IS NULL OR (CASE WHEN owner_kind = 'queue' THEN $3 ELSE status END) = $4)
+                  AND ($5::timestamptz IS NULL OR received_at >= $5)
+                  AND ($6::timestamptz IS NULL OR (received_at, lead_id) < ($6, $7))
+                ORDER BY received_at DESC, lead_id DESC
+                LIMIT $8) l
+          ORDER BY l.received_at DESC, l.lead_id DESC
+          LIMIT $8",
+    )
+    .bind(org.0)
+    .bind(user.0)
+    .bind(CLAIMABLE)
+    .bind(&query.state)
+    .bind(query.received_since)
+    .bind(after_at)
+    .bind(after_id)
+    .bind(query.limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await
+}
+
+/// One unclaimed lead of a queue.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct QueuedLead {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// Lead fields.
+    pub fields: Value,
+    /// When upstream sent it.
+    pub received_at: DateTime<Utc>,
+    /// Seconds since it entered the queue.
+    pub age_seconds: f64,
+}
+
+/// Unclaimed leads of `queue`, oldest in the queue first.
+pub async fn queue_view(
+    pool: &PgPool,
+    org: OrgId,
+    queue: QueueId,
+    limit: i64,
+) -> Result<Vec<QueuedLead>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT lead_id, fields, received_at,
+                extract(epoch FROM clock_timestamp() - owner_since)::float8 AS age_seconds
+           FROM rm_leads
+          WHERE owner_id = $2 AND org_id = $1 AND status = $3
+          ORDER BY owner_since, lead_id
+          LIMIT $4",
+    )
+    .bind(org.0)
+    .bind(queue.0)
+    .bind(status::QUEUED)
+    .bind(limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await
+}
+
+/// One owner change of a lead.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct OwnerChangeRow {
+    /// The lead's event sequence number.
+    pub sequence: i64,
+    /// Previous owner kind (`None`: unassigned).
+    pub from_kind: Option<String>,
+    /// Previous owner id.
+    pub from_id: Option<Uuid>,
+    /// New owner kind.
+    pub to_kind: String,
+    /// New owner id.
+    pub to_id: Uuid,
+    /// Who made the change.
+    pub actor: Value,
+    /// Why: `manual`, `enqueue`, `claim`.
+    pub cause: String,
+    /// The event that recorded it.
+    pub event_type: String,
+    /// When.
+    pub changed_at: DateTime<Utc>,
+}
+
+/// Every owner change of `lead` in order; `None` when the lead is not in `org`.
+pub async fn ownership_history(
+    pool: &PgPool,
+    org: OrgId,
+    lead: LeadId,
+) -> Result<Option<Vec<OwnerChangeRow>>, sqlx::Error> {
+    if !lead_in_org(pool, org, lead).await? {
+        return Ok(None);
+    }
+    let rows = sqlx::query_as(
+        "SELECT sequence, from_kind, from_id, to_kind, to_id, actor, cause, event_type, changed_at
+           FROM rm_ownership_history WHERE lead_id = $1 ORDER BY sequence",
+    )
+    .bind(lead.0)
+    .fetch_all(pool)
+    .await?;
+    Ok(Some(rows))
+}
+
+/// An owner as stored: kind and id.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+pub struct OwnerRef {
+    /// `partner_user`, `queue` or `internal_user`.
+    pub kind: String,
+    /// Its id.
+    pub id: Uuid,
+}
+
+/// The owner of `lead` at time `at`: `None` when the lead is not in `org`, `Some(None)`
+/// when it had no owner then.
+pub async fn owner_at(
+    pool: &PgPool,
+    org: OrgId,
+    lead: LeadId,
+    at: DateTime<Utc>,
+) -> Result<Option<Option<OwnerRef>>, sqlx::Error> {
+    if !lead_in_org(pool, org, lead).await? {
+        return Ok(None);
+    }
+    let owner = sqlx::query_as(
+        "SELECT to_kind AS kind, to_id AS id FROM rm_ownership_history
+          WHERE lead_id = $1 AND changed_at <= $2 ORDER BY sequence DESC LIMIT 1",
+    )
+    .bind(lead.0)
+    .bind(at)
+    .fetch_optional(pool)
+    .await?;
+    Ok(Some(owner))
+}
+
+async fn lead_in_org(pool: &PgPool, org: OrgId, lead: LeadId) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM rm_leads WHERE lead_id = $1 AND org_id = $2)")
+        .bind(lead.0)
+        .bind(org.0)
+        .fetch_one(pool)
+        .await
+}
+
+/// A partner account in the directory.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct DirectoryAccount {
+    /// Its id.
+    pub account_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Owning channel manager.
+    pub channel_manager: Uuid,
+    /// Territory.
+    pub territory: String,
+    /// Tier.
+    pub tier: String,
+    /// An active partner.
+    pub active: bool,
+}
+
+/// The partner accounts of `org`, by name.
+pub async fn partner_accounts(
+    pool: &PgPool,
+    org: OrgId,
+) -> Result<Vec<DirectoryAccount>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT account_id, name, channel_manager, territory, tier, active
+           FROM rm_partner_accounts WHERE org_id = $1 ORDER BY name, account_id",
+    )
+    .bind(org.0)
+    .fetch_all(pool)
+    .await
+}
+
+/// A partner user in the directory.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct DirectoryUser {
+    /// Its id.
+    pub user_id: Uuid,
+    /// Its partner account.
+    pub account_id: Uuid,
+    /// Name.
+    pub name: String,
+    /// Email.
+    pub email: String,
+    /// Active partner user.
+    pub active: bool,
+    /// Signed in at least once.
+    pub signed_in_once: bool,
+    /// Auto-assignment paused.
+    pub paused: bool,
+    /// Its account is an active partner.
+    pub account_active: bool,
+    /// May receive leads automatically: active, signed in once, account active, not paused.
+    pub assignable: bool,
+}
+
+/// The partner users of `org`, by name; with `assignable_only`, only those offered when
+/// picking an owner.
+pub async fn partner_users(
+    pool: &PgPool,
+    org: OrgId,
+    assignable_only: bool,
+) -> Result<Vec<DirectoryUser>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT * FROM (
+             SELECT u.user_id, u.account_id, u.name, u.email, u.active, u.signed_in_once, u.paused,
+                    a.active AS account_active,
+                    (u.active AND u.signed_in_once AND a.active AND NOT u.paused) AS assignable
+               FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
+              WHERE u.org_id = $1) d
+          WHERE assignable OR NOT $2
+          ORDER BY name, user_id",
+    )
+    .bind(org.0)
+    .bind(assignable_only)
+    .fetch_all(pool)
+    .await
+}
+
+/// A lead in a channel manager's view.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+pub struct ManagedLead {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// `partner_user` or `queue`.
+    pub owner_kind: String,
+    /// The owner.
+    pub owner_id: Uuid,
+    /// Inbox status.
+    pub status: String,
+    /// When upstream sent it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Leads owned by the partner users, and by the queues with members, of the partner
+/// accounts `manager` owns; newest first.
+pub async fn channel_manager_leads(
+    pool: &PgPool,
+    org: OrgId,
+    manager: InternalUserId,
+    limit: i64,
+) -> Result<Vec<ManagedLead>, sqlx::Error> {
+    sqlx::query_as(
+        "WITH accounts AS (SELECT account_id FROM rm_partner_accounts WHERE org_id = $1 AND channel_manager = $2),
+              users AS (SELECT user_id FROM rm_partner_users WHERE account_id IN (SELECT account_id FROM accounts)),
+              owners AS (
+                  SELECT user_id AS owner_id FROM users
+                  UNION
+                  SELECT queue_id FROM rm_queue_members
+                   WHERE (member_kind = 'partner_account' AND member_id IN (SELECT account_id FROM accounts))
+                      OR (member_kind = 'partner_user' AND member_id IN (SELECT user_id FROM users)))
+         SELECT l.lead_id, l.owner_kind, l.owner_id, l.status, l.received_at
+           FROM owners o JOIN rm_leads l ON l.owner_id = o.owner_id AND l.org_id = $1
+          ORDER BY l.received_at DESC, l.lead_id DESC
+          LIMIT $3",
+    )
+    .bind(org.0)
+    .bind(manager.0)
+    .bind(limit.clamp(1, 5000))
+    .fetch_all(pool)
+    .await
+}

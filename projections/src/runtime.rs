@@ -1,0 +1,227 @@
+//! The projector runtime: each batch locks its projector's checkpoint row, reads the next
+//! events in commit-safe order, applies them and moves the checkpoint in the same
+//! transaction, so every event takes effect exactly once even across crashes.
+//!
+//! One instance per projector name is active: it holds a session advisory lock (no open
+//! transaction, so it never holds back the log readers' xmin horizon); standbys retry the
+//! lock and take over when the active one's connection ends. The checkpoint row lock taken
+//! by every batch keeps two instances from ever applying the same events, even if both
+//! believed they were active. Wakes on NOTIFY, polls as a fallback.
+
+use crate::log::{self, Checkpoint, LogError, LogEvent, Upto};
+use crate::schema::EVENTS_CHANNEL;
+use async_trait::async_trait;
+use sqlx::postgres::PgListener;
+use sqlx::{Connection, PgConnection, PgPool};
+use std::future::Future;
+use std::time::Duration;
+
+/// Events read and applied per transaction.
+pub const BATCH_SIZE: i64 = 2000;
+
+/// Why a projector batch failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    /// Reading the log failed.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Writing the read model failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// No projector has that name.
+    #[error("no projection named {0:?} (known: {1})")]
+    UnknownProjection(String, String),
+}
+
+/// A read model built from the log.
+#[async_trait]
+pub trait Projector: Send + Sync {
+    /// Stable name: the checkpoint key and the name on the command line.
+    fn name(&self) -> &'static str;
+
+    /// The tables it alone writes (rebuilt and compared by name).
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Apply `events` (in commit order) inside the caller's transaction. Tables are named
+    /// unqualified: the caller's search_path decides which copy is written.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        events: &[LogEvent],
+    ) -> Result<(), ProjectionError>;
+}
+
+/// A projector's checkpoint row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// Last applied position.
+    pub checkpoint: Checkpoint,
+    /// Events applied since position zero.
+    pub events_applied: i64,
+}
+
+/// Lock the checkpoint row of `name` (creating it at zero) for the rest of the transaction.
+pub(crate) async fn lock_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Progress, sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await?;
+    let (tx, pos, applied): (String, i64, i64) = sqlx::query_as(
+        "SELECT transaction_id::text, global_position, events_applied
+           FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
+    )
+    .bind(name)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Progress {
+        checkpoint: Checkpoint {
+            transaction_id: log::parse_xid(&tx),
+            global_position: pos,
+        },
+        events_applied: applied,
+    })
+}
+
+/// Apply the next batch inside the caller's transaction (which must have locked nothing
+/// else); returns how many events it applied (0 when caught up).
+pub(crate) async fn step_in(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    upto: Upto,
+    limit: i64,
+) -> Result<usize, ProjectionError> {
+    let progress = lock_checkpoint(conn, projector.name()).await?;
+    let events = log::read_batch(conn, progress.checkpoint, upto, limit).await?;
+    let Some(last) = events.last() else {
+        return Ok(0);
+    };
+    projector.apply(conn, &events).await?;
+    sqlx::query(
+        "UPDATE projection_checkpoints
+            SET transaction_id = $2::text::xid8, global_position = $3,
+                events_applied = events_applied + $4, updated_at = clock_timestamp()
+          WHERE name = $1",
+    )
+    .bind(projector.name())
+    .bind(last.position.transaction_id.to_string())
+    .bind(last.position.global_position)
+    .bind(events.len() as i64)
+    .execute(&mut *conn)
+    .await?;
+    Ok(events.len())
+}
+
+/// One batch in its own transaction, on the tables `search_path` names (None: the live ones).
+pub async fn step(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    search_path: Option<&str>,
+    upto: Upto,
+    limit: i64,
+) -> Result<usize, ProjectionError> {
+    let mut tx = conn.begin().await?;
+    if let Some(schema) = search_path {
+        sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    let applied = step_in(&mut tx, projector, upto, limit).await?;
+    tx.commit().await?;
+    Ok(applied)
+}
+
+/// Apply batches until nothing more is readable (up to `upto`); returns the events applied.
+pub async fn catch_up(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    search_path: Option<&str>,
+    upto: Upto,
+) -> Result<usize, ProjectionError> {
+    let mut total = 0;
+    loop {
+        match step(conn, projector, search_path, upto, BATCH_SIZE).await? {
+            0 => return Ok(total),
+            n => total += n,
+        }
+    }
+}
+
+/// How the runtime waits.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Poll the log this often when no notification arrives.
+    pub poll_interval: Duration,
+    /// A standby retries the leadership lock this often.
+    pub standby_retry: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            standby_retry: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Run `projector` until `shutdown` completes: wait to become the active instance, then
+/// apply batches as events commit. Errors are logged and retried after a pause.
+pub async fn run(
+    pool: PgPool,
+    projector: &dyn Projector,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let outcome = tokio::select! {
+            _ = &mut shutdown => return,
+            outcome = run_while_active(&pool, projector, options) => outcome,
+        };
+        if let Err(e) = outcome {
+            tracing::error!(projection = projector.name(), error = %e, "projector failed; retrying");
+        }
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(options.standby_retry) => {}
+        }
+    }
+}
+
+async fn run_while_active(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    options: RunOptions,
+) -> Result<(), ProjectionError> {
+    let mut leader = pool.acquire().await?.detach();
+    while !sqlx::query_scalar::<_, bool>(
+        "SELECT pg_try_advisory_lock(hashtextextended('leadroute.projector.' || $1, 0))",
+    )
+    .bind(projector.name())
+    .fetch_one(&mut leader)
+    .await?
+    {
+        tokio::time::sleep(options.standby_retry).await;
+    }
+    tracing::info!(projection = projector.name(), "active");
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(EVENTS_CHANNEL).await?;
+    let mut conn = pool.acquire().await?;
+    loop {
+        let applied = step(&mut conn, projector, None, None, BATCH_SIZE).await?;
+        if applied as i64 == BATCH_SIZE {
+            continue;
+        }
+        // Still the leader? (The lock lives as long as this session.)
+        leader.ping().await?;
+        tokio::select! {
+            notification = listener.recv() => { notification?; }
+            _ = tokio::time::sleep(options.poll_interval) => {}
+        }
+    }
+}

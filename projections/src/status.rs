@@ -1,0 +1,68 @@
+//! Projection status: each projector's checkpoint and how far it lags behind the log
+//! (events behind, seconds behind), for `leadroute projections status` and metrics.
+
+use crate::log::{parse_xid, Checkpoint};
+use crate::schema::EVENTS_TABLE;
+use chrono::{DateTime, Utc};
+use sqlx::PgPool;
+
+/// Where one projection stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectionStatus {
+    /// Projector name.
+    pub name: String,
+    /// Last applied position (`ZERO` before the first batch).
+    pub checkpoint: Checkpoint,
+    /// Events applied since position zero.
+    pub events_applied: i64,
+    /// When the checkpoint last moved.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Committed events after the checkpoint.
+    pub events_behind: i64,
+    /// Age of the oldest event not yet applied (0 when caught up).
+    pub seconds_behind: f64,
+}
+
+/// The status of each named projection (one without a checkpoint row yet is at zero).
+pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatus>, sqlx::Error> {
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let row: Option<(String, i64, i64, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT transaction_id::text, global_position, events_applied, updated_at
+               FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+        let (checkpoint, events_applied, updated_at) = match row {
+            Some((tx, pos, applied, at)) => (
+                Checkpoint {
+                    transaction_id: parse_xid(&tx),
+                    global_position: pos,
+                },
+                applied,
+                Some(at),
+            ),
+            None => (Checkpoint::ZERO, 0, None),
+        };
+        let (events_behind, seconds_behind): (i64, f64) = sqlx::query_as(&format!(
+            "SELECT count(*),
+                    coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at))::float8, 0)
+               FROM {EVENTS_TABLE}
+              WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
+        ))
+        .bind(checkpoint.transaction_id.to_string())
+        .bind(checkpoint.global_position)
+        .fetch_one(pool)
+        .await?;
+        out.push(ProjectionStatus {
+            name: name.to_string(),
+            checkpoint,
+            events_applied,
+            updated_at,
+            events_behind,
+            seconds_behind,
+        });
+    }
+    Ok(out)
+}
