@@ -17,7 +17,8 @@ use uuid::Uuid;
 
 const DEMO_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_726f_7574_652d_6465_6d6f_0001);
 
-fn demo_uuid(name: &str) -> Uuid {
+/// The fixed id of a demo entity, by the name the seed gives it (an email, an account name).
+pub fn demo_uuid(name: &str) -> Uuid {
     Uuid::new_v5(&DEMO_NAMESPACE, name.as_bytes())
 }
 
@@ -48,8 +49,9 @@ fn done_before(result: Result<crate::app::Committed, AppError>) -> Result<bool, 
 pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
     let org = demo_org_id();
     let admin = InternalUserId(demo_uuid("admin"));
-    let meta = CommandMeta::now(Actor::InternalUser(admin));
-    let newly_seeded = done_before(commands.create_org(&meta, org, "Demo Channel Co").await)?;
+    // A fresh time per command, as if an admin clicked through the flows.
+    let meta = || CommandMeta::now(Actor::InternalUser(admin));
+    let newly_seeded = done_before(commands.create_org(&meta(), org, "Demo Channel Co").await)?;
     let ack = SharingReviewAck {
         reviewed_by: admin,
         fields: VisibleFields {
@@ -59,7 +61,7 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
             account: ["name", "tier"].map(String::from).into(),
         },
     };
-    done_before(commands.enable_prm(&meta, org, Some(ack)).await)?;
+    done_before(commands.enable_prm(&meta(), org, Some(ack)).await)?;
 
     let accounts = [
         ("Northwind Resellers", "EMEA", "gold", "manager-emea"),
@@ -73,8 +75,8 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
             territory: territory.into(),
             tier: tier.into(),
         };
-        done_before(commands.create_partner_account(&meta, org, &new).await)?;
-        done_before(commands.activate_partner(&meta, org, new.account_id).await)?;
+        done_before(commands.create_partner_account(&meta(), org, &new).await)?;
+        done_before(commands.activate_partner(&meta(), org, new.account_id).await)?;
     }
 
     // (name, email, account, activate, sign in)
@@ -115,17 +117,17 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
             name: name.into(),
             email: email.into(),
         };
-        done_before(commands.add_contact(&meta, org, &new).await)?;
+        done_before(commands.add_contact(&meta(), org, &new).await)?;
         if activate {
             let invitation = InvitationId(demo_uuid(&format!("invitation {email}")));
-            let expires = meta.at + Duration::days(7);
+            let expires = meta().at + Duration::days(7);
             let activated = done_before(
                 commands
-                    .activate_partner_user(&meta, org, new.user_id, invitation, expires)
+                    .activate_partner_user(&meta(), org, new.user_id, invitation, expires)
                     .await,
             )?;
             if activated && sign_in {
-                commands.record_sign_in(&meta, org, new.user_id).await?;
+                commands.record_sign_in(&meta(), org, new.user_id).await?;
             }
         }
     }
@@ -133,17 +135,17 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
     let queue = QueueId(demo_uuid("queue emea"));
     done_before(
         commands
-            .create_queue(&meta, org, queue, "EMEA inbound")
+            .create_queue(&meta(), org, queue, "EMEA inbound")
             .await,
     )?;
     let northwind = QueueMember::PartnerAccount(PartnerAccountId(demo_uuid("Northwind Resellers")));
     done_before(
         commands
-            .add_queue_member(&meta, org, queue, northwind)
+            .add_queue_member(&meta(), org, queue, northwind)
             .await,
     )?;
 
-    seed_leads(commands, &meta, org, queue).await?;
+    seed_leads(commands, meta, org, queue).await?;
     Ok(DemoSummary {
         org_id: org,
         newly_seeded,
@@ -152,7 +154,7 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
 
 async fn seed_leads(
     commands: &Commands,
-    meta: &CommandMeta,
+    meta: impl Fn() -> CommandMeta,
     org: OrgId,
     queue: QueueId,
 ) -> Result<(), AppError> {
@@ -193,7 +195,7 @@ async fn seed_leads(
             .collect(),
             route: true,
         };
-        let (lead, committed) = commands.receive_lead(meta, org, &new).await?;
+        let (lead, committed) = commands.receive_lead(&meta(), org, &new).await?;
         fresh &= committed.events > 0;
         ids.push(lead);
     }
@@ -202,17 +204,17 @@ async fn seed_leads(
         return Ok(());
     }
     for lead in [ids[0], ids[1], ids[4]] {
-        done_before(commands.enqueue_lead(meta, org, lead, queue).await)?;
+        done_before(commands.enqueue_lead(&meta(), org, lead, queue).await)?;
     }
-    done_before(commands.claim_lead(meta, org, ids[4], queue, ada).await)?;
+    done_before(commands.claim_lead(&meta(), org, ids[4], queue, ada).await)?;
     done_before(
         commands
-            .reassign_lead(meta, org, ids[2], Owner::PartnerUser(ada), true)
+            .reassign_lead(&meta(), org, ids[2], Owner::PartnerUser(ada), true)
             .await,
     )?;
     done_before(
         commands
-            .reassign_lead(meta, org, ids[3], Owner::PartnerUser(chloe), false)
+            .reassign_lead(&meta(), org, ids[3], Owner::PartnerUser(chloe), false)
             .await,
     )?;
     Ok(())

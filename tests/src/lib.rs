@@ -5,6 +5,8 @@
 //! The server comes from `LEADROUTE_TEST_DATABASE_URL` (an admin connection; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); nothing here mocks PostgreSQL.
 
+pub mod generate;
+
 use chrono::{Duration, Utc};
 use leadroute_domain::ids::{
     Actor, InternalUserId, InvitationId, LeadId, OrgId, PartnerAccountId, PartnerUserId, QueueId,
@@ -249,6 +251,25 @@ impl TestApp {
             .await
             .expect("receive lead")
             .0
+    }
+
+    /// Number of events in the log.
+    pub async fn event_count(&self) -> usize {
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {EVENTS_TABLE}"))
+            .fetch_one(&self.db.pool)
+            .await
+            .expect("count events");
+        count as usize
+    }
+
+    /// Bring every projection up to date with the log.
+    pub async fn project(&self) {
+        let mut conn = self.db.pool.acquire().await.expect("connection");
+        for projector in leadroute_projections::projectors::all() {
+            leadroute_projections::runtime::catch_up(&mut conn, projector, None, None)
+                .await
+                .expect("projection catches up");
+        }
     }
 
     /// Event types of an aggregate in sequence order, read straight from the events table.
