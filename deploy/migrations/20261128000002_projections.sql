@@ -85,7 +85,6 @@ CREATE TABLE rm_leads
     updated_at       timestamptz NOT NULL
 );
 CREATE INDEX rm_leads_owner ON rm_leads (owner_id, received_at DESC, lead_id DESC);
-CREATE INDEX rm_leads_org ON rm_leads (org_id, received_at DESC, lead_id DESC);
 
 -- Ownership history (scoped to an org through rm_leads) -------------------------------
 

@@ -8,7 +8,7 @@
 
 use crate::schema::EVENTS_TABLE;
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::SerializedEvent;
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::org::OrgEvent;
 use leadroute_domain::partner_account::PartnerAccountEvent;
@@ -65,8 +65,6 @@ pub struct LogEvent {
     pub recorded_at: DateTime<Utc>,
     /// Unique id of the event.
     pub event_id: Uuid,
-    /// Stored metadata (actor, correlation id, ...).
-    pub metadata: Value,
     /// The decoded event.
     pub event: AnyEvent,
 }
@@ -106,13 +104,13 @@ pub async fn read_batch(
         global_position: i64::MAX,
     });
     let rows = sqlx::query(&format!(
-        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata,
-                transaction_id::text AS transaction_id, global_position, recorded_at, event_id
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload,
+                transaction_id::text AS txid, global_position, recorded_at, event_id
            FROM {EVENTS_TABLE}
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
             AND (transaction_id, global_position) <= ($3::text::xid8, $4)
             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id, global_position
+          ORDER BY {EVENTS_TABLE}.transaction_id, {EVENTS_TABLE}.global_position
           LIMIT $5"
     ))
     .bind(after.transaction_id.to_string())
@@ -122,22 +120,8 @@ pub async fn read_batch(
     .bind(limit)
     .fetch_all(conn)
     .await?;
-    rows.iter().map(decode_row).collect()
-}
-
-/// The position of the newest event readable now (commit-safe), `ZERO` for an empty log.
-pub async fn head(conn: &mut PgConnection) -> Result<Checkpoint, sqlx::Error> {
-    let row: Option<(String, i64)> = sqlx::query_as(&format!(
-        "SELECT transaction_id::text, global_position FROM {EVENTS_TABLE}
-          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-          ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
-    ))
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map_or(Checkpoint::ZERO, |(tx, pos)| Checkpoint {
-        transaction_id: parse_xid(&tx),
-        global_position: pos,
-    }))
+    let upcasters = leadroute_domain::upcasters::upcasters();
+    rows.iter().map(|row| decode_row(row, &upcasters)).collect()
 }
 
 /// Parse an xid8 selected as text.
@@ -145,33 +129,53 @@ pub(crate) fn parse_xid(text: &str) -> u64 {
     text.parse().unwrap_or(0)
 }
 
-fn decode_row(row: &sqlx::postgres::PgRow) -> Result<LogEvent, LogError> {
+fn decode_row(
+    row: &sqlx::postgres::PgRow,
+    upcasters: &[Box<dyn EventUpcaster>],
+) -> Result<LogEvent, LogError> {
     let aggregate_type: String = row.try_get("aggregate_type")?;
     let aggregate_id: String = row.try_get("aggregate_id")?;
     let event_type: String = row.try_get("event_type")?;
+    let event_version: String = row.try_get("event_version")?;
     let event_id: Uuid = row.try_get("event_id")?;
-    let metadata: Value = row.try_get("metadata")?;
     let sequence: i64 = row.try_get("sequence")?;
+    let payload: &str = row.try_get("payload")?;
     let undecodable = |reason: String| LogError::Undecodable {
         event_id,
         aggregate_type: aggregate_type.clone(),
         event_type: event_type.clone(),
         reason,
     };
-    let serialized = SerializedEvent::new(
-        aggregate_id.clone(),
-        sequence as usize,
-        aggregate_type.clone(),
-        event_type.clone(),
-        row.try_get("event_version")?,
-        row.try_get("payload")?,
-        metadata.clone(),
-    );
-    let serialized = upcast(serialized);
-    let event = decode_payload(&aggregate_type, serialized.payload).map_err(undecodable)?;
+    let event = if upcasters
+        .iter()
+        .any(|u| u.can_upcast(&event_type, &event_version))
+    {
+        let value: Value = serde_json::from_str(payload).map_err(|e| undecodable(e.to_string()))?;
+        let serialized = SerializedEvent::new(
+            aggregate_id.clone(),
+            sequence as usize,
+            aggregate_type.clone(),
+            event_type.clone(),
+            event_version,
+            value,
+            Value::Null,
+        );
+        let upcast = upcasters.iter().fold(serialized, |event, upcaster| {
+            if upcaster.can_upcast(&event.event_type, &event.event_version) {
+                upcaster.upcast(event)
+            } else {
+                event
+            }
+        });
+        decode_payload(&aggregate_type, &upcast.payload.to_string())
+    } else {
+        // The common case: no upcaster applies, so decode straight from the stored text.
+        decode_payload(&aggregate_type, payload)
+    }
+    .map_err(undecodable)?;
     Ok(LogEvent {
         position: Checkpoint {
-            transaction_id: parse_xid(row.try_get::<String, _>("transaction_id")?.as_str()),
+            transaction_id: parse_xid(row.try_get::<&str, _>("txid")?),
             global_position: row.try_get("global_position")?,
         },
         aggregate_id: aggregate_id
@@ -181,33 +185,21 @@ fn decode_row(row: &sqlx::postgres::PgRow) -> Result<LogEvent, LogError> {
         event_type,
         recorded_at: row.try_get("recorded_at")?,
         event_id,
-        metadata,
         event,
     })
 }
 
-fn upcast(mut event: SerializedEvent) -> SerializedEvent {
-    for upcaster in leadroute_domain::upcasters::upcasters() {
-        if upcaster.can_upcast(&event.event_type, &event.event_version) {
-            event = upcaster.upcast(event);
-        }
-    }
-    event
-}
-
-fn decode_payload(aggregate_type: &str, payload: Value) -> Result<AnyEvent, String> {
+fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, String> {
     use cqrs_es::Aggregate;
     use leadroute_domain::{lead, org, partner_account, partner_user, queue};
     let decoded = match aggregate_type {
-        org::Org::TYPE => serde_json::from_value(payload).map(AnyEvent::Org),
+        org::Org::TYPE => serde_json::from_str(payload).map(AnyEvent::Org),
         partner_account::PartnerAccount::TYPE => {
-            serde_json::from_value(payload).map(AnyEvent::PartnerAccount)
+            serde_json::from_str(payload).map(AnyEvent::PartnerAccount)
         }
-        partner_user::PartnerUser::TYPE => {
-            serde_json::from_value(payload).map(AnyEvent::PartnerUser)
-        }
-        queue::Queue::TYPE => serde_json::from_value(payload).map(AnyEvent::Queue),
-        lead::Lead::TYPE => serde_json::from_value(payload).map(AnyEvent::Lead),
+        partner_user::PartnerUser::TYPE => serde_json::from_str(payload).map(AnyEvent::PartnerUser),
+        queue::Queue::TYPE => serde_json::from_str(payload).map(AnyEvent::Queue),
+        lead::Lead::TYPE => serde_json::from_str(payload).map(AnyEvent::Lead),
         other => return Err(format!("unknown aggregate type {other}")),
     };
     decoded.map_err(|e| e.to_string())

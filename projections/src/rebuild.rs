@@ -7,7 +7,9 @@
 //! row lock.
 
 use crate::log::Checkpoint;
-use crate::runtime::{catch_up, lock_checkpoint, step_in, ProjectionError, Projector, BATCH_SIZE};
+use crate::runtime::{
+    catch_up_copy, lock_checkpoint, step_in, ProjectionError, Projector, BATCH_SIZE,
+};
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -75,7 +77,7 @@ pub async fn rebuild(
 ) -> Result<RebuildReport, ProjectionError> {
     let mut conn = pool.acquire().await?;
     let scratch = Scratch::create(&mut conn, projector).await?;
-    let result = rebuild_into(&mut conn, projector, &scratch).await;
+    let result = rebuild_into(pool, &mut conn, projector, &scratch).await;
     if result.is_err() {
         let _ = scratch.drop(&mut conn).await;
     }
@@ -83,12 +85,13 @@ pub async fn rebuild(
 }
 
 async fn rebuild_into(
+    pool: &PgPool,
     conn: &mut PgConnection,
     projector: &dyn Projector,
     scratch: &Scratch,
 ) -> Result<RebuildReport, ProjectionError> {
     let schema = &scratch.schema;
-    let mut events = catch_up(conn, projector, Some(schema), None).await?;
+    let mut events = catch_up_copy(pool, projector, schema, None).await?;
     let mut tx = conn.begin().await?;
     // Holds the live projector between batches until the swap commits.
     lock_checkpoint(&mut tx, projector.name()).await?;
@@ -145,7 +148,7 @@ pub async fn verify(
     let mut conn = pool.acquire().await?;
     for &projector in projectors {
         let scratch = Scratch::create(&mut conn, projector).await?;
-        let result = verify_one(&mut conn, projector, &scratch).await;
+        let result = verify_one(pool, &mut conn, projector, &scratch).await;
         scratch.drop(&mut conn).await?;
         differences.extend(result?);
     }
@@ -153,6 +156,7 @@ pub async fn verify(
 }
 
 async fn verify_one(
+    pool: &PgPool,
     conn: &mut PgConnection,
     projector: &dyn Projector,
     scratch: &Scratch,
@@ -162,7 +166,7 @@ async fn verify_one(
     let mut tx = conn.begin().await?;
     let start = lock_checkpoint(&mut tx, projector.name()).await?.checkpoint;
     tx.rollback().await?;
-    catch_up(conn, projector, Some(schema), Some(start)).await?;
+    catch_up_copy(pool, projector, schema, Some(start)).await?;
     // ... then the rest with the live checkpoint locked, and compare at the same position.
     let mut tx = conn.begin().await?;
     let live = lock_checkpoint(&mut tx, projector.name()).await?.checkpoint;

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Events read and applied per transaction.
-pub const BATCH_SIZE: i64 = 2000;
+pub const BATCH_SIZE: i64 = 5000;
 
 /// Why a projector batch failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,12 @@ pub enum ProjectionError {
     /// Writing the read model failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A copy being rebuilt was written by someone else.
+    #[error("the projection copy in schema {0} was changed by another writer")]
+    CopyNotPrivate(String),
+    /// The log-reading task of a rebuild failed.
+    #[error("the log reader task failed: {0}")]
+    Reader(String),
     /// No projector has that name.
     #[error("no projection named {0:?} (known: {1})")]
     UnknownProjection(String, String),
@@ -97,10 +103,20 @@ pub(crate) async fn step_in(
 ) -> Result<usize, ProjectionError> {
     let progress = lock_checkpoint(conn, projector.name()).await?;
     let events = log::read_batch(conn, progress.checkpoint, upto, limit).await?;
+    apply_locked(conn, projector, &events).await?;
+    Ok(events.len())
+}
+
+/// Apply `events` (read after the locked checkpoint) and move the checkpoint past them.
+async fn apply_locked(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[LogEvent],
+) -> Result<(), ProjectionError> {
     let Some(last) = events.last() else {
-        return Ok(0);
+        return Ok(());
     };
-    projector.apply(conn, &events).await?;
+    projector.apply(conn, events).await?;
     sqlx::query(
         "UPDATE projection_checkpoints
             SET transaction_id = $2::text::xid8, global_position = $3,
@@ -113,7 +129,67 @@ pub(crate) async fn step_in(
     .bind(events.len() as i64)
     .execute(&mut *conn)
     .await?;
-    Ok(events.len())
+    Ok(())
+}
+
+/// Bring a private copy (the tables `search_path` names; nobody else writes them) up to
+/// `upto` or the log head, reading the next batch on a second connection while the current
+/// one is written. Each batch still moves the copy's checkpoint in its own transaction.
+pub async fn catch_up_copy(
+    pool: &PgPool,
+    projector: &dyn Projector,
+    search_path: &str,
+    upto: Upto,
+) -> Result<usize, ProjectionError> {
+    let mut conn = pool.acquire().await?;
+    let start = {
+        let mut tx = conn.begin().await?;
+        sqlx::query(&format!("SET LOCAL search_path TO {search_path}, public"))
+            .execute(&mut *tx)
+            .await?;
+        let progress = lock_checkpoint(&mut tx, projector.name()).await?;
+        tx.commit().await?;
+        progress.checkpoint
+    };
+    let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<LogEvent>>(2);
+    let reader_pool = pool.clone();
+    let reader = tokio::spawn(async move {
+        let mut conn = reader_pool.acquire().await?;
+        let mut after = start;
+        loop {
+            let batch = log::read_batch(&mut conn, after, upto, BATCH_SIZE).await?;
+            let Some(last) = batch.last() else {
+                return Ok::<_, ProjectionError>(());
+            };
+            after = last.position;
+            if batches.send(batch).await.is_err() {
+                return Ok(());
+            }
+        }
+    });
+    let mut total = 0;
+    while let Some(batch) = received.recv().await {
+        let mut tx = conn.begin().await?;
+        sqlx::query(&format!("SET LOCAL search_path TO {search_path}, public"))
+            .execute(&mut *tx)
+            .await?;
+        let progress = lock_checkpoint(&mut tx, projector.name()).await?;
+        if batch
+            .first()
+            .is_some_and(|first| first.position <= progress.checkpoint)
+        {
+            // Someone else moved this copy: not private after all. Never apply twice.
+            reader.abort();
+            return Err(ProjectionError::CopyNotPrivate(search_path.to_string()));
+        }
+        apply_locked(&mut tx, projector, &batch).await?;
+        tx.commit().await?;
+        total += batch.len();
+    }
+    reader
+        .await
+        .map_err(|e| ProjectionError::Reader(e.to_string()))??;
+    Ok(total)
 }
 
 /// One batch in its own transaction, on the tables `search_path` names (None: the live ones).

@@ -76,7 +76,11 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
             tier: tier.into(),
         };
         done_before(commands.create_partner_account(&meta(), org, &new).await)?;
-        done_before(commands.activate_partner(&meta(), org, new.account_id).await)?;
+        done_before(
+            commands
+                .activate_partner(&meta(), org, new.account_id)
+                .await,
+        )?;
     }
 
     // (name, email, account, activate, sign in)

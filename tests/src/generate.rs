@@ -10,7 +10,13 @@ use uuid::Uuid;
 
 /// Insert leads `first..first+count` of `org` (two events each, one transaction), owned
 /// round-robin by `owners` (partner users or queues). Returns the events written.
-pub async fn lead_events(pool: &PgPool, org: OrgId, owners: &[Owner], first: i64, count: i64) -> sqlx::Result<u64> {
+pub async fn lead_events(
+    pool: &PgPool,
+    org: OrgId,
+    owners: &[Owner],
+    first: i64,
+    count: i64,
+) -> sqlx::Result<u64> {
     let (kinds, ids): (Vec<&str>, Vec<Uuid>) = owners
         .iter()
         .map(|owner| match owner {

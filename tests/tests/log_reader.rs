@@ -17,7 +17,12 @@ use uuid::Uuid;
 /// Insert one event the way postgres-es does (the extra columns take their defaults).
 async fn insert_event(conn: &mut PgConnection) -> Uuid {
     let org = OrgId::new_random();
-    let event = OrgEvent::OrgCreated { org_id: org, name: "Org".into(), actor: Actor::System("test".into()), at: Utc::now() };
+    let event = OrgEvent::OrgCreated {
+        org_id: org,
+        name: "Org".into(),
+        actor: Actor::System("test".into()),
+        at: Utc::now(),
+    };
     sqlx::query_scalar(&format!(
         "INSERT INTO {EVENTS_TABLE} (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
          VALUES ('Org', $1, 1, 'OrgCreated', '1.0', $2, '{{}}') RETURNING event_id"
@@ -42,13 +47,21 @@ async fn an_open_transaction_holds_back_later_commits_until_it_ends() {
     let second = insert_event(&mut fast).await;
 
     let mut reader = db.pool.acquire().await.unwrap();
-    let positions: Vec<(i64,)> = sqlx::query_as(&format!("SELECT global_position FROM {EVENTS_TABLE}"))
-        .fetch_all(&mut *reader)
-        .await
-        .unwrap();
-    assert_eq!(positions.len(), 1, "only the fast transaction's event is committed");
+    let positions: Vec<(i64,)> =
+        sqlx::query_as(&format!("SELECT global_position FROM {EVENTS_TABLE}"))
+            .fetch_all(&mut *reader)
+            .await
+            .unwrap();
+    assert_eq!(
+        positions.len(),
+        1,
+        "only the fast transaction's event is committed"
+    );
     assert!(
-        read_batch(&mut reader, Checkpoint::ZERO, None, 100).await.unwrap().is_empty(),
+        read_batch(&mut reader, Checkpoint::ZERO, None, 100)
+            .await
+            .unwrap()
+            .is_empty(),
         "the committed later event waits while an earlier transaction is open"
     );
 
@@ -57,11 +70,17 @@ async fn an_open_transaction_holds_back_later_commits_until_it_ends() {
     let reader = std::sync::Arc::new(tokio::sync::Mutex::new(reader));
     let read = eventually(Duration::from_secs(10), || async {
         let mut conn = reader.lock().await;
-        let batch = read_batch(&mut conn, Checkpoint::ZERO, None, 100).await.unwrap();
+        let batch = read_batch(&mut conn, Checkpoint::ZERO, None, 100)
+            .await
+            .unwrap();
         (batch.len() == 2).then(|| batch.into_iter().map(|e| e.event_id).collect::<Vec<_>>())
     })
     .await;
-    assert_eq!(read, Some(vec![first, second]), "commit order: the earlier transaction first");
+    assert_eq!(
+        read,
+        Some(vec![first, second]),
+        "commit order: the earlier transaction first"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -117,5 +136,9 @@ async fn concurrent_writers_committing_out_of_order_are_read_exactly_once() {
 
     let unique: HashSet<_> = read.iter().collect();
     assert_eq!(unique.len(), read.len(), "no event is read twice");
-    assert_eq!(unique, written.iter().collect::<HashSet<_>>(), "every committed event is read");
+    assert_eq!(
+        unique,
+        written.iter().collect::<HashSet<_>>(),
+        "every committed event is read"
+    );
 }

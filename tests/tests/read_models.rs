@@ -13,7 +13,10 @@ use leadroute_tests::{eventually, TestApp};
 use std::time::Duration;
 
 fn lead(upstream_id: &str) -> LeadId {
-    let upstream = UpstreamRef { system: "demo-crm".into(), lead_id: upstream_id.into() };
+    let upstream = UpstreamRef {
+        system: "demo-crm".into(),
+        lead_id: upstream_id.into(),
+    };
     LeadId::for_upstream(demo::demo_org_id(), &upstream)
 }
 
@@ -29,7 +32,10 @@ async fn seeded() -> TestApp {
 }
 
 fn states(items: &[queries::InboxItem]) -> Vec<(LeadId, &str)> {
-    let mut out: Vec<_> = items.iter().map(|i| (LeadId(i.lead_id), i.state.as_str())).collect();
+    let mut out: Vec<_> = items
+        .iter()
+        .map(|i| (LeadId(i.lead_id), i.state.as_str()))
+        .collect();
     out.sort();
     out
 }
@@ -43,9 +49,14 @@ fn sorted(mut v: Vec<(LeadId, &'static str)>) -> Vec<(LeadId, &'static str)> {
 async fn inboxes_hold_owned_and_claimable_leads() {
     let app = seeded().await;
     let (pool, org) = (&app.db.pool, demo::demo_org_id());
-    let page = InboxQuery { limit: 50, ..Default::default() };
+    let page = InboxQuery {
+        limit: 50,
+        ..Default::default()
+    };
 
-    let ada = queries::partner_inbox(pool, org, user("ada@northwind.example"), &page).await.unwrap();
+    let ada = queries::partner_inbox(pool, org, user("ada@northwind.example"), &page)
+        .await
+        .unwrap();
     assert_eq!(
         states(&ada),
         sorted(vec![
@@ -58,41 +69,109 @@ async fn inboxes_hold_owned_and_claimable_leads() {
     let claimable = ada.iter().find(|i| i.state == "claimable").unwrap();
     assert_eq!(claimable.queue_id, Some(demo_uuid("queue emea")));
     assert!(ada.iter().all(|i| i.age_seconds >= 0.0));
-    assert!(ada.windows(2).all(|w| (w[0].received_at, w[0].lead_id) >= (w[1].received_at, w[1].lead_id)));
+    assert!(ada
+        .windows(2)
+        .all(|w| (w[0].received_at, w[0].lead_id) >= (w[1].received_at, w[1].lead_id)));
 
-    let ben = queries::partner_inbox(pool, org, user("ben@northwind.example"), &page).await.unwrap();
-    assert_eq!(states(&ben), sorted(vec![(lead("L-1001"), "claimable"), (lead("L-1002"), "claimable")]));
-    let chloe = queries::partner_inbox(pool, org, user("chloe@contoso.example"), &page).await.unwrap();
+    let ben = queries::partner_inbox(pool, org, user("ben@northwind.example"), &page)
+        .await
+        .unwrap();
+    assert_eq!(
+        states(&ben),
+        sorted(vec![
+            (lead("L-1001"), "claimable"),
+            (lead("L-1002"), "claimable")
+        ])
+    );
+    let chloe = queries::partner_inbox(pool, org, user("chloe@contoso.example"), &page)
+        .await
+        .unwrap();
     assert_eq!(states(&chloe), vec![(lead("L-1004"), "to_accept")]);
 
-    let other_org = queries::partner_inbox(pool, OrgId::new_random(), user("ada@northwind.example"), &page).await;
-    assert!(other_org.unwrap().is_empty(), "an inbox is scoped to its org");
+    let other_org = queries::partner_inbox(
+        pool,
+        OrgId::new_random(),
+        user("ada@northwind.example"),
+        &page,
+    )
+    .await;
+    assert!(
+        other_org.unwrap().is_empty(),
+        "an inbox is scoped to its org"
+    );
 }
 
 #[tokio::test]
 async fn the_inbox_pages_and_filters() {
     let app = seeded().await;
-    let (pool, org, ada) = (&app.db.pool, demo::demo_org_id(), user("ada@northwind.example"));
-    let all = queries::partner_inbox(pool, org, ada, &InboxQuery { limit: 50, ..Default::default() }).await.unwrap();
+    let (pool, org, ada) = (
+        &app.db.pool,
+        demo::demo_org_id(),
+        user("ada@northwind.example"),
+    );
+    let all = queries::partner_inbox(
+        pool,
+        org,
+        ada,
+        &InboxQuery {
+            limit: 50,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
 
-    let first = queries::partner_inbox(pool, org, ada, &InboxQuery { limit: 3, ..Default::default() }).await.unwrap();
+    let first = queries::partner_inbox(
+        pool,
+        org,
+        ada,
+        &InboxQuery {
+            limit: 3,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let last = first.last().unwrap();
-    let rest = InboxQuery { limit: 3, after: Some((last.received_at, last.lead_id)), ..Default::default() };
+    let rest = InboxQuery {
+        limit: 3,
+        after: Some((last.received_at, last.lead_id)),
+        ..Default::default()
+    };
     let second = queries::partner_inbox(pool, org, ada, &rest).await.unwrap();
     let ids = |items: &[queries::InboxItem]| items.iter().map(|i| i.lead_id).collect::<Vec<_>>();
     assert_eq!(ids(&[first, second].concat()), ids(&all));
 
-    let claimable = InboxQuery { limit: 50, state: Some("claimable".into()), ..Default::default() };
-    assert_eq!(queries::partner_inbox(pool, org, ada, &claimable).await.unwrap().len(), 2);
-    let future = InboxQuery { limit: 50, received_since: Some(Utc::now() + chrono::Duration::hours(1)), ..Default::default() };
-    assert!(queries::partner_inbox(pool, org, ada, &future).await.unwrap().is_empty());
+    let claimable = InboxQuery {
+        limit: 50,
+        state: Some("claimable".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        queries::partner_inbox(pool, org, ada, &claimable)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    let future = InboxQuery {
+        limit: 50,
+        received_since: Some(Utc::now() + chrono::Duration::hours(1)),
+        ..Default::default()
+    };
+    assert!(queries::partner_inbox(pool, org, ada, &future)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 #[tokio::test]
 async fn the_queue_view_lists_unclaimed_leads() {
     let app = seeded().await;
     let queue = QueueId(demo_uuid("queue emea"));
-    let queued = queries::queue_view(&app.db.pool, demo::demo_org_id(), queue, 50).await.unwrap();
+    let queued = queries::queue_view(&app.db.pool, demo::demo_org_id(), queue, 50)
+        .await
+        .unwrap();
     let mut ids: Vec<_> = queued.iter().map(|q| LeadId(q.lead_id)).collect();
     ids.sort();
     let mut expected = vec![lead("L-1001"), lead("L-1002")];
@@ -104,19 +183,52 @@ async fn the_queue_view_lists_unclaimed_leads() {
 async fn history_records_every_owner_change_and_answers_owner_at_time_t() {
     let app = seeded().await;
     let (pool, org) = (&app.db.pool, demo::demo_org_id());
-    let history = queries::ownership_history(pool, org, lead("L-1005")).await.unwrap().unwrap();
-    let steps: Vec<_> = history.iter().map(|h| (h.cause.as_str(), h.to_kind.as_str(), h.from_kind.as_deref())).collect();
-    assert_eq!(steps, vec![("enqueue", "queue", None), ("claim", "partner_user", Some("queue"))]);
+    let history = queries::ownership_history(pool, org, lead("L-1005"))
+        .await
+        .unwrap()
+        .unwrap();
+    let steps: Vec<_> = history
+        .iter()
+        .map(|h| (h.cause.as_str(), h.to_kind.as_str(), h.from_kind.as_deref()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("enqueue", "queue", None),
+            ("claim", "partner_user", Some("queue"))
+        ]
+    );
     assert_eq!(history[1].to_id, user("ada@northwind.example").0);
     assert_eq!(history[1].actor["kind"], "partner_user");
 
     let before = history[0].changed_at - chrono::Duration::microseconds(1);
-    assert_eq!(queries::owner_at(pool, org, lead("L-1005"), before).await.unwrap(), Some(None));
-    let queued = queries::owner_at(pool, org, lead("L-1005"), history[0].changed_at).await.unwrap().unwrap().unwrap();
-    assert_eq!((queued.kind.as_str(), queued.id), ("queue", demo_uuid("queue emea")));
-    let now = queries::owner_at(pool, org, lead("L-1005"), Utc::now()).await.unwrap().unwrap().unwrap();
+    assert_eq!(
+        queries::owner_at(pool, org, lead("L-1005"), before)
+            .await
+            .unwrap(),
+        Some(None)
+    );
+    let queued = queries::owner_at(pool, org, lead("L-1005"), history[0].changed_at)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (queued.kind.as_str(), queued.id),
+        ("queue", demo_uuid("queue emea"))
+    );
+    let now = queries::owner_at(pool, org, lead("L-1005"), Utc::now())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(now.id, user("ada@northwind.example").0);
-    assert_eq!(queries::ownership_history(pool, OrgId::new_random(), lead("L-1005")).await.unwrap(), None);
+    assert_eq!(
+        queries::ownership_history(pool, OrgId::new_random(), lead("L-1005"))
+            .await
+            .unwrap(),
+        None
+    );
 }
 
 #[tokio::test]
@@ -127,7 +239,10 @@ async fn the_directory_flags_assignable_partner_users() {
     assert_eq!(accounts.len(), 2);
     assert!(accounts.iter().all(|a| a.active));
     let users = queries::partner_users(pool, org, false).await.unwrap();
-    let flags: Vec<_> = users.iter().map(|u| (u.email.as_str(), u.assignable)).collect();
+    let flags: Vec<_> = users
+        .iter()
+        .map(|u| (u.email.as_str(), u.assignable))
+        .collect();
     assert_eq!(
         flags,
         vec![
@@ -137,8 +252,16 @@ async fn the_directory_flags_assignable_partner_users() {
             ("dan@contoso.example", false)
         ]
     );
-    let assignable: Vec<_> = queries::partner_users(pool, org, true).await.unwrap().into_iter().map(|u| u.email).collect();
-    assert_eq!(assignable, ["ada@northwind.example", "chloe@contoso.example"]);
+    let assignable: Vec<_> = queries::partner_users(pool, org, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email)
+        .collect();
+    assert_eq!(
+        assignable,
+        ["ada@northwind.example", "chloe@contoso.example"]
+    );
 }
 
 #[tokio::test]
@@ -150,11 +273,22 @@ async fn a_channel_manager_sees_the_leads_of_the_accounts_they_own() {
         ids.sort();
         ids
     };
-    let emea = queries::channel_manager_leads(pool, org, InternalUserId(demo_uuid("manager-emea")), 100).await.unwrap();
-    let mut expected = vec![lead("L-1001"), lead("L-1002"), lead("L-1003"), lead("L-1005")];
+    let emea =
+        queries::channel_manager_leads(pool, org, InternalUserId(demo_uuid("manager-emea")), 100)
+            .await
+            .unwrap();
+    let mut expected = vec![
+        lead("L-1001"),
+        lead("L-1002"),
+        lead("L-1003"),
+        lead("L-1005"),
+    ];
     expected.sort();
     assert_eq!(ids(emea), expected);
-    let na = queries::channel_manager_leads(pool, org, InternalUserId(demo_uuid("manager-na")), 100).await.unwrap();
+    let na =
+        queries::channel_manager_leads(pool, org, InternalUserId(demo_uuid("manager-na")), 100)
+            .await
+            .unwrap();
     assert_eq!(ids(na), vec![lead("L-1004")]);
 }
 
@@ -162,28 +296,64 @@ async fn a_channel_manager_sees_the_leads_of_the_accounts_they_own() {
 async fn a_rebuild_swaps_in_identical_tables_and_verify_finds_tampering() {
     let app = seeded().await;
     let pool = &app.db.pool;
-    assert!(rebuild::verify(pool, &projectors::all()).await.unwrap().is_empty());
+    assert!(rebuild::verify(pool, &projectors::all())
+        .await
+        .unwrap()
+        .is_empty());
 
     let report = rebuild::rebuild(pool, &LeadsProjector).await.unwrap();
     assert_eq!(report.events, app.event_count().await);
-    assert!(rebuild::verify(pool, &projectors::all()).await.unwrap().is_empty());
-    let page = InboxQuery { limit: 50, ..Default::default() };
-    let ada = queries::partner_inbox(pool, demo::demo_org_id(), user("ada@northwind.example"), &page).await.unwrap();
+    assert!(rebuild::verify(pool, &projectors::all())
+        .await
+        .unwrap()
+        .is_empty());
+    let page = InboxQuery {
+        limit: 50,
+        ..Default::default()
+    };
+    let ada = queries::partner_inbox(
+        pool,
+        demo::demo_org_id(),
+        user("ada@northwind.example"),
+        &page,
+    )
+    .await
+    .unwrap();
     assert_eq!(ada.len(), 4, "the swapped-in table serves reads");
 
-    sqlx::query("UPDATE rm_leads SET status = 'accepted' WHERE lead_id = $1").bind(lead("L-1003").0).execute(pool).await.unwrap();
+    sqlx::query("UPDATE rm_leads SET status = 'accepted' WHERE lead_id = $1")
+        .bind(lead("L-1003").0)
+        .execute(pool)
+        .await
+        .unwrap();
     let differences = rebuild::verify(pool, &projectors::all()).await.unwrap();
     assert_eq!(differences.len(), 1);
-    assert_eq!((differences[0].table.as_str(), differences[0].only_live, differences[0].only_rebuilt), ("rm_leads", 1, 1));
+    assert_eq!(
+        (
+            differences[0].table.as_str(),
+            differences[0].only_live,
+            differences[0].only_rebuilt
+        ),
+        ("rm_leads", 1, 1)
+    );
 }
 
 #[tokio::test]
 async fn two_instances_of_a_projector_apply_every_event_once() {
     let app = seeded().await;
     let pool = app.db.pool.clone();
-    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'leads'").execute(&pool).await.unwrap();
-    sqlx::query("TRUNCATE rm_leads").execute(&pool).await.unwrap();
-    let options = RunOptions { poll_interval: Duration::from_millis(50), standby_retry: Duration::from_millis(50) };
+    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'leads'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("TRUNCATE rm_leads")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let options = RunOptions {
+        poll_interval: Duration::from_millis(50),
+        standby_retry: Duration::from_millis(50),
+    };
     let (stop, _) = tokio::sync::watch::channel(false);
     let instances: Vec<_> = (0..2)
         .map(|_| {
@@ -203,7 +373,10 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         (s.events_behind == 0 && s.events_applied == total).then_some(s)
     })
     .await;
-    assert!(caught_up.is_some(), "the active instance caught up, applying each of {total} events once");
+    assert!(
+        caught_up.is_some(),
+        "the active instance caught up, applying each of {total} events once"
+    );
     let holders: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
@@ -216,5 +389,8 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
     for instance in instances {
         instance.await.unwrap();
     }
-    assert!(rebuild::verify(&pool, &[&LeadsProjector]).await.unwrap().is_empty());
+    assert!(rebuild::verify(&pool, &[&LeadsProjector])
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -1,8 +1,10 @@
 //! The leads projector: one row per lead with its fields, owner and inbox status, the
 //! source of the partner inbox, the queue view and the channel-manager view.
 //!
-//! A batch loads the rows it touches in one query, folds its events into them in memory,
-//! and writes them back with one multi-row upsert, so its cost per event stays small.
+//! A batch folds its events in memory: leads it receives become whole rows written with one
+//! multi-row insert; leads stored earlier get one multi-row update with their latest owner
+//! and merged fields. Two statements per batch, no read-back, so the cost per event stays
+//! small.
 
 use super::owner_columns;
 use crate::log::{AnyEvent, LogEvent};
@@ -12,7 +14,7 @@ use chrono::{DateTime, Utc};
 use leadroute_domain::ids::Owner;
 use leadroute_domain::lead::LeadEvent;
 use serde_json::Value;
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 use std::collections::HashMap;
 use uuid::Uuid;
 
@@ -33,7 +35,7 @@ pub mod status {
     pub const INTERNAL: &str = "internal";
 }
 
-#[derive(Debug, Clone, FromRow)]
+#[derive(Debug, Clone)]
 struct LeadRow {
     lead_id: Uuid,
     org_id: Uuid,
@@ -111,6 +113,39 @@ fn owner_status(owner: &Owner) -> &'static str {
     }
 }
 
+/// What a batch changes on a lead stored before it: the latest owner and merged fields.
+#[derive(Debug, Default)]
+struct Patch {
+    owner: Option<(String, Uuid, &'static str, DateTime<Utc>)>,
+    fields: Option<serde_json::Map<String, Value>>,
+    updated_at: Option<DateTime<Utc>>,
+}
+
+impl Patch {
+    fn apply(&mut self, event: &LeadEvent) {
+        match event {
+            LeadEvent::LeadReceived { .. } => {}
+            LeadEvent::LeadUpdated { changed, at, .. } => {
+                let fields = self.fields.get_or_insert_with(Default::default);
+                fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
+                self.updated_at = Some(*at);
+            }
+            LeadEvent::LeadReassigned { change, .. } | LeadEvent::LeadEnqueued { change } => {
+                self.set_owner(&change.to, change.at, owner_status(&change.to));
+            }
+            LeadEvent::LeadClaimed { change } => {
+                self.set_owner(&change.to, change.at, status::ACCEPTED)
+            }
+        }
+    }
+
+    fn set_owner(&mut self, owner: &Owner, at: DateTime<Utc>, status: &'static str) {
+        let (kind, id) = owner_columns(owner);
+        self.owner = Some((kind.to_string(), id, status, at));
+        self.updated_at = Some(at);
+    }
+}
+
 #[async_trait]
 impl Projector for LeadsProjector {
     fn name(&self) -> &'static str {
@@ -126,55 +161,80 @@ impl Projector for LeadsProjector {
         conn: &mut PgConnection,
         events: &[LogEvent],
     ) -> Result<(), ProjectionError> {
-        let lead_events: Vec<(Uuid, &LeadEvent)> = events
-            .iter()
-            .filter_map(|e| match &e.event {
-                AnyEvent::Lead(lead) => Some((e.aggregate_id, lead)),
-                _ => None,
-            })
-            .collect();
-        if lead_events.is_empty() {
-            return Ok(());
-        }
-        let mut rows = load_touched(conn, &lead_events).await?;
-        for (lead_id, event) in &lead_events {
-            match rows.get_mut(lead_id) {
-                Some(row) => row.apply(event),
-                None => {
-                    if let Some(row) = LeadRow::received(*lead_id, event) {
-                        rows.insert(*lead_id, row);
-                    }
-                }
+        // Leads received in this batch are built whole in memory; the others are patched.
+        let mut new_rows: HashMap<Uuid, LeadRow> = HashMap::new();
+        let mut patches: HashMap<Uuid, Patch> = HashMap::new();
+        for event in events {
+            let AnyEvent::Lead(lead_event) = &event.event else {
+                continue;
+            };
+            let id = event.aggregate_id;
+            if let Some(row) = new_rows.get_mut(&id) {
+                row.apply(lead_event);
+            } else if let Some(row) = LeadRow::received(id, lead_event) {
+                new_rows.insert(id, row);
+            } else {
+                patches.entry(id).or_default().apply(lead_event);
             }
         }
-        upsert(conn, rows.into_values().collect()).await?;
+        if !new_rows.is_empty() {
+            insert(conn, new_rows.into_values().collect()).await?;
+        }
+        if !patches.is_empty() {
+            update(conn, patches).await?;
+        }
         Ok(())
     }
 }
 
-/// The stored rows of the leads this batch touches without receiving them.
-async fn load_touched(
-    conn: &mut PgConnection,
-    lead_events: &[(Uuid, &LeadEvent)],
-) -> Result<HashMap<Uuid, LeadRow>, sqlx::Error> {
-    let mut ids: Vec<Uuid> = lead_events
-        .iter()
-        .filter(|(_, e)| !matches!(e, LeadEvent::LeadReceived { .. }))
-        .map(|(id, _)| *id)
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    if ids.is_empty() {
-        return Ok(HashMap::new());
+async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Result<(), sqlx::Error> {
+    let n = patches.len();
+    let (mut ids, mut kinds, mut owners, mut statuses) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut since, mut fields, mut updated) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    for (id, patch) in patches {
+        ids.push(id);
+        let owner = patch.owner;
+        kinds.push(owner.as_ref().map(|o| o.0.clone()));
+        owners.push(owner.as_ref().map(|o| o.1));
+        statuses.push(owner.as_ref().map(|o| o.2));
+        since.push(owner.as_ref().map(|o| o.3));
+        fields.push(patch.fields.map(Value::Object));
+        updated.push(patch.updated_at);
     }
-    let rows: Vec<LeadRow> = sqlx::query_as("SELECT * FROM rm_leads WHERE lead_id = ANY($1)")
-        .bind(&ids)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows.into_iter().map(|row| (row.lead_id, row)).collect())
+    sqlx::query(
+        "UPDATE rm_leads AS l SET
+             owner_kind = coalesce(p.owner_kind, l.owner_kind),
+             owner_id = coalesce(p.owner_id, l.owner_id),
+             status = coalesce(p.status, l.status),
+             owner_since = coalesce(p.owner_since, l.owner_since),
+             fields = CASE WHEN p.fields IS NULL THEN l.fields ELSE l.fields || p.fields END,
+             updated_at = coalesce(p.updated_at, l.updated_at)
+           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::timestamptz[])
+                AS p(lead_id, owner_kind, owner_id, status, owner_since, fields, updated_at)
+          WHERE l.lead_id = p.lead_id",
+    )
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&owners)
+    .bind(&statuses)
+    .bind(&since)
+    .bind(&fields)
+    .bind(&updated)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
-async fn upsert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx::Error> {
+async fn insert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx::Error> {
     let mut columns = Columns::default();
     for row in rows {
         columns.push(row);
@@ -183,10 +243,7 @@ async fn upsert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx:
         "INSERT INTO rm_leads (lead_id, org_id, upstream_system, upstream_lead_id, fields, owner_kind,
                                owner_id, status, received_at, owner_since, updated_at)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                              $7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])
-         ON CONFLICT (lead_id) DO UPDATE SET
-             fields = EXCLUDED.fields, owner_kind = EXCLUDED.owner_kind, owner_id = EXCLUDED.owner_id,
-             status = EXCLUDED.status, owner_since = EXCLUDED.owner_since, updated_at = EXCLUDED.updated_at",
+                              $7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])",
     )
     .bind(&columns.lead_id)
     .bind(&columns.org_id)
