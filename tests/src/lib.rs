@@ -262,13 +262,23 @@ impl TestApp {
         count as usize
     }
 
-    /// Bring every projection up to date with the log.
+    /// Bring every projection up to date with every committed event. (A transaction open
+    /// anywhere on the server, e.g. in a concurrent test, holds the commit-safe readers back
+    /// for a moment, so this waits rather than stopping at the first empty read.)
     pub async fn project(&self) {
-        let mut conn = self.db.pool.acquire().await.expect("connection");
         for projector in leadroute_projections::projectors::all() {
-            leadroute_projections::runtime::catch_up(&mut conn, projector, None, None)
-                .await
-                .expect("projection catches up");
+            let caught_up = eventually(StdDuration::from_secs(30), || async {
+                let mut conn = self.db.pool.acquire().await.expect("connection");
+                leadroute_projections::runtime::catch_up(&mut conn, projector, None, None)
+                    .await
+                    .expect("projection catches up");
+                let status = leadroute_projections::status::status(&self.db.pool, &[projector.name()])
+                    .await
+                    .expect("projection status");
+                (status[0].events_behind == 0).then_some(())
+            })
+            .await;
+            assert!(caught_up.is_some(), "projection {} did not catch up", projector.name());
         }
     }
 

@@ -394,3 +394,65 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
+    let app = seeded().await;
+    let pool = app.db.pool.clone();
+    let options = RunOptions {
+        poll_interval: Duration::from_millis(20),
+        standby_retry: Duration::from_millis(50),
+    };
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let live = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            runtime::run(pool, &LeadsProjector, options, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+        }
+    });
+    let org = demo::demo_org_id();
+    let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
+        "queue emea",
+    )))];
+    let writer = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            for chunk in 0..10 {
+                leadroute_tests::generate::lead_events(&pool, org, &owners, chunk * 500 + 1, 500)
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(30)).await;
+            }
+        }
+    });
+    for _ in 0..3 {
+        rebuild::rebuild(&pool, &LeadsProjector).await.unwrap();
+    }
+    writer.await.unwrap();
+
+    let total = app.event_count().await as i64;
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
+        (s.events_behind == 0).then_some(s.events_applied)
+    })
+    .await;
+    assert_eq!(
+        caught_up,
+        Some(total),
+        "each event applied once across the swaps"
+    );
+    stop.send(true).unwrap();
+    live.await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_leads")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(rows, 6 + 5000);
+    assert!(rebuild::verify(&pool, &[&LeadsProjector])
+        .await
+        .unwrap()
+        .is_empty());
+}
