@@ -126,6 +126,17 @@ impl TestApp {
         }
     }
 
+    /// A fresh database with the demo org seeded (the foundation's flows) and every
+    /// projection caught up.
+    pub async fn with_demo() -> TestApp {
+        let app = TestApp::spawn().await;
+        leadroute_services::demo::seed(&app.commands)
+            .await
+            .expect("demo seed");
+        app.project().await;
+        app
+    }
+
     /// Metadata of a command by the admin, now.
     pub fn meta(&self) -> CommandMeta {
         CommandMeta::now(Actor::InternalUser(self.admin))
@@ -272,13 +283,18 @@ impl TestApp {
                 leadroute_projections::runtime::catch_up(&mut conn, projector, None, None)
                     .await
                     .expect("projection catches up");
-                let status = leadroute_projections::status::status(&self.db.pool, &[projector.name()])
-                    .await
-                    .expect("projection status");
+                let status =
+                    leadroute_projections::status::status(&self.db.pool, &[projector.name()])
+                        .await
+                        .expect("projection status");
                 (status[0].events_behind == 0).then_some(())
             })
             .await;
-            assert!(caught_up.is_some(), "projection {} did not catch up", projector.name());
+            assert!(
+                caught_up.is_some(),
+                "projection {} did not catch up",
+                projector.name()
+            );
         }
     }
 

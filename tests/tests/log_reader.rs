@@ -120,9 +120,17 @@ async fn concurrent_writers_committing_out_of_order_are_read_exactly_once() {
                     checkpoint = last.position;
                 }
                 read.extend(batch.into_iter().map(|e| e.event_id));
-                if read.len() >= expected.load(Ordering::SeqCst) || tokio::time::Instant::now() > deadline {
+                if read.len() >= expected.load(Ordering::SeqCst)
+                    || tokio::time::Instant::now() > deadline
+                {
                     // One more read must find nothing new.
-                    read.extend(read_batch(&mut conn, checkpoint, None, 7).await.unwrap().into_iter().map(|e| e.event_id));
+                    read.extend(
+                        read_batch(&mut conn, checkpoint, None, 7)
+                            .await
+                            .unwrap()
+                            .into_iter()
+                            .map(|e| e.event_id),
+                    );
                     return read;
                 }
                 tokio::time::sleep(jitter(3)).await;

@@ -1,16 +1,12 @@
-//! The read models after the foundation's seed flows (the demo org), their rebuild and
-//! audit verify, and projector leadership, all on the real PostgreSQL.
+//! The read models after the foundation's seed flows (the demo org) on the real PostgreSQL:
+//! partner inbox, queue view, ownership history and owner at T, directory, channel-manager
+//! view.
 
 use chrono::Utc;
 use leadroute_domain::ids::{InternalUserId, LeadId, OrgId, PartnerUserId, QueueId, UpstreamRef};
-use leadroute_projections::projectors::{self, LeadsProjector};
 use leadroute_projections::queries::{self, InboxQuery};
-use leadroute_projections::rebuild;
-use leadroute_projections::runtime::{self, RunOptions};
-use leadroute_projections::status;
 use leadroute_services::demo::{self, demo_uuid};
-use leadroute_tests::{eventually, TestApp};
-use std::time::Duration;
+use leadroute_tests::TestApp;
 
 fn lead(upstream_id: &str) -> LeadId {
     let upstream = UpstreamRef {
@@ -25,10 +21,7 @@ fn user(email: &str) -> PartnerUserId {
 }
 
 async fn seeded() -> TestApp {
-    let app = TestApp::spawn().await;
-    demo::seed(&app.commands).await.expect("demo seed");
-    app.project().await;
-    app
+    TestApp::with_demo().await
 }
 
 fn states(items: &[queries::InboxItem]) -> Vec<(LeadId, &str)> {
@@ -290,169 +283,4 @@ async fn a_channel_manager_sees_the_leads_of_the_accounts_they_own() {
             .await
             .unwrap();
     assert_eq!(ids(na), vec![lead("L-1004")]);
-}
-
-#[tokio::test]
-async fn a_rebuild_swaps_in_identical_tables_and_verify_finds_tampering() {
-    let app = seeded().await;
-    let pool = &app.db.pool;
-    assert!(rebuild::verify(pool, &projectors::all())
-        .await
-        .unwrap()
-        .is_empty());
-
-    let report = rebuild::rebuild(pool, &LeadsProjector).await.unwrap();
-    assert_eq!(report.events, app.event_count().await);
-    assert!(rebuild::verify(pool, &projectors::all())
-        .await
-        .unwrap()
-        .is_empty());
-    let page = InboxQuery {
-        limit: 50,
-        ..Default::default()
-    };
-    let ada = queries::partner_inbox(
-        pool,
-        demo::demo_org_id(),
-        user("ada@northwind.example"),
-        &page,
-    )
-    .await
-    .unwrap();
-    assert_eq!(ada.len(), 4, "the swapped-in table serves reads");
-
-    sqlx::query("UPDATE rm_leads SET status = 'accepted' WHERE lead_id = $1")
-        .bind(lead("L-1003").0)
-        .execute(pool)
-        .await
-        .unwrap();
-    let differences = rebuild::verify(pool, &projectors::all()).await.unwrap();
-    assert_eq!(differences.len(), 1);
-    assert_eq!(
-        (
-            differences[0].table.as_str(),
-            differences[0].only_live,
-            differences[0].only_rebuilt
-        ),
-        ("rm_leads", 1, 1)
-    );
-}
-
-#[tokio::test]
-async fn two_instances_of_a_projector_apply_every_event_once() {
-    let app = seeded().await;
-    let pool = app.db.pool.clone();
-    sqlx::query("DELETE FROM projection_checkpoints WHERE name = 'leads'")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("TRUNCATE rm_leads")
-        .execute(&pool)
-        .await
-        .unwrap();
-    let options = RunOptions {
-        poll_interval: Duration::from_millis(50),
-        standby_retry: Duration::from_millis(50),
-    };
-    let (stop, _) = tokio::sync::watch::channel(false);
-    let instances: Vec<_> = (0..2)
-        .map(|_| {
-            let (pool, mut stopped) = (pool.clone(), stop.subscribe());
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                runtime::run(pool, &LeadsProjector, options, shutdown).await;
-            })
-        })
-        .collect();
-
-    let total = app.event_count().await as i64;
-    let caught_up = eventually(Duration::from_secs(20), || async {
-        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
-        (s.events_behind == 0 && s.events_applied == total).then_some(s)
-    })
-    .await;
-    assert!(
-        caught_up.is_some(),
-        "the active instance caught up, applying each of {total} events once"
-    );
-    let holders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(holders, 1, "exactly one instance is active");
-    stop.send(true).unwrap();
-    for instance in instances {
-        instance.await.unwrap();
-    }
-    assert!(rebuild::verify(&pool, &[&LeadsProjector])
-        .await
-        .unwrap()
-        .is_empty());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
-    let app = seeded().await;
-    let pool = app.db.pool.clone();
-    let options = RunOptions {
-        poll_interval: Duration::from_millis(20),
-        standby_retry: Duration::from_millis(50),
-    };
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let live = tokio::spawn({
-        let pool = pool.clone();
-        async move {
-            runtime::run(pool, &LeadsProjector, options, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-        }
-    });
-    let org = demo::demo_org_id();
-    let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
-        "queue emea",
-    )))];
-    let writer = tokio::spawn({
-        let pool = pool.clone();
-        async move {
-            for chunk in 0..10 {
-                leadroute_tests::generate::lead_events(&pool, org, &owners, chunk * 500 + 1, 500)
-                    .await
-                    .unwrap();
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
-        }
-    });
-    for _ in 0..3 {
-        rebuild::rebuild(&pool, &LeadsProjector).await.unwrap();
-    }
-    writer.await.unwrap();
-
-    let total = app.event_count().await as i64;
-    let caught_up = eventually(Duration::from_secs(30), || async {
-        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
-        (s.events_behind == 0).then_some(s.events_applied)
-    })
-    .await;
-    assert_eq!(
-        caught_up,
-        Some(total),
-        "each event applied once across the swaps"
-    );
-    stop.send(true).unwrap();
-    live.await.unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_leads")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-    assert_eq!(rows, 6 + 5000);
-    assert!(rebuild::verify(&pool, &[&LeadsProjector])
-        .await
-        .unwrap()
-        .is_empty());
 }

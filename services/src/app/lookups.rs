@@ -1,9 +1,8 @@
-//! Facts looked up from the event store before a command is issued: does an aggregate exist
-//! in the caller's org, is PRM enabled, is a partner user assignable.
-//!
-//! Only reads: nothing here writes events.
+//! Facts looked up from the event store before a command is issued (does an aggregate exist
+//! in the caller's org, is PRM enabled, is a partner user assignable), and the one way to run
+//! a command that needs no other fact against an existing aggregate of the org.
 
-use super::{AppError, Commands, Loaded};
+use super::{AppError, CommandMeta, Commands, Committed, Loaded};
 use cqrs_es::Aggregate;
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
 use leadroute_domain::lead::Lead;
@@ -83,6 +82,26 @@ impl Commands {
             Some(owner_org) if owner_org == org => Ok(loaded),
             _ => Err(AppError::not_found(A::NOT_FOUND, A::WHAT, id)),
         }
+    }
+
+    /// Run `command` (rebuilt on every retry) against an existing aggregate of `org`.
+    pub(crate) async fn on_existing<A>(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        id: impl ToString,
+        command: impl Fn() -> A::Command,
+    ) -> Result<Committed, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let id = id.to_string();
+        self.retry(|| async {
+            let loaded = self.load_in_org::<A>(org, &id).await?;
+            self.commit(loaded, command(), meta).await
+        })
+        .await
     }
 
     /// Whether `org` exists and has PRM enabled.

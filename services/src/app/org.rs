@@ -33,7 +33,7 @@ impl Commands {
         org_id: OrgId,
         acknowledgement: Option<SharingReviewAck>,
     ) -> Result<Committed, AppError> {
-        self.org_command(meta, org_id, || OrgCommand::EnablePrm {
+        self.on_existing::<Org>(meta, org_id, org_id, || OrgCommand::EnablePrm {
             acknowledgement: acknowledgement.clone(),
             actor: meta.actor.clone(),
             at: meta.at,
@@ -47,7 +47,7 @@ impl Commands {
         meta: &CommandMeta,
         org_id: OrgId,
     ) -> Result<Committed, AppError> {
-        self.org_command(meta, org_id, || OrgCommand::DisablePrm {
+        self.on_existing::<Org>(meta, org_id, org_id, || OrgCommand::DisablePrm {
             actor: meta.actor.clone(),
         })
         .await
@@ -60,23 +60,12 @@ impl Commands {
         org_id: OrgId,
         fields: VisibleFields,
     ) -> Result<Committed, AppError> {
-        self.org_command(meta, org_id, || OrgCommand::SetPartnerVisibleFields {
-            fields: fields.clone(),
-            actor: meta.actor.clone(),
-            at: meta.at,
-        })
-        .await
-    }
-
-    async fn org_command(
-        &self,
-        meta: &CommandMeta,
-        org_id: OrgId,
-        command: impl Fn() -> OrgCommand,
-    ) -> Result<Committed, AppError> {
-        self.retry(|| async {
-            let loaded = self.load_in_org::<Org>(org_id, org_id).await?;
-            self.commit(loaded, command(), meta).await
+        self.on_existing::<Org>(meta, org_id, org_id, || {
+            OrgCommand::SetPartnerVisibleFields {
+                fields: fields.clone(),
+                actor: meta.actor.clone(),
+                at: meta.at,
+            }
         })
         .await
     }

@@ -93,7 +93,7 @@ impl Commands {
         org: OrgId,
         account: PartnerAccountId,
     ) -> Result<Committed, AppError> {
-        self.account_command(meta, org, account, || {
+        self.on_existing::<PartnerAccount>(meta, org, account, || {
             PartnerAccountCommand::DeactivatePartner {
                 actor: meta.actor.clone(),
                 at: meta.at,
@@ -110,26 +110,12 @@ impl Commands {
         account: PartnerAccountId,
         channel_manager: InternalUserId,
     ) -> Result<Committed, AppError> {
-        self.account_command(meta, org, account, || {
+        self.on_existing::<PartnerAccount>(meta, org, account, || {
             PartnerAccountCommand::ChangeChannelManager {
                 channel_manager,
                 actor: meta.actor.clone(),
                 at: meta.at,
             }
-        })
-        .await
-    }
-
-    async fn account_command(
-        &self,
-        meta: &CommandMeta,
-        org: OrgId,
-        account: PartnerAccountId,
-        command: impl Fn() -> PartnerAccountCommand,
-    ) -> Result<Committed, AppError> {
-        self.retry(|| async {
-            let loaded = self.load_in_org::<PartnerAccount>(org, account).await?;
-            self.commit(loaded, command(), meta).await
         })
         .await
     }
@@ -194,7 +180,7 @@ impl Commands {
         org: OrgId,
         user: PartnerUserId,
     ) -> Result<Committed, AppError> {
-        self.user_command(meta, org, user, || PartnerUserCommand::RecordSignIn {
+        self.on_existing::<PartnerUser>(meta, org, user, || PartnerUserCommand::RecordSignIn {
             at: meta.at,
         })
         .await
@@ -207,7 +193,7 @@ impl Commands {
         org: OrgId,
         user: PartnerUserId,
     ) -> Result<Committed, AppError> {
-        self.user_command(meta, org, user, || {
+        self.on_existing::<PartnerUser>(meta, org, user, || {
             PartnerUserCommand::DeactivatePartnerUser {
                 actor: meta.actor.clone(),
                 at: meta.at,
@@ -224,7 +210,7 @@ impl Commands {
         user: PartnerUserId,
         until: Option<DateTime<Utc>>,
     ) -> Result<Committed, AppError> {
-        self.user_command(meta, org, user, || {
+        self.on_existing::<PartnerUser>(meta, org, user, || {
             PartnerUserCommand::PauseAutoAssignment {
                 until,
                 actor: meta.actor.clone(),
@@ -241,25 +227,11 @@ impl Commands {
         org: OrgId,
         user: PartnerUserId,
     ) -> Result<Committed, AppError> {
-        self.user_command(meta, org, user, || {
+        self.on_existing::<PartnerUser>(meta, org, user, || {
             PartnerUserCommand::ResumeAutoAssignment {
                 actor: meta.actor.clone(),
                 at: meta.at,
             }
-        })
-        .await
-    }
-
-    async fn user_command(
-        &self,
-        meta: &CommandMeta,
-        org: OrgId,
-        user: PartnerUserId,
-        command: impl Fn() -> PartnerUserCommand,
-    ) -> Result<Committed, AppError> {
-        self.retry(|| async {
-            let loaded = self.load_in_org::<PartnerUser>(org, user).await?;
-            self.commit(loaded, command(), meta).await
         })
         .await
     }

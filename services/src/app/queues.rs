@@ -61,14 +61,10 @@ impl Commands {
         queue: QueueId,
         member: QueueMember,
     ) -> Result<Committed, AppError> {
-        self.retry(|| async {
-            let loaded = self.load_in_org::<Queue>(org, queue).await?;
-            let command = QueueCommand::RemoveQueueMember {
-                member,
-                actor: meta.actor.clone(),
-                at: meta.at,
-            };
-            self.commit(loaded, command, meta).await
+        self.on_existing::<Queue>(meta, org, queue, || QueueCommand::RemoveQueueMember {
+            member,
+            actor: meta.actor.clone(),
+            at: meta.at,
         })
         .await
     }
