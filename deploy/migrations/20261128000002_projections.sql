@@ -78,7 +78,8 @@ CREATE TABLE rm_leads
     -- 'partner_user', 'queue', 'internal_user'; NULL while unassigned
     owner_kind       text,
     owner_id         uuid,
-    -- 'unassigned', 'queued', 'to_accept' (given to a partner user), 'accepted' (claimed)
+    -- 'unassigned', 'queued', 'to_accept' (given to a partner user), 'accepted' (claimed),
+    -- 'internal' (owned by an internal user)
     status           text        NOT NULL,
     received_at      timestamptz NOT NULL,
     owner_since      timestamptz,

@@ -124,9 +124,9 @@ pub async fn read_batch(
     rows.iter().map(|row| decode_row(row, &upcasters)).collect()
 }
 
-/// Parse an xid8 selected as text.
-pub(crate) fn parse_xid(text: &str) -> u64 {
-    text.parse().unwrap_or(0)
+/// Parse an xid8 selected as text (it always is a decimal number).
+pub(crate) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
+    text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
 fn decode_row(
@@ -175,7 +175,7 @@ fn decode_row(
     .map_err(undecodable)?;
     Ok(LogEvent {
         position: Checkpoint {
-            transaction_id: parse_xid(row.try_get::<&str, _>("txid")?),
+            transaction_id: parse_xid(row.try_get::<&str, _>("txid")?)?,
             global_position: row.try_get("global_position")?,
         },
         aggregate_id: aggregate_id

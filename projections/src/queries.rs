@@ -45,7 +45,9 @@ pub struct InboxItem {
     pub age_seconds: f64,
 }
 
-/// The inbox of partner user `user` of `org`, newest first.
+/// The inbox of partner user `user` of `org`, newest first: the leads they own, and the
+/// leads of their queues (direct membership or through their account) when they may claim
+/// (active, signed in once, account active).
 pub async fn partner_inbox(
     pool: &PgPool,
     org: OrgId,
@@ -56,13 +58,18 @@ pub async fn partner_inbox(
         .after
         .map_or((None, None), |(at, id)| (Some(at), Some(id)));
     sqlx::query_as(
-        "WITH me AS (SELECT user_id, account_id FROM rm_partner_users WHERE user_id = $2 AND org_id = $1),
+        "WITH me AS (
+                  SELECT u.user_id, u.account_id, (u.active AND u.signed_in_once AND a.active) AS can_claim
+                    FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
+                   WHERE u.user_id = $2 AND u.org_id = $1),
               owners AS (
-                  SELECT user_id AS owner_id FROM me
+                  SELECT 'partner_user' AS owner_kind, user_id AS owner_id FROM me
                   UNION
-                  SELECT m.queue_id FROM rm_queue_members m JOIN me
+                  -- claimable leads only for members who may claim (pausing does not matter)
+                  SELECT 'queue', m.queue_id FROM rm_queue_members m JOIN me
                       ON (m.member_kind = 'partner_user' AND m.member_id = me.user_id)
-                      OR (m.member_kind = 'partner_account' AND m.member_id = me.account_id))
+                      OR (m.member_kind = 'partner_account' AND m.member_id = me.account_id)
+                   WHERE me.can_claim)
          SELECT l.lead_id, l.state, l.queue_id, l.fields, l.received_at,
                 extract(epoch FROM clock_timestamp() - l.owner_since)::float8 AS age_seconds
            FROM owners o
@@ -71,7 +78,7 @@ pub async fn partner_inbox(
                       CASE WHEN owner_kind = 'queue' THEN $3 ELSE status END AS state,
                       CASE WHEN owner_kind = 'queue' THEN owner_id END AS queue_id
                  FROM rm_leads
-                WHERE owner_id = o.owner_id AND org_id = $1
+                WHERE owner_id = o.owner_id AND owner_kind = o.owner_kind AND org_id = $1
                   AND ($4::text IS NULL OR (CASE WHEN owner_kind = 'queue' THEN $3 ELSE status END) = $4)
                   AND ($5::timestamptz IS NULL OR received_at >= $5)
                   AND ($6::timestamptz IS NULL OR (received_at, lead_id) < ($6, $7))
@@ -116,7 +123,7 @@ pub async fn queue_view(
         "SELECT lead_id, fields, received_at,
                 extract(epoch FROM clock_timestamp() - owner_since)::float8 AS age_seconds
            FROM rm_leads
-          WHERE owner_id = $2 AND org_id = $1 AND status = $3
+          WHERE owner_id = $2 AND owner_kind = 'queue' AND org_id = $1 AND status = $3
           ORDER BY owner_since, lead_id
           LIMIT $4",
     )
@@ -192,7 +199,7 @@ pub async fn owner_at(
     }
     let owner = sqlx::query_as(
         "SELECT to_kind AS kind, to_id AS id FROM rm_ownership_history
-          WHERE lead_id = $1 AND changed_at <= $2 ORDER BY sequence DESC LIMIT 1",
+          WHERE lead_id = $1 AND changed_at <= $2 ORDER BY changed_at DESC, sequence DESC LIMIT 1",
     )
     .bind(lead.0)
     .bind(at)
@@ -313,13 +320,14 @@ pub async fn channel_manager_leads(
         "WITH accounts AS (SELECT account_id FROM rm_partner_accounts WHERE org_id = $1 AND channel_manager = $2),
               users AS (SELECT user_id FROM rm_partner_users WHERE account_id IN (SELECT account_id FROM accounts)),
               owners AS (
-                  SELECT user_id AS owner_id FROM users
+                  SELECT 'partner_user' AS owner_kind, user_id AS owner_id FROM users
                   UNION
-                  SELECT queue_id FROM rm_queue_members
+                  SELECT 'queue', queue_id FROM rm_queue_members
                    WHERE (member_kind = 'partner_account' AND member_id IN (SELECT account_id FROM accounts))
                       OR (member_kind = 'partner_user' AND member_id IN (SELECT user_id FROM users)))
          SELECT l.lead_id, l.owner_kind, l.owner_id, l.status, l.received_at
-           FROM owners o JOIN rm_leads l ON l.owner_id = o.owner_id AND l.org_id = $1
+           FROM owners o
+           JOIN rm_leads l ON l.owner_id = o.owner_id AND l.owner_kind = o.owner_kind AND l.org_id = $1
           ORDER BY l.received_at DESC, l.lead_id DESC
           LIMIT $3",
     )

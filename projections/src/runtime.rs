@@ -86,7 +86,7 @@ pub(crate) async fn lock_checkpoint(
     .await?;
     Ok(Progress {
         checkpoint: Checkpoint {
-            transaction_id: log::parse_xid(&tx),
+            transaction_id: log::parse_xid(&tx)?,
             global_position: pos,
         },
         events_applied: applied,

@@ -37,7 +37,7 @@ pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatu
         let (checkpoint, events_applied, updated_at) = match row {
             Some((tx, pos, applied, at)) => (
                 Checkpoint {
-                    transaction_id: parse_xid(&tx),
+                    transaction_id: parse_xid(&tx)?,
                     global_position: pos,
                 },
                 applied,

@@ -60,8 +60,10 @@ pub enum ProjectionsCommand {
 /// `leadroute audit ...`
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Rebuild every projection in a scratch schema and list every difference from the live
-    /// tables; exits 0 only when there is none.
+    /// Rebuild every projection in a scratch schema up to its live checkpoint and compare:
+    /// for each differing table the number of rows only live / only rebuilt and up to 10 of
+    /// them, and any difference in the count of applied events; exits 0 only when there is
+    /// none.
     Verify(DatabaseArgs),
 }
 

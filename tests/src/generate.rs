@@ -4,6 +4,7 @@
 //! types decode.
 
 use leadroute_domain::ids::{OrgId, Owner};
+use leadroute_projections::projectors::owner_columns;
 use leadroute_projections::schema::EVENTS_TABLE;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -17,14 +18,7 @@ pub async fn lead_events(
     first: i64,
     count: i64,
 ) -> sqlx::Result<u64> {
-    let (kinds, ids): (Vec<&str>, Vec<Uuid>) = owners
-        .iter()
-        .map(|owner| match owner {
-            Owner::PartnerUser(id) => ("partner_user", id.0),
-            Owner::Queue(id) => ("queue", id.0),
-            Owner::InternalUser(id) => ("internal_user", id.0),
-        })
-        .unzip();
+    let (kinds, ids): (Vec<&str>, Vec<Uuid>) = owners.iter().map(owner_columns).unzip();
     let result = sqlx::query(&format!(
         "WITH leads AS (
              SELECT i, uuid_generate_v5_like AS lead_id,

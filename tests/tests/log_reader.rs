@@ -153,3 +153,33 @@ async fn concurrent_writers_committing_out_of_order_are_read_exactly_once() {
         "every committed event is read"
     );
 }
+
+#[tokio::test]
+async fn events_are_ordered_by_transaction_id_as_a_number() {
+    let db = TestDb::new().await;
+    let mut conn = db.pool.acquire().await.unwrap();
+    let mut ids = Vec::new();
+    for xid in ["10", "9"] {
+        let id = insert_event(&mut conn).await;
+        sqlx::query(&format!(
+            "UPDATE {EVENTS_TABLE} SET transaction_id = $1::text::xid8 WHERE event_id = $2"
+        ))
+        .bind(xid)
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    let read: Vec<Uuid> = read_batch(&mut conn, Checkpoint::ZERO, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(
+        read,
+        vec![ids[1], ids[0]],
+        "9 before 10, whatever their text sorts like"
+    );
+}

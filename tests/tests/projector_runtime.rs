@@ -37,7 +37,25 @@ async fn a_rebuild_swaps_in_identical_tables_and_verify_finds_tampering() {
         .is_empty());
 
     let report = rebuild::rebuild(pool, &LeadsProjector).await.unwrap();
-    assert_eq!(report.events, app.event_count().await);
+    assert!(report.events > 0);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexname::text FROM pg_indexes WHERE schemaname = 'public' AND tablename = 'rm_leads' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        indexes,
+        ["rm_leads_owner", "rm_leads_pkey"],
+        "the swapped-in table keeps the migration's names"
+    );
+    app.project().await;
+    let leads = status::status(pool, &["leads"]).await.unwrap().remove(0);
+    assert_eq!(
+        leads.events_applied as usize,
+        app.event_count().await,
+        "each event applied once"
+    );
     assert!(rebuild::verify(pool, &projectors::all())
         .await
         .unwrap()
@@ -190,4 +208,89 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
         .await
         .unwrap()
         .is_empty());
+}
+
+#[tokio::test]
+async fn verify_reports_an_event_applied_twice_even_when_rows_look_the_same() {
+    let app = seeded().await;
+    sqlx::query("UPDATE projection_checkpoints SET events_applied = events_applied + 1 WHERE name = 'directory'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let differences = rebuild::verify(&app.db.pool, &projectors::all())
+        .await
+        .unwrap();
+    assert_eq!(differences.len(), 1);
+    let (projection, table) = (
+        differences[0].projection.as_str(),
+        differences[0].table.as_str(),
+    );
+    assert_eq!((projection, table), ("directory", "projection_checkpoints"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_standby_takes_over_when_the_active_instance_dies() {
+    let app = seeded().await;
+    let pool = app.db.pool.clone();
+    let options = RunOptions {
+        poll_interval: Duration::from_millis(20),
+        standby_retry: Duration::from_millis(50),
+    };
+    let (stop, _) = tokio::sync::watch::channel(false);
+    let instances: Vec<_> = (0..2)
+        .map(|_| {
+            let (pool, mut stopped) = (pool.clone(), stop.subscribe());
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                runtime::run(pool, &LeadsProjector, options, shutdown).await
+            })
+        })
+        .collect();
+    let leader_pid = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_optional(&pool)
+        .await
+        .unwrap()
+    };
+    let first = eventually(Duration::from_secs(10), leader_pid)
+        .await
+        .expect("an instance becomes active");
+    // The active instance's session dies, as when its process or its connection is lost.
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
+        "queue emea",
+    )))];
+    leadroute_tests::generate::lead_events(&pool, demo::demo_org_id(), &owners, 1, 1000)
+        .await
+        .unwrap();
+
+    let second = eventually(Duration::from_secs(10), || async {
+        leader_pid().await.filter(|pid| *pid != first)
+    })
+    .await;
+    assert!(second.is_some(), "another instance took the lead");
+    let total = app.event_count().await as i64;
+    let caught_up = eventually(Duration::from_secs(30), || async {
+        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
+        (s.events_behind == 0).then_some(s.events_applied)
+    })
+    .await;
+    assert_eq!(
+        caught_up,
+        Some(total),
+        "the new active instance carried on from the checkpoint"
+    );
+    stop.send(true).unwrap();
+    for instance in instances {
+        instance.await.unwrap();
+    }
 }

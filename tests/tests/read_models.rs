@@ -69,12 +69,9 @@ async fn inboxes_hold_owned_and_claimable_leads() {
     let ben = queries::partner_inbox(pool, org, user("ben@northwind.example"), &page)
         .await
         .unwrap();
-    assert_eq!(
-        states(&ben),
-        sorted(vec![
-            (lead("L-1001"), "claimable"),
-            (lead("L-1002"), "claimable")
-        ])
+    assert!(
+        ben.is_empty(),
+        "a member who never signed in cannot claim, so nothing is claimable for him"
     );
     let chloe = queries::partner_inbox(pool, org, user("chloe@contoso.example"), &page)
         .await
@@ -135,17 +132,28 @@ async fn the_inbox_pages_and_filters() {
     let ids = |items: &[queries::InboxItem]| items.iter().map(|i| i.lead_id).collect::<Vec<_>>();
     assert_eq!(ids(&[first, second].concat()), ids(&all));
 
-    let claimable = InboxQuery {
+    for (state, expected) in [("claimable", 2), ("to_accept", 1), ("accepted", 1)] {
+        let only = InboxQuery {
+            limit: 50,
+            state: Some(state.into()),
+            ..Default::default()
+        };
+        let items = queries::partner_inbox(pool, org, ada, &only).await.unwrap();
+        assert_eq!(items.len(), expected, "{state}");
+        assert!(items.iter().all(|i| i.state == state));
+    }
+    let newest = all.iter().map(|i| i.received_at).max().unwrap();
+    let since = InboxQuery {
         limit: 50,
-        state: Some("claimable".into()),
+        received_since: Some(newest),
         ..Default::default()
     };
-    assert_eq!(
-        queries::partner_inbox(pool, org, ada, &claimable)
-            .await
-            .unwrap()
-            .len(),
-        2
+    let recent = queries::partner_inbox(pool, org, ada, &since)
+        .await
+        .unwrap();
+    assert!(
+        !recent.is_empty() && recent.iter().all(|i| i.received_at >= newest),
+        "received_since includes its bound"
     );
     let future = InboxQuery {
         limit: 50,
@@ -283,4 +291,44 @@ async fn a_channel_manager_sees_the_leads_of_the_accounts_they_own() {
             .await
             .unwrap();
     assert_eq!(ids(na), vec![lead("L-1004")]);
+}
+
+#[tokio::test]
+async fn paused_users_and_users_of_inactive_partners_are_not_assignable() {
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let (active_account, closing_account) =
+        (app.active_partner(org).await, app.active_partner(org).await);
+    let paused = app.assignable_user(org, active_account).await;
+    let ready = app.assignable_user(org, active_account).await;
+    let stranded = app.assignable_user(org, closing_account).await;
+    app.commands
+        .pause_auto_assignment(&app.meta(), org, paused, None)
+        .await
+        .unwrap();
+    app.commands
+        .deactivate_partner(&app.meta(), org, closing_account)
+        .await
+        .unwrap();
+    app.project().await;
+
+    let users = queries::partner_users(&app.db.pool, org, false)
+        .await
+        .unwrap();
+    let flag = |id: PartnerUserId| {
+        users
+            .iter()
+            .find(|u| u.user_id == id.0)
+            .map(|u| (u.paused, u.account_active, u.assignable))
+    };
+    assert_eq!(flag(paused), Some((true, true, false)));
+    assert_eq!(flag(stranded), Some((false, false, false)));
+    assert_eq!(flag(ready), Some((false, true, true)));
+    let assignable: Vec<_> = queries::partner_users(&app.db.pool, org, true)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.user_id)
+        .collect();
+    assert_eq!(assignable, vec![ready.0]);
 }

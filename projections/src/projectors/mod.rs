@@ -25,8 +25,8 @@ pub fn by_name(name: &str) -> Result<&'static dyn Projector, ProjectionError> {
     })
 }
 
-/// An owner as stored: kind and id.
-pub(crate) fn owner_columns(owner: &Owner) -> (&'static str, uuid::Uuid) {
+/// An owner as stored in read models and generated events: kind and id.
+pub fn owner_columns(owner: &Owner) -> (&'static str, uuid::Uuid) {
     match owner {
         Owner::PartnerUser(id) => ("partner_user", id.0),
         Owner::Queue(id) => ("queue", id.0),
