@@ -43,7 +43,8 @@ struct Scratch {
 
 impl Scratch {
     /// A scratch schema with empty copies of the projector's tables and of the checkpoint
-    /// table, with the live tables' columns, defaults, constraints and index names.
+    /// table, with the live tables' columns, defaults and constraints (not yet their other
+    /// indexes).
     async fn create(
         conn: &mut PgConnection,
         projector: &dyn Projector,
@@ -68,8 +69,9 @@ impl Scratch {
     }
 }
 
-/// `CREATE TABLE schema.table (LIKE public.table)` with the live constraint and index names,
-/// so a copy swapped in is indistinguishable from what the migrations made.
+/// `CREATE TABLE schema.table (LIKE public.table)` with the live constraints under their
+/// live names (see [`copy_indexes`] for the other indexes), so a copy swapped in is
+/// indistinguishable from what the migrations made.
 async fn copy_table(conn: &mut PgConnection, schema: &str, table: &str) -> Result<(), sqlx::Error> {
     sqlx::query(&format!(
         "CREATE TABLE {schema}.{table} (LIKE public.{table} INCLUDING ALL EXCLUDING INDEXES)"
@@ -90,6 +92,17 @@ async fn copy_table(conn: &mut PgConnection, schema: &str, table: &str) -> Resul
         .execute(&mut *conn)
         .await?;
     }
+    Ok(())
+}
+
+/// Create on the copy of `table` in `schema` the live table's other indexes, with their live
+/// names. A rebuild adds them after the bulk load, which is much cheaper than maintaining
+/// them row by row; a verify never needs them.
+async fn copy_indexes(
+    conn: &mut PgConnection,
+    schema: &str,
+    table: &str,
+) -> Result<(), sqlx::Error> {
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes i
           WHERE schemaname = 'public' AND tablename = $1
@@ -132,6 +145,7 @@ async fn rebuild_into(
     let schema = &scratch.schema;
     let mut events = catch_up_copy(pool, projector, schema, None).await?;
     for table in projector.tables() {
+        copy_indexes(conn, schema, table).await?;
         sqlx::query(&format!("ANALYZE {schema}.{table}"))
             .execute(&mut *conn)
             .await?;
