@@ -3,7 +3,7 @@
 
 use leadroute_projections::projectors;
 use leadroute_projections::rebuild::{self, TableDifference};
-use leadroute_projections::runtime::{self, RunOptions};
+use leadroute_projections::runtime::{self, Projector, RunOptions};
 use leadroute_projections::status;
 use sqlx::PgPool;
 use std::io::Write;
@@ -19,8 +19,18 @@ pub struct ProjectorTasks {
 impl ProjectorTasks {
     /// Start one task per projector.
     pub fn spawn(pool: &PgPool, options: RunOptions) -> ProjectorTasks {
+        Self::spawn_for(pool, projectors::all(), options)
+    }
+
+    /// Start one task per entry of `projectors` (the same projector twice makes an active
+    /// instance and a standby).
+    pub fn spawn_for(
+        pool: &PgPool,
+        projectors: Vec<&'static dyn Projector>,
+        options: RunOptions,
+    ) -> ProjectorTasks {
         let (stop, _) = watch::channel(false);
-        let tasks = projectors::all()
+        let tasks = projectors
             .into_iter()
             .map(|projector| {
                 let (pool, mut stopped) = (pool.clone(), stop.subscribe());

@@ -5,9 +5,10 @@ use leadroute_domain::ids::{LeadId, QueueId, UpstreamRef};
 use leadroute_projections::projectors::{self, LeadsProjector};
 use leadroute_projections::queries::{self, InboxQuery};
 use leadroute_projections::rebuild;
-use leadroute_projections::runtime::{self, RunOptions};
+use leadroute_projections::runtime::RunOptions;
 use leadroute_projections::status;
 use leadroute_services::demo::{self, demo_uuid};
+use leadroute_services::read_side::ProjectorTasks;
 use leadroute_tests::{eventually, TestApp};
 use std::time::Duration;
 
@@ -107,18 +108,8 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         poll_interval: Duration::from_millis(50),
         standby_retry: Duration::from_millis(50),
     };
-    let (stop, _) = tokio::sync::watch::channel(false);
-    let instances: Vec<_> = (0..2)
-        .map(|_| {
-            let (pool, mut stopped) = (pool.clone(), stop.subscribe());
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                runtime::run(pool, &LeadsProjector, options, shutdown).await;
-            })
-        })
-        .collect();
+    let instances =
+        ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector, &LeadsProjector], options);
 
     let total = app.event_count().await as i64;
     let caught_up = eventually(Duration::from_secs(20), || async {
@@ -138,10 +129,7 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
     .await
     .unwrap();
     assert_eq!(holders, 1, "exactly one instance is active");
-    stop.send(true).unwrap();
-    for instance in instances {
-        instance.await.unwrap();
-    }
+    instances.stop().await;
     assert!(rebuild::verify(&pool, &[&LeadsProjector])
         .await
         .unwrap()
@@ -156,16 +144,7 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let (stop, mut stopped) = tokio::sync::watch::channel(false);
-    let live = tokio::spawn({
-        let pool = pool.clone();
-        async move {
-            runtime::run(pool, &LeadsProjector, options, async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await
-        }
-    });
+    let live = ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector], options);
     let org = demo::demo_org_id();
     let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
         "queue emea",
@@ -197,8 +176,7 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
         Some(total),
         "each event applied once across the swaps"
     );
-    stop.send(true).unwrap();
-    live.await.unwrap();
+    live.stop().await;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_leads")
         .fetch_one(&pool)
         .await
@@ -236,18 +214,8 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let (stop, _) = tokio::sync::watch::channel(false);
-    let instances: Vec<_> = (0..2)
-        .map(|_| {
-            let (pool, mut stopped) = (pool.clone(), stop.subscribe());
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                };
-                runtime::run(pool, &LeadsProjector, options, shutdown).await
-            })
-        })
-        .collect();
+    let instances =
+        ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector, &LeadsProjector], options);
     let leader_pid = || async {
         sqlx::query_scalar::<_, i32>(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
@@ -289,8 +257,5 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
         Some(total),
         "the new active instance carried on from the checkpoint"
     );
-    stop.send(true).unwrap();
-    for instance in instances {
-        instance.await.unwrap();
-    }
+    instances.stop().await;
 }
