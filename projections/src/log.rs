@@ -65,6 +65,10 @@ pub struct LogEvent {
     pub recorded_at: DateTime<Utc>,
     /// Unique id of the event.
     pub event_id: Uuid,
+    /// The org the event belongs to (from its metadata; `None` for events stored without).
+    pub org_id: Option<Uuid>,
+    /// The aggregate type as stored (`Lead`).
+    pub aggregate_type: String,
     /// The decoded event.
     pub event: AnyEvent,
 }
@@ -105,6 +109,7 @@ pub async fn read_batch(
     });
     let rows = sqlx::query(&format!(
         "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload,
+                metadata->>'org_id' AS org_id,
                 transaction_id::text AS txid, global_position, recorded_at, event_id
            FROM {EVENTS_TABLE}
           WHERE (transaction_id, global_position) > ($1::text::xid8, $2)
@@ -185,6 +190,10 @@ fn decode_row(
         event_type,
         recorded_at: row.try_get("recorded_at")?,
         event_id,
+        org_id: row
+            .try_get::<Option<&str>, _>("org_id")?
+            .and_then(|org| org.parse().ok()),
+        aggregate_type,
         event,
     })
 }

@@ -34,6 +34,9 @@ pub enum ProjectionError {
     /// The log-reading task of a rebuild failed.
     #[error("the log reader task failed: {0}")]
     Reader(String),
+    /// A projector's sink outside PostgreSQL (e.g. NATS) failed.
+    #[error("sink failed: {0}")]
+    Sink(String),
     /// No projector has that name.
     #[error("no projection named {0:?} (known: {1})")]
     UnknownProjection(String, String),

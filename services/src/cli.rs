@@ -33,12 +33,39 @@ pub enum Command {
     /// Run the projectors (read models) until stopped; one instance per projection is
     /// active, others wait and take over.
     Projector(DatabaseArgs),
+    /// Relay committed events, in commit order, to the JetStream events stream until
+    /// stopped (one active instance; `Nats-Msg-Id` = event id).
+    Publisher(PublisherArgs),
     /// Inspect or rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
     /// Audit the read side against the event log.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+/// Where NATS is.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS URL (JetStream enabled).
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// First token of every subject and stream name leadroute uses (`leadroute` gives
+    /// subjects `leadroute.<org>.events.>` in stream `LEADROUTE_EVENTS`).
+    #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
+    pub nats_prefix: String,
+}
+
+/// Configuration of `leadroute publisher`.
+#[derive(Debug, Clone, Args)]
+pub struct PublisherArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
 }
 
 /// `leadroute projections ...`
@@ -109,6 +136,10 @@ pub struct UpConfig {
     /// Port of the local NATS used when NATS_URL is unset.
     #[arg(long, env = "LEADROUTE_NATS_PORT", default_value_t = 4222)]
     pub nats_port: u16,
+
+    /// First token of every subject and stream name leadroute uses.
+    #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
+    pub nats_prefix: String,
 
     /// Where a locally started PostgreSQL (pg/) and NATS (nats/) keep their data; kept
     /// across restarts.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod db;
 pub mod demo;
 pub mod embedded;
+pub mod nats;
 pub mod read_side;
 pub mod telemetry;
 pub mod up;

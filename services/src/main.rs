@@ -21,6 +21,15 @@ async fn main() -> anyhow::Result<()> {
             shutdown.recv().await;
             tasks.stop().await;
         }
+        Command::Publisher(args) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect(&args.database).await?;
+            let publisher =
+                read_side::publisher(&args.nats.nats_url, &args.nats.nats_prefix).await?;
+            let tasks = ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default());
+            shutdown.recv().await;
+            tasks.stop().await;
+        }
         Command::Projections(ProjectionsCommand::Status(database)) => {
             read_side::print_status(&connect(&database).await?).await?;
         }

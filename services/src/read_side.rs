@@ -1,12 +1,16 @@
-//! The read side as run by the binary: the projector tasks (alone or inside `up`) and the
-//! `projections status|rebuild` and `audit verify` commands, which print to stdout.
+//! The read side as run by the binary: the projector and publisher tasks (alone or inside
+//! `up`) and the `projections status|rebuild` and `audit verify` commands, which print to
+//! stdout.
 
+use crate::nats;
 use leadroute_projections::projectors;
 use leadroute_projections::rebuild::{self, TableDifference};
 use leadroute_projections::runtime::{self, Projector, RunOptions};
 use leadroute_projections::status;
 use sqlx::PgPool;
 use std::io::Write;
+use std::ops::Deref;
+use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -24,11 +28,10 @@ impl ProjectorTasks {
 
     /// Start one task per entry of `projectors` (the same projector twice makes an active
     /// instance and a standby).
-    pub fn spawn_for(
-        pool: &PgPool,
-        projectors: Vec<&'static dyn Projector>,
-        options: RunOptions,
-    ) -> ProjectorTasks {
+    pub fn spawn_for<P>(pool: &PgPool, projectors: Vec<P>, options: RunOptions) -> ProjectorTasks
+    where
+        P: Deref<Target = dyn Projector> + Send + Sync + 'static,
+    {
         let (stop, _) = watch::channel(false);
         let tasks = projectors
             .into_iter()
@@ -38,7 +41,7 @@ impl ProjectorTasks {
                     let shutdown = async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     };
-                    runtime::run(pool, projector, options, shutdown).await;
+                    runtime::run(pool, &*projector, options, shutdown).await;
                 })
             })
             .collect();
@@ -52,6 +55,14 @@ impl ProjectorTasks {
             let _ = task.await;
         }
     }
+}
+
+/// A publisher to the NATS server at `url` under `prefix`, its stream created if missing.
+pub async fn publisher(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Projector>> {
+    let names = nats::Names::new(prefix)?;
+    let js = nats::connect(url).await?;
+    nats::ensure_events_stream(&js, &names).await?;
+    Ok(Arc::new(nats::publisher::Publisher::new(js, names)))
 }
 
 /// `leadroute projections status`.

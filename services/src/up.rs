@@ -2,14 +2,15 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The projectors run here as tasks; later parts (API, publisher, router, mailer) join them.
+//! The projectors and the NATS publisher run here as tasks; later parts (API, intake, router,
+//! mailer) join them.
 
 use crate::app::Commands;
 use crate::cli::UpConfig;
 use crate::db;
 use crate::demo;
 use crate::embedded::Infra;
-use crate::read_side::ProjectorTasks;
+use crate::read_side::{self, ProjectorTasks};
 use sqlx::PgPool;
 use std::future::Future;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -22,6 +23,8 @@ pub struct Up {
     pool: PgPool,
     /// The projectors keeping the read models up to date.
     projectors: ProjectorTasks,
+    /// The publisher relaying events to NATS.
+    publisher: ProjectorTasks,
 }
 
 impl Up {
@@ -31,11 +34,22 @@ impl Up {
         let mut infra = Infra::ensure(config).await?;
         match Self::prepare(&infra, config).await {
             Ok(pool) => {
+                let publisher =
+                    match read_side::publisher(&infra.nats_url, &config.nats_prefix).await {
+                        Ok(publisher) => {
+                            ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default())
+                        }
+                        Err(e) => {
+                            infra.stop().await;
+                            return Err(e);
+                        }
+                    };
                 let projectors = ProjectorTasks::spawn(&pool, Default::default());
                 Ok(Up {
                     infra,
                     pool,
                     projectors,
+                    publisher,
                 })
             }
             Err(e) => {
@@ -76,6 +90,7 @@ impl Up {
         shutdown.await;
         tracing::info!("shutting down");
         self.projectors.stop().await;
+        self.publisher.stop().await;
         self.pool.close().await;
         self.infra.stop().await;
         Ok(())

@@ -85,6 +85,86 @@ impl Drop for TestDb {
     }
 }
 
+/// URL of the NATS server (JetStream enabled) tests use: `LEADROUTE_TEST_NATS_URL`, default
+/// `nats://127.0.0.1:4222`.
+pub fn nats_url() -> String {
+    std::env::var("LEADROUTE_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string())
+}
+
+/// A NATS subject/stream prefix of one test, whose streams are deleted afterwards.
+pub struct TestNats {
+    /// Server URL.
+    pub url: String,
+    /// The test's prefix (a single subject token).
+    pub prefix: String,
+    /// JetStream on the server.
+    pub js: async_nats::jetstream::Context,
+}
+
+impl TestNats {
+    /// A fresh prefix on the test server.
+    pub async fn new() -> TestNats {
+        let url = nats_url();
+        let client = async_nats::connect(&url).await.unwrap_or_else(|e| {
+            panic!("tests need NATS with JetStream at {url} (LEADROUTE_TEST_NATS_URL): {e}")
+        });
+        let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        TestNats {
+            url,
+            prefix,
+            js: async_nats::jetstream::new(client),
+        }
+    }
+
+    /// Every message of stream `name`, in stream order: (subject, Nats-Msg-Id, body).
+    pub async fn messages(&self, name: &str) -> Vec<(String, String, serde_json::Value)> {
+        let mut stream = self.js.get_stream(name).await.expect("stream exists");
+        let state = stream.info().await.expect("stream info").state.clone();
+        let mut out = Vec::new();
+        for sequence in state.first_sequence..=state.last_sequence {
+            if state.messages == 0 {
+                break;
+            }
+            let message = stream.get_raw_message(sequence).await.expect("message");
+            let id = message
+                .headers
+                .get("Nats-Msg-Id")
+                .map(|v| v.to_string())
+                .unwrap_or_default();
+            let body = serde_json::from_slice(&message.payload).expect("JSON body");
+            out.push((message.subject.to_string(), id, body));
+        }
+        out
+    }
+}
+
+impl Drop for TestNats {
+    fn drop(&mut self) {
+        let (url, prefix) = (self.url.clone(), self.prefix.to_uppercase());
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            runtime.block_on(async {
+                let js = async_nats::jetstream::new(async_nats::connect(&url).await.ok()?);
+                let mut names = js.stream_names();
+                let mut ours = Vec::new();
+                while let Some(Ok(name)) = futures::StreamExt::next(&mut names).await {
+                    if name.starts_with(&format!("{prefix}_")) {
+                        ours.push(name);
+                    }
+                }
+                for name in ours {
+                    let _ = js.delete_stream(&name).await;
+                }
+                Some(())
+            })
+        });
+        let _ = cleanup.join();
+    }
+}
+
 /// Poll `check` until it returns `Some`, for at most `timeout`; the one way tests await
 /// eventual consistency.
 pub async fn eventually<T, F, Fut>(timeout: StdDuration, mut check: F) -> Option<T>

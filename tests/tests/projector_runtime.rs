@@ -20,6 +20,11 @@ fn lead(upstream_id: &str) -> LeadId {
     LeadId::for_upstream(demo::demo_org_id(), &upstream)
 }
 
+/// The leads projector as the runtime takes it.
+fn leads() -> &'static dyn leadroute_projections::runtime::Projector {
+    &LeadsProjector
+}
+
 async fn seeded() -> TestApp {
     TestApp::with_demo().await
 }
@@ -108,8 +113,7 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         poll_interval: Duration::from_millis(50),
         standby_retry: Duration::from_millis(50),
     };
-    let instances =
-        ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector, &LeadsProjector], options);
+    let instances = ProjectorTasks::spawn_for(&pool, vec![leads(), leads()], options);
 
     let total = app.event_count().await as i64;
     let caught_up = eventually(Duration::from_secs(20), || async {
@@ -144,7 +148,7 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let live = ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector], options);
+    let live = ProjectorTasks::spawn_for(&pool, vec![leads()], options);
     let org = demo::demo_org_id();
     let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
         "queue emea",
@@ -214,8 +218,7 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let instances =
-        ProjectorTasks::spawn_for(&pool, vec![&LeadsProjector, &LeadsProjector], options);
+    let instances = ProjectorTasks::spawn_for(&pool, vec![leads(), leads()], options);
     let leader_pid = || async {
         sqlx::query_scalar::<_, i32>(
             "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted

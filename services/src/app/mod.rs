@@ -145,7 +145,8 @@ impl Commands {
         Ok(self.store::<A>().load_aggregate(&id.to_string()).await?)
     }
 
-    /// Decide `command` against the loaded aggregate and commit the events it produces.
+    /// Decide `command` against the loaded aggregate and commit the events it produces, with
+    /// the actor, correlation, causation and org ids as metadata.
     #[tracing::instrument(level = "debug", skip_all, fields(
         aggregate = A::TYPE,
         aggregate_id = %loaded.aggregate_id,
@@ -158,7 +159,7 @@ impl Commands {
         meta: &CommandMeta,
     ) -> Result<Committed, AppError>
     where
-        A: Aggregate<Services = ()>,
+        A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
         let sink = Default::default();
@@ -180,9 +181,14 @@ impl Commands {
                 sequence: before,
             });
         }
+        let mut metadata = meta.to_event_metadata();
+        if let Some(org) = loaded.aggregate.org() {
+            // Lets log readers (publisher, exports) route an event by org without its payload.
+            metadata.insert("org_id".to_string(), org.to_string());
+        }
         let written = self
             .store::<A>()
-            .commit(events, loaded, meta.to_event_metadata())
+            .commit(events, loaded, metadata)
             .await
             .map_err(|e| match AppError::from(e) {
                 AppError::Conflict { attempts, .. } => AppError::Conflict {
