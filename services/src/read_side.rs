@@ -67,7 +67,8 @@ pub async fn publisher(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Projec
 
 /// `leadroute projections status`.
 pub async fn print_status(pool: &PgPool) -> anyhow::Result<()> {
-    let names: Vec<&str> = projectors::all().iter().map(|p| p.name()).collect();
+    let mut names: Vec<&str> = projectors::all().iter().map(|p| p.name()).collect();
+    names.push(nats::publisher::PUBLISHER);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
