@@ -36,6 +36,9 @@ pub enum Command {
     /// Relay committed events, in commit order, to the JetStream events stream until
     /// stopped (one active instance; `Nats-Msg-Id` = event id).
     Publisher(PublisherArgs),
+    /// Receive upstream lead events from JetStream until stopped (durable pull consumer;
+    /// invalid messages are dead-lettered with their reason).
+    Intake(IntakeArgs),
     /// Inspect or rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -55,6 +58,18 @@ pub struct NatsArgs {
     /// subjects `leadroute.<org>.events.>` in stream `LEADROUTE_EVENTS`).
     #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
     pub nats_prefix: String,
+
+    /// First token of the subjects upstream CRMs publish lead events on
+    /// (`<crm prefix>.<org id>.lead.created|updated`).
+    #[arg(long, env = "LEADROUTE_NATS_CRM_PREFIX", default_value = "crm")]
+    pub nats_crm_prefix: String,
+}
+
+impl NatsArgs {
+    /// The subject and stream names these options give.
+    pub fn names(&self) -> Result<crate::nats::Names, crate::nats::NatsError> {
+        crate::nats::Names::new(&self.nats_prefix, &self.nats_crm_prefix)
+    }
 }
 
 /// Configuration of `leadroute publisher`.
@@ -66,6 +81,20 @@ pub struct PublisherArgs {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
+}
+
+/// Configuration of `leadroute intake`.
+#[derive(Debug, Clone, Args)]
+pub struct IntakeArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Workers sharing the durable consumer.
+    #[arg(long, env = "LEADROUTE_INTAKE_WORKERS", default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// `leadroute projections ...`
@@ -140,6 +169,10 @@ pub struct UpConfig {
     /// First token of every subject and stream name leadroute uses.
     #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
     pub nats_prefix: String,
+
+    /// First token of the subjects upstream CRMs publish lead events on.
+    #[arg(long, env = "LEADROUTE_NATS_CRM_PREFIX", default_value = "crm")]
+    pub nats_crm_prefix: String,
 
     /// Where a locally started PostgreSQL (pg/) and NATS (nats/) keep their data; kept
     /// across restarts.

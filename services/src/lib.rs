@@ -7,6 +7,7 @@
 pub mod app;
 pub mod cli;
 pub mod db;
+pub mod dead_letters;
 pub mod demo;
 pub mod embedded;
 pub mod nats;

@@ -24,11 +24,23 @@ async fn main() -> anyhow::Result<()> {
         Command::Publisher(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
             let pool = connect(&args.database).await?;
-            let publisher =
-                read_side::publisher(&args.nats.nats_url, &args.nats.nats_prefix).await?;
+            let publisher = read_side::publisher(&args.nats.nats_url, args.nats.names()?).await?;
             let tasks = ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default());
             shutdown.recv().await;
             tasks.stop().await;
+        }
+        Command::Intake(args) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect(&args.database).await?;
+            let workers = read_side::IntakeWorkers::spawn(
+                &pool,
+                &args.nats.nats_url,
+                args.nats.names()?,
+                args.workers,
+            )
+            .await?;
+            shutdown.recv().await;
+            workers.stop().await;
         }
         Command::Projections(ProjectionsCommand::Status(database)) => {
             read_side::print_status(&connect(&database).await?).await?;

@@ -57,12 +57,48 @@ impl ProjectorTasks {
     }
 }
 
-/// A publisher to the NATS server at `url` under `prefix`, its stream created if missing.
-pub async fn publisher(url: &str, prefix: &str) -> anyhow::Result<Arc<dyn Projector>> {
-    let names = nats::Names::new(prefix)?;
+/// A publisher to the NATS server at `url` under `names`, its stream created if missing.
+pub async fn publisher(url: &str, names: nats::Names) -> anyhow::Result<Arc<dyn Projector>> {
     let js = nats::connect(url).await?;
     nats::ensure_events_stream(&js, &names).await?;
     Ok(Arc::new(nats::publisher::Publisher::new(js, names)))
+}
+
+/// Intake workers and the switch that stops them.
+pub struct IntakeWorkers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl IntakeWorkers {
+    /// Start `workers` intake workers on the NATS server at `url` under `names`.
+    pub async fn spawn(
+        pool: &PgPool,
+        url: &str,
+        names: nats::Names,
+        workers: usize,
+    ) -> anyhow::Result<IntakeWorkers> {
+        let intake =
+            nats::intake::Intake::new(pool.clone(), nats::connect(url).await?, names).await?;
+        let (stop, _) = watch::channel(false);
+        let tasks = (0..workers.max(1))
+            .map(|_| {
+                let (intake, mut stopped) = (intake.clone(), stop.subscribe());
+                tokio::spawn(intake.run_worker(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                }))
+            })
+            .collect();
+        Ok(IntakeWorkers { stop, tasks })
+    }
+
+    /// Stop after the messages in hand and wait.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 /// `leadroute projections status`.

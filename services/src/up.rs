@@ -10,6 +10,7 @@ use crate::cli::UpConfig;
 use crate::db;
 use crate::demo;
 use crate::embedded::Infra;
+use crate::nats;
 use crate::read_side::{self, ProjectorTasks};
 use sqlx::PgPool;
 use std::future::Future;
@@ -25,6 +26,8 @@ pub struct Up {
     projectors: ProjectorTasks,
     /// The publisher relaying events to NATS.
     publisher: ProjectorTasks,
+    /// The intake receiving upstream lead events from NATS.
+    intake: read_side::IntakeWorkers,
 }
 
 impl Up {
@@ -34,22 +37,42 @@ impl Up {
         let mut infra = Infra::ensure(config).await?;
         match Self::prepare(&infra, config).await {
             Ok(pool) => {
-                let publisher =
-                    match read_side::publisher(&infra.nats_url, &config.nats_prefix).await {
-                        Ok(publisher) => {
-                            ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default())
-                        }
-                        Err(e) => {
-                            infra.stop().await;
-                            return Err(e);
-                        }
-                    };
+                let publisher = match read_side::publisher(
+                    &infra.nats_url,
+                    nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,
+                )
+                .await
+                {
+                    Ok(publisher) => {
+                        ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default())
+                    }
+                    Err(e) => {
+                        infra.stop().await;
+                        return Err(e);
+                    }
+                };
+                let intake = match read_side::IntakeWorkers::spawn(
+                    &pool,
+                    &infra.nats_url,
+                    nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,
+                    1,
+                )
+                .await
+                {
+                    Ok(intake) => intake,
+                    Err(e) => {
+                        publisher.stop().await;
+                        infra.stop().await;
+                        return Err(e);
+                    }
+                };
                 let projectors = ProjectorTasks::spawn(&pool, Default::default());
                 Ok(Up {
                     infra,
                     pool,
                     projectors,
                     publisher,
+                    intake,
                 })
             }
             Err(e) => {
@@ -89,6 +112,7 @@ impl Up {
         );
         shutdown.await;
         tracing::info!("shutting down");
+        self.intake.stop().await;
         self.projectors.stop().await;
         self.publisher.stop().await;
         self.pool.close().await;

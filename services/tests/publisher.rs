@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio::process::Command;
 use uuid::Uuid;
 
+fn names(nats: &TestNats) -> Names {
+    Names::new(&nats.prefix, &nats.crm_prefix()).unwrap()
+}
+
 async fn event_ids(db: &TestDb) -> HashSet<String> {
     let ids: Vec<Uuid> = sqlx::query_scalar("SELECT event_id FROM events")
         .fetch_all(&db.pool)
@@ -53,7 +57,7 @@ fn assert_published_once_in_order(
 }
 
 async fn publish_all(app: &TestApp, nats: &TestNats) {
-    let publisher = read_side::publisher(&nats.url, &nats.prefix).await.unwrap();
+    let publisher = read_side::publisher(&nats.url, names(nats)).await.unwrap();
     let done = eventually(Duration::from_secs(30), || async {
         let mut conn = app.db.pool.acquire().await.unwrap();
         catch_up(&mut conn, &*publisher, None, None).await.unwrap();
@@ -72,7 +76,7 @@ async fn every_event_is_published_once_in_order_and_a_reset_republishes_safely()
         .unwrap();
     publish_all(&app, &nats).await;
 
-    let stream = Names::new(&nats.prefix).unwrap().events_stream();
+    let stream = names(&nats).events_stream();
     let messages = nats.messages(&stream).await;
     assert_published_once_in_order(&messages, &event_ids(&app.db).await);
     let org = leadroute_services::demo::demo_org_id();
@@ -154,8 +158,6 @@ async fn a_publisher_killed_mid_work_and_restarted_publishes_every_event_once() 
     .await;
     restarted.kill().await.unwrap();
     assert!(done.is_some(), "the restarted publisher caught up");
-    let messages = nats
-        .messages(&Names::new(&nats.prefix).unwrap().events_stream())
-        .await;
+    let messages = nats.messages(&names(&nats).events_stream()).await;
     assert_published_once_in_order(&messages, &event_ids(&db).await);
 }

@@ -116,6 +116,11 @@ impl TestNats {
         }
     }
 
+    /// The test's CRM subject prefix.
+    pub fn crm_prefix(&self) -> String {
+        format!("{}-crm", self.prefix)
+    }
+
     /// Every message of stream `name`, in stream order: (subject, Nats-Msg-Id, body).
     pub async fn messages(&self, name: &str) -> Vec<(String, String, serde_json::Value)> {
         let mut stream = self.js.get_stream(name).await.expect("stream exists");

@@ -5,6 +5,8 @@
 //! Only features of NATS 2.9 are used (DESIGN.md): JetStream here is a transport, never the
 //! system of record; the events table can always refill it.
 
+pub mod intake;
+pub mod lead_event;
 pub mod publisher;
 
 use async_nats::jetstream::{self, stream};
@@ -28,6 +30,9 @@ pub enum NatsError {
         /// Why.
         source: async_nats::ConnectError,
     },
+    /// Creating or reading a consumer failed.
+    #[error("JetStream consumer: {0}")]
+    Consumer(String),
     /// Creating or reading a stream failed.
     #[error("JetStream stream {stream}: {source}")]
     Stream {
@@ -38,34 +43,89 @@ pub enum NatsError {
     },
 }
 
-/// Subject and stream names under one prefix.
+/// Subject and stream names: leadroute's own under `prefix`, upstream CRM events under
+/// `crm_prefix` (disjoint, so their streams never overlap).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Names {
     prefix: String,
+    crm_prefix: String,
+}
+
+fn check_token(token: &str) -> Result<String, NatsError> {
+    let valid = !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    valid
+        .then(|| token.to_string())
+        .ok_or_else(|| NatsError::InvalidPrefix(token.to_string()))
 }
 
 impl Names {
-    /// Names under `prefix` (one subject token, e.g. `leadroute`).
-    pub fn new(prefix: &str) -> Result<Names, NatsError> {
-        let valid = !prefix.is_empty()
-            && prefix
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        valid
-            .then(|| Names {
-                prefix: prefix.to_string(),
-            })
-            .ok_or_else(|| NatsError::InvalidPrefix(prefix.to_string()))
+    /// Names under `prefix` (e.g. `leadroute`) and `crm_prefix` (e.g. `crm`), each one
+    /// subject token, and different.
+    pub fn new(prefix: &str, crm_prefix: &str) -> Result<Names, NatsError> {
+        let (prefix, crm_prefix) = (check_token(prefix)?, check_token(crm_prefix)?);
+        if prefix == crm_prefix {
+            return Err(NatsError::InvalidPrefix(format!(
+                "{crm_prefix} (the CRM prefix must differ from {prefix})"
+            )));
+        }
+        Ok(Names { prefix, crm_prefix })
     }
 
     /// The stream of published domain events.
     pub fn events_stream(&self) -> String {
-        format!("{}_EVENTS", self.prefix.to_uppercase().replace('-', "_"))
+        format!("{}_EVENTS", self.stream_prefix())
     }
 
     /// Every subject of that stream: `<prefix>.<org>.events.>`.
     pub fn events_subjects(&self) -> String {
         format!("{}.*.events.>", self.prefix)
+    }
+
+    /// The stream of upstream CRM lead events.
+    pub fn crm_stream(&self) -> String {
+        format!("{}_CRM", self.stream_prefix())
+    }
+
+    /// Every subject of that stream: `<crm prefix>.<org>.lead.<created|updated>`.
+    pub fn crm_subjects(&self) -> String {
+        format!("{}.*.lead.*", self.crm_prefix)
+    }
+
+    /// The subject of an upstream lead event of `org` (`created` or `updated`).
+    pub fn crm_subject(&self, org: Uuid, change: &str) -> String {
+        format!("{}.{org}.lead.{change}", self.crm_prefix)
+    }
+
+    /// The first token of upstream CRM subjects.
+    pub fn crm_prefix(&self) -> &str {
+        &self.crm_prefix
+    }
+
+    /// The durable consumer the intake workers share.
+    pub fn intake_consumer(&self) -> String {
+        format!("{}_INTAKE", self.stream_prefix())
+    }
+
+    /// The stream of dead letters.
+    pub fn dlq_stream(&self) -> String {
+        format!("{}_DLQ", self.stream_prefix())
+    }
+
+    /// The dead-letter subject of a consumer (`intake`).
+    pub fn dlq_subject(&self, source: &str) -> String {
+        format!("{}.dlq.{source}", self.prefix)
+    }
+
+    /// The prefix as a stream-name part.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    fn stream_prefix(&self) -> String {
+        self.prefix.to_uppercase().replace('-', "_")
     }
 
     /// The subject of one event: `<prefix>.<org>.events.<aggregate type>.<event type>`
@@ -92,22 +152,33 @@ pub async fn connect(url: &str) -> Result<jetstream::Context, NatsError> {
     Ok(jetstream::new(client))
 }
 
-/// Create the events stream unless it exists (file storage, message-id dedupe window).
-pub async fn ensure_events_stream(js: &jetstream::Context, names: &Names) -> Result<(), NatsError> {
+/// Create the stream `name` over `subjects` unless it exists (file storage, message-id
+/// dedupe window).
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    name: String,
+    subjects: String,
+) -> Result<stream::Stream, NatsError> {
     let config = stream::Config {
-        name: names.events_stream(),
-        subjects: vec![names.events_subjects()],
+        name: name.clone(),
+        subjects: vec![subjects],
         storage: stream::StorageType::File,
         duplicate_window: DUPLICATE_WINDOW,
         ..Default::default()
     };
     js.get_or_create_stream(config)
         .await
-        .map(|_| ())
         .map_err(|source| NatsError::Stream {
-            stream: names.events_stream(),
+            stream: name,
             source,
         })
+}
+
+/// Create the events stream unless it exists.
+pub async fn ensure_events_stream(js: &jetstream::Context, names: &Names) -> Result<(), NatsError> {
+    ensure_stream(js, names.events_stream(), names.events_subjects())
+        .await
+        .map(|_| ())
 }
 
 #[cfg(test)]
@@ -117,7 +188,7 @@ mod tests {
 
     #[test]
     fn names_are_derived_from_one_prefix() {
-        let names = Names::new("lr-test_1").unwrap();
+        let names = Names::new("lr-test_1", "crm").unwrap();
         assert_eq!(names.events_stream(), "LR_TEST_1_EVENTS");
         assert_eq!(names.events_subjects(), "lr-test_1.*.events.>");
         let org = Uuid::nil();
@@ -134,7 +205,9 @@ mod tests {
     #[test]
     fn refuses_a_prefix_that_is_not_one_token() {
         for bad in ["", "a.b", "a*", "a >"] {
-            assert!(Names::new(bad).is_err(), "{bad:?}");
+            assert!(Names::new(bad, "crm").is_err(), "{bad:?}");
+            assert!(Names::new("leadroute", bad).is_err(), "{bad:?}");
         }
+        assert!(Names::new("same", "same").is_err());
     }
 }

@@ -1,0 +1,169 @@
+//! The upstream lead event (schema `deploy/schemas/lead-event.v1.json`) and its validation:
+//! every way a message can be wrong maps to one stable reason code, so a dead letter says
+//! exactly what to fix.
+
+use chrono::{DateTime, Utc};
+use leadroute_domain::ids::OrgId;
+use leadroute_domain::lead::LeadFields;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The schema version this build reads.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Version 1 of the upstream lead event.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LeadEventV1 {
+    /// Always 1.
+    pub schema_version: u64,
+    /// The upstream system's id of this event.
+    pub upstream_event_id: String,
+    /// Name of the upstream CRM.
+    pub upstream_system: String,
+    /// The upstream id of the lead.
+    pub upstream_lead_id: String,
+    /// When it happened upstream.
+    pub occurred_at: DateTime<Utc>,
+    /// Lead fields.
+    pub fields: LeadFields,
+    /// Keep automatic routing away.
+    #[serde(default)]
+    pub do_not_route: bool,
+}
+
+/// Why a message is not a valid lead event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// Stable code: `bad_subject`, `not_json`, `unsupported_schema_version`, `invalid_event`,
+    /// `empty_field`.
+    pub reason: &'static str,
+    /// What exactly is wrong (names the field).
+    pub detail: String,
+}
+
+fn invalid(reason: &'static str, detail: impl Into<String>) -> Invalid {
+    Invalid {
+        reason,
+        detail: detail.into(),
+    }
+}
+
+/// The org of a subject `<crm prefix>.<org>.lead.<created|updated>`.
+pub fn org_of_subject(crm_prefix: &str, subject: &str) -> Result<OrgId, Invalid> {
+    let tokens: Vec<&str> = subject.split('.').collect();
+    match tokens.as_slice() {
+        [p, org, "lead", "created" | "updated"] if *p == crm_prefix => org.parse().map_err(|_| {
+            invalid(
+                "bad_subject",
+                format!("{org:?} in subject {subject} is not an org id"),
+            )
+        }),
+        _ => Err(invalid(
+            "bad_subject",
+            format!("subject {subject} is not {crm_prefix}.<org>.lead.<created|updated>"),
+        )),
+    }
+}
+
+/// Parse and validate a message body.
+pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
+    let value: Value =
+        serde_json::from_slice(payload).map_err(|e| invalid("not_json", e.to_string()))?;
+    match value.get("schema_version") {
+        None => return Err(invalid("invalid_event", "missing field `schema_version`")),
+        Some(v) if v.as_u64() != Some(SCHEMA_VERSION) => {
+            return Err(invalid(
+                "unsupported_schema_version",
+                format!("schema_version {v} (this build reads {SCHEMA_VERSION})"),
+            ))
+        }
+        Some(_) => {}
+    }
+    let event: LeadEventV1 =
+        serde_json::from_value(value).map_err(|e| invalid("invalid_event", e.to_string()))?;
+    for (name, text) in [
+        ("upstream_event_id", &event.upstream_event_id),
+        ("upstream_system", &event.upstream_system),
+        ("upstream_lead_id", &event.upstream_lead_id),
+    ] {
+        if text.trim().is_empty() {
+            return Err(invalid(
+                "empty_field",
+                format!("field `{name}` must not be empty"),
+            ));
+        }
+    }
+    Ok(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> Value {
+        serde_json::json!({
+            "schema_version": 1, "upstream_event_id": "e1", "upstream_system": "sf",
+            "upstream_lead_id": "L1", "occurred_at": "2026-11-28T08:00:00Z", "fields": {"company": "Globex"}
+        })
+    }
+
+    fn reason(value: Value) -> &'static str {
+        parse(value.to_string().as_bytes()).unwrap_err().reason
+    }
+
+    #[test]
+    fn accepts_a_valid_event() {
+        let event = parse(valid().to_string().as_bytes()).unwrap();
+        assert_eq!(event.upstream_lead_id, "L1");
+        assert!(!event.do_not_route);
+    }
+
+    #[test]
+    fn names_each_way_to_be_wrong() {
+        assert_eq!(parse(b"{not json").unwrap_err().reason, "not_json");
+        let mut v = valid();
+        v["schema_version"] = 2.into();
+        assert_eq!(reason(v), "unsupported_schema_version");
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove("upstream_lead_id");
+        let missing = parse(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            (missing.reason, missing.detail.contains("upstream_lead_id")),
+            ("invalid_event", true)
+        );
+        let mut v = valid();
+        v["fields"] = "company".into();
+        assert_eq!(reason(v), "invalid_event");
+        let mut v = valid();
+        v["occurred_at"] = "yesterday".into();
+        assert_eq!(reason(v), "invalid_event");
+        let mut v = valid();
+        v["upstream_event_id"] = " ".into();
+        assert_eq!(reason(v), "empty_field");
+        let mut v = valid();
+        v["colour"] = "red".into();
+        assert_eq!(reason(v), "invalid_event");
+    }
+
+    #[test]
+    fn reads_the_org_from_the_subject() {
+        let org = OrgId::new_random();
+        assert_eq!(
+            org_of_subject("crm", &format!("crm.{org}.lead.created")),
+            Ok(org)
+        );
+        assert_eq!(
+            org_of_subject("crm", "crm.nope.lead.created")
+                .unwrap_err()
+                .reason,
+            "bad_subject"
+        );
+        assert_eq!(
+            org_of_subject("crm", &format!("crm.{org}.account.created"))
+                .unwrap_err()
+                .reason,
+            "bad_subject"
+        );
+    }
+}

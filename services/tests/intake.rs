@@ -1,0 +1,164 @@
+//! Intake over real NATS and PostgreSQL (a unique prefix per test): valid lead events become
+//! leads, repeats of an upstream event id are no-ops, and every malformed message is
+//! acknowledged and dead-lettered with its specific reason; nothing is left unacked.
+
+use leadroute_domain::ids::OrgId;
+use leadroute_services::nats::Names;
+use leadroute_services::read_side::IntakeWorkers;
+use leadroute_tests::{eventually, TestApp, TestNats};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn valid(i: usize) -> Value {
+    json!({
+        "schema_version": 1,
+        "upstream_event_id": format!("evt-{i}"),
+        "upstream_system": "salesforce",
+        "upstream_lead_id": format!("00Q{i}"),
+        "occurred_at": "2026-11-28T08:00:00Z",
+        "fields": { "company": format!("Company {i}"), "country": "DE" }
+    })
+}
+
+fn with(mut event: Value, key: &str, value: Value) -> Value {
+    event[key] = value;
+    event
+}
+
+fn without(mut event: Value, key: &str) -> Value {
+    event.as_object_mut().unwrap().remove(key);
+    event
+}
+
+/// Ten kinds of bad message: (subject, body, expected reason).
+fn malformed(names: &Names, org: OrgId, i: usize) -> Vec<(String, Vec<u8>, &'static str)> {
+    let subject = names.crm_subject(org.0, "created");
+    let body = |v: Value| v.to_string().into_bytes();
+    vec![
+        (subject.clone(), b"{not json".to_vec(), "not_json"),
+        (
+            subject.clone(),
+            body(with(valid(i), "schema_version", json!(2))),
+            "unsupported_schema_version",
+        ),
+        (
+            subject.clone(),
+            body(without(valid(i), "upstream_lead_id")),
+            "invalid_event",
+        ),
+        (
+            subject.clone(),
+            body(with(valid(i), "fields", json!("company"))),
+            "invalid_event",
+        ),
+        (
+            subject.clone(),
+            body(with(valid(i), "occurred_at", json!("yesterday"))),
+            "invalid_event",
+        ),
+        (
+            subject.clone(),
+            body(with(valid(i), "colour", json!("red"))),
+            "invalid_event",
+        ),
+        (
+            subject.clone(),
+            body(with(valid(i), "do_not_route", json!("no"))),
+            "invalid_event",
+        ),
+        (
+            subject.clone(),
+            body(with(valid(i), "upstream_event_id", json!(""))),
+            "empty_field",
+        ),
+        (
+            names.crm_subject(OrgId::new_random().0, "created"),
+            body(valid(i)),
+            "unknown_org",
+        ),
+        (
+            format!("{}.not-an-org.lead.created", names.crm_prefix()),
+            body(valid(i)),
+            "bad_subject",
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn valid_duplicate_and_malformed_events_each_end_where_they_should() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let org = app.org().await;
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    let workers = IntakeWorkers::spawn(&app.db.pool, &nats.url, names.clone(), 2)
+        .await
+        .unwrap();
+
+    let mut messages: Vec<(String, Vec<u8>)> = Vec::new();
+    let subject = names.crm_subject(org.0, "created");
+    messages.extend((0..850).map(|i| (subject.clone(), valid(i).to_string().into_bytes())));
+    messages.extend((0..100).map(|i| {
+        (
+            names.crm_subject(org.0, "updated"),
+            valid(i * 7).to_string().into_bytes(),
+        )
+    }));
+    let mut expected_reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for i in 0..5 {
+        for (subject, body, reason) in malformed(&names, org, 2000 + i) {
+            messages.push((subject, body));
+            *expected_reasons.entry(reason).or_default() += 1;
+        }
+    }
+    assert_eq!(messages.len(), 1000);
+    for (subject, body) in messages {
+        nats.js
+            .publish(subject, body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let consumer = names.intake_consumer();
+    let settled = eventually(Duration::from_secs(60), || async {
+        let stream = nats.js.get_stream(names.crm_stream()).await.unwrap();
+        let info = stream.consumer_info(&consumer).await.unwrap();
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+    assert!(settled.is_some(), "every message was acknowledged");
+    workers.stop().await;
+
+    let received: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'LeadReceived'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(received, 850, "850 distinct leads");
+    let updated: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'LeadUpdated'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(updated, 0, "repeated upstream event ids wrote nothing");
+    let reasons: Vec<(String, i64)> =
+        sqlx::query_as("SELECT reason, count(*) FROM dead_letters GROUP BY reason ORDER BY reason")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let reasons: BTreeMap<&str, usize> = reasons
+        .iter()
+        .map(|(r, n)| (r.as_str(), *n as usize))
+        .collect();
+    assert_eq!(
+        reasons, expected_reasons,
+        "each malformed message dead-lettered with its own reason"
+    );
+    let dlq = nats.messages(&names.dlq_stream()).await;
+    assert_eq!(dlq.len(), 50, "and republished on the DLQ subject");
+    assert!(dlq
+        .iter()
+        .all(|(subject, _, body)| subject == &names.dlq_subject("intake")
+            && body["reason"].is_string()));
+}
