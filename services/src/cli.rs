@@ -39,6 +39,9 @@ pub enum Command {
     /// Receive upstream lead events from JetStream until stopped (durable pull consumer;
     /// invalid messages are dead-lettered with their reason).
     Intake(IntakeArgs),
+    /// Inspect and replay dead letters.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
     /// Inspect or rebuild the read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
@@ -81,6 +84,11 @@ pub struct PublisherArgs {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
+    /// Instead of running: move the publisher's checkpoint back to TX/POS (as printed by
+    /// `projections status`; `0/0` for the start) and exit. Events after it are published
+    /// again; JetStream drops those it still remembers (2-minute dedupe window).
+    #[arg(long, value_name = "TX/POS")]
+    pub reset_to: Option<String>,
 }
 
 /// Configuration of `leadroute intake`.
@@ -95,6 +103,40 @@ pub struct IntakeArgs {
     /// Workers sharing the durable consumer.
     #[arg(long, env = "LEADROUTE_INTAKE_WORKERS", default_value_t = 1)]
     pub workers: usize,
+}
+
+/// `leadroute dlq ...`
+#[derive(Debug, Subcommand)]
+pub enum DlqCommand {
+    /// List dead letters, newest first (id, time, source, reason, subject).
+    List {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print one dead letter with its headers and payload.
+    Show {
+        /// Its id.
+        id: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Publish a dead letter's payload again on its original subject (after fixing the
+    /// cause, e.g. creating the org), and mark it replayed.
+    Replay {
+        /// Its id.
+        id: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// NATS.
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
 }
 
 /// `leadroute projections ...`

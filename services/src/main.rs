@@ -1,7 +1,9 @@
 //! The `leadroute` binary: parse the command line, start logging, run the command.
 
 use clap::Parser;
-use leadroute_services::cli::{AuditCommand, Cli, Command, DatabaseArgs, ProjectionsCommand};
+use leadroute_services::cli::{
+    AuditCommand, Cli, Command, DatabaseArgs, DlqCommand, ProjectionsCommand, PublisherArgs,
+};
 use leadroute_services::read_side::{self, ProjectorTasks};
 use leadroute_services::{db, telemetry, up};
 
@@ -20,6 +22,22 @@ async fn main() -> anyhow::Result<()> {
             let tasks = ProjectorTasks::spawn(&pool, Default::default());
             shutdown.recv().await;
             tasks.stop().await;
+        }
+        Command::Publisher(PublisherArgs {
+            database,
+            reset_to: Some(to),
+            ..
+        }) => {
+            read_side::reset_publisher(&connect(&database).await?, &to).await?;
+        }
+        Command::Dlq(DlqCommand::List { limit, database }) => {
+            read_side::print_dead_letters(&connect(&database).await?, limit).await?;
+        }
+        Command::Dlq(DlqCommand::Show { id, database }) => {
+            read_side::print_dead_letter(&connect(&database).await?, id).await?;
+        }
+        Command::Dlq(DlqCommand::Replay { id, database, nats }) => {
+            read_side::replay_dead_letter(&connect(&database).await?, &nats.nats_url, id).await?;
         }
         Command::Publisher(args) => {
             let shutdown = up::ShutdownSignal::listen()?;

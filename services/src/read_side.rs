@@ -2,6 +2,7 @@
 //! `up`) and the `projections status|rebuild` and `audit verify` commands, which print to
 //! stdout.
 
+use crate::dead_letters;
 use crate::nats;
 use leadroute_projections::projectors;
 use leadroute_projections::rebuild::{self, TableDifference};
@@ -13,6 +14,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
 /// Running projector tasks and the switch that stops them.
 pub struct ProjectorTasks {
@@ -99,6 +101,84 @@ impl IntakeWorkers {
             let _ = task.await;
         }
     }
+}
+
+/// `leadroute dlq list`.
+pub async fn print_dead_letters(pool: &PgPool, limit: i64) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    for letter in dead_letters::list(pool, limit).await? {
+        let replayed = letter
+            .replayed_at
+            .map_or(String::new(), |at| format!(" (replayed {at})"));
+        writeln!(
+            out,
+            "{}  {}  {:<8} {:<28} {}{replayed}",
+            letter.id, letter.created_at, letter.source, letter.reason, letter.subject
+        )?;
+    }
+    Ok(())
+}
+
+/// `leadroute dlq show ID`.
+pub async fn print_dead_letter(pool: &PgPool, id: Uuid) -> anyhow::Result<()> {
+    let letter = dead_letters::show(pool, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "id:       {}\nsource:   {}\nstream:   {} #{}\nsubject:  {}",
+        letter.id, letter.source, letter.stream, letter.stream_sequence, letter.subject
+    )?;
+    writeln!(
+        out,
+        "reason:   {}\ndetail:   {}\ncreated:  {}\nreplayed: {:?}",
+        letter.reason, letter.detail, letter.created_at, letter.replayed_at
+    )?;
+    writeln!(
+        out,
+        "headers:  {}\npayload:\n{}",
+        letter.headers,
+        String::from_utf8_lossy(&letter.payload)
+    )?;
+    Ok(())
+}
+
+/// `leadroute dlq replay ID`: publish the payload again on its subject.
+pub async fn replay_dead_letter(pool: &PgPool, url: &str, id: Uuid) -> anyhow::Result<()> {
+    let letter = dead_letters::show(pool, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no dead letter {id}"))?;
+    let js = nats::connect(url).await?;
+    js.publish(letter.subject.clone(), letter.payload.clone().into())
+        .await?
+        .await?;
+    dead_letters::mark_replayed(pool, id).await?;
+    writeln!(std::io::stdout(), "replayed {id} on {}", letter.subject)?;
+    Ok(())
+}
+
+/// `leadroute publisher --reset-to TX/POS`.
+pub async fn reset_publisher(pool: &PgPool, to: &str) -> anyhow::Result<()> {
+    let (tx, pos) = to
+        .split_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--reset-to wants TX/POS, e.g. 0/0"))?;
+    let (tx, pos): (u64, i64) = (tx.parse()?, pos.parse()?);
+    sqlx::query(
+        "INSERT INTO projection_checkpoints (name, transaction_id, global_position) VALUES ($1, $2::text::xid8, $3)
+         ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
+             global_position = EXCLUDED.global_position, updated_at = clock_timestamp()",
+    )
+    .bind(nats::publisher::PUBLISHER)
+    .bind(tx.to_string())
+    .bind(pos)
+    .execute(pool)
+    .await?;
+    writeln!(
+        std::io::stdout(),
+        "publisher checkpoint reset to {tx}/{pos}"
+    )?;
+    Ok(())
 }
 
 /// `leadroute projections status`.

@@ -162,3 +162,162 @@ async fn valid_duplicate_and_malformed_events_each_end_where_they_should() {
         .all(|(subject, _, body)| subject == &names.dlq_subject("intake")
             && body["reason"].is_string()));
 }
+
+fn leadroute(app: &TestApp, nats: &TestNats, args: &[&str]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_leadroute"));
+    command
+        .args(args)
+        .args(["--database-url", &app.db.url])
+        .env("LEADROUTE_LOG", "warn")
+        .kill_on_drop(true);
+    if args[0] != "dlq" || args[1] == "replay" {
+        command.args([
+            "--nats-url",
+            &nats.url,
+            "--nats-prefix",
+            &nats.prefix,
+            "--nats-crm-prefix",
+            &nats.crm_prefix(),
+        ]);
+    }
+    command
+}
+
+async fn leads_received(app: &TestApp) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'LeadReceived'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+async fn settled(nats: &TestNats, names: &Names) -> bool {
+    let stream = nats.js.get_stream(names.crm_stream()).await.unwrap();
+    let info = stream.consumer_info(names.intake_consumer()).await.unwrap();
+    info.num_pending == 0 && info.num_ack_pending == 0
+}
+
+#[tokio::test]
+async fn an_intake_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let org = app.org().await;
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    // Create the streams and the consumer, then publish before any worker runs.
+    IntakeWorkers::spawn(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+    let published = 3000;
+    for i in 0..published {
+        let body = valid(i).to_string().into_bytes();
+        nats.js
+            .publish(names.crm_subject(org.0, "created"), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    let mut intake = leadroute(&app, &nats, &["intake"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let midway = eventually(Duration::from_secs(60), || async {
+        let n = leads_received(&app).await;
+        (n > 0 && n < published as i64).then_some(n)
+    })
+    .await;
+    intake.kill().await.unwrap(); // SIGKILL
+    assert!(
+        midway.is_some(),
+        "the intake made progress before it was killed"
+    );
+
+    let mut restarted = leadroute(&app, &nats, &["intake"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = eventually(Duration::from_secs(120), || async {
+        settled(&nats, &names).await.then_some(())
+    })
+    .await;
+    restarted.kill().await.unwrap();
+    assert!(
+        done.is_some(),
+        "every message acknowledged after the restart"
+    );
+    assert_eq!(
+        leads_received(&app).await,
+        published as i64,
+        "no lead lost, none received twice"
+    );
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    let workers = IntakeWorkers::spawn(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap();
+    let missing_org = OrgId::new_random();
+    let body = valid(1).to_string().into_bytes();
+    nats.js
+        .publish(names.crm_subject(missing_org.0, "created"), body.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let letter = eventually(Duration::from_secs(30), || async {
+        sqlx::query_scalar::<_, uuid::Uuid>(
+            "SELECT id FROM dead_letters WHERE reason = 'unknown_org'",
+        )
+        .fetch_optional(&app.db.pool)
+        .await
+        .unwrap()
+    })
+    .await
+    .expect("dead-lettered as unknown_org");
+
+    let list = leadroute(&app, &nats, &["dlq", "list"])
+        .output()
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(&letter.to_string()));
+    let show = leadroute(&app, &nats, &["dlq", "show", &letter.to_string()])
+        .output()
+        .await
+        .unwrap();
+    let shown = String::from_utf8_lossy(&show.stdout);
+    assert!(
+        shown.contains("unknown_org") && shown.contains("evt-1"),
+        "{shown}"
+    );
+
+    app.commands
+        .create_org(&app.meta(), missing_org, "Late org")
+        .await
+        .unwrap();
+    let replay = leadroute(&app, &nats, &["dlq", "replay", &letter.to_string()])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let received = eventually(Duration::from_secs(30), || async {
+        (leads_received(&app).await == 1).then_some(())
+    })
+    .await;
+    assert!(received.is_some(), "the replayed message became a lead");
+    workers.stop().await;
+    let replayed: bool =
+        sqlx::query_scalar("SELECT replayed_at IS NOT NULL FROM dead_letters WHERE id = $1")
+            .bind(letter)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(replayed);
+}
