@@ -47,7 +47,16 @@ enum Bench {
         #[arg(long)]
         generate_only: bool,
     },
+    /// Intake throughput (lead events/s from JetStream into the event store) with 1 and 4
+    /// workers, next to the single-row commit rate of the same PostgreSQL.
+    Intake {
+        /// Lead events per run.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+    },
 }
+
+mod intake;
 
 fn say(line: impl AsRef<str>) {
     let _ = writeln!(std::io::stdout(), "{}", line.as_ref());
@@ -55,14 +64,17 @@ fn say(line: impl AsRef<str>) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Bench::Projections {
-        leads,
-        users,
-        queues,
-        queries,
-        keep,
-        generate_only,
-    } = Cli::parse().command;
+    let (leads, users, queues, queries, keep, generate_only) = match Cli::parse().command {
+        Bench::Projections {
+            leads,
+            users,
+            queues,
+            queries,
+            keep,
+            generate_only,
+        } => (leads, users, queues, queries, keep, generate_only),
+        Bench::Intake { events } => return intake::run(events).await,
+    };
     let db = TestDb::new().await;
     let pool = &db.pool.clone();
     say(format!("database: {}", db.url));
