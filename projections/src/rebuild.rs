@@ -1,10 +1,10 @@
 //! Rebuilding a projection from position zero while the service runs, and verifying every
 //! live projection against a fresh rebuild in a scratch schema (`leadroute audit verify`).
 //!
-//! Scratch copies are made with `CREATE TABLE ... (LIKE live INCLUDING ALL)`, so table
-//! definitions still come only from the migrations. Projectors write the copies through
-//! search_path; the live projector keeps running until the swap, which holds its checkpoint
-//! row lock.
+//! Scratch copies are made with `CREATE TABLE ... (LIKE live)` plus the live constraint and
+//! index names, so table definitions still come only from the migrations. Projectors write
+//! the copies through search_path; the live projector keeps running until the swap, which
+//! holds its checkpoint lock.
 
 use crate::log::Checkpoint;
 use crate::runtime::{

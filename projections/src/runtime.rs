@@ -1,11 +1,11 @@
-//! The projector runtime: each batch locks its projector's checkpoint row, reads the next
+//! The projector runtime: each batch takes its projector's checkpoint lock, reads the next
 //! events in commit-safe order, applies them and moves the checkpoint in the same
 //! transaction, so every event takes effect exactly once even across crashes.
 //!
 //! One instance per projector name is active: it holds a session advisory lock (no open
 //! transaction, so it never holds back the log readers' xmin horizon); standbys retry the
-//! lock and take over when the active one's connection ends. The checkpoint row lock taken
-//! by every batch keeps two instances from ever applying the same events, even if both
+//! lock and take over when the active one's connection ends. The checkpoint lock taken by
+//! every batch keeps two instances from ever applying the same events, even if both
 //! believed they were active. Wakes on NOTIFY, polls as a fallback.
 
 use crate::log::{self, Checkpoint, LogError, LogEvent, Upto};
@@ -69,29 +69,31 @@ pub struct Progress {
     pub events_applied: i64,
 }
 
-/// Lock the checkpoint row of `name` (creating it at zero) for the rest of the transaction.
-pub(crate) async fn lock_checkpoint(
-    conn: &mut PgConnection,
-    name: &str,
-) -> Result<Progress, sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .execute(&mut *conn)
-    .await?;
-    let (tx, pos, applied): (String, i64, i64) = sqlx::query_as(
-        "SELECT transaction_id::text, global_position, events_applied
-           FROM projection_checkpoints WHERE name = $1 FOR UPDATE",
-    )
-    .bind(name)
-    .fetch_one(&mut *conn)
-    .await?;
+/// Take the checkpoint lock of `name` for the rest of the transaction and read the
+/// checkpoint (created at zero when missing).
+///
+/// The lock is a transaction-level advisory lock keyed by schema and name, not a row lock:
+/// `SELECT ... FOR UPDATE` would give the batch a transaction id for its whole duration,
+/// and a running transaction id holds back `pg_snapshot_xmin` for every log reader (a
+/// publisher waiting on NATS acks would stall them all). This way the batch gets an id only
+/// when it writes, just before it commits.
+pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<Progress, sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('leadroute.checkpoint.' || current_schema() || '.' || $1, 0))")
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+    let select = "SELECT transaction_id::text, global_position, events_applied FROM projection_checkpoints WHERE name = $1";
+    let mut row: Option<(String, i64, i64)> = sqlx::query_as(select).bind(name).fetch_optional(&mut *conn).await?;
+    if row.is_none() {
+        sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *conn)
+            .await?;
+        row = Some(sqlx::query_as(select).bind(name).fetch_one(&mut *conn).await?);
+    }
+    let (tx, pos, applied) = row.unwrap_or_default();
     Ok(Progress {
-        checkpoint: Checkpoint {
-            transaction_id: log::parse_xid(&tx)?,
-            global_position: pos,
-        },
+        checkpoint: Checkpoint { transaction_id: log::parse_xid(&tx)?, global_position: pos },
         events_applied: applied,
     })
 }
