@@ -77,23 +77,39 @@ pub struct Progress {
 /// and a running transaction id holds back `pg_snapshot_xmin` for every log reader (a
 /// publisher waiting on NATS acks would stall them all). This way the batch gets an id only
 /// when it writes, just before it commits.
-pub(crate) async fn lock_checkpoint(conn: &mut PgConnection, name: &str) -> Result<Progress, sqlx::Error> {
+pub(crate) async fn lock_checkpoint(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Progress, sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('leadroute.checkpoint.' || current_schema() || '.' || $1, 0))")
         .bind(name)
         .execute(&mut *conn)
         .await?;
     let select = "SELECT transaction_id::text, global_position, events_applied FROM projection_checkpoints WHERE name = $1";
-    let mut row: Option<(String, i64, i64)> = sqlx::query_as(select).bind(name).fetch_optional(&mut *conn).await?;
+    let mut row: Option<(String, i64, i64)> = sqlx::query_as(select)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
     if row.is_none() {
-        sqlx::query("INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .execute(&mut *conn)
-            .await?;
-        row = Some(sqlx::query_as(select).bind(name).fetch_one(&mut *conn).await?);
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (name) VALUES ($1) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .execute(&mut *conn)
+        .await?;
+        row = Some(
+            sqlx::query_as(select)
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await?,
+        );
     }
     let (tx, pos, applied) = row.unwrap_or_default();
     Ok(Progress {
-        checkpoint: Checkpoint { transaction_id: log::parse_xid(&tx)?, global_position: pos },
+        checkpoint: Checkpoint {
+            transaction_id: log::parse_xid(&tx)?,
+            global_position: pos,
+        },
         events_applied: applied,
     })
 }

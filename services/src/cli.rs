@@ -57,7 +57,7 @@ pub struct NatsArgs {
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
 
-    /// First token of every subject and stream name leadroute uses (`leadroute` gives
+    /// First token of leadroute's own subjects and of every stream name (`leadroute` gives
     /// subjects `leadroute.<org>.events.>` in stream `LEADROUTE_EVENTS`).
     #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
     pub nats_prefix: String,
@@ -84,9 +84,10 @@ pub struct PublisherArgs {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// Instead of running: move the publisher's checkpoint back to TX/POS (as printed by
-    /// `projections status`; `0/0` for the start) and exit. Events after it are published
-    /// again; JetStream drops those it still remembers (2-minute dedupe window).
+    /// Instead of running: move the publisher's checkpoint back (never forward) to TX/POS
+    /// (as printed by `projections status`; `0/0` for the start) and exit. Events after it
+    /// are published again; JetStream drops those it still remembers (2-minute dedupe
+    /// window).
     #[arg(long, value_name = "TX/POS")]
     pub reset_to: Option<String>,
 }
@@ -208,7 +209,7 @@ pub struct UpConfig {
     #[arg(long, env = "LEADROUTE_NATS_PORT", default_value_t = 4222)]
     pub nats_port: u16,
 
-    /// First token of every subject and stream name leadroute uses.
+    /// First token of leadroute's own subjects and of every stream name.
     #[arg(long, env = "LEADROUTE_NATS_PREFIX", default_value = "leadroute")]
     pub nats_prefix: String,
 

@@ -55,15 +55,13 @@ pub struct DeadLetter {
     pub replayed_at: Option<DateTime<Utc>>,
 }
 
-/// Store a dead letter; returns its id, or `None` when this message was stored before.
-pub async fn record(
-    pool: &PgPool,
-    letter: &NewDeadLetter<'_>,
-) -> Result<Option<Uuid>, sqlx::Error> {
+/// Store a dead letter; returns its id (the existing one when this message was stored
+/// before).
+pub async fn record(pool: &PgPool, letter: &NewDeadLetter<'_>) -> Result<Uuid, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO dead_letters (source, stream, stream_sequence, subject, headers, payload, reason, detail)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-         ON CONFLICT (stream, stream_sequence) DO NOTHING
+         ON CONFLICT (stream, stream_sequence) DO UPDATE SET id = dead_letters.id
          RETURNING id",
     )
     .bind(letter.source)
@@ -74,7 +72,7 @@ pub async fn record(
     .bind(letter.payload)
     .bind(letter.reason)
     .bind(letter.detail)
-    .fetch_optional(pool)
+    .fetch_one(pool)
     .await
 }
 

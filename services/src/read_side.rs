@@ -50,7 +50,7 @@ impl ProjectorTasks {
         ProjectorTasks { stop, tasks }
     }
 
-    /// Stop every task after its current batch and wait for them.
+    /// Stop every task (a batch in progress rolls back) and wait for them.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         for task in self.tasks {
@@ -158,22 +158,27 @@ pub async fn replay_dead_letter(pool: &PgPool, url: &str, id: Uuid) -> anyhow::R
     Ok(())
 }
 
-/// `leadroute publisher --reset-to TX/POS`.
+/// `leadroute publisher --reset-to TX/POS`: only ever backwards.
 pub async fn reset_publisher(pool: &PgPool, to: &str) -> anyhow::Result<()> {
     let (tx, pos) = to
         .split_once('/')
         .ok_or_else(|| anyhow::anyhow!("--reset-to wants TX/POS, e.g. 0/0"))?;
     let (tx, pos): (u64, i64) = (tx.parse()?, pos.parse()?);
-    sqlx::query(
-        "INSERT INTO projection_checkpoints (name, transaction_id, global_position) VALUES ($1, $2::text::xid8, $3)
-         ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id,
-             global_position = EXCLUDED.global_position, updated_at = clock_timestamp()",
+    let moved = sqlx::query(
+        "UPDATE projection_checkpoints SET transaction_id = $2::text::xid8, global_position = $3,
+                updated_at = clock_timestamp()
+          WHERE name = $1 AND (transaction_id, global_position) >= ($2::text::xid8, $3)",
     )
     .bind(nats::publisher::PUBLISHER)
     .bind(tx.to_string())
     .bind(pos)
     .execute(pool)
-    .await?;
+    .await?
+    .rows_affected();
+    anyhow::ensure!(
+        moved == 1,
+        "the publisher has no checkpoint at or after {tx}/{pos}: a reset only moves it back"
+    );
     writeln!(
         std::io::stdout(),
         "publisher checkpoint reset to {tx}/{pos}"

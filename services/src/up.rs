@@ -2,8 +2,8 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The projectors and the NATS publisher run here as tasks; later parts (API, intake, router,
-//! mailer) join them.
+//! The projectors, the NATS publisher and the intake run here as tasks; later parts (API,
+//! router, mailer) join them.
 
 use crate::app::Commands;
 use crate::cli::UpConfig;

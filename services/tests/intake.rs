@@ -124,7 +124,12 @@ async fn valid_duplicate_and_malformed_events_each_end_where_they_should() {
     let settled = eventually(Duration::from_secs(60), || async {
         let stream = nats.js.get_stream(names.crm_stream()).await.unwrap();
         let info = stream.consumer_info(&consumer).await.unwrap();
-        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        let last = stream.cached_info().state.last_sequence;
+        // Everything acknowledged: nothing pending, and the ack floor at the last message.
+        (info.num_pending == 0
+            && info.num_ack_pending == 0
+            && info.ack_floor.stream_sequence == last)
+            .then_some(())
     })
     .await;
     assert!(settled.is_some(), "every message was acknowledged");
@@ -155,6 +160,27 @@ async fn valid_duplicate_and_malformed_events_each_end_where_they_should() {
         reasons, expected_reasons,
         "each malformed message dead-lettered with its own reason"
     );
+    let details: Vec<String> =
+        sqlx::query_scalar("SELECT detail FROM dead_letters WHERE reason = 'invalid_event'")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    for field in [
+        "upstream_lead_id",
+        "fields",
+        "occurred_at",
+        "colour",
+        "do_not_route",
+    ] {
+        let named = details
+            .iter()
+            .filter(|d| {
+                d.starts_with(&format!("field `{field}`"))
+                    || d.starts_with(&format!("missing field `{field}`"))
+            })
+            .count();
+        assert_eq!(named, 5, "the detail names `{field}`: {details:?}");
+    }
     let dlq = nats.messages(&names.dlq_stream()).await;
     assert_eq!(dlq.len(), 50, "and republished on the DLQ subject");
     assert!(dlq
@@ -193,7 +219,8 @@ async fn leads_received(app: &TestApp) -> i64 {
 async fn settled(nats: &TestNats, names: &Names) -> bool {
     let stream = nats.js.get_stream(names.crm_stream()).await.unwrap();
     let info = stream.consumer_info(names.intake_consumer()).await.unwrap();
-    info.num_pending == 0 && info.num_ack_pending == 0
+    let last = stream.cached_info().state.last_sequence;
+    info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
 }
 
 #[tokio::test]

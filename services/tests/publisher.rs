@@ -94,11 +94,27 @@ async fn every_event_is_published_once_in_order_and_a_reset_republishes_safely()
         "claim"
     );
 
-    sqlx::query("UPDATE projection_checkpoints SET transaction_id = '0', global_position = 0 WHERE name = $1")
-        .bind(PUBLISHER)
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    let reset = |to: &str| {
+        Command::new(env!("CARGO_BIN_EXE_leadroute"))
+            .args(["publisher", "--database-url", &app.db.url, "--reset-to", to])
+            .env("LEADROUTE_LOG", "warn")
+            .output()
+    };
+    let forward = reset("9223372036854775807/1").await.unwrap();
+    assert!(
+        !forward.status.success(),
+        "a reset never moves the checkpoint forward"
+    );
+    let back = reset("0/0").await.unwrap();
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert!(
+        publisher_behind(&app.db).await > 0,
+        "after the reset every event is to be published again"
+    );
     publish_all(&app, &nats).await;
     assert_eq!(
         nats.messages(&stream).await.len(),

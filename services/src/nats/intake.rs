@@ -4,14 +4,15 @@
 //! `ReceiveLead` committed (a repeated upstream event id is a no-op, so redelivery is
 //! harmless), or after it was dead-lettered: stored in `dead_letters` with its payload,
 //! subject, headers and a specific reason, and republished on the DLQ subject. A transient
-//! failure (database down, conflicts) is redelivered with backoff; one that outlives
-//! [`MAX_DELIVER`] deliveries is dead-lettered too. Bad input never stops a worker.
+//! failure (database down, conflicts) is redelivered after 1 s, 5 s, 15 s, then every 30 s;
+//! one that outlives [`MAX_DELIVER`] deliveries is dead-lettered too. Bad input never stops
+//! a worker.
 
 use super::lead_event::{self, Invalid};
 use super::{ensure_stream, Names, NatsError};
 use crate::app::{AppError, CommandMeta, Commands, NewLead};
 use crate::dead_letters::{self, NewDeadLetter};
-use async_nats::jetstream::{self, consumer::pull, AckKind};
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, AckKind};
 use futures::StreamExt;
 use leadroute_domain::ids::{Actor, UpstreamRef};
 use serde_json::{Map, Value};
@@ -19,16 +20,16 @@ use sqlx::PgPool;
 use std::future::Future;
 use std::time::Duration;
 
-/// Deliveries of one message before a transient failure is dead-lettered.
+/// Deliveries of one message before a transient failure is dead-lettered. The consumer
+/// itself redelivers without limit, so a message whose dead letter cannot be written yet
+/// (database down) is never dropped by the server.
 pub const MAX_DELIVER: i64 = 8;
 
-/// Waits before redeliveries (JetStream BackOff; the last repeats).
-const BACKOFF: [Duration; 4] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(15),
-    Duration::from_secs(30),
-];
+/// Wait before the redelivery that follows delivery `delivered` (1 s, 5 s, 15 s, then 30 s).
+fn redelivery_delay(delivered: i64) -> Duration {
+    const DELAYS: [u64; 4] = [1, 5, 15, 30];
+    Duration::from_secs(DELAYS[(delivered.max(1) as usize - 1).min(DELAYS.len() - 1)])
+}
 
 /// Name of this consumer in dead letters.
 pub const SOURCE: &str = "intake";
@@ -71,8 +72,8 @@ impl Intake {
             durable_name: Some(names.intake_consumer()),
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
-            max_deliver: MAX_DELIVER,
-            backoff: BACKOFF.to_vec(),
+            // Unlimited: the worker caps deliveries itself and dead-letters (see MAX_DELIVER).
+            max_deliver: -1,
             max_ack_pending: 1000,
             ..Default::default()
         };
@@ -134,13 +135,13 @@ impl Intake {
                     Ok(()) => AckKind::Ack,
                     Err(e) => {
                         tracing::error!(error = %e, "cannot store a dead letter; redelivering");
-                        AckKind::Nak(Some(Duration::from_secs(1)))
+                        AckKind::Nak(Some(redelivery_delay(delivered)))
                     }
                 }
             }
             Outcome::Retry(e) => {
                 tracing::warn!(error = %e, delivered, "intake failed for now; redelivering");
-                AckKind::Nak(None)
+                AckKind::Nak(Some(redelivery_delay(delivered)))
             }
         };
         if let Err(e) = message.ack_with(ack).await {
@@ -216,18 +217,22 @@ impl Intake {
             reason: invalid.reason,
             detail: &invalid.detail,
         };
-        if let Some(id) = dead_letters::record(&self.pool, &letter).await? {
-            tracing::warn!(%id, reason = invalid.reason, detail = %invalid.detail, subject = %message.subject, "dead-lettered");
-            let body = serde_json::json!({
-                "id": id, "source": SOURCE, "subject": message.subject.as_str(), "stream_sequence": stream_sequence,
-                "reason": invalid.reason, "detail": invalid.detail,
-                "payload": String::from_utf8_lossy(&message.payload),
-            });
-            self.js
-                .publish(self.names.dlq_subject(SOURCE), body.to_string().into())
-                .await?
-                .await?;
-        }
+        // A redelivered message finds its row and republishes under the same message id,
+        // so the DLQ subject gets it exactly once even if an earlier publish failed.
+        let id = dead_letters::record(&self.pool, &letter).await?;
+        tracing::warn!(%id, reason = invalid.reason, detail = %invalid.detail, subject = %message.subject, "dead-lettered");
+        let body = serde_json::json!({
+            "id": id, "source": SOURCE, "subject": message.subject.as_str(), "stream_sequence": stream_sequence,
+            "reason": invalid.reason, "detail": invalid.detail,
+            "payload": String::from_utf8_lossy(&message.payload),
+        });
+        let publish = PublishMessage::build()
+            .payload(body.to_string().into())
+            .message_id(id.to_string());
+        self.js
+            .send_publish(self.names.dlq_subject(SOURCE), publish)
+            .await?
+            .await?;
         Ok(())
     }
 }

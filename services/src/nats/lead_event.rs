@@ -80,8 +80,15 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
         }
         Some(_) => {}
     }
-    let event: LeadEventV1 =
-        serde_json::from_value(value).map_err(|e| invalid("invalid_event", e.to_string()))?;
+    // The path names the field of a mistyped value; missing and unknown fields name
+    // themselves in the message.
+    let event: LeadEventV1 = serde_path_to_error::deserialize(value).map_err(|e| {
+        let detail = match e.path().to_string().as_str() {
+            "." => e.inner().to_string(),
+            path => format!("field `{path}`: {}", e.inner()),
+        };
+        invalid("invalid_event", detail)
+    })?;
     for (name, text) in [
         ("upstream_event_id", &event.upstream_event_id),
         ("upstream_system", &event.upstream_system),
@@ -134,7 +141,18 @@ mod tests {
         );
         let mut v = valid();
         v["fields"] = "company".into();
-        assert_eq!(reason(v), "invalid_event");
+        let mistyped = parse(v.to_string().as_bytes()).unwrap_err();
+        assert_eq!(
+            (mistyped.reason, mistyped.detail.contains("`fields`")),
+            ("invalid_event", true),
+            "{mistyped:?}"
+        );
+        let mut v = valid();
+        v["occurred_at"] = "yesterday".into();
+        assert!(parse(v.to_string().as_bytes())
+            .unwrap_err()
+            .detail
+            .contains("`occurred_at`"));
         let mut v = valid();
         v["occurred_at"] = "yesterday".into();
         assert_eq!(reason(v), "invalid_event");
