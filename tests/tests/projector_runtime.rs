@@ -25,6 +25,21 @@ fn leads() -> &'static dyn leadroute_projections::runtime::Projector {
     &LeadsProjector
 }
 
+/// The `pg_locks` rows of the leads projector's leadership lock (the session-level advisory
+/// lock on `leadroute.projector.leads`), not of the per-batch checkpoint locks.
+const LEADERSHIP_LOCK: &str = "locktype = 'advisory' AND granted
+    AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+    AND (classid::int8 << 32 | objid::int8) = hashtextextended('leadroute.projector.leads', 0)";
+
+/// Events the leads projection has applied, once it has none left behind (30 s at most).
+async fn leads_caught_up(pool: &sqlx::PgPool) -> Option<i64> {
+    eventually(Duration::from_secs(30), || async {
+        let s = status::status(pool, &["leads"]).await.unwrap().remove(0);
+        (s.events_behind == 0).then_some(s.events_applied)
+    })
+    .await
+}
+
 async fn seeded() -> TestApp {
     TestApp::with_demo().await
 }
@@ -125,10 +140,9 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         caught_up.is_some(),
         "the active instance caught up, applying each of {total} events once"
     );
-    let holders: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-    )
+    let holders: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM pg_locks WHERE {LEADERSHIP_LOCK}"
+    ))
     .fetch_one(&pool)
     .await
     .unwrap();
@@ -170,11 +184,7 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
     writer.await.unwrap();
 
     let total = app.event_count().await as i64;
-    let caught_up = eventually(Duration::from_secs(30), || async {
-        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
-        (s.events_behind == 0).then_some(s.events_applied)
-    })
-    .await;
+    let caught_up = leads_caught_up(&pool).await;
     assert_eq!(
         caught_up,
         Some(total),
@@ -220,13 +230,10 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
     };
     let instances = ProjectorTasks::spawn_for(&pool, vec![leads(), leads()], options);
     let leader_pid = || async {
-        sqlx::query_scalar::<_, i32>(
-            "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        )
-        .fetch_optional(&pool)
-        .await
-        .unwrap()
+        sqlx::query_scalar::<_, i32>(&format!("SELECT pid FROM pg_locks WHERE {LEADERSHIP_LOCK}"))
+            .fetch_optional(&pool)
+            .await
+            .unwrap()
     };
     let first = eventually(Duration::from_secs(10), leader_pid)
         .await
@@ -250,11 +257,7 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
     .await;
     assert!(second.is_some(), "another instance took the lead");
     let total = app.event_count().await as i64;
-    let caught_up = eventually(Duration::from_secs(30), || async {
-        let s = status::status(&pool, &["leads"]).await.unwrap().remove(0);
-        (s.events_behind == 0).then_some(s.events_applied)
-    })
-    .await;
+    let caught_up = leads_caught_up(&pool).await;
     assert_eq!(
         caught_up,
         Some(total),
