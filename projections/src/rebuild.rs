@@ -8,7 +8,7 @@
 
 use crate::log::Checkpoint;
 use crate::runtime::{
-    catch_up_copy, lock_checkpoint, step_in, ProjectionError, Projector, BATCH_SIZE,
+    catch_up_copy, lock_checkpoint, step_in, use_schema, ProjectionError, Projector, BATCH_SIZE,
 };
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -153,9 +153,7 @@ async fn rebuild_into(
     let mut tx = conn.begin().await?;
     // Holds the live projector between batches until the swap commits.
     lock_checkpoint(&mut tx, projector.name()).await?;
-    sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
-        .execute(&mut *tx)
-        .await?;
+    use_schema(&mut tx, schema).await?;
     loop {
         match step_in(&mut tx, projector, None, BATCH_SIZE).await? {
             0 => break,
@@ -222,15 +220,13 @@ async fn verify_one(
     let schema = &scratch.schema;
     // Most of the way without holding the live projector (it only moves forward) ...
     let mut tx = conn.begin().await?;
-    let start = lock_checkpoint(&mut tx, projector.name()).await?.checkpoint;
+    let start = lock_checkpoint(&mut tx, projector.name()).await?;
     tx.rollback().await?;
     catch_up_copy(pool, projector, schema, Some(start)).await?;
     // ... then the rest with the live checkpoint locked, and compare at the same position.
     let mut tx = conn.begin().await?;
-    let live = lock_checkpoint(&mut tx, projector.name()).await?.checkpoint;
-    sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
-        .execute(&mut *tx)
-        .await?;
+    let live = lock_checkpoint(&mut tx, projector.name()).await?;
+    use_schema(&mut tx, schema).await?;
     while step_in(&mut tx, projector, Some(live), BATCH_SIZE).await? > 0 {}
     let mut differences = Vec::new();
     for table in projector.tables() {

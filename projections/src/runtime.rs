@@ -60,13 +60,13 @@ pub trait Projector: Send + Sync {
     ) -> Result<(), ProjectionError>;
 }
 
-/// A projector's checkpoint row.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Progress {
-    /// Last applied position.
-    pub checkpoint: Checkpoint,
-    /// Events applied since position zero.
-    pub events_applied: i64,
+/// Point the rest of the transaction's unqualified table names at `schema` (a scratch copy),
+/// falling back to `public` for the events table.
+pub(crate) async fn use_schema(conn: &mut PgConnection, schema: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// Take the checkpoint lock of `name` for the rest of the transaction and read the
@@ -80,13 +80,14 @@ pub struct Progress {
 pub(crate) async fn lock_checkpoint(
     conn: &mut PgConnection,
     name: &str,
-) -> Result<Progress, sqlx::Error> {
+) -> Result<Checkpoint, sqlx::Error> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('leadroute.checkpoint.' || current_schema() || '.' || $1, 0))")
         .bind(name)
         .execute(&mut *conn)
         .await?;
-    let select = "SELECT transaction_id::text, global_position, events_applied FROM projection_checkpoints WHERE name = $1";
-    let mut row: Option<(String, i64, i64)> = sqlx::query_as(select)
+    let select =
+        "SELECT transaction_id::text, global_position FROM projection_checkpoints WHERE name = $1";
+    let mut row: Option<(String, i64)> = sqlx::query_as(select)
         .bind(name)
         .fetch_optional(&mut *conn)
         .await?;
@@ -104,13 +105,10 @@ pub(crate) async fn lock_checkpoint(
                 .await?,
         );
     }
-    let (tx, pos, applied) = row.unwrap_or_default();
-    Ok(Progress {
-        checkpoint: Checkpoint {
-            transaction_id: log::parse_xid(&tx)?,
-            global_position: pos,
-        },
-        events_applied: applied,
+    let (tx, pos) = row.unwrap_or_default();
+    Ok(Checkpoint {
+        transaction_id: log::parse_xid(&tx)?,
+        global_position: pos,
     })
 }
 
@@ -122,8 +120,8 @@ pub(crate) async fn step_in(
     upto: Upto,
     limit: i64,
 ) -> Result<usize, ProjectionError> {
-    let progress = lock_checkpoint(conn, projector.name()).await?;
-    let events = log::read_batch(conn, progress.checkpoint, upto, limit).await?;
+    let checkpoint = lock_checkpoint(conn, projector.name()).await?;
+    let events = log::read_batch(conn, checkpoint, upto, limit).await?;
     apply_locked(conn, projector, &events).await?;
     Ok(events.len())
 }
@@ -165,12 +163,10 @@ pub async fn catch_up_copy(
     let mut conn = pool.acquire().await?;
     let start = {
         let mut tx = conn.begin().await?;
-        sqlx::query(&format!("SET LOCAL search_path TO {search_path}, public"))
-            .execute(&mut *tx)
-            .await?;
-        let progress = lock_checkpoint(&mut tx, projector.name()).await?;
+        use_schema(&mut tx, search_path).await?;
+        let checkpoint = lock_checkpoint(&mut tx, projector.name()).await?;
         tx.commit().await?;
-        progress.checkpoint
+        checkpoint
     };
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<LogEvent>>(2);
     let reader_pool = pool.clone();
@@ -191,13 +187,11 @@ pub async fn catch_up_copy(
     let mut total = 0;
     while let Some(batch) = received.recv().await {
         let mut tx = conn.begin().await?;
-        sqlx::query(&format!("SET LOCAL search_path TO {search_path}, public"))
-            .execute(&mut *tx)
-            .await?;
-        let progress = lock_checkpoint(&mut tx, projector.name()).await?;
+        use_schema(&mut tx, search_path).await?;
+        let checkpoint = lock_checkpoint(&mut tx, projector.name()).await?;
         if batch
             .first()
-            .is_some_and(|first| first.position <= progress.checkpoint)
+            .is_some_and(|first| first.position <= checkpoint)
         {
             // Someone else moved this copy: not private after all. Never apply twice.
             reader.abort();
@@ -213,35 +207,27 @@ pub async fn catch_up_copy(
     Ok(total)
 }
 
-/// One batch in its own transaction, on the tables `search_path` names (None: the live ones).
+/// One batch on the live tables in its own transaction; returns the events applied.
 pub async fn step(
     conn: &mut PgConnection,
     projector: &dyn Projector,
-    search_path: Option<&str>,
-    upto: Upto,
     limit: i64,
 ) -> Result<usize, ProjectionError> {
     let mut tx = conn.begin().await?;
-    if let Some(schema) = search_path {
-        sqlx::query(&format!("SET LOCAL search_path TO {schema}, public"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    let applied = step_in(&mut tx, projector, upto, limit).await?;
+    let applied = step_in(&mut tx, projector, None, limit).await?;
     tx.commit().await?;
     Ok(applied)
 }
 
-/// Apply batches until nothing more is readable (up to `upto`); returns the events applied.
+/// Apply batches to the live tables until nothing more is readable; returns the events
+/// applied.
 pub async fn catch_up(
     conn: &mut PgConnection,
     projector: &dyn Projector,
-    search_path: Option<&str>,
-    upto: Upto,
 ) -> Result<usize, ProjectionError> {
     let mut total = 0;
     loop {
-        match step(conn, projector, search_path, upto, BATCH_SIZE).await? {
+        match step(conn, projector, BATCH_SIZE).await? {
             0 => return Ok(total),
             n => total += n,
         }
@@ -310,7 +296,7 @@ async fn run_while_active(
     listener.listen(EVENTS_CHANNEL).await?;
     let mut conn = pool.acquire().await?;
     loop {
-        let applied = step(&mut conn, projector, None, None, BATCH_SIZE).await?;
+        let applied = step(&mut conn, projector, BATCH_SIZE).await?;
         if applied as i64 == BATCH_SIZE {
             continue;
         }

@@ -95,11 +95,6 @@ impl Up {
         Ok(pool)
     }
 
-    /// The pool on the event store (for tests and embedding).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
     /// Run until `shutdown` completes, then stop the servers `up` started.
     pub async fn run_until_stopped(
         mut self,

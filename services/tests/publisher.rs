@@ -60,7 +60,7 @@ async fn publish_all(app: &TestApp, nats: &TestNats) {
     let publisher = read_side::publisher(&nats.url, names(nats)).await.unwrap();
     let done = eventually(Duration::from_secs(30), || async {
         let mut conn = app.db.pool.acquire().await.unwrap();
-        catch_up(&mut conn, &*publisher, None, None).await.unwrap();
+        catch_up(&mut conn, &*publisher).await.unwrap();
         (publisher_behind(&app.db).await == 0).then_some(())
     })
     .await;

@@ -74,13 +74,7 @@ async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> 
 }
 
 async fn stop(mut child: Child) {
-    let pid = child.id().unwrap().to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    sigterm(&child).await;
     let exit = tokio::time::timeout(Duration::from_secs(60), child.wait())
         .await
         .expect("up stops on SIGTERM");

@@ -365,7 +365,7 @@ impl TestApp {
         for projector in leadroute_projections::projectors::all() {
             let caught_up = eventually(StdDuration::from_secs(30), || async {
                 let mut conn = self.db.pool.acquire().await.expect("connection");
-                leadroute_projections::runtime::catch_up(&mut conn, projector, None, None)
+                leadroute_projections::runtime::catch_up(&mut conn, projector)
                     .await
                     .expect("projection catches up");
                 let status =
