@@ -35,6 +35,31 @@ impl Checkpoint {
     };
 }
 
+impl std::fmt::Display for Checkpoint {
+    /// `TX/POS`, the form the CLI and the HTTP API show and accept.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.transaction_id, self.global_position)
+    }
+}
+
+impl std::str::FromStr for Checkpoint {
+    type Err = String;
+
+    /// Parses `TX/POS` (two non-negative integers).
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("{text:?} is not a log position TX/POS, e.g. 1234/56");
+        let (tx, pos) = text.trim().split_once('/').ok_or_else(bad)?;
+        let global_position: i64 = pos.parse().map_err(|_| bad())?;
+        if global_position < 0 {
+            return Err(bad());
+        }
+        Ok(Checkpoint {
+            transaction_id: tx.parse().map_err(|_| bad())?,
+            global_position,
+        })
+    }
+}
+
 /// A decoded domain event of any aggregate.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AnyEvent {

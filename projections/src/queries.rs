@@ -6,7 +6,9 @@
 
 use crate::projectors::leads::status;
 use chrono::{DateTime, Utc};
-use leadroute_domain::ids::{InternalUserId, LeadId, OrgId, PartnerUserId, QueueId};
+use leadroute_domain::ids::{
+    InternalUserId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId,
+};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{FromRow, PgPool};
@@ -29,7 +31,7 @@ pub struct InboxQuery {
 }
 
 /// One lead in a partner inbox.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct InboxItem {
     /// The lead.
     pub lead_id: Uuid,
@@ -100,7 +102,7 @@ pub async fn partner_inbox(
 }
 
 /// One unclaimed lead of a queue.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct QueuedLead {
     /// The lead.
     pub lead_id: Uuid,
@@ -136,7 +138,7 @@ pub async fn queue_view(
 }
 
 /// One owner change of a lead.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct OwnerChangeRow {
     /// The lead's event sequence number.
     pub sequence: i64,
@@ -178,7 +180,7 @@ pub async fn ownership_history(
 }
 
 /// An owner as stored: kind and id.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct OwnerRef {
     /// `partner_user`, `queue` or `internal_user`.
     pub kind: String,
@@ -217,7 +219,7 @@ async fn lead_in_org(pool: &PgPool, org: OrgId, lead: LeadId) -> Result<bool, sq
 }
 
 /// A partner account in the directory.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct DirectoryAccount {
     /// Its id.
     pub account_id: Uuid,
@@ -248,7 +250,7 @@ pub async fn partner_accounts(
 }
 
 /// A partner user in the directory.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct DirectoryUser {
     /// Its id.
     pub user_id: Uuid,
@@ -294,7 +296,7 @@ pub async fn partner_users(
 }
 
 /// A lead in a channel manager's view.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize)]
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct ManagedLead {
     /// The lead.
     pub lead_id: Uuid,
@@ -334,6 +336,121 @@ pub async fn channel_manager_leads(
     .bind(org.0)
     .bind(manager.0)
     .bind(limit.clamp(1, 5000))
+    .fetch_all(pool)
+    .await
+}
+
+/// A lead as the leads projection holds it.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+pub struct LeadRow {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// Upstream CRM.
+    pub upstream_system: String,
+    /// Upstream id.
+    pub upstream_lead_id: String,
+    /// Lead fields (all of them).
+    pub fields: Value,
+    /// `partner_user`, `queue`, `internal_user`; `None` while unassigned.
+    pub owner_kind: Option<String>,
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// Inbox status.
+    pub status: String,
+    /// When upstream sent it.
+    pub received_at: DateTime<Utc>,
+    /// When it reached its current owner.
+    pub owner_since: Option<DateTime<Utc>>,
+}
+
+/// One lead of `org`.
+pub async fn lead(pool: &PgPool, org: OrgId, lead: LeadId) -> Result<Option<LeadRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT lead_id, upstream_system, upstream_lead_id, fields, owner_kind, owner_id, status,
+                received_at, owner_since
+           FROM rm_leads WHERE lead_id = $2 AND org_id = $1",
+    )
+    .bind(org.0)
+    .bind(lead.0)
+    .fetch_optional(pool)
+    .await
+}
+
+/// A queue and its members.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+pub struct QueueRow {
+    /// The queue.
+    pub queue_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Member partner users.
+    pub partner_users: Vec<Uuid>,
+    /// Member partner accounts (all their users are members).
+    pub partner_accounts: Vec<Uuid>,
+}
+
+/// The queues of `org` by name; only those `member` belongs to (directly or through its
+/// account) when given.
+pub async fn queues(
+    pool: &PgPool,
+    org: OrgId,
+    member: Option<(PartnerUserId, PartnerAccountId)>,
+) -> Result<Vec<QueueRow>, sqlx::Error> {
+    let (user, account) = member.map_or((None, None), |(u, a)| (Some(u.0), Some(a.0)));
+    sqlx::query_as(
+        "SELECT q.queue_id, q.name,
+                coalesce(array_agg(m.member_id) FILTER (WHERE m.member_kind = 'partner_user'), '{}') AS partner_users,
+                coalesce(array_agg(m.member_id) FILTER (WHERE m.member_kind = 'partner_account'), '{}') AS partner_accounts
+           FROM rm_queues q LEFT JOIN rm_queue_members m USING (queue_id)
+          WHERE q.org_id = $1
+          GROUP BY q.queue_id, q.name
+         HAVING $2::uuid IS NULL
+             OR bool_or(m.member_kind = 'partner_user' AND m.member_id = $2)
+             OR bool_or(m.member_kind = 'partner_account' AND m.member_id = $3)
+          ORDER BY q.name, q.queue_id",
+    )
+    .bind(org.0)
+    .bind(user)
+    .bind(account)
+    .fetch_all(pool)
+    .await
+}
+
+/// Whether an owner (`partner_user` or `queue`) lies in the territory of channel manager
+/// `manager`: a user of an account they own, or a queue with such a user or account as member.
+pub async fn in_manager_territory(
+    pool: &PgPool,
+    org: OrgId,
+    manager: InternalUserId,
+    owner: &Owner,
+) -> Result<bool, sqlx::Error> {
+    let (kind, id) = crate::projectors::owner_columns(owner);
+    sqlx::query_scalar(
+        "WITH accounts AS (SELECT account_id FROM rm_partner_accounts WHERE org_id = $1 AND channel_manager = $2),
+              users AS (SELECT user_id FROM rm_partner_users WHERE account_id IN (SELECT account_id FROM accounts))
+         SELECT CASE $3
+                  WHEN 'partner_user' THEN $4 IN (SELECT user_id FROM users)
+                  WHEN 'queue' THEN EXISTS (
+                      SELECT 1 FROM rm_queue_members
+                       WHERE queue_id = $4
+                         AND ((member_kind = 'partner_account' AND member_id IN (SELECT account_id FROM accounts))
+                           OR (member_kind = 'partner_user' AND member_id IN (SELECT user_id FROM users))))
+                  ELSE false END",
+    )
+    .bind(org.0)
+    .bind(manager.0)
+    .bind(kind)
+    .bind(id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Every lead field name present in the leads of `org`, sorted (for the sharing review).
+pub async fn lead_field_names(pool: &PgPool, org: OrgId) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT k FROM rm_leads, jsonb_object_keys(fields) AS k WHERE org_id = $1 ORDER BY k",
+    )
+    .bind(org.0)
     .fetch_all(pool)
     .await
 }

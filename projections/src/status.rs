@@ -66,3 +66,24 @@ pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatu
     }
     Ok(out)
 }
+
+/// The first of `names` whose checkpoint has not reached `position` (a projection without a
+/// checkpoint row has reached nothing), or `None` when every one has: a reader that wrote at
+/// `position` can then read its own write from all of them.
+pub async fn first_behind(
+    pool: &PgPool,
+    names: &[&str],
+    position: Checkpoint,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT n.name FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+           LEFT JOIN projection_checkpoints c ON c.name = n.name
+          WHERE c.name IS NULL OR (c.transaction_id, c.global_position) < ($2::text::xid8, $3)
+          ORDER BY n.i LIMIT 1",
+    )
+    .bind(names)
+    .bind(position.transaction_id.to_string())
+    .bind(position.global_position)
+    .fetch_optional(pool)
+    .await
+}

@@ -4,6 +4,8 @@
 //!
 //! Domain rules live in `leadroute-domain`; schema and read models in `leadroute-projections`.
 
+pub mod access;
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod db;

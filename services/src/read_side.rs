@@ -4,6 +4,7 @@
 
 use crate::dead_letters;
 use crate::nats;
+use leadroute_projections::log::Checkpoint;
 use leadroute_projections::projectors;
 use leadroute_projections::rebuild::{self, TableDifference};
 use leadroute_projections::runtime::{self, Projector, RunOptions};
@@ -160,10 +161,8 @@ pub async fn replay_dead_letter(pool: &PgPool, url: &str, id: Uuid) -> anyhow::R
 
 /// `leadroute publisher --reset-to TX/POS`: only ever backwards.
 pub async fn reset_publisher(pool: &PgPool, to: &str) -> anyhow::Result<()> {
-    let (tx, pos) = to
-        .split_once('/')
-        .ok_or_else(|| anyhow::anyhow!("--reset-to wants TX/POS, e.g. 0/0"))?;
-    let (tx, pos): (u64, i64) = (tx.parse()?, pos.parse()?);
+    let to: Checkpoint = to.parse().map_err(|e| anyhow::anyhow!("--reset-to: {e}"))?;
+    let (tx, pos) = (to.transaction_id, to.global_position);
     let moved = sqlx::query(
         "UPDATE projection_checkpoints SET transaction_id = $2::text::xid8, global_position = $3,
                 updated_at = clock_timestamp()

@@ -5,6 +5,7 @@
 //! The server comes from `LEADROUTE_TEST_DATABASE_URL` (an admin connection; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); nothing here mocks PostgreSQL.
 
+pub mod api;
 pub mod generate;
 
 use chrono::{Duration, Utc};

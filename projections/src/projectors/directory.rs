@@ -17,7 +17,7 @@ pub struct DirectoryProjector;
 #[async_trait]
 impl Projector for DirectoryProjector {
     fn name(&self) -> &'static str {
-        "directory"
+        super::DIRECTORY
     }
 
     fn tables(&self) -> &'static [&'static str] {

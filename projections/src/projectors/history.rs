@@ -30,7 +30,7 @@ struct Rows {
 #[async_trait]
 impl Projector for HistoryProjector {
     fn name(&self) -> &'static str {
-        "ownership_history"
+        super::OWNERSHIP_HISTORY
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -149,7 +149,7 @@ impl Patch {
 #[async_trait]
 impl Projector for LeadsProjector {
     fn name(&self) -> &'static str {
-        "leads"
+        super::LEADS
     }
 
     fn tables(&self) -> &'static [&'static str] {

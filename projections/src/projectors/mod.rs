@@ -12,6 +12,13 @@ pub use leads::LeadsProjector;
 use crate::runtime::{ProjectionError, Projector};
 use leadroute_domain::ids::Owner;
 
+/// Name of the partner-directory projection (accounts, users, queues).
+pub const DIRECTORY: &str = "directory";
+/// Name of the leads projection (inbox, queue view, channel-manager view).
+pub const LEADS: &str = "leads";
+/// Name of the ownership-history projection.
+pub const OWNERSHIP_HISTORY: &str = "ownership_history";
+
 /// Every projector, in the order they are run and verified.
 pub fn all() -> Vec<&'static dyn Projector> {
     vec![&DirectoryProjector, &LeadsProjector, &HistoryProjector]

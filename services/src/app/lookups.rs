@@ -13,7 +13,7 @@ use leadroute_domain::queue::Queue;
 use leadroute_domain::Refusal;
 
 /// An aggregate that belongs to one org once it exists.
-pub(crate) trait InOrg: Aggregate<Services = ()>
+pub trait InOrg: Aggregate<Services = ()>
 where
     Self::Error: Refusal + Send + Sync + 'static,
 {
@@ -82,6 +82,16 @@ impl Commands {
             Some(owner_org) if owner_org == org => Ok(loaded),
             _ => Err(AppError::not_found(A::NOT_FOUND, A::WHAT, id)),
         }
+    }
+
+    /// The current state of an existing aggregate of `org` (for authorization and for reads
+    /// that must not lag, such as a lead's owner before a command on it).
+    pub async fn state<A>(&self, org: OrgId, id: impl ToString) -> Result<A, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        Ok(self.load_in_org::<A>(org, id).await?.aggregate)
     }
 
     /// Run `command` (rebuilt on every retry) against an existing aggregate of `org`.

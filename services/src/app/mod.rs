@@ -15,6 +15,7 @@ mod queues;
 
 pub use error::AppError;
 pub use leads::NewLead;
+pub use lookups::InOrg;
 pub use partners::{NewContact, NewPartnerAccount};
 
 use chrono::{DateTime, Utc};
@@ -22,6 +23,7 @@ use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, EventStore};
 use leadroute_domain::ids::Actor;
 use leadroute_domain::Refusal;
+use leadroute_projections::log::Checkpoint;
 use leadroute_projections::schema::{EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
@@ -85,6 +87,8 @@ impl CommandMeta {
 /// What a command wrote: the aggregate and the sequence numbers of its new events.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
+    /// The aggregate's type (`Lead`).
+    pub aggregate_type: &'static str,
     /// The aggregate's id.
     pub aggregate_id: String,
     /// Number of events written (0 for a no-op such as a repeated upstream event).
@@ -176,6 +180,7 @@ impl Commands {
         let before = loaded.current_sequence;
         if events.is_empty() {
             return Ok(Committed {
+                aggregate_type: A::TYPE,
                 aggregate_id,
                 events: 0,
                 sequence: before,
@@ -198,10 +203,38 @@ impl Commands {
                 other => other,
             })?;
         Ok(Committed {
+            aggregate_type: A::TYPE,
             aggregate_id,
             events: written.len(),
             sequence: before + written.len(),
         })
+    }
+}
+
+impl Commands {
+    /// The log position of the last event a command wrote (or, for a no-op, of the
+    /// aggregate's last event); `None` when the aggregate has no events. A reader whose
+    /// projections reached it sees the command's effect.
+    pub async fn position(&self, committed: &Committed) -> Result<Option<Checkpoint>, AppError> {
+        if committed.sequence == 0 {
+            return Ok(None);
+        }
+        let row: Option<(String, i64)> = sqlx::query_as(&format!(
+            "SELECT transaction_id::text, global_position FROM {EVENTS_TABLE}
+              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
+        ))
+        .bind(committed.aggregate_type)
+        .bind(&committed.aggregate_id)
+        .bind(committed.sequence as i64)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| AppError::Store(Box::new(e)))?;
+        row.map(|(tx, pos)| {
+            format!("{tx}/{pos}")
+                .parse()
+                .map_err(|e: String| AppError::Store(e.into()))
+        })
+        .transpose()
     }
 }
 

@@ -14,7 +14,7 @@ use crate::app::{AppError, CommandMeta, Commands, NewLead};
 use crate::dead_letters::{self, NewDeadLetter};
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, AckKind};
 use futures::StreamExt;
-use leadroute_domain::ids::{Actor, UpstreamRef};
+use leadroute_domain::ids::Actor;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use std::future::Future;
@@ -158,15 +158,7 @@ impl Intake {
             Ok(event) => event,
             Err(invalid) => return Outcome::Dead(invalid),
         };
-        let new = NewLead {
-            upstream: UpstreamRef {
-                system: event.upstream_system,
-                lead_id: event.upstream_lead_id,
-            },
-            upstream_event_id: event.upstream_event_id,
-            fields: event.fields,
-            route: !event.do_not_route,
-        };
+        let new = NewLead::from(event);
         let meta = CommandMeta::now(Actor::System(SOURCE.to_string()));
         match self.commands.receive_lead(&meta, org, &new).await {
             Ok(_) => Outcome::Done,

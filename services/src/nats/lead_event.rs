@@ -2,8 +2,9 @@
 //! every way a message can be wrong maps to one stable reason code, so a dead letter says
 //! exactly what to fix.
 
+use crate::app::NewLead;
 use chrono::{DateTime, Utc};
-use leadroute_domain::ids::OrgId;
+use leadroute_domain::ids::{OrgId, UpstreamRef};
 use leadroute_domain::lead::LeadFields;
 use serde::Deserialize;
 use serde_json::Value;
@@ -12,7 +13,7 @@ use serde_json::Value;
 pub const SCHEMA_VERSION: u64 = 1;
 
 /// Version 1 of the upstream lead event.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LeadEventV1 {
     /// Always 1.
@@ -26,10 +27,25 @@ pub struct LeadEventV1 {
     /// When it happened upstream.
     pub occurred_at: DateTime<Utc>,
     /// Lead fields.
+    #[schema(value_type = Object)]
     pub fields: LeadFields,
     /// Keep automatic routing away.
     #[serde(default)]
     pub do_not_route: bool,
+}
+
+impl From<LeadEventV1> for NewLead {
+    fn from(event: LeadEventV1) -> Self {
+        NewLead {
+            upstream: UpstreamRef {
+                system: event.upstream_system,
+                lead_id: event.upstream_lead_id,
+            },
+            upstream_event_id: event.upstream_event_id,
+            fields: event.fields,
+            route: !event.do_not_route,
+        }
+    }
 }
 
 /// Why a message is not a valid lead event.

@@ -1,0 +1,288 @@
+//! Who is calling: API keys of internal users and integrations, partner users' passwords
+//! (set once through the invitation link, argon2id) and their session tokens.
+//!
+//! Secrets are random 256-bit tokens shown once; only their SHA-256 is stored (tables of
+//! migration `..._access.sql`), and none of them is ever logged or written to the event log.
+//! This module authenticates; what a caller may do is decided at the HTTP edge.
+
+mod passwords;
+mod secrets;
+
+pub use passwords::{SignedIn, MIN_PASSWORD_LEN};
+
+use crate::app::{AppError, CommandMeta, Commands, Committed};
+use chrono::{DateTime, Utc};
+use leadroute_domain::ids::{InternalUserId, OrgId, PartnerAccountId, PartnerUserId};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Prefix of API keys (`lrk_…`).
+pub const API_KEY_PREFIX: &str = "lrk_";
+/// Prefix of partner session tokens (`lrs_…`).
+pub const SESSION_PREFIX: &str = "lrs_";
+/// Prefix of set-password link tokens (`lri_…`).
+pub const INVITATION_PREFIX: &str = "lri_";
+
+/// The role of an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Everything in the org.
+    Admin,
+    /// The partner accounts they own, and the leads of those accounts.
+    ChannelManager,
+    /// Upstream systems: create leads, read leads.
+    Integration,
+}
+
+impl Role {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::ChannelManager => "channel_manager",
+            Role::Integration => "integration",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Role> {
+        [Role::Admin, Role::ChannelManager, Role::Integration]
+            .into_iter()
+            .find(|r| r.as_str() == text)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An internal user or integration, by API key.
+    Internal {
+        /// The key's org.
+        org: OrgId,
+        /// The key's role.
+        role: Role,
+        /// The internal user recorded as actor.
+        user: InternalUserId,
+        /// The key.
+        key_id: Uuid,
+    },
+    /// A signed-in partner user, by session token.
+    Partner {
+        /// The user's org.
+        org: OrgId,
+        /// The user.
+        user: PartnerUserId,
+        /// The user's partner account.
+        account: PartnerAccountId,
+    },
+}
+
+/// An API key as listed (never with its secret).
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ApiKeyInfo {
+    /// The key's id.
+    pub key_id: Uuid,
+    /// A label.
+    pub name: String,
+    /// `admin`, `channel_manager` or `integration`.
+    pub role: String,
+    /// The internal user recorded as actor of its commands (a channel manager's id owns
+    /// partner accounts).
+    pub internal_user_id: Uuid,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A created org and its first admin key.
+#[derive(Debug)]
+pub struct NewOrg {
+    /// The org.
+    pub org: OrgId,
+    /// The `OrgCreated` write.
+    pub committed: Committed,
+    /// The admin key, listed.
+    pub key: ApiKeyInfo,
+    /// The admin key's secret, shown once.
+    pub secret: String,
+}
+
+/// Why authentication or a credential change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// Unknown email, wrong password, or an unknown, revoked or expired token.
+    #[error("the credentials are not valid")]
+    InvalidCredentials,
+    /// The set-password link is unknown or was replaced by a newer invitation.
+    #[error("the set-password link is not valid")]
+    InvitationInvalid,
+    /// The set-password link was already used.
+    #[error("the set-password link was already used")]
+    InvitationUsed,
+    /// The set-password link expired.
+    #[error("the set-password link has expired")]
+    InvitationExpired,
+    /// The password is too short.
+    #[error("the password must have at least {MIN_PASSWORD_LEN} characters")]
+    PasswordTooShort,
+    /// A command (RecordSignIn) or lookup of the application layer failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// The credential tables failed.
+    #[error("credential store error: {0}")]
+    Store(#[from] sqlx::Error),
+}
+
+impl AccessError {
+    /// Stable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AccessError::InvalidCredentials => "invalid_credentials",
+            AccessError::InvitationInvalid => "invitation_invalid",
+            AccessError::InvitationUsed => "invitation_used",
+            AccessError::InvitationExpired => "invitation_expired",
+            AccessError::PasswordTooShort => "password_too_short",
+            AccessError::App(e) => e.code(),
+            AccessError::Store(_) => "store_unavailable",
+        }
+    }
+}
+
+/// The credential store.
+#[derive(Clone)]
+pub struct Access {
+    /// Database with the credential tables.
+    pool: PgPool,
+    /// Loads partner users and records sign-ins.
+    commands: Commands,
+    /// How long a partner session lasts.
+    session_ttl: Duration,
+}
+
+impl Access {
+    /// Credentials in `pool`'s database; sessions last `session_ttl`.
+    pub fn new(pool: PgPool, commands: Commands, session_ttl: Duration) -> Self {
+        Self {
+            pool,
+            commands,
+            session_ttl,
+        }
+    }
+
+    /// Create an API key; returns it listed and its secret (shown once, stored hashed).
+    pub async fn create_api_key(
+        &self,
+        org: OrgId,
+        name: &str,
+        role: Role,
+        user: InternalUserId,
+    ) -> Result<(ApiKeyInfo, String), AccessError> {
+        let (secret, hash) = secrets::new_token(API_KEY_PREFIX);
+        let info = sqlx::query_as(
+            "INSERT INTO api_keys (key_id, org_id, name, role, internal_user_id, secret_sha256)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING key_id, name, role, internal_user_id, created_at, revoked_at",
+        )
+        .bind(Uuid::new_v4())
+        .bind(org.0)
+        .bind(name)
+        .bind(role.as_str())
+        .bind(user.0)
+        .bind(hash.as_slice())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((info, secret))
+    }
+
+    /// The API keys of `org`, oldest first.
+    pub async fn api_keys(&self, org: OrgId) -> Result<Vec<ApiKeyInfo>, AccessError> {
+        Ok(sqlx::query_as(
+            "SELECT key_id, name, role, internal_user_id, created_at, revoked_at
+               FROM api_keys WHERE org_id = $1 ORDER BY created_at, key_id",
+        )
+        .bind(org.0)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revoke a key of `org`; false when there is no such key.
+    pub async fn revoke_api_key(&self, org: OrgId, key_id: Uuid) -> Result<bool, AccessError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
+              WHERE org_id = $1 AND key_id = $2",
+        )
+        .bind(org.0)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The caller a bearer token stands for: a live API key or an unexpired session.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal, AccessError> {
+        let hash = secrets::sha256(token);
+        if token.starts_with(API_KEY_PREFIX) {
+            let row: Option<(Uuid, String, Uuid, Uuid)> = sqlx::query_as(
+                "SELECT org_id, role, internal_user_id, key_id FROM api_keys
+                  WHERE secret_sha256 = $1 AND revoked_at IS NULL",
+            )
+            .bind(hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((org, role, user, key_id)) = row {
+                let role = Role::parse(&role).ok_or(AccessError::InvalidCredentials)?;
+                return Ok(Principal::Internal {
+                    org: OrgId(org),
+                    role,
+                    user: InternalUserId(user),
+                    key_id,
+                });
+            }
+        } else if token.starts_with(SESSION_PREFIX) {
+            let row: Option<(Uuid, Uuid, Uuid)> = sqlx::query_as(
+                "SELECT org_id, user_id, account_id FROM sessions
+                  WHERE token_sha256 = $1 AND expires_at > clock_timestamp()",
+            )
+            .bind(hash.as_slice())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some((org, user, account)) = row {
+                return Ok(Principal::Partner {
+                    org: OrgId(org),
+                    user: PartnerUserId(user),
+                    account: PartnerAccountId(account),
+                });
+            }
+        }
+        Err(AccessError::InvalidCredentials)
+    }
+
+    /// Create an org and its first admin API key (printed once by `leadroute org create`,
+    /// returned once by `POST /v1/orgs`).
+    pub async fn create_org(&self, meta: &CommandMeta, name: &str) -> Result<NewOrg, AccessError> {
+        let org = OrgId::new_random();
+        let committed = self.commands.create_org(meta, org, name).await?;
+        let admin = InternalUserId::new_random();
+        let (key, secret) = self
+            .create_api_key(org, "first admin key", Role::Admin, admin)
+            .await?;
+        Ok(NewOrg {
+            org,
+            committed,
+            key,
+            secret,
+        })
+    }
+
+    /// End every session of a partner user (on deactivation).
+    pub async fn end_sessions(&self, user: PartnerUserId) -> Result<u64, AccessError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

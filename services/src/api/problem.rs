@@ -1,0 +1,194 @@
+//! The HTTP edge's one error type: every failure answers `application/problem+json`
+//! (RFC 9457) with a stable machine `code`, a human `detail` and, for bad input, the
+//! `field` at fault. Server-side failures are logged once, here, and never leak details.
+
+use crate::access::AccessError;
+use crate::app::AppError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// The body of every error response.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// `urn:leadroute:problem:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the status.
+    pub title: String,
+    /// The HTTP status.
+    pub status: u16,
+    /// Stable machine code (`never_signed_in`, `validation_failed`, ...).
+    pub code: String,
+    /// What went wrong, for a human.
+    pub detail: String,
+    /// The request field at fault, for bad input.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No, or an unknown, bearer token.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The caller's role may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// Not found, or not visible to the caller (the same answer, so nothing leaks).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Stable code (`lead_not_found`).
+        code: &'static str,
+        /// Kind of resource.
+        what: &'static str,
+        /// Id as given.
+        id: String,
+    },
+    /// Bad input; names the field.
+    #[error("{message}")]
+    Validation {
+        /// The field at fault (`body.to.id`, `query.at`), if known.
+        field: Option<String>,
+        /// What is wrong.
+        message: String,
+    },
+    /// A projection has not reached the position the client asked for.
+    #[error("the {projection} projection has not reached position {position} yet; retry shortly")]
+    ProjectionBehind {
+        /// The projection that is behind.
+        projection: String,
+        /// The position asked for.
+        position: String,
+    },
+    /// Another request with the same idempotency key is running or was different.
+    #[error("{message}")]
+    Idempotency {
+        /// `idempotency_key_in_flight` or `idempotency_key_reused`.
+        code: &'static str,
+        /// What happened.
+        message: &'static str,
+    },
+    /// A command or lookup failed.
+    #[error(transparent)]
+    App(#[from] AppError),
+    /// Authentication or a credential change failed.
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    /// A read failed.
+    #[error("read model error: {0}")]
+    Read(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    /// A bad value in `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+
+    /// The resource is missing or not the caller's to see.
+    pub fn not_found(code: &'static str, what: &'static str, id: impl ToString) -> Self {
+        ApiError::NotFound {
+            code,
+            what,
+            id: id.to_string(),
+        }
+    }
+
+    /// Status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::ProjectionBehind { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "projection_behind")
+            }
+            ApiError::Idempotency { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::App(e) => (app_status(e), e.code()),
+            ApiError::Access(AccessError::App(e)) => (app_status(e), e.code()),
+            ApiError::Access(e @ AccessError::InvalidCredentials) => {
+                (StatusCode::UNAUTHORIZED, e.code())
+            }
+            ApiError::Access(e @ AccessError::PasswordTooShort) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, e.code())
+            }
+            ApiError::Access(e @ AccessError::Store(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, e.code())
+            }
+            ApiError::Access(e) => (StatusCode::GONE, e.code()),
+            ApiError::Read(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+        }
+    }
+
+    fn field(&self) -> Option<String> {
+        match self {
+            ApiError::Validation { field, .. } => field.clone(),
+            ApiError::Access(AccessError::PasswordTooShort) => Some("body.password".into()),
+            _ => None,
+        }
+    }
+}
+
+/// Domain refusals are conflicts with the current state, except those that reject the
+/// input itself (422); store failures are 503.
+fn app_status(error: &AppError) -> StatusCode {
+    match error {
+        AppError::Refused { code, .. } if is_input_refusal(code) => {
+            StatusCode::UNPROCESSABLE_ENTITY
+        }
+        AppError::Refused { code, .. } if code.ends_with("_not_found") => StatusCode::NOT_FOUND,
+        AppError::Refused { .. } => StatusCode::CONFLICT,
+        AppError::NotFound { .. } => StatusCode::NOT_FOUND,
+        AppError::Conflict { .. } => StatusCode::CONFLICT,
+        AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+fn is_input_refusal(code: &str) -> bool {
+    code.ends_with("_required")
+        || code.starts_with("invalid_")
+        || code.ends_with("_in_past")
+        || matches!(code, "blank_field_name" | "sharing_review_not_acknowledged")
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let detail = if status.is_server_error() {
+            tracing::error!(code, error = %self, "request failed");
+            match self {
+                ApiError::ProjectionBehind { .. } => self.to_string(),
+                _ => "the service could not complete the request; retry later".to_string(),
+            }
+        } else {
+            self.to_string()
+        };
+        let problem = Problem {
+            kind: format!("urn:leadroute:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error").to_string(),
+            status: status.as_u16(),
+            code: code.to_string(),
+            detail,
+            field: self.field(),
+        };
+        let mut response = (status, axum::Json(problem)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

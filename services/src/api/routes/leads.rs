@@ -1,0 +1,352 @@
+//! Leads: HTTP intake (the NATS lead-event schema, a second intake channel), one lead,
+//! manual reassignment with the notify flag, enqueue, claim, ownership history, owner at
+//! time T, and a channel manager's leads.
+
+use crate::access::Role;
+use crate::api::caller::Caller;
+use crate::api::extract::{Json, Path, Query};
+use crate::api::reads::{MinPosition, Written};
+use crate::api::{ApiError, ApiState};
+use crate::app::NewLead;
+use crate::nats::lead_event::{self, LeadEventV1};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
+use leadroute_projections::projectors::{DIRECTORY, LEADS, OWNERSHIP_HISTORY};
+use leadroute_projections::queries::{self, ManagedLead, OwnerChangeRow, OwnerRef};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub(super) fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(receive_lead))
+        .routes(routes!(get_lead))
+        .routes(routes!(reassign))
+        .routes(routes!(enqueue))
+        .routes(routes!(claim))
+        .routes(routes!(history))
+        .routes(routes!(owner_at))
+        .routes(routes!(managed_leads))
+}
+
+/// Receive a lead event from an upstream CRM (admin, integration); the body follows
+/// `deploy/schemas/lead-event.v1.json`, as on NATS. A repeated `upstream_event_id` writes
+/// nothing (`events: 0`).
+#[utoipa::path(post, path = "/v1/leads", tag = "leads", request_body = LeadEventV1,
+    responses((status = 201, body = Written), (status = 200, body = Written),
+        (status = 422, body = crate::api::Problem)))]
+async fn receive_lead(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
+    caller.internal(&[Role::Admin, Role::Integration])?;
+    let event = lead_event::parse(&body).map_err(|invalid| {
+        let field = invalid
+            .detail
+            .split('`')
+            .nth(1)
+            .map_or("body".to_string(), |name| format!("body.{name}"));
+        ApiError::invalid(field, format!("{}: {}", invalid.reason, invalid.detail))
+    })?;
+    let (lead, committed) = state
+        .commands
+        .receive_lead(&caller.meta(), caller.org(), &NewLead::from(event))
+        .await?;
+    let created = committed.events > 0 && committed.sequence == committed.events;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(state.written(lead.0, committed).await?)))
+}
+
+/// Kind of lead owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum OwnerKind {
+    /// A partner user.
+    PartnerUser,
+    /// A partner queue.
+    Queue,
+    /// An internal user.
+    InternalUser,
+}
+
+/// A lead owner.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+pub(crate) struct OwnerTarget {
+    /// Its kind.
+    kind: OwnerKind,
+    /// Its id.
+    id: Uuid,
+}
+
+impl From<OwnerTarget> for Owner {
+    fn from(target: OwnerTarget) -> Self {
+        match target.kind {
+            OwnerKind::PartnerUser => Owner::PartnerUser(PartnerUserId(target.id)),
+            OwnerKind::Queue => Owner::Queue(QueueId(target.id)),
+            OwnerKind::InternalUser => Owner::InternalUser(InternalUserId(target.id)),
+        }
+    }
+}
+
+impl From<Owner> for OwnerTarget {
+    fn from(owner: Owner) -> Self {
+        let (kind, id) = match owner {
+            Owner::PartnerUser(id) => (OwnerKind::PartnerUser, id.0),
+            Owner::Queue(id) => (OwnerKind::Queue, id.0),
+            Owner::InternalUser(id) => (OwnerKind::InternalUser, id.0),
+        };
+        OwnerTarget { kind, id }
+    }
+}
+
+/// A lead, as of its last event.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LeadView {
+    /// The lead.
+    lead_id: Uuid,
+    /// Upstream CRM.
+    upstream_system: String,
+    /// Upstream id.
+    upstream_lead_id: String,
+    /// Fields (partner users see the org's partner-visible fields only).
+    fields: Value,
+    /// Current owner; none while unassigned.
+    owner: Option<OwnerTarget>,
+    /// When the current owner got it.
+    owner_since: Option<DateTime<Utc>>,
+}
+
+/// One lead the caller may see (read from the event log, so it is never stale).
+#[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads", params(("id" = Uuid, Path)),
+    responses((status = 200, body = LeadView), (status = 404, body = crate::api::Problem)))]
+async fn get_lead(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+) -> Result<axum::Json<LeadView>, ApiError> {
+    let lead = caller.readable_lead(&state, LeadId(id)).await?;
+    let filter = caller.visible_fields(&state).await?;
+    let (upstream_system, upstream_lead_id) = lead
+        .upstream
+        .map(|u| (u.system, u.lead_id))
+        .unwrap_or_default();
+    Ok(axum::Json(LeadView {
+        lead_id: id,
+        upstream_system,
+        upstream_lead_id,
+        fields: filter.apply(serde_json::to_value(lead.fields).unwrap_or_default()),
+        owner: lead.owner.map(Into::into),
+        owner_since: lead.last_change.map(|change| change.at),
+    }))
+}
+
+/// A manual owner change.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct Reassign {
+    /// The new owner: a partner user (assignable: active and signed in once) or a queue;
+    /// internal users for admins only.
+    to: OwnerTarget,
+    /// Send the assignment email to the new owner.
+    #[serde(default)]
+    notify: bool,
+}
+
+/// Reassign a lead by hand (admin; a channel manager for unassigned leads and leads of
+/// their territory, to their own partner users or to queues). Refused with `inactive`,
+/// `never_signed_in`, `partner_account_not_active` or `already_owner`.
+#[utoipa::path(post, path = "/v1/leads/{id}/reassign", tag = "leads",
+    params(("id" = Uuid, Path)), request_body = Reassign,
+    responses((status = 200, body = Written), (status = 409, body = crate::api::Problem)))]
+async fn reassign(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Reassign>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let lead = LeadId(id);
+    let (role, _) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    caller.readable_lead(&state, lead).await?;
+    let to = Owner::from(body.to);
+    match (role, to) {
+        (Role::ChannelManager, Owner::PartnerUser(user)) => {
+            caller.managed_user(&state, user).await?;
+        }
+        (Role::ChannelManager, Owner::InternalUser(_)) => {
+            return Err(ApiError::Forbidden(
+                "only admins assign leads to internal users",
+            ))
+        }
+        _ => {}
+    }
+    let committed = state
+        .commands
+        .reassign_lead(&caller.meta(), caller.org(), lead, to, body.notify)
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// A queue to put a lead into.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct Enqueue {
+    /// The queue.
+    queue_id: Uuid,
+}
+
+/// Put a lead into a partner queue, where its members may claim it (admin; a channel
+/// manager for leads they may reassign).
+#[utoipa::path(post, path = "/v1/leads/{id}/enqueue", tag = "leads",
+    params(("id" = Uuid, Path)), request_body = Enqueue, responses((status = 200, body = Written)))]
+async fn enqueue(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Enqueue>,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    caller.readable_lead(&state, LeadId(id)).await?;
+    let committed = state
+        .commands
+        .enqueue_lead(
+            &caller.meta(),
+            caller.org(),
+            LeadId(id),
+            QueueId(body.queue_id),
+        )
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// A claim from a queue.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct Claim {
+    /// The queue the lead waits in.
+    queue_id: Uuid,
+}
+
+/// Claim a lead from one of the caller's queues (partner users). Of concurrent claims
+/// exactly one wins; the others get `already_claimed`.
+#[utoipa::path(post, path = "/v1/leads/{id}/claim", tag = "leads",
+    params(("id" = Uuid, Path)), request_body = Claim,
+    responses((status = 200, body = Written), (status = 409, body = crate::api::Problem)))]
+async fn claim(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Json(body): Json<Claim>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let (user, _) = caller.partner()?;
+    let committed = state
+        .commands
+        .claim_lead(
+            &caller.meta(),
+            caller.org(),
+            LeadId(id),
+            QueueId(body.queue_id),
+            user,
+        )
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// Every owner change of a lead, oldest first (internal users who may see the lead).
+#[utoipa::path(get, path = "/v1/leads/{id}/history", tag = "leads",
+    params(("id" = Uuid, Path), MinPosition),
+    responses((status = 200, body = Vec<OwnerChangeRow>)))]
+async fn history(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(min): Query<MinPosition>,
+) -> Result<axum::Json<Vec<OwnerChangeRow>>, ApiError> {
+    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    caller.readable_lead(&state, LeadId(id)).await?;
+    state.caught_up(&[LEADS, OWNERSHIP_HISTORY], &min).await?;
+    queries::ownership_history(&state.pool, caller.org(), LeadId(id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_projected_yet(id))
+}
+
+/// The time to ask about.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct At {
+    /// A time (RFC 3339).
+    at: DateTime<Utc>,
+}
+
+/// Who owned a lead at time `at` (`null`: nobody).
+#[utoipa::path(get, path = "/v1/leads/{id}/owner-at", tag = "leads",
+    params(("id" = Uuid, Path), At, MinPosition),
+    responses((status = 200, body = Option<OwnerRef>)))]
+async fn owner_at(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    Query(at): Query<At>,
+    Query(min): Query<MinPosition>,
+) -> Result<axum::Json<Option<OwnerRef>>, ApiError> {
+    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    caller.readable_lead(&state, LeadId(id)).await?;
+    state.caught_up(&[LEADS, OWNERSHIP_HISTORY], &min).await?;
+    queries::owner_at(&state.pool, caller.org(), LeadId(id), at.at)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| not_projected_yet(id))
+}
+
+/// The lead exists in the log but the read models have not caught up with it.
+fn not_projected_yet(id: Uuid) -> ApiError {
+    ApiError::ProjectionBehind {
+        projection: LEADS.to_string(),
+        position: format!("of lead {id}"),
+    }
+}
+
+/// Whose territory to list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct Territory {
+    /// The channel manager (admins only; a channel manager always gets their own).
+    channel_manager: Option<Uuid>,
+    /// At most this many, 1 to 5000 (default 500).
+    limit: Option<i64>,
+}
+
+/// The channel-manager view: leads owned by the users and queues of the partner accounts
+/// the channel manager owns, newest first.
+#[utoipa::path(get, path = "/v1/managed-leads", tag = "leads", params(Territory, MinPosition),
+    responses((status = 200, body = Vec<ManagedLead>)))]
+async fn managed_leads(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<Territory>,
+    Query(min): Query<MinPosition>,
+) -> Result<axum::Json<Vec<ManagedLead>>, ApiError> {
+    let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    let manager = match (role, params.channel_manager) {
+        (Role::Admin, Some(id)) => InternalUserId(id),
+        (Role::Admin, None) => {
+            return Err(ApiError::invalid(
+                "query.channel_manager",
+                "required for admins",
+            ))
+        }
+        _ => me,
+    };
+    state.caught_up(&[DIRECTORY, LEADS], &min).await?;
+    let limit = params.limit.unwrap_or(500);
+    Ok(axum::Json(
+        queries::channel_manager_leads(&state.pool, caller.org(), manager, limit).await?,
+    ))
+}

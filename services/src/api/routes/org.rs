@@ -1,0 +1,253 @@
+//! The org: creation by the platform operator, PRM (one-way, with the sharing review),
+//! the partner-visible fields and the sharing-review report.
+
+use crate::access::{NewOrg, Role};
+use crate::api::caller::Caller;
+use crate::api::extract::Json;
+use crate::api::reads::{MinPosition, Written};
+use crate::api::{ApiError, ApiState};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use leadroute_domain::ids::Actor;
+use leadroute_domain::org::{Org, SharingReviewAck, VisibleFields};
+use leadroute_projections::projectors::LEADS;
+use leadroute_projections::queries;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+pub(super) fn public() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new().routes(routes!(create_org))
+}
+
+pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_org))
+        .routes(routes!(enable_prm))
+        .routes(routes!(disable_prm))
+        .routes(routes!(set_visible_fields))
+        .routes(routes!(sharing_review))
+}
+
+/// A new org.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct CreateOrg {
+    /// Display name.
+    name: String,
+}
+
+/// A created org with its first admin key (shown once).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedOrg {
+    /// The org.
+    org_id: Uuid,
+    /// The admin key's id.
+    admin_key_id: Uuid,
+    /// The admin key: `Authorization: Bearer <admin_key>`. Not shown again.
+    admin_key: String,
+    /// Log position of `OrgCreated`.
+    position: Option<String>,
+}
+
+/// Create an org (platform operator token only) and its first admin API key.
+#[utoipa::path(post, path = "/v1/orgs", tag = "org", request_body = CreateOrg,
+    responses((status = 201, body = CreatedOrg), (status = 401, body = crate::api::Problem)))]
+async fn create_org(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Json(body): Json<CreateOrg>,
+) -> Result<(StatusCode, axum::Json<CreatedOrg>), ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let expected = state
+        .operator_token_sha256
+        .as_deref()
+        .ok_or(ApiError::Forbidden(
+            "org creation over HTTP is off: no operator token is configured",
+        ))?;
+    let given = token.map(|t| ring::digest::digest(&ring::digest::SHA256, t.as_bytes()));
+    if given.as_ref().map(|d| d.as_ref()) != Some(expected.as_slice()) {
+        return Err(ApiError::Unauthenticated(
+            "the operator token is missing or wrong",
+        ));
+    }
+    let meta = crate::app::CommandMeta::now(Actor::System("operator".into()));
+    let NewOrg {
+        org,
+        committed,
+        key,
+        secret,
+    } = state.access.create_org(&meta, &body.name).await?;
+    let written = state.written(org.0, committed).await?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(CreatedOrg {
+            org_id: org.0,
+            admin_key_id: key.key_id,
+            admin_key: secret,
+            position: written.position,
+        }),
+    ))
+}
+
+/// Field names partner users may see.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+pub(crate) struct FieldSet {
+    /// Lead fields (upstream names).
+    #[serde(default)]
+    lead_fields: BTreeSet<String>,
+    /// Partner-account fields.
+    #[serde(default)]
+    account_fields: BTreeSet<String>,
+}
+
+impl From<FieldSet> for VisibleFields {
+    fn from(set: FieldSet) -> Self {
+        VisibleFields {
+            lead: set.lead_fields,
+            account: set.account_fields,
+        }
+    }
+}
+
+impl From<VisibleFields> for FieldSet {
+    fn from(fields: VisibleFields) -> Self {
+        FieldSet {
+            lead_fields: fields.lead,
+            account_fields: fields.account,
+        }
+    }
+}
+
+/// The caller's org.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OrgView {
+    /// The org.
+    org_id: Uuid,
+    /// Display name.
+    name: String,
+    /// PRM is on (for good).
+    prm_enabled: bool,
+    /// What partner users may see.
+    partner_visible_fields: FieldSet,
+}
+
+/// The caller's org.
+#[utoipa::path(get, path = "/v1/org", tag = "org", responses((status = 200, body = OrgView)))]
+async fn get_org(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<OrgView>, ApiError> {
+    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    let org = state
+        .commands
+        .state::<Org>(caller.org(), caller.org())
+        .await?;
+    Ok(axum::Json(OrgView {
+        org_id: caller.org().0,
+        name: org.name,
+        prm_enabled: org.prm_enabled,
+        partner_visible_fields: org.visible_fields.into(),
+    }))
+}
+
+/// Enabling PRM: the acknowledged sharing review.
+#[derive(Debug, Deserialize, ToSchema)]
+pub(crate) struct EnablePrm {
+    /// The field set the admin reviewed (from `GET /v1/org/sharing-review`); it becomes
+    /// the partner-visible fields. Required: without it the command is refused.
+    sharing_review: Option<FieldSet>,
+}
+
+/// Enable PRM, for good (admin). Refused with `sharing_review_not_acknowledged` without the
+/// reviewed field set.
+#[utoipa::path(post, path = "/v1/org/prm/enable", tag = "org", request_body = EnablePrm,
+    responses((status = 200, body = Written), (status = 409, body = crate::api::Problem)))]
+async fn enable_prm(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<EnablePrm>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let (_, admin) = caller.internal(&[Role::Admin])?;
+    let ack = body.sharing_review.map(|fields| SharingReviewAck {
+        reviewed_by: admin,
+        fields: fields.into(),
+    });
+    let committed = state
+        .commands
+        .enable_prm(&caller.meta(), caller.org(), ack)
+        .await?;
+    Ok(axum::Json(state.written(caller.org().0, committed).await?))
+}
+
+/// Disable PRM: always refused (`prm_irreversible` once enabled).
+#[utoipa::path(post, path = "/v1/org/prm/disable", tag = "org",
+    responses((status = 409, body = crate::api::Problem)))]
+async fn disable_prm(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    let committed = state
+        .commands
+        .disable_prm(&caller.meta(), caller.org())
+        .await?;
+    Ok(axum::Json(state.written(caller.org().0, committed).await?))
+}
+
+/// Replace the fields partner users may see (admin).
+#[utoipa::path(put, path = "/v1/org/partner-visible-fields", tag = "org", request_body = FieldSet,
+    responses((status = 200, body = Written)))]
+async fn set_visible_fields(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Json(body): Json<FieldSet>,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    let committed = state
+        .commands
+        .set_partner_visible_fields(&caller.meta(), caller.org(), body.into())
+        .await?;
+    Ok(axum::Json(state.written(caller.org().0, committed).await?))
+}
+
+/// The sharing review: exactly what partner users will see, and what stays internal.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SharingReview {
+    /// PRM is already on.
+    prm_enabled: bool,
+    /// Fields partner users will see (acknowledge this set to enable PRM).
+    visible: FieldSet,
+    /// Lead fields present in this org's leads that partner users will not see.
+    hidden_lead_fields: Vec<String>,
+}
+
+/// The sharing-review report (admin): what partner users will be able to see.
+#[utoipa::path(get, path = "/v1/org/sharing-review", tag = "org", params(MinPosition),
+    responses((status = 200, body = SharingReview)))]
+async fn sharing_review(
+    State(state): State<ApiState>,
+    caller: Caller,
+    crate::api::extract::Query(min): crate::api::extract::Query<MinPosition>,
+) -> Result<axum::Json<SharingReview>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    state.caught_up(&[LEADS], &min).await?;
+    let org = state
+        .commands
+        .state::<Org>(caller.org(), caller.org())
+        .await?;
+    let hidden = queries::lead_field_names(&state.pool, caller.org())
+        .await?
+        .into_iter()
+        .filter(|name| !org.visible_fields.lead.contains(name))
+        .collect();
+    Ok(axum::Json(SharingReview {
+        prm_enabled: org.prm_enabled,
+        visible: org.visible_fields.into(),
+        hidden_lead_fields: hidden,
+    }))
+}

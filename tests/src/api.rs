@@ -1,0 +1,336 @@
+//! The HTTP API on port 0 over a fresh database, with the projectors running, and one
+//! method per call so tests read as requirements (after zero-to-production's `TestApi`).
+//! Every call goes over real HTTP.
+
+use crate::TestDb;
+use leadroute_domain::ids::{OrgId, PartnerUserId};
+use leadroute_services::access::Access;
+use leadroute_services::api::{Api, ApiConfig};
+use leadroute_services::app::Commands;
+use leadroute_services::read_side::ProjectorTasks;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The operator token every test server accepts for `POST /v1/orgs`.
+pub const OPERATOR_TOKEN: &str = "test-operator-token";
+/// The password test partner users set.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running API.
+pub struct TestApi {
+    /// Base URL, `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The credential store (the mailer's side of invitations).
+    pub access: Access,
+    /// The database (dropped last).
+    pub db: TestDb,
+    projectors: Option<ProjectorTasks>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// An answer: status and JSON body (`Null` when empty).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body.
+    pub body: Value,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The problem `code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or("")
+    }
+
+    /// A field of the body as a UUID.
+    pub fn uuid(&self, field: &str) -> Uuid {
+        self.body[field]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no uuid {field} in {:?}", self))
+    }
+
+    /// Assert a success status and return self.
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert!(self.status.is_success(), "expected success, got {self:?}");
+        self
+    }
+}
+
+/// A new org as the operator created it.
+#[derive(Debug, Clone)]
+pub struct TestOrg {
+    /// The org.
+    pub id: OrgId,
+    /// Its admin key.
+    pub admin: String,
+}
+
+impl TestApi {
+    /// Serve the API on a free port over a fresh database, with the projectors running.
+    pub async fn spawn() -> TestApi {
+        let db = TestDb::new().await;
+        let config = ApiConfig {
+            listen: ([127, 0, 0, 1], 0).into(),
+            operator_token: Some(OPERATOR_TOKEN.to_string()),
+            read_wait_ms: 1000,
+            ..ApiConfig::default()
+        };
+        let api = Api::build(db.pool.clone(), &config)
+            .await
+            .expect("bind api");
+        let base = format!("http://{}", api.local_addr());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(api.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        let projectors = ProjectorTasks::spawn(&db.pool, Default::default());
+        let commands = Commands::new(db.pool.clone());
+        TestApi {
+            base,
+            client: reqwest::Client::new(),
+            access: Access::new(db.pool.clone(), commands, Duration::from_secs(3600)),
+            db,
+            projectors: Some(projectors),
+            stop: Some(stop),
+        }
+    }
+
+    /// Call `method path` with `token` and an optional JSON body and extra headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.expect("request reaches the api");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("response body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str, token: &str) -> Answer {
+        self.call_with(Method::GET, path, Some(token), None, &[])
+            .await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call_with(Method::POST, path, Some(token), Some(body), &[])
+            .await
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Answer {
+        self.call_with(Method::PUT, path, Some(token), Some(body), &[])
+            .await
+    }
+
+    /// A new org; PRM not enabled.
+    pub async fn org(&self) -> TestOrg {
+        let answer = self
+            .call_with(
+                Method::POST,
+                "/v1/orgs",
+                Some(OPERATOR_TOKEN),
+                Some(json!({"name": "Acme"})),
+                &[],
+            )
+            .await
+            .ok();
+        TestOrg {
+            id: OrgId(answer.uuid("org_id")),
+            admin: answer.body["admin_key"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// A new org with PRM enabled; partners may see `company` and `country` of leads.
+    pub async fn prm_org(&self) -> TestOrg {
+        let org = self.org().await;
+        let review = json!({"sharing_review": {"lead_fields": ["company", "country"]}});
+        self.post("/v1/org/prm/enable", &org.admin, review)
+            .await
+            .ok();
+        org
+    }
+
+    /// A new API key of `role`; returns its secret and internal user id.
+    pub async fn key(&self, admin: &str, role: &str) -> (String, Uuid) {
+        let answer = self
+            .post(
+                "/v1/api-keys",
+                admin,
+                json!({"name": format!("{role} key"), "role": role}),
+            )
+            .await
+            .ok();
+        let secret = answer.body["secret"].as_str().unwrap().to_string();
+        let user = answer.body["key"]["internal_user_id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        (secret, user)
+    }
+
+    /// An active partner account owned by `manager`, created by `token`.
+    pub async fn partner_account(&self, token: &str, manager: Uuid) -> Uuid {
+        let body = json!({"name": "Initech", "channel_manager": manager, "territory": "EMEA", "tier": "gold"});
+        let account = self
+            .post("/v1/partner-accounts", token, body)
+            .await
+            .ok()
+            .uuid("id");
+        self.post(
+            &format!("/v1/partner-accounts/{account}/activate"),
+            token,
+            json!({}),
+        )
+        .await
+        .ok();
+        account
+    }
+
+    /// A contact of `account`, activated as a partner user (not yet signed in).
+    pub async fn activated_user(&self, token: &str, account: Uuid, email: &str) -> Uuid {
+        let body = json!({"name": "Pat Partner", "email": email});
+        let user = self
+            .post(
+                &format!("/v1/partner-accounts/{account}/contacts"),
+                token,
+                body,
+            )
+            .await
+            .ok()
+            .uuid("id");
+        self.post(
+            &format!("/v1/partner-users/{user}/activate"),
+            token,
+            json!({}),
+        )
+        .await
+        .ok();
+        user
+    }
+
+    /// The set-password link token of a user's invitation, as the mailer issues it.
+    pub async fn invitation_link(&self, org: OrgId, user: Uuid) -> String {
+        self.access
+            .issue_invitation_link(org, PartnerUserId(user))
+            .await
+            .expect("issue invitation link")
+    }
+
+    /// Set the password through the link and sign in; returns the session token.
+    pub async fn signed_in(&self, org: OrgId, user: Uuid, email: &str) -> String {
+        let link = self.invitation_link(org, user).await;
+        let set = json!({"token": link, "password": PASSWORD});
+        let answer = self
+            .call_with(Method::POST, "/v1/auth/set-password", None, Some(set), &[])
+            .await;
+        assert_eq!(answer.status, StatusCode::NO_CONTENT, "{answer:?}");
+        self.sign_in(org, email, PASSWORD).await.ok().body["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// `POST /v1/auth/sign-in`.
+    pub async fn sign_in(&self, org: OrgId, email: &str, password: &str) -> Answer {
+        let body = json!({"org_id": org.0, "email": email, "password": password});
+        self.call_with(Method::POST, "/v1/auth/sign-in", None, Some(body), &[])
+            .await
+    }
+
+    /// A lead received over HTTP with `fields`; returns its id and the write's position.
+    pub async fn lead(&self, token: &str, fields: Value) -> (Uuid, String) {
+        let body = json!({
+            "schema_version": 1, "upstream_event_id": Uuid::new_v4().to_string(),
+            "upstream_system": "salesforce", "upstream_lead_id": Uuid::new_v4().to_string(),
+            "occurred_at": "2026-11-28T08:00:00Z", "fields": fields,
+        });
+        let answer = self.post("/v1/leads", token, body).await.ok();
+        (
+            answer.uuid("id"),
+            answer.body["position"].as_str().unwrap().to_string(),
+        )
+    }
+}
+
+impl Drop for TestApi {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        drop(self.projectors.take());
+    }
+}
+
+/// Every route of the API, as the authorization matrix calls them (`{id}` placeholders as
+/// in the OpenAPI document).
+pub const ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/orgs"),
+    ("GET", "/v1/org"),
+    ("POST", "/v1/org/prm/enable"),
+    ("POST", "/v1/org/prm/disable"),
+    ("PUT", "/v1/org/partner-visible-fields"),
+    ("GET", "/v1/org/sharing-review"),
+    ("POST", "/v1/api-keys"),
+    ("GET", "/v1/api-keys"),
+    ("DELETE", "/v1/api-keys/{key_id}"),
+    ("POST", "/v1/auth/set-password"),
+    ("POST", "/v1/auth/sign-in"),
+    ("GET", "/v1/me"),
+    ("POST", "/v1/partner-accounts"),
+    ("GET", "/v1/partner-accounts"),
+    ("POST", "/v1/partner-accounts/{id}/activate"),
+    ("POST", "/v1/partner-accounts/{id}/deactivate"),
+    ("PUT", "/v1/partner-accounts/{id}/channel-manager"),
+    ("POST", "/v1/partner-accounts/{id}/contacts"),
+    ("GET", "/v1/partner-users"),
+    ("POST", "/v1/partner-users/{id}/activate"),
+    ("POST", "/v1/partner-users/{id}/deactivate"),
+    ("POST", "/v1/partner-users/{id}/pause"),
+    ("POST", "/v1/partner-users/{id}/resume"),
+    ("GET", "/v1/partner-users/{id}/inbox"),
+    ("POST", "/v1/queues"),
+    ("GET", "/v1/queues"),
+    ("POST", "/v1/queues/{id}/members"),
+    ("DELETE", "/v1/queues/{id}/members/{kind}/{member_id}"),
+    ("GET", "/v1/queues/{id}/leads"),
+    ("POST", "/v1/leads"),
+    ("GET", "/v1/leads/{id}"),
+    ("POST", "/v1/leads/{id}/reassign"),
+    ("POST", "/v1/leads/{id}/enqueue"),
+    ("POST", "/v1/leads/{id}/claim"),
+    ("GET", "/v1/leads/{id}/history"),
+    ("GET", "/v1/leads/{id}/owner-at"),
+    ("GET", "/v1/managed-leads"),
+];
