@@ -245,6 +245,7 @@ async fn claim(
     Json(body): Json<Claim>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let (user, _) = caller.partner()?;
+    caller.readable_lead(&state, LeadId(id)).await?;
     let committed = state
         .commands
         .claim_lead(

@@ -8,7 +8,7 @@ use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
-use leadroute_domain::ids::{PartnerAccountId, PartnerUserId, QueueId};
+use leadroute_domain::ids::{Owner, PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
 use leadroute_projections::queries::{self, QueueRow, QueuedLead};
@@ -161,8 +161,9 @@ pub(crate) struct QueueParams {
     limit: Option<i64>,
 }
 
-/// Unclaimed leads of a queue, longest waiting first (admins, channel managers, and the
-/// queue's members; fields limited to the partner-visible ones for partner users).
+/// Unclaimed leads of a queue, longest waiting first (admins; channel managers for queues
+/// with members from their accounts; the queue's members, who see the partner-visible
+/// fields only).
 #[utoipa::path(get, path = "/v1/queues/{id}/leads", tag = "queues",
     params(("id" = Uuid, Path), QueueParams, MinPosition),
     responses((status = 200, body = Vec<QueuedLead>)))]
@@ -181,7 +182,13 @@ async fn queue_leads(
         }
         Ok(_) => {}
         Err(_) => {
-            caller.internal(&[Role::Admin, Role::ChannelManager])?;
+            let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+            let owner = Owner::Queue(id);
+            if role == Role::ChannelManager
+                && !queries::in_manager_territory(&state.pool, caller.org(), me, &owner).await?
+            {
+                return Err(ApiError::not_found("queue_not_found", "queue", id));
+            }
         }
     }
     state.caught_up(&[LEADS], &min).await?;
