@@ -30,6 +30,11 @@ pub enum Command {
     /// Run leadroute with everything it needs: uses the configured or already-running
     /// PostgreSQL and NATS, or starts local ones under --data-dir, and stops those on exit.
     Up(UpConfig),
+    /// Serve the HTTP API (OpenAPI document at /openapi.json) until stopped.
+    Api(ApiArgs),
+    /// Manage orgs.
+    #[command(subcommand)]
+    Org(OrgCommand),
     /// Run the projectors (read models) until stopped; one instance per projection is
     /// active, others wait and take over.
     Projector(DatabaseArgs),
@@ -223,7 +228,38 @@ pub struct UpConfig {
     pub data_dir: PathBuf,
 
     /// Seed a demo org with partner accounts, partner users, a queue and leads (once; a
-    /// second run finds it and leaves it as it is).
+    /// second run finds it and leaves it as it is), and print fresh demo API keys and the
+    /// demo partner users' sign-in.
     #[arg(long, env = "LEADROUTE_DEMO")]
     pub demo: bool,
+
+    /// The HTTP API.
+    #[command(flatten)]
+    pub api: crate::api::ApiConfig,
+}
+
+/// `leadroute api`.
+#[derive(Debug, Clone, Args)]
+pub struct ApiArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// The HTTP API.
+    #[command(flatten)]
+    pub api: crate::api::ApiConfig,
+}
+
+/// `leadroute org ...`.
+#[derive(Debug, Subcommand)]
+pub enum OrgCommand {
+    /// Create an org and print its id and first admin API key (shown once; only its hash
+    /// is stored).
+    Create {
+        /// The org's display name.
+        #[arg(long)]
+        name: String,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }

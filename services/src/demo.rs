@@ -2,8 +2,11 @@
 //! partner users in every assignability state, a queue, and leads owned in every way.
 //!
 //! Ids are fixed (UUID v5 of a name) and every step tolerates having been done before, so
-//! seeding twice changes nothing.
+//! seeding twice changes nothing. [`credentials`] then issues fresh demo API keys (the
+//! previous ones are revoked) and sets the demo partner users' password through their
+//! invitation links, so every call of the README can be tried.
 
+use crate::access::{Access, AccessError, Role};
 use crate::app::{AppError, CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
 use chrono::Duration;
 use leadroute_domain::ids::{
@@ -34,6 +37,53 @@ pub struct DemoSummary {
     pub org_id: OrgId,
     /// False when the demo org was already there.
     pub newly_seeded: bool,
+}
+
+/// The password of the demo partner users who can sign in ([`SIGNED_IN`]).
+pub const DEMO_PASSWORD: &str = "demo-password-1";
+/// Demo partner users who have signed in once (assignable) and have [`DEMO_PASSWORD`].
+pub const SIGNED_IN: [&str; 2] = ["ada@northwind.example", "chloe@contoso.example"];
+const ADMIN_KEY: &str = "demo admin key";
+const MANAGER_KEY: &str = "demo channel manager key (EMEA)";
+
+/// Credentials to try the demo with.
+#[derive(Debug, Clone)]
+pub struct DemoCredentials {
+    /// The demo org.
+    pub org_id: OrgId,
+    /// A fresh admin API key.
+    pub admin_key: String,
+    /// A fresh API key of the channel manager who owns Northwind Resellers.
+    pub manager_key: String,
+}
+
+/// Issue fresh demo API keys (revoking earlier demo keys) and give the [`SIGNED_IN`]
+/// partner users [`DEMO_PASSWORD`] through their invitation links, once.
+pub async fn credentials(access: &Access) -> Result<DemoCredentials, AccessError> {
+    let org = demo_org_id();
+    let mut keys = Vec::new();
+    for (name, role, user) in [
+        (ADMIN_KEY, Role::Admin, "admin"),
+        (MANAGER_KEY, Role::ChannelManager, "manager-emea"),
+    ] {
+        access.revoke_api_keys_named(org, name).await?;
+        let user = InternalUserId(demo_uuid(user));
+        keys.push(access.create_api_key(org, name, role, user).await?.1);
+    }
+    for email in SIGNED_IN {
+        let user = PartnerUserId(demo_uuid(email));
+        match access.issue_invitation_link(org, user).await {
+            Ok(link) => access.set_password(&link, DEMO_PASSWORD).await?,
+            Err(AccessError::InvitationUsed) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let manager_key = keys.pop().expect("two keys");
+    Ok(DemoCredentials {
+        org_id: org,
+        admin_key: keys.pop().expect("two keys"),
+        manager_key,
+    })
 }
 
 /// Treat "already done" refusals as success, so every step can be repeated.

@@ -1,11 +1,18 @@
 //! The `leadroute` binary: parse the command line, start logging, run the command.
 
 use clap::Parser;
+use leadroute_domain::ids::Actor;
+use leadroute_services::access::{Access, NewOrg};
+use leadroute_services::api::Api;
+use leadroute_services::app::{CommandMeta, Commands};
 use leadroute_services::cli::{
-    AuditCommand, Cli, Command, DatabaseArgs, DlqCommand, ProjectionsCommand, PublisherArgs,
+    ApiArgs, AuditCommand, Cli, Command, DatabaseArgs, DlqCommand, OrgCommand, ProjectionsCommand,
+    PublisherArgs,
 };
 use leadroute_services::read_side::{self, ProjectorTasks};
 use leadroute_services::{db, telemetry, up};
+use std::io::Write;
+use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -70,6 +77,28 @@ async fn main() -> anyhow::Result<()> {
             if !read_side::verify(&connect(&database).await?).await? {
                 std::process::exit(1);
             }
+        }
+        Command::Api(ApiArgs { database, api }) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let server = Api::build(connect(&database).await?, &api).await?;
+            tracing::info!(address = %server.local_addr(), "API listening");
+            server.run_until_stopped(shutdown.recv()).await?;
+        }
+        Command::Org(OrgCommand::Create { name, database }) => {
+            let pool = connect(&database).await?;
+            let access = Access::new(pool.clone(), Commands::new(pool), Duration::ZERO);
+            let meta = CommandMeta::now(Actor::System("cli".into()));
+            let NewOrg {
+                org, key, secret, ..
+            } = access.create_org(&meta, &name).await?;
+            let mut out = std::io::stdout();
+            writeln!(out, "org_id:        {org}")?;
+            writeln!(out, "admin key id:  {}", key.key_id)?;
+            writeln!(out, "admin key:     {secret}")?;
+            writeln!(
+                out,
+                "(the key is shown once; send it as `Authorization: Bearer <key>`)"
+            )?;
         }
         Command::Up(config) => {
             let shutdown = up::ShutdownSignal::listen()?;

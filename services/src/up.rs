@@ -2,9 +2,12 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The projectors, the NATS publisher and the intake run here as tasks; later parts (API,
-//! router, mailer) join them.
+//! The HTTP API, the projectors, the NATS publisher and the intake run here as tasks;
+//! later parts (router, mailer) join them. With `--demo` it prints fresh demo API keys and
+//! the demo partner sign-in on stdout (never in the log).
 
+use crate::access::Access;
+use crate::api::Api;
 use crate::app::Commands;
 use crate::cli::UpConfig;
 use crate::db;
@@ -14,6 +17,9 @@ use crate::nats;
 use crate::read_side::{self, ProjectorTasks};
 use sqlx::PgPool;
 use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// A prepared `up`: servers chosen or started, schema migrated.
@@ -28,6 +34,10 @@ pub struct Up {
     publisher: ProjectorTasks,
     /// The intake receiving upstream lead events from NATS.
     intake: read_side::IntakeWorkers,
+    /// The HTTP API, bound; served by `run_until_stopped`.
+    api: Api,
+    /// Demo credentials to print once the API listens (`--demo`).
+    demo: Option<demo::DemoCredentials>,
 }
 
 impl Up {
@@ -36,7 +46,7 @@ impl Up {
     pub async fn build(config: &UpConfig) -> anyhow::Result<Up> {
         let mut infra = Infra::ensure(config).await?;
         match Self::prepare(&infra, config).await {
-            Ok(pool) => {
+            Ok((pool, demo)) => {
                 let publisher = match read_side::publisher(
                     &infra.nats_url,
                     nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,
@@ -66,6 +76,15 @@ impl Up {
                         return Err(e);
                     }
                 };
+                let api = match Api::build(pool.clone(), &config.api).await {
+                    Ok(api) => api,
+                    Err(e) => {
+                        intake.stop().await;
+                        publisher.stop().await;
+                        infra.stop().await;
+                        return Err(e);
+                    }
+                };
                 let projectors = ProjectorTasks::spawn(&pool, Default::default());
                 Ok(Up {
                     infra,
@@ -73,6 +92,8 @@ impl Up {
                     projectors,
                     publisher,
                     intake,
+                    api,
+                    demo,
                 })
             }
             Err(e) => {
@@ -82,17 +103,23 @@ impl Up {
         }
     }
 
-    async fn prepare(infra: &Infra, config: &UpConfig) -> anyhow::Result<PgPool> {
+    async fn prepare(
+        infra: &Infra,
+        config: &UpConfig,
+    ) -> anyhow::Result<(PgPool, Option<demo::DemoCredentials>)> {
         if infra.database_is_default {
             db::ensure_database(&infra.database_url).await?;
         }
         let pool = db::connect_and_migrate(&infra.database_url, config.database.db_max_connections)
             .await?;
         if config.demo {
-            let summary = demo::seed(&Commands::new(pool.clone())).await?;
+            let commands = Commands::new(pool.clone());
+            let summary = demo::seed(&commands).await?;
             tracing::info!(org_id = %summary.org_id, newly_seeded = summary.newly_seeded, "demo org ready");
+            let access = Access::new(pool.clone(), commands, Duration::ZERO);
+            return Ok((pool, Some(demo::credentials(&access).await?)));
         }
-        Ok(pool)
+        Ok((pool, None))
     }
 
     /// Run until `shutdown` completes, then stop the servers `up` started.
@@ -105,8 +132,20 @@ impl Up {
             nats = %self.infra.nats_url,
             "leadroute is up; stop it with Ctrl-C or SIGTERM"
         );
+        let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+        tracing::info!(address = %self.api.local_addr(), "API listening");
+        if let Some(demo) = &self.demo {
+            print_demo(demo, self.api.local_addr())?;
+        }
+        let api = tokio::spawn(self.api.run_until_stopped(async {
+            let _ = api_stopped.await;
+        }));
         shutdown.await;
         tracing::info!("shutting down");
+        let _ = stop_api.send(());
+        if let Ok(Err(e)) = api.await {
+            tracing::warn!(error = %e, "API stopped with an error");
+        }
         self.intake.stop().await;
         self.projectors.stop().await;
         self.publisher.stop().await;
@@ -114,6 +153,39 @@ impl Up {
         self.infra.stop().await;
         Ok(())
     }
+}
+
+/// The demo's credentials and a first call to try, on stdout.
+fn print_demo(demo: &demo::DemoCredentials, listen: SocketAddr) -> std::io::Result<()> {
+    let base = format!("http://{listen}");
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "\nleadroute demo (fresh keys each start; earlier demo keys are revoked)"
+    )?;
+    writeln!(
+        out,
+        "  API:                 {base}   (OpenAPI: {base}/openapi.json)"
+    )?;
+    writeln!(out, "  org id:              {}", demo.org_id)?;
+    writeln!(out, "  admin key:           {}", demo.admin_key)?;
+    writeln!(
+        out,
+        "  channel manager key: {}   (owns Northwind Resellers)",
+        demo.manager_key
+    )?;
+    writeln!(
+        out,
+        "  partner sign-in:     {} with password {}",
+        demo::SIGNED_IN.join(" or "),
+        demo::DEMO_PASSWORD
+    )?;
+    writeln!(
+        out,
+        "  try:                 curl -H 'Authorization: Bearer {}' '{base}/v1/partner-users?assignable=true'\n",
+        demo.admin_key
+    )?;
+    out.flush()
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, listened for from creation on: create it before start-up,

@@ -31,6 +31,8 @@ fn up_command(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Comm
             &pg_port.to_string(),
             "--nats-port",
             &nats_port.to_string(),
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
             "--data-dir",
         ])
         .arg(data_dir)
@@ -38,6 +40,7 @@ fn up_command(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> Comm
         .env_remove("NATS_URL")
         .env("LEADROUTE_LOG", "info")
         .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
         .kill_on_drop(true);
     if demo {
         command.arg("--demo");
@@ -71,6 +74,27 @@ async fn start_up(data_dir: &Path, pg_port: u16, nats_port: u16, demo: bool) -> 
     // Keep draining its log so it never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     child
+}
+
+/// The API address and admin key `up --demo` printed.
+async fn demo_credentials(child: &mut Child) -> (String, String) {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut key) = (None, None);
+    while let Ok(Some(line)) = lines.next_line().await {
+        let value = || line.split_whitespace().nth(2).map(str::to_string);
+        if line.trim_start().starts_with("API:") {
+            base = line.split_whitespace().nth(1).map(str::to_string);
+        } else if line.trim_start().starts_with("admin key:") {
+            key = value();
+        }
+        if base.is_some() && key.is_some() {
+            break;
+        }
+    }
+    (
+        base.expect("up --demo prints the API"),
+        key.expect("up --demo prints an admin key"),
+    )
 }
 
 async fn stop(mut child: Child) {
@@ -129,8 +153,52 @@ async fn up_starts_local_servers_keeps_their_data_and_stops_them() {
     let _cleanup = Cleanup(data_dir.clone());
     let (pg_port, nats_port) = (free_port(), free_port());
 
-    let up = start_up(&data_dir, pg_port, nats_port, true).await;
+    let mut up = start_up(&data_dir, pg_port, nats_port, true).await;
     assert!(port_answers(nats_port).await, "nats-server answers");
+    let (base, admin_key) = demo_credentials(&mut up).await;
+    let client = reqwest::Client::new();
+    // The directory projection catches up with the seed shortly after start-up.
+    let users = leadroute_tests::eventually(Duration::from_secs(30), || async {
+        let users: serde_json::Value = client
+            .get(format!("{base}/v1/partner-users?assignable=true"))
+            .bearer_auth(&admin_key)
+            .send()
+            .await
+            .expect("the API answers")
+            .json()
+            .await
+            .unwrap();
+        (users.as_array().unwrap().len() == 2).then_some(users)
+    })
+    .await
+    .expect("the demo's two assignable partner users are listed");
+    let emails: Vec<_> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    let org: serde_json::Value = client
+        .get(format!("{base}/v1/org"))
+        .bearer_auth(&admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sign_in = serde_json::json!({"org_id": org["org_id"], "email": emails[0], "password": leadroute_services::demo::DEMO_PASSWORD});
+    let session = client
+        .post(format!("{base}/v1/auth/sign-in"))
+        .json(&sign_in)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        session.status(),
+        200,
+        "a demo partner user signs in with the printed password"
+    );
     let seeded = event_count(pg_port).await;
     assert!(seeded > 20, "the demo seeded {seeded} events");
     stop(up).await;

@@ -221,6 +221,19 @@ impl Access {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Revoke every live key of `org` called `name`; returns how many.
+    pub async fn revoke_api_keys_named(&self, org: OrgId, name: &str) -> Result<u64, AccessError> {
+        let done = sqlx::query(
+            "UPDATE api_keys SET revoked_at = clock_timestamp()
+              WHERE org_id = $1 AND name = $2 AND revoked_at IS NULL",
+        )
+        .bind(org.0)
+        .bind(name)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// The caller a bearer token stands for: a live API key or an unexpired session.
     pub async fn authenticate(&self, token: &str) -> Result<Principal, AccessError> {
         let hash = secrets::sha256(token);
