@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
+use leadroute_domain::queue::Queue;
 use leadroute_projections::projectors::{DIRECTORY, LEADS, OWNERSHIP_HISTORY};
 use leadroute_projections::queries::{self, ManagedLead, OwnerChangeRow, OwnerRef};
 use serde::{Deserialize, Serialize};
@@ -234,7 +235,8 @@ pub(crate) struct Claim {
 }
 
 /// Claim a lead from one of the caller's queues (partner users). Of concurrent claims
-/// exactly one wins; the others get `already_claimed`.
+/// exactly one wins; the others get `already_claimed`. A queue the caller is not a member
+/// of, or a lead that is not in it, answers 404.
 #[utoipa::path(post, path = "/v1/leads/{id}/claim", tag = "leads",
     params(("id" = Uuid, Path)), request_body = Claim,
     responses((status = 200, body = Written), (status = 409, body = crate::api::Problem)))]
@@ -244,19 +246,23 @@ async fn claim(
     Path(id): Path<Uuid>,
     Json(body): Json<Claim>,
 ) -> Result<axum::Json<Written>, ApiError> {
-    let (user, _) = caller.partner()?;
-    caller.readable_lead(&state, LeadId(id)).await?;
-    let committed = state
+    let (user, account) = caller.partner()?;
+    let queue = QueueId(body.queue_id);
+    let members = state.commands.state::<Queue>(caller.org(), queue).await?;
+    if !members.has_member(user, account) {
+        return Err(ApiError::not_found("queue_not_found", "queue", queue));
+    }
+    // `already_claimed` tells a member they lost the race for a lead of their queue; a
+    // lead that was never in it stays invisible.
+    let claimed = state
         .commands
-        .claim_lead(
-            &caller.meta(),
-            caller.org(),
-            LeadId(id),
-            QueueId(body.queue_id),
-            user,
-        )
-        .await?;
-    Ok(axum::Json(state.written(id, committed).await?))
+        .claim_lead(&caller.meta(), caller.org(), LeadId(id), queue, user)
+        .await
+        .map_err(|e| match e.code() {
+            "not_in_queue" => ApiError::not_found("lead_not_found", "lead", id),
+            _ => e.into(),
+        })?;
+    Ok(axum::Json(state.written(id, claimed).await?))
 }
 
 /// Every owner change of a lead, oldest first (internal users who may see the lead).
