@@ -65,6 +65,10 @@ uuid_id!(
     /// The one-time set-password invitation sent when a partner user is activated.
     InvitationId
 );
+uuid_id!(
+    /// A round-robin pool of partner users and queues.
+    PoolId
+);
 
 /// Namespace for [`LeadId::for_upstream`]; never change it: stored lead ids depend on it.
 const LEAD_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_726f_7574_652d_6c65_6164_0001);

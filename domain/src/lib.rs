@@ -12,6 +12,7 @@ pub mod org;
 pub mod partner_account;
 pub mod partner_user;
 pub mod queue;
+pub mod routing;
 pub mod upcasters;
 
 #[cfg(test)]

@@ -1,0 +1,168 @@
+//! The routing policy, pure: criteria, rule sets and their compiled index, the smooth
+//! weighted round-robin of pools, candidate verdicts, and the decision record every
+//! automatic owner change carries. Facts (who is assignable, how many open leads a member
+//! holds) arrive from the caller; nothing here does I/O.
+
+pub mod criteria;
+pub mod rotation;
+pub mod rules;
+
+use crate::ids::Owner;
+use crate::lead::LeadFields;
+use rotation::{Member, Slot};
+use rules::{CompiledRules, Target};
+use serde::{Deserialize, Serialize};
+
+/// Why a candidate may or may not receive a lead now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// May receive it.
+    Assignable,
+    /// Deactivated (or never activated).
+    Inactive,
+    /// Active but never signed in.
+    NeverSignedIn,
+    /// The partner account is not an active partner.
+    PartnerAccountNotActive,
+    /// Automatic routing is paused for this user.
+    Paused,
+    /// Holds as many open leads as the pool's cap allows.
+    AtCapacity,
+}
+
+/// A candidate the decision considered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// The member or target.
+    pub member: Member,
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+
+/// Why a lead was left without a (new) owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotRouted {
+    /// No entry matched and there is no default owner.
+    NoRuleMatched,
+    /// The matched target has nobody who may receive it.
+    NoAssignableMember,
+    /// Every member who could receive it is at its cap.
+    AllAtCapacity,
+    /// The lead arrived closed (won, lost, disqualified).
+    LeadClosed,
+    /// The org has no published rule set.
+    NoRuleSet,
+}
+
+impl NotRouted {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            NotRouted::NoRuleMatched => "no_rule_matched",
+            NotRouted::NoAssignableMember => "no_assignable_member",
+            NotRouted::AllAtCapacity => "all_at_capacity",
+            NotRouted::LeadClosed => "lead_closed",
+            NotRouted::NoRuleSet => "no_rule_set",
+        }
+    }
+
+    /// The reason when none of `candidates` may take a lead: `all_at_capacity` if one is
+    /// blocked only by its cap, else `no_assignable_member`.
+    pub fn for_candidates(candidates: &[Candidate]) -> NotRouted {
+        if candidates.iter().any(|c| c.verdict == Verdict::AtCapacity) {
+            NotRouted::AllAtCapacity
+        } else {
+            NotRouted::NoAssignableMember
+        }
+    }
+}
+
+/// What the rules say before any candidate is looked at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Keep the current owner (a keep-owner entry matched and the owner is assignable).
+    KeepOwner {
+        /// The matched entry.
+        entry: usize,
+    },
+    /// Send the lead to `target`.
+    Route {
+        /// The matched entry; `None` for the default owner.
+        entry: Option<usize>,
+        /// Where to.
+        target: Target,
+        /// Send the assignment email.
+        notify: bool,
+        /// The entry keeps owners, but the current owner is no longer assignable.
+        owner_not_assignable: bool,
+    },
+    /// Leave the lead where it is, for this reason.
+    Leave(NotRouted),
+}
+
+/// Field values that mark a lead as closed (in its `status` field).
+pub const CLOSED_STATUSES: [&str; 3] = ["won", "lost", "disqualified"];
+
+/// Decide what the rules say for a lead with `fields`, currently owned by `owner` (with
+/// whether that owner is still assignable).
+pub fn plan(
+    rules: &CompiledRules,
+    default_owner: Option<Target>,
+    fields: &LeadFields,
+    owner: Option<(Owner, bool)>,
+) -> Plan {
+    let status = criteria::field_text(fields.get("status"));
+    if status.is_some_and(|s| CLOSED_STATUSES.contains(&s.as_str())) {
+        return Plan::Leave(NotRouted::LeadClosed);
+    }
+    match rules.first_match(fields) {
+        Some(i) => {
+            let entry = rules.entry(i);
+            let owner_assignable = owner.is_some_and(|(_, ok)| ok);
+            if entry.keep_owner && owner_assignable {
+                return Plan::KeepOwner { entry: i };
+            }
+            Plan::Route {
+                entry: Some(i),
+                target: entry.target,
+                notify: entry.notify,
+                owner_not_assignable: entry.keep_owner && owner.is_some(),
+            }
+        }
+        None => match default_owner {
+            Some(target) => Plan::Route {
+                entry: None,
+                target,
+                notify: false,
+                owner_not_assignable: false,
+            },
+            None => Plan::Leave(NotRouted::NoRuleMatched),
+        },
+    }
+}
+
+/// The record of an automatic routing decision, stored with its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The rule-set version evaluated.
+    pub rule_set_version: u32,
+    /// The matched entry (0-based); `None` when none matched.
+    pub matched_entry: Option<usize>,
+    /// The default owner was used.
+    pub default_owner: bool,
+    /// A keep-owner entry matched but the owner was no longer assignable.
+    pub owner_not_assignable: bool,
+    /// Every candidate considered, with its verdict.
+    pub candidates: Vec<Candidate>,
+    /// The pool's rotation before the pick (pools only).
+    pub pool_before: Option<Vec<Slot>>,
+    /// The pool's rotation after the pick (pools only).
+    pub pool_after: Option<Vec<Slot>>,
+    /// What triggered it: `received`, `updated`, `rerun`.
+    pub trigger: String,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The routing policy's rules: first match wins (against a plain scan, by property), the
+//! default owner only when nothing matches, keep-owner only while the owner is assignable,
+//! closed leads are not routed, and the same inputs always give the same plan.
+
+use super::criteria::Criterion;
+use super::rules::{CompiledRules, Entry, RuleSetSpec, Target};
+use super::{plan, NotRouted, Plan};
+use crate::ids::{Owner, PartnerUserId, QueueId};
+use crate::lead::LeadFields;
+use proptest::prelude::*;
+use serde_json::json;
+use uuid::Uuid;
+
+fn queue(n: u128) -> Target {
+    Target::Queue(QueueId(Uuid::from_u128(n)))
+}
+
+fn eq(field: &str, value: &str) -> Criterion {
+    Criterion::Equals {
+        field: field.into(),
+        value: value.into(),
+    }
+}
+
+fn entry(criteria: Vec<Criterion>, n: u128) -> Entry {
+    Entry {
+        criteria,
+        target: queue(n),
+        keep_owner: false,
+        notify: false,
+    }
+}
+
+fn fields(pairs: &[(&str, serde_json::Value)]) -> LeadFields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+fn spec(entries: Vec<Entry>) -> RuleSetSpec {
+    RuleSetSpec {
+        entries,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_lead_matching_entries_two_and_four_goes_by_entry_two() {
+    let rules = CompiledRules::compile(&spec(vec![
+        entry(vec![eq("country", "FR")], 1),
+        entry(vec![eq("country", "DE")], 2),
+        entry(vec![eq("industry", "retail")], 3),
+        entry(
+            vec![Criterion::Prefix {
+                field: "company".into(),
+                prefix: "glo".into(),
+            }],
+            4,
+        ),
+    ]));
+    let lead = fields(&[("country", json!("de")), ("company", json!("Globex"))]);
+    assert_eq!(rules.first_match(&lead), Some(1));
+}
+
+#[test]
+fn the_default_owner_takes_only_leads_no_entry_matches() {
+    let rules = CompiledRules::compile(&spec(vec![entry(vec![eq("country", "DE")], 1)]));
+    let unmatched = fields(&[("country", json!("US"))]);
+    assert!(matches!(
+        plan(&rules, Some(queue(9)), &unmatched, None),
+        Plan::Route { entry: None, target, .. } if target == queue(9)
+    ));
+    assert_eq!(
+        plan(&rules, None, &unmatched, None),
+        Plan::Leave(NotRouted::NoRuleMatched)
+    );
+    let matched = fields(&[("country", json!("DE"))]);
+    assert!(matches!(
+        plan(&rules, Some(queue(9)), &matched, None),
+        Plan::Route { entry: Some(0), .. }
+    ));
+}
+
+#[test]
+fn keep_owner_keeps_an_assignable_owner_only() {
+    let mut keep = entry(vec![], 1);
+    keep.keep_owner = true;
+    let rules = CompiledRules::compile(&spec(vec![keep]));
+    let owner = Owner::PartnerUser(PartnerUserId(Uuid::from_u128(5)));
+    let lead = fields(&[]);
+    assert_eq!(
+        plan(&rules, None, &lead, Some((owner, true))),
+        Plan::KeepOwner { entry: 0 }
+    );
+    assert!(matches!(
+        plan(&rules, None, &lead, Some((owner, false))),
+        Plan::Route {
+            owner_not_assignable: true,
+            ..
+        }
+    ));
+    assert!(matches!(
+        plan(&rules, None, &lead, None),
+        Plan::Route {
+            owner_not_assignable: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn closed_leads_are_not_routed() {
+    let rules = CompiledRules::compile(&spec(vec![entry(vec![], 1)]));
+    let won = fields(&[("status", json!(" Won "))]);
+    assert_eq!(
+        plan(&rules, None, &won, None),
+        Plan::Leave(NotRouted::LeadClosed)
+    );
+}
+
+#[test]
+fn a_pool_as_default_owner_or_a_malformed_criterion_is_refused_with_its_place() {
+    let mut bad = spec(vec![
+        entry(vec![], 1),
+        entry(
+            vec![Criterion::In {
+                field: "x".into(),
+                values: vec![],
+            }],
+            2,
+        ),
+    ]);
+    assert!(bad.problem().unwrap().starts_with("entries[1]"));
+    bad.entries.pop();
+    bad.default_owner = Some(Target::Pool(crate::ids::PoolId(Uuid::from_u128(1))));
+    assert!(bad.problem().unwrap().starts_with("default_owner"));
+}
+
+const FIELDS: [&str; 3] = ["country", "industry", "tier"];
+const VALUES: [&str; 4] = ["a", "b", "c", ""];
+
+fn criterion() -> impl Strategy<Value = Criterion> {
+    let field = proptest::sample::select(&FIELDS[..]).prop_map(String::from);
+    let value = proptest::sample::select(&VALUES[..]).prop_map(String::from);
+    prop_oneof![
+        (field.clone(), value.clone())
+            .prop_map(|(field, value)| Criterion::Equals { field, value }),
+        (field.clone(), value.clone())
+            .prop_map(|(field, value)| Criterion::NotEquals { field, value }),
+        (
+            field.clone(),
+            proptest::collection::vec(value.clone(), 1..3)
+        )
+            .prop_map(|(field, values)| Criterion::In { field, values }),
+        (field.clone(), value.clone())
+            .prop_map(|(field, prefix)| Criterion::Prefix { field, prefix }),
+        field.clone().prop_map(|field| Criterion::IsEmpty { field }),
+        (field, 0.0..3.0f64).prop_map(|(field, max)| Criterion::Range {
+            field,
+            min: Some(0.5),
+            max: Some(max.max(0.5))
+        }),
+    ]
+}
+
+fn lead() -> impl Strategy<Value = LeadFields> {
+    let value = prop_oneof![
+        proptest::sample::select(&["A", " b", "c ", ""][..]).prop_map(|s| json!(s)),
+        (0u8..4).prop_map(|n| json!(n)),
+    ];
+    proptest::collection::btree_map(
+        proptest::sample::select(&FIELDS[..]).prop_map(String::from),
+        value,
+        0..3,
+    )
+}
+
+proptest! {
+    #[test]
+    fn the_compiled_index_finds_the_same_first_match_as_a_plain_scan(
+        entries in proptest::collection::vec(proptest::collection::vec(criterion(), 0..3), 0..25),
+        leads in proptest::collection::vec(lead(), 1..10),
+    ) {
+        let spec = spec(entries.into_iter().enumerate().map(|(i, c)| entry(c, i as u128)).collect());
+        let rules = CompiledRules::compile(&spec);
+        for lead in &leads {
+            let scan = spec.entries.iter().position(|e| {
+                e.criteria.iter().all(|c| c.normalized().matches(lead.get(c.field())))
+            });
+            prop_assert_eq!(rules.first_match(lead), scan);
+            prop_assert_eq!(plan(&rules, None, lead, None), plan(&rules, None, lead, None));
+        }
+    }
+}
