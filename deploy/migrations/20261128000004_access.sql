@@ -42,7 +42,9 @@ CREATE TABLE partner_credentials
     password_hash text        NOT NULL,
     set_at        timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX partner_credentials_email ON partner_credentials (org_id, email);
+-- one sign-in per email and org (contacts of different accounts may share an email; only
+-- the first to set a password signs in with it)
+CREATE UNIQUE INDEX partner_credentials_email ON partner_credentials (org_id, email);
 
 CREATE TABLE sessions
 (

@@ -117,6 +117,16 @@ async fn a_lead_reaches_a_partner_inbox_through_the_whole_seed_flow() {
         seen.body["owner"],
         json!({"kind": "partner_user", "id": user})
     );
+    assert_eq!(
+        seen.body["fields"],
+        json!({"company": "Globex"}),
+        "no hidden field on a lead read"
+    );
+    let internal = api.get(&format!("/v1/leads/{lead}"), &manager).await.ok();
+    assert_eq!(
+        internal.body["fields"]["phone"], "555-0100",
+        "internal users see every field"
+    );
     let history = api
         .get(
             &format!("/v1/leads/{lead}/history?min_position={position}"),
@@ -252,7 +262,12 @@ async fn of_two_members_claiming_one_queued_lead_exactly_one_wins() {
         .ok();
     }
     for _ in 0..5 {
-        let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+        let (lead, _) = api
+            .lead(
+                &org.admin,
+                json!({"company": "Globex", "email": "x@globex.example"}),
+            )
+            .await;
         let queued = api
             .post(
                 &format!("/v1/leads/{lead}/enqueue"),
@@ -269,12 +284,9 @@ async fn of_two_members_claiming_one_queued_lead_exactly_one_wins() {
             )
             .await
             .ok();
-        assert!(view
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|l| l["lead_id"] == lead.to_string()));
+        assert!(view.body.as_array().unwrap().iter().any(
+            |l| l["lead_id"] == lead.to_string() && l["fields"] == json!({"company": "Globex"})
+        ));
         let path = format!("/v1/leads/{lead}/claim");
         let claims = sessions
             .iter()
@@ -597,4 +609,85 @@ async fn every_route_is_in_the_openapi_document_and_health_answers() {
             StatusCode::OK
         );
     }
+}
+
+#[tokio::test]
+async fn a_new_api_key_is_not_kept_for_replay() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let key = [("idempotency-key", "new-key")];
+    let body = json!({"name": "crm sync", "role": "integration"});
+    let first = api
+        .call_with(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&org.admin),
+            Some(body.clone()),
+            &key,
+        )
+        .await
+        .ok();
+    let secret = first.body["secret"].as_str().unwrap().to_string();
+    let again = api
+        .call_with(
+            Method::POST,
+            "/v1/api-keys",
+            Some(&org.admin),
+            Some(body),
+            &key,
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.code()),
+        (StatusCode::CONFLICT, "secret_shown_once")
+    );
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM idempotency_keys WHERE position(convert_to($1, 'UTF8') IN body) > 0",
+    )
+    .bind(&secret)
+    .fetch_one(&api.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 0, "the secret is not stored");
+    assert_eq!(
+        api.get("/v1/api-keys", &org.admin)
+            .await
+            .ok()
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn deactivating_a_partner_account_ends_its_users_sessions() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, me) = api.key(&org.admin, "channel_manager").await;
+    let account = api.partner_account(&org.admin, me).await;
+    let user = api
+        .activated_user(&org.admin, account, "s@partner.example")
+        .await;
+    let session = api.signed_in(org.id, user, "s@partner.example").await;
+    api.get("/v1/me", &session).await.ok();
+    api.post(
+        &format!("/v1/partner-accounts/{account}/deactivate"),
+        &org.admin,
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        api.get("/v1/me", &session).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let wrong_method = api
+        .call_with(Method::DELETE, "/v1/me", Some(&org.admin), None, &[])
+        .await;
+    assert_eq!(
+        (wrong_method.status, wrong_method.code()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
 }

@@ -8,14 +8,18 @@
 mod passwords;
 mod secrets;
 
-pub use passwords::{SignedIn, MIN_PASSWORD_LEN};
+pub use passwords::{SignedIn, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 
 use crate::app::{AppError, CommandMeta, Commands, Committed};
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{InternalUserId, OrgId, PartnerAccountId, PartnerUserId};
+use leadroute_domain::partner_account::PartnerAccount;
+use leadroute_domain::partner_user::PartnerUser;
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 /// Prefix of API keys (`lrk_…`).
@@ -128,6 +132,12 @@ pub enum AccessError {
     /// The password is too short.
     #[error("the password must have at least {MIN_PASSWORD_LEN} characters")]
     PasswordTooShort,
+    /// The password is too long.
+    #[error("the password must have at most {MAX_PASSWORD_LEN} bytes")]
+    PasswordTooLong,
+    /// Another partner user of the org signs in with this email.
+    #[error("another partner user of this org already signs in with this email")]
+    EmailInUse,
     /// A command (RecordSignIn) or lookup of the application layer failed.
     #[error(transparent)]
     App(#[from] AppError),
@@ -145,6 +155,8 @@ impl AccessError {
             AccessError::InvitationUsed => "invitation_used",
             AccessError::InvitationExpired => "invitation_expired",
             AccessError::PasswordTooShort => "password_too_short",
+            AccessError::PasswordTooLong => "password_too_long",
+            AccessError::EmailInUse => "email_in_use",
             AccessError::App(e) => e.code(),
             AccessError::Store(_) => "store_unavailable",
         }
@@ -160,6 +172,8 @@ pub struct Access {
     commands: Commands,
     /// How long a partner session lasts.
     session_ttl: Duration,
+    /// Bounds concurrent argon2 hashing (memory- and CPU-hard by design).
+    hashing: Arc<Semaphore>,
 }
 
 impl Access {
@@ -169,6 +183,7 @@ impl Access {
             pool,
             commands,
             session_ttl,
+            hashing: Arc::new(Semaphore::new(2)),
         }
     }
 
@@ -263,11 +278,19 @@ impl Access {
             .fetch_optional(&self.pool)
             .await?;
             if let Some((org, user, account)) = row {
-                return Ok(Principal::Partner {
-                    org: OrgId(org),
-                    user: PartnerUserId(user),
-                    account: PartnerAccountId(account),
-                });
+                let (org, user, account) =
+                    (OrgId(org), PartnerUserId(user), PartnerAccountId(account));
+                // Deactivating the user or their account ends the session at once, whatever
+                // raced with it.
+                let still_active = self.commands.state::<PartnerUser>(org, user).await?.active
+                    && self
+                        .commands
+                        .state::<PartnerAccount>(org, account)
+                        .await?
+                        .active;
+                if still_active {
+                    return Ok(Principal::Partner { org, user, account });
+                }
             }
         }
         Err(AccessError::InvalidCredentials)

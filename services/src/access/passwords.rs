@@ -15,8 +15,8 @@ use uuid::Uuid;
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 12;
-/// Longest password accepted (argon2 input is bounded to keep hashing cheap to reject).
-const MAX_PASSWORD_LEN: usize = 1024;
+/// Longest password accepted, in bytes (argon2 input is bounded).
+pub const MAX_PASSWORD_LEN: usize = 1024;
 
 /// An invitation as stored: id, org, user, expiry, use.
 type InvitationRow = (Uuid, Uuid, Uuid, DateTime<Utc>, Option<DateTime<Utc>>);
@@ -72,24 +72,13 @@ impl Access {
     /// Set a partner user's password through a set-password link: once, before it expires,
     /// while it is the user's current invitation and the user is active.
     pub async fn set_password(&self, token: &str, password: &str) -> Result<(), AccessError> {
-        let password_hash = hash_password(password).await?;
+        check_length(password)?;
+        // Judge the link before spending a hash on it; the locked re-read below decides.
+        self.invitation(&mut *self.pool.acquire().await?, token, false)
+            .await?;
+        let password_hash = self.hash_password(password).await?;
         let mut tx = self.pool.begin().await?;
-        let row: Option<InvitationRow> = sqlx::query_as(
-            "SELECT invitation_id, org_id, user_id, expires_at, used_at FROM invitations
-                  WHERE token_sha256 = $1 FOR UPDATE",
-        )
-        .bind(sha256(token).as_slice())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let (invitation, org, user, expires_at, used_at) =
-            row.ok_or(AccessError::InvitationInvalid)?;
-        if used_at.is_some() {
-            return Err(AccessError::InvitationUsed);
-        }
-        if expires_at <= Utc::now() {
-            return Err(AccessError::InvitationExpired);
-        }
-        let (org, user) = (OrgId(org), PartnerUserId(user));
+        let (invitation, org, user) = self.invitation(&mut tx, token, true).await?;
         let state = self.commands.state::<PartnerUser>(org, user).await?;
         let (Some((current, _)), Some(account)) = (state.invitation, state.account_id) else {
             return Err(AccessError::InvitationInvalid);
@@ -110,13 +99,43 @@ impl Access {
         .bind(&state.email)
         .bind(&password_hash)
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(|e| match e.as_database_error().and_then(|d| d.code()) {
+            Some(code) if code == "23505" => AccessError::EmailInUse,
+            _ => e.into(),
+        })?;
         sqlx::query("UPDATE invitations SET used_at = clock_timestamp() WHERE invitation_id = $1")
             .bind(invitation)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The unused, unexpired invitation a link token stands for (row-locked when `lock`).
+    async fn invitation(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        token: &str,
+        lock: bool,
+    ) -> Result<(Uuid, OrgId, PartnerUserId), AccessError> {
+        let lock = if lock { "FOR UPDATE" } else { "" };
+        let row: Option<InvitationRow> = sqlx::query_as(&format!(
+            "SELECT invitation_id, org_id, user_id, expires_at, used_at FROM invitations
+              WHERE token_sha256 = $1 {lock}"
+        ))
+        .bind(sha256(token).as_slice())
+        .fetch_optional(conn)
+        .await?;
+        let (invitation, org, user, expires_at, used_at) =
+            row.ok_or(AccessError::InvitationInvalid)?;
+        if used_at.is_some() {
+            return Err(AccessError::InvitationUsed);
+        }
+        if expires_at <= Utc::now() {
+            return Err(AccessError::InvitationExpired);
+        }
+        Ok((invitation, OrgId(org), PartnerUserId(user)))
     }
 
     /// Sign a partner user in with email and password: records `RecordSignIn` (refused when
@@ -139,7 +158,7 @@ impl Access {
         let stored = row
             .as_ref()
             .map_or(dummy_hash(), |(_, _, hash)| hash.clone());
-        let matches = verify_password(password, stored).await;
+        let matches = self.verify_password(password, stored).await;
         let Some((user, account, _)) = row.filter(|_| matches) else {
             return Err(AccessError::InvalidCredentials);
         };
@@ -168,36 +187,56 @@ impl Access {
     }
 }
 
-async fn hash_password(password: &str) -> Result<String, AccessError> {
-    if password.chars().count() < MIN_PASSWORD_LEN || password.len() > MAX_PASSWORD_LEN {
+fn check_length(password: &str) -> Result<(), AccessError> {
+    if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AccessError::PasswordTooShort);
     }
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
-        Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .expect("argon2 with default parameters hashes any bounded input")
-    })
-    .await
-    .map_err(|e| AccessError::App(crate::app::AppError::Store(Box::new(e))))
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(AccessError::PasswordTooLong);
+    }
+    Ok(())
 }
 
-async fn verify_password(password: &str, stored: String) -> bool {
-    if password.len() > MAX_PASSWORD_LEN {
-        return false;
-    }
-    let password = password.to_string();
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&stored).is_ok_and(|parsed| {
+impl Access {
+    async fn hash_password(&self, password: &str) -> Result<String, AccessError> {
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            let salt =
+                SaltString::encode_b64(&random_bytes::<16>()).expect("16 bytes is a valid salt");
             Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
+                .hash_password(password.as_bytes(), &salt)
+                .map(|hash| hash.to_string())
+                .expect("argon2 with default parameters hashes any bounded input")
         })
-    })
-    .await
-    .unwrap_or(false)
+        .await
+        .map_err(|e| AccessError::App(crate::app::AppError::Store(Box::new(e))))
+    }
+
+    async fn verify_password(&self, password: &str, stored: String) -> bool {
+        if password.len() > MAX_PASSWORD_LEN {
+            return false;
+        }
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .expect("the semaphore is never closed");
+        let password = password.to_string();
+        tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&stored).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false)
+    }
 }
 
 /// A hash of a random password, verified against when the email is unknown.

@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::Response;
 use leadroute_domain::ids::{
-    Actor, InternalUserId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId,
+    Actor, InternalUserId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId,
 };
 use leadroute_domain::lead::Lead;
 use leadroute_domain::org::Org;
@@ -32,17 +32,12 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or(ApiError::Unauthenticated(
-            "send an API key or session token as `Authorization: Bearer <token>`",
-        ))?;
+    let token = bearer(request.headers()).ok_or(ApiError::Unauthenticated(
+        "send an API key or session token as `Authorization: Bearer <token>`",
+    ))?;
     let principal = state
         .access
-        .authenticate(token.trim())
+        .authenticate(token)
         .await
         .map_err(|e| match e {
             AccessError::InvalidCredentials => {
@@ -52,6 +47,15 @@ pub async fn authenticate(
         })?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case).
+pub fn bearer(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 /// The authenticated caller of a request.
@@ -148,6 +152,20 @@ impl Caller {
             Err(ApiError::NotFound { .. }) => Err(missing_user(id)),
             other => other.map(|_| user),
         }
+    }
+
+    /// A queue in a channel manager's territory (one of its members is a partner user or
+    /// account they manage); admins reach every queue of the org.
+    pub async fn territory_queue(&self, state: &ApiState, id: QueueId) -> Result<(), ApiError> {
+        let (role, user) = self.internal(&[Role::Admin, Role::ChannelManager])?;
+        state.commands.state::<Queue>(self.org(), id).await?;
+        if role == Role::ChannelManager
+            && !queries::in_manager_territory(&state.pool, self.org(), user, &Owner::Queue(id))
+                .await?
+        {
+            return Err(ApiError::not_found("queue_not_found", "queue", id));
+        }
+        Ok(())
     }
 
     /// A lead the caller may see: any of the org for admins and integrations; unassigned

@@ -1,8 +1,10 @@
 //! `Idempotency-Key` on commands: the first request with a key runs and its final answer
 //! (2xx or 4xx) is stored; a repeat with the same key and the same request returns that
 //! answer and writes nothing; the same key with a different request, or while the first is
-//! still running, is refused. Keys are per caller. A 5xx answer is not stored, so the
-//! client may retry with the same key.
+//! still running, is refused. Keys are per caller. A 5xx answer or a lost
+//! optimistic-concurrency race is not stored, so the client may retry with the same key;
+//! a key whose first run was abandoned for a minute can be taken over. An answer carrying
+//! a secret (a new API key) is not stored: its repeat says `secret_shown_once`.
 
 use super::caller::Caller;
 use super::problem::ApiError;
@@ -48,7 +50,7 @@ pub async fn idempotent(
     let caller = Caller::from_request_parts(&mut parts, &state).await?;
     let body = to_bytes(body, MAX_BODY)
         .await
-        .map_err(|_| ApiError::invalid("body", "the body is larger than 1 MiB"))?;
+        .map_err(|_| ApiError::TooLarge)?;
     let mut hash = Context::new(&SHA256);
     for part in [
         parts.method.as_str().as_bytes(),
@@ -61,9 +63,15 @@ pub async fn idempotent(
     }
     let hash = hash.finish();
     let scope = (caller.org().0, caller.principal_id(), key);
+    // A first use claims the key; so does a repeat whose first run was abandoned (its
+    // process died) more than a minute ago.
     let claimed = sqlx::query(
         "INSERT INTO idempotency_keys (org_id, principal, key, request_sha256)
-         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (org_id, principal, key) DO UPDATE SET created_at = clock_timestamp()
+          WHERE idempotency_keys.status IS NULL
+            AND idempotency_keys.request_sha256 = excluded.request_sha256
+            AND idempotency_keys.created_at < clock_timestamp() - interval '60 seconds'",
     )
     .bind(scope.0)
     .bind(scope.1)
@@ -76,10 +84,50 @@ pub async fn idempotent(
     if !claimed {
         return replay(&state, &scope, hash.as_ref()).await;
     }
-    let response = next.run(Request::from_parts(parts, Body::from(body))).await;
+    // Run and record on a task of its own: a client that disconnects does not cancel the
+    // command half-way or leave the key claimed.
+    let request = Request::from_parts(parts, Body::from(body));
+    let task = tokio::spawn(async move {
+        let response = next.run(request).await;
+        record(&state, &scope, response).await
+    });
+    task.await
+        .map_err(|e| ApiError::App(crate::app::AppError::Store(Box::new(e))))?
+}
+
+/// Marks a response that carries a secret shown once (a new API key): its repeat answers
+/// `secret_shown_once` instead of the stored body, so no secret is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct ShownOnce;
+
+/// Store the final answer of a claimed key, or release the key when the answer is not
+/// final (5xx, or a conflict that a retry may win).
+async fn record(
+    state: &ApiState,
+    (org, principal, key): &(uuid::Uuid, uuid::Uuid, String),
+    response: Response,
+) -> Result<Response, ApiError> {
+    let shown_once = response.extensions().get::<ShownOnce>().is_some();
     let (parts, body) = response.into_parts();
     let body = to_bytes(body, MAX_BODY).await.unwrap_or_default();
-    let store = if parts.status.is_server_error() {
+    let retryable = parts.status.is_server_error()
+        || serde_json::from_slice::<serde_json::Value>(&body)
+            .is_ok_and(|v| v["code"] == "concurrent_modification");
+    let (status, stored) = if shown_once {
+        let problem = ApiError::Idempotency {
+            code: "secret_shown_once",
+            message: "the first request created a secret that is shown only once",
+        }
+        .into_response();
+        let status = problem.status();
+        let bytes = to_bytes(problem.into_body(), MAX_BODY)
+            .await
+            .unwrap_or_default();
+        (status, bytes)
+    } else {
+        (parts.status, body.clone())
+    };
+    let store = if retryable {
         sqlx::query(
             "DELETE FROM idempotency_keys WHERE org_id = $1 AND principal = $2 AND key = $3",
         )
@@ -90,11 +138,11 @@ pub async fn idempotent(
         )
     };
     store
-        .bind(scope.0)
-        .bind(scope.1)
-        .bind(&scope.2)
-        .bind(i16::try_from(parts.status.as_u16()).unwrap_or(500))
-        .bind(body.as_ref())
+        .bind(org)
+        .bind(principal)
+        .bind(key)
+        .bind(i16::try_from(status.as_u16()).unwrap_or(500))
+        .bind(stored.as_ref())
         .execute(&state.pool)
         .await?;
     Ok(Response::from_parts(parts, Body::from(body)))
@@ -132,12 +180,17 @@ async fn replay(
     } else {
         "application/problem+json"
     };
+    let empty = body.is_empty();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static(content_type),
-    );
+    if empty {
+        headers.remove(axum::http::header::CONTENT_TYPE);
+    } else {
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            HeaderValue::from_static(content_type),
+        );
+    }
     headers.insert(REPLAYED, HeaderValue::from_static("true"));
     Ok(response)
 }

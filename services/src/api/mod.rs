@@ -151,6 +151,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found("route_not_found", "route", "requested") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
         .layer(TraceLayer::new_for_http())
         .with_state(state);

@@ -36,6 +36,12 @@ pub enum ApiError {
     /// The caller's role may not do this.
     #[error("{0}")]
     Forbidden(&'static str),
+    /// The request body is larger than the API accepts.
+    #[error("the request body is larger than 1 MiB")]
+    TooLarge,
+    /// The route exists, but not with this method.
+    #[error("this route does not accept that method")]
+    MethodNotAllowed,
     /// Not found, or not visible to the caller (the same answer, so nothing leaks).
     #[error("{what} {id} not found")]
     NotFound {
@@ -105,6 +111,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::ProjectionBehind { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "projection_behind")
@@ -115,8 +123,12 @@ impl ApiError {
             ApiError::Access(e @ AccessError::InvalidCredentials) => {
                 (StatusCode::UNAUTHORIZED, e.code())
             }
-            ApiError::Access(e @ AccessError::PasswordTooShort) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, e.code())
+            ApiError::Access(
+                e @ (AccessError::PasswordTooShort | AccessError::PasswordTooLong),
+            ) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
+            ApiError::Access(e @ AccessError::EmailInUse) => (StatusCode::CONFLICT, e.code()),
+            ApiError::Access(e @ AccessError::InvitationInvalid) => {
+                (StatusCode::NOT_FOUND, e.code())
             }
             ApiError::Access(e @ AccessError::Store(_)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, e.code())
@@ -129,7 +141,9 @@ impl ApiError {
     fn field(&self) -> Option<String> {
         match self {
             ApiError::Validation { field, .. } => field.clone(),
-            ApiError::Access(AccessError::PasswordTooShort) => Some("body.password".into()),
+            ApiError::Access(AccessError::PasswordTooShort | AccessError::PasswordTooLong) => {
+                Some("body.password".into())
+            }
             _ => None,
         }
     }

@@ -31,7 +31,16 @@ impl ApiState {
         id: Uuid,
         committed: Committed,
     ) -> Result<Written, ApiError> {
-        let position = self.commands.position(&committed).await?;
+        // The command has committed: failing to look up its position must not turn the
+        // answer into an error a client would retry.
+        let position = self
+            .commands
+            .position(&committed)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "log position of a committed command unknown");
+                None
+            });
         Ok(Written {
             id,
             events: committed.events,

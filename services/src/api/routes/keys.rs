@@ -4,9 +4,11 @@
 use crate::access::{ApiKeyInfo, Role};
 use crate::api::caller::Caller;
 use crate::api::extract::{Json, Path};
+use crate::api::idempotency::ShownOnce;
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use leadroute_domain::ids::InternalUserId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -47,7 +49,7 @@ async fn create_key(
     State(state): State<ApiState>,
     caller: Caller,
     Json(body): Json<CreateKey>,
-) -> Result<(StatusCode, axum::Json<CreatedKey>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.internal(&[Role::Admin])?;
     if body.name.trim().is_empty() {
         return Err(ApiError::invalid("body.name", "must not be empty"));
@@ -59,7 +61,10 @@ async fn create_key(
         .access
         .create_api_key(caller.org(), body.name.trim(), body.role, user)
         .await?;
-    Ok((StatusCode::CREATED, axum::Json(CreatedKey { key, secret })))
+    let mut response =
+        (StatusCode::CREATED, axum::Json(CreatedKey { key, secret })).into_response();
+    response.extensions_mut().insert(ShownOnce);
+    Ok(response)
 }
 
 /// The org's API keys, without secrets (admin).

@@ -163,7 +163,7 @@ pub(crate) struct Reassign {
 }
 
 /// Reassign a lead by hand (admin; a channel manager for unassigned leads and leads of
-/// their territory, to their own partner users or to queues). Refused with `inactive`,
+/// their territory, to their own partner users or to queues of their territory). Refused with `inactive`,
 /// `never_signed_in`, `partner_account_not_active` or `already_owner`.
 #[utoipa::path(post, path = "/v1/leads/{id}/reassign", tag = "leads",
     params(("id" = Uuid, Path)), request_body = Reassign,
@@ -181,6 +181,9 @@ async fn reassign(
     match (role, to) {
         (Role::ChannelManager, Owner::PartnerUser(user)) => {
             caller.managed_user(&state, user).await?;
+        }
+        (Role::ChannelManager, Owner::Queue(queue)) => {
+            caller.territory_queue(&state, queue).await?;
         }
         (Role::ChannelManager, Owner::InternalUser(_)) => {
             return Err(ApiError::Forbidden(
@@ -204,7 +207,7 @@ pub(crate) struct Enqueue {
 }
 
 /// Put a lead into a partner queue, where its members may claim it (admin; a channel
-/// manager for leads they may reassign).
+/// manager for leads they may reassign, into queues of their territory).
 #[utoipa::path(post, path = "/v1/leads/{id}/enqueue", tag = "leads",
     params(("id" = Uuid, Path)), request_body = Enqueue, responses((status = 200, body = Written)))]
 async fn enqueue(
@@ -213,8 +216,13 @@ async fn enqueue(
     Path(id): Path<Uuid>,
     Json(body): Json<Enqueue>,
 ) -> Result<axum::Json<Written>, ApiError> {
-    caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    let (role, _) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
     caller.readable_lead(&state, LeadId(id)).await?;
+    if role == Role::ChannelManager {
+        caller
+            .territory_queue(&state, QueueId(body.queue_id))
+            .await?;
+    }
     let committed = state
         .commands
         .enqueue_lead(

@@ -7,7 +7,7 @@ use crate::api::extract::Json;
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use leadroute_domain::ids::Actor;
 use leadroute_domain::org::{Org, SharingReviewAck, VisibleFields};
 use leadroute_projections::projectors::LEADS;
@@ -59,10 +59,7 @@ async fn create_org(
     headers: HeaderMap,
     Json(body): Json<CreateOrg>,
 ) -> Result<(StatusCode, axum::Json<CreatedOrg>), ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let token = crate::api::caller::bearer(&headers);
     let expected = state
         .operator_token_sha256
         .as_deref()

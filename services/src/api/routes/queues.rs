@@ -8,7 +8,7 @@ use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
-use leadroute_domain::ids::{Owner, PartnerAccountId, PartnerUserId, QueueId};
+use leadroute_domain::ids::{PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
 use leadroute_projections::queries::{self, QueueRow, QueuedLead};
@@ -52,7 +52,8 @@ async fn create_queue(
     ))
 }
 
-/// The org's queues; for a partner user, the queues they are a member of.
+/// The org's queues; for a partner user, the queues they are a member of. Member lists are
+/// shown to admins only.
 #[utoipa::path(get, path = "/v1/queues", tag = "queues", params(MinPosition),
     responses((status = 200, body = Vec<QueueRow>)))]
 async fn list_queues(
@@ -60,17 +61,23 @@ async fn list_queues(
     caller: Caller,
     Query(min): Query<MinPosition>,
 ) -> Result<axum::Json<Vec<QueueRow>>, ApiError> {
-    let member = match caller.partner() {
-        Ok(me) => Some(me),
+    let (member, admin) = match caller.partner() {
+        Ok(me) => (Some(me), false),
         Err(_) => {
-            caller.internal(&[Role::Admin, Role::ChannelManager])?;
-            None
+            let (role, _) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+            (None, role == Role::Admin)
         }
     };
     state.caught_up(&[DIRECTORY], &min).await?;
-    Ok(axum::Json(
-        queries::queues(&state.pool, caller.org(), member).await?,
-    ))
+    let mut queues = queries::queues(&state.pool, caller.org(), member).await?;
+    if !admin {
+        // Members may belong to other partners or territories: only admins see them.
+        for queue in &mut queues {
+            queue.partner_users.clear();
+            queue.partner_accounts.clear();
+        }
+    }
+    Ok(axum::Json(queues))
 }
 
 /// Kind of queue member.
@@ -181,15 +188,7 @@ async fn queue_leads(
             return Err(ApiError::not_found("queue_not_found", "queue", id))
         }
         Ok(_) => {}
-        Err(_) => {
-            let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
-            let owner = Owner::Queue(id);
-            if role == Role::ChannelManager
-                && !queries::in_manager_territory(&state.pool, caller.org(), me, &owner).await?
-            {
-                return Err(ApiError::not_found("queue_not_found", "queue", id));
-            }
-        }
+        Err(_) => caller.territory_queue(&state, id).await?,
     }
     state.caught_up(&[LEADS], &min).await?;
     let filter = caller.visible_fields(&state).await?;

@@ -115,11 +115,12 @@ async fn deactivate_user(
 ) -> Result<axum::Json<Written>, ApiError> {
     let id = PartnerUserId(id);
     caller.managed_user(&state, id).await?;
+    // Sessions of an inactive user no longer authenticate; ending them first only tidies.
+    state.access.end_sessions(id).await?;
     let committed = state
         .commands
         .deactivate_partner_user(&caller.meta(), caller.org(), id)
         .await?;
-    state.access.end_sessions(id).await?;
     Ok(axum::Json(state.written(id.0, committed).await?))
 }
 
