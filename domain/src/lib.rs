@@ -11,8 +11,10 @@ pub mod lead;
 pub mod org;
 pub mod partner_account;
 pub mod partner_user;
+pub mod pool;
 pub mod queue;
 pub mod routing;
+pub mod rule_set;
 pub mod upcasters;
 
 #[cfg(test)]

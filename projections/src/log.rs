@@ -13,7 +13,9 @@ use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::org::OrgEvent;
 use leadroute_domain::partner_account::PartnerAccountEvent;
 use leadroute_domain::partner_user::PartnerUserEvent;
+use leadroute_domain::pool::PoolEvent;
 use leadroute_domain::queue::QueueEvent;
+use leadroute_domain::rule_set::RuleSetEvent;
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -73,6 +75,10 @@ pub enum AnyEvent {
     Queue(QueueEvent),
     /// Of a lead.
     Lead(LeadEvent),
+    /// Of a round-robin pool.
+    Pool(PoolEvent),
+    /// Of an org's rule set.
+    RuleSet(RuleSetEvent),
 }
 
 /// One event as read from the log.
@@ -225,7 +231,7 @@ fn decode_row(
 
 fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, String> {
     use cqrs_es::Aggregate;
-    use leadroute_domain::{lead, org, partner_account, partner_user, queue};
+    use leadroute_domain::{lead, org, partner_account, partner_user, pool, queue, rule_set};
     let decoded = match aggregate_type {
         org::Org::TYPE => serde_json::from_str(payload).map(AnyEvent::Org),
         partner_account::PartnerAccount::TYPE => {
@@ -234,6 +240,8 @@ fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, Strin
         partner_user::PartnerUser::TYPE => serde_json::from_str(payload).map(AnyEvent::PartnerUser),
         queue::Queue::TYPE => serde_json::from_str(payload).map(AnyEvent::Queue),
         lead::Lead::TYPE => serde_json::from_str(payload).map(AnyEvent::Lead),
+        pool::Pool::TYPE => serde_json::from_str(payload).map(AnyEvent::Pool),
+        rule_set::RuleSet::TYPE => serde_json::from_str(payload).map(AnyEvent::RuleSet),
         other => return Err(format!("unknown aggregate type {other}")),
     };
     decoded.map_err(|e| e.to_string())

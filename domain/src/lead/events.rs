@@ -2,8 +2,10 @@
 
 use super::LeadFields;
 use crate::ids::{Actor, LeadId, OrgId, Owner, UpstreamRef};
+use crate::routing::{Decision, NotRouted};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Why an owner changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -15,6 +17,10 @@ pub enum OwnerChangeCause {
     Enqueue,
     /// A queue member claimed the lead (`ClaimLead`).
     Claim,
+    /// By the assignment rules (or the default owner), on arrival or a watched update.
+    Rule,
+    /// By the assignment rules, on an explicit re-run.
+    Rerun,
 }
 
 impl OwnerChangeCause {
@@ -24,6 +30,8 @@ impl OwnerChangeCause {
             OwnerChangeCause::Manual => "manual",
             OwnerChangeCause::Enqueue => "enqueue",
             OwnerChangeCause::Claim => "claim",
+            OwnerChangeCause::Rule => "rule",
+            OwnerChangeCause::Rerun => "rerun",
         }
     }
 }
@@ -93,6 +101,37 @@ pub enum LeadEvent {
         /// The change (from the queue to the member).
         change: OwnerChange,
     },
+    /// The assignment rules gave the lead a new owner (a partner user or a queue).
+    LeadRouted {
+        /// What triggered the routing (an event or re-run id).
+        trigger: Uuid,
+        /// The change.
+        change: OwnerChange,
+        /// Send the assignment email.
+        notify: bool,
+        /// How it was decided.
+        decision: Decision,
+    },
+    /// The assignment rules kept the lead with its owner (`kept_existing_owner`).
+    LeadOwnerKept {
+        /// What triggered the routing.
+        trigger: Uuid,
+        /// How it was decided.
+        decision: Decision,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The assignment rules could not route the lead; it stays where it is.
+    LeadNotRouted {
+        /// What triggered the routing.
+        trigger: Uuid,
+        /// Why.
+        reason: NotRouted,
+        /// How it was decided.
+        decision: Decision,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 crate::domain_event!(LeadEvent, version "1.0", {
@@ -101,6 +140,9 @@ crate::domain_event!(LeadEvent, version "1.0", {
     LeadReassigned => "LeadReassigned",
     LeadEnqueued => "LeadEnqueued",
     LeadClaimed => "LeadClaimed",
+    LeadRouted => "LeadRouted",
+    LeadOwnerKept => "LeadOwnerKept",
+    LeadNotRouted => "LeadNotRouted",
 });
 
 impl LeadEvent {
@@ -109,8 +151,12 @@ impl LeadEvent {
         match self {
             LeadEvent::LeadReassigned { change, .. }
             | LeadEvent::LeadEnqueued { change }
-            | LeadEvent::LeadClaimed { change } => Some(change),
-            LeadEvent::LeadReceived { .. } | LeadEvent::LeadUpdated { .. } => None,
+            | LeadEvent::LeadClaimed { change }
+            | LeadEvent::LeadRouted { change, .. } => Some(change),
+            LeadEvent::LeadReceived { .. }
+            | LeadEvent::LeadUpdated { .. }
+            | LeadEvent::LeadOwnerKept { .. }
+            | LeadEvent::LeadNotRouted { .. } => None,
         }
     }
 }

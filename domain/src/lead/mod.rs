@@ -5,9 +5,11 @@
 use crate::decider::{ensure, Decider, Refusal};
 use crate::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use crate::partner_user::NotAssignable;
+use crate::routing::{Decision, NotRouted, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use uuid::Uuid;
 
 mod events;
 #[cfg(test)]
@@ -47,6 +49,8 @@ pub enum LeadCommand {
     },
     /// A member of the owning queue takes the lead.
     ClaimLead(ClaimLead),
+    /// Apply an automatic routing decision (the router's command).
+    RouteLead(RouteLead),
 }
 
 /// A lead created or updated upstream.
@@ -83,6 +87,39 @@ pub struct ClaimLead {
     pub claimant_assignable: Result<(), NotAssignable>,
     /// When.
     pub at: DateTime<Utc>,
+}
+
+/// An automatic routing decision to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteLead {
+    /// What triggered the routing (an event or re-run id); a repeat is a no-op.
+    pub trigger: Uuid,
+    /// The decision record.
+    pub decision: Decision,
+    /// What to do.
+    pub outcome: RouteOutcome,
+    /// Who decides (the router).
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What a routing decision does to the lead.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteOutcome {
+    /// Give it to a partner user or queue.
+    Assign {
+        /// The new owner.
+        to: Owner,
+        /// Send the assignment email.
+        notify: bool,
+        /// Looked up before the command: whether the owner may receive it.
+        target: Result<(), NotAssignable>,
+    },
+    /// Keep the current owner.
+    Keep,
+    /// Leave it where it is, for this reason.
+    Leave(NotRouted),
 }
 
 /// Why a lead command is refused.
@@ -142,6 +179,8 @@ pub struct Lead {
     pub last_change: Option<OwnerChange>,
     /// Upstream event ids already applied (duplicates are no-ops).
     pub seen_upstream_events: BTreeSet<String>,
+    /// Routing triggers already decided (a redelivered trigger is a no-op).
+    pub routed_triggers: BTreeSet<Uuid>,
 }
 
 impl Lead {
@@ -200,6 +239,47 @@ impl Lead {
             changed,
             actor,
             at,
+        }])
+    }
+
+    fn route(&self, command: RouteLead) -> Result<Vec<LeadEvent>, LeadError> {
+        let RouteLead {
+            trigger,
+            decision,
+            outcome,
+            actor,
+            at,
+        } = command;
+        if self.routed_triggers.contains(&trigger) {
+            return Ok(vec![]);
+        }
+        let cause = match decision.trigger {
+            Trigger::Rerun => OwnerChangeCause::Rerun,
+            Trigger::Received | Trigger::Updated => OwnerChangeCause::Rule,
+        };
+        let kept = LeadEvent::LeadOwnerKept {
+            trigger,
+            decision: decision.clone(),
+            at,
+        };
+        Ok(vec![match outcome {
+            RouteOutcome::Leave(reason) => LeadEvent::LeadNotRouted {
+                trigger,
+                reason,
+                decision,
+                at,
+            },
+            RouteOutcome::Keep => kept,
+            RouteOutcome::Assign { to, .. } if self.owner == Some(to) => kept,
+            RouteOutcome::Assign { to, notify, target } => {
+                target.map_err(LeadError::NotAssignable)?;
+                LeadEvent::LeadRouted {
+                    trigger,
+                    change: self.change(to, actor, cause, at),
+                    notify,
+                    decision,
+                }
+            }
         }])
     }
 
@@ -272,6 +352,7 @@ impl Decider for Lead {
             }
             LeadCommand::ClaimLead(claim) => self.claim(claim),
             LeadCommand::ReceiveLead(receive) => self.receive(receive),
+            LeadCommand::RouteLead(route) => self.route(route),
         }
     }
 
@@ -304,6 +385,16 @@ impl Decider for Lead {
             | LeadEvent::LeadClaimed { change } => {
                 self.owner = Some(change.to);
                 self.last_change = Some(change.clone());
+            }
+            LeadEvent::LeadRouted {
+                trigger, change, ..
+            } => {
+                self.owner = Some(change.to);
+                self.last_change = Some(change.clone());
+                self.routed_triggers.insert(*trigger);
+            }
+            LeadEvent::LeadOwnerKept { trigger, .. } | LeadEvent::LeadNotRouted { trigger, .. } => {
+                self.routed_triggers.insert(*trigger);
             }
         }
     }

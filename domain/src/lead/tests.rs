@@ -338,3 +338,119 @@ fn reassigns_to_a_queue() {
             notify: false,
         }]);
 }
+
+fn decision(trigger: crate::routing::Trigger) -> crate::routing::Decision {
+    crate::routing::Decision {
+        rule_set_version: 3,
+        matched_entry: Some(1),
+        default_owner: false,
+        owner_not_assignable: false,
+        candidates: vec![],
+        pool_before: None,
+        pool_after: None,
+        trigger,
+    }
+}
+
+fn route(trigger: u128, outcome: RouteOutcome) -> LeadCommand {
+    LeadCommand::RouteLead(RouteLead {
+        trigger: Uuid::from_u128(trigger),
+        decision: decision(crate::routing::Trigger::Received),
+        outcome,
+        actor: Actor::System("router".into()),
+        at: t0(),
+    })
+}
+
+fn assign(to: Owner) -> RouteOutcome {
+    RouteOutcome::Assign {
+        to,
+        notify: true,
+        target: Ok(()),
+    }
+}
+
+#[test]
+fn routing_records_the_owner_change_with_cause_rule_and_its_decision() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(route(9, assign(Owner::PartnerUser(user(1)))))
+        .then_expect_events(vec![LeadEvent::LeadRouted {
+            trigger: Uuid::from_u128(9),
+            change: OwnerChange {
+                from: None,
+                to: Owner::PartnerUser(user(1)),
+                actor: Actor::System("router".into()),
+                cause: OwnerChangeCause::Rule,
+                at: t0(),
+            },
+            notify: true,
+            decision: decision(crate::routing::Trigger::Received),
+        }]);
+}
+
+#[test]
+fn a_redelivered_routing_trigger_changes_nothing() {
+    let mut lead = Lead::default();
+    lead.evolve(&received());
+    for event in lead
+        .decide(route(9, assign(Owner::Queue(queue()))))
+        .unwrap()
+    {
+        lead.evolve(&event);
+    }
+    assert_eq!(
+        lead.decide(route(9, assign(Owner::PartnerUser(user(2))))),
+        Ok(vec![])
+    );
+    assert_eq!(lead.owner, Some(Owner::Queue(queue())));
+}
+
+#[test]
+fn routing_to_the_current_owner_or_keeping_it_records_kept_existing_owner() {
+    let mut lead = Lead::default();
+    lead.evolve(&received());
+    for event in lead
+        .decide(route(1, assign(Owner::Queue(queue()))))
+        .unwrap()
+    {
+        lead.evolve(&event);
+    }
+    for outcome in [assign(Owner::Queue(queue())), RouteOutcome::Keep] {
+        let events = lead.decide(route(2, outcome)).unwrap();
+        assert!(
+            matches!(events.as_slice(), [LeadEvent::LeadOwnerKept { .. }]),
+            "{events:?}"
+        );
+    }
+}
+
+#[test]
+fn routing_refuses_an_owner_who_may_not_receive_leads_and_records_unrouted_reasons() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(route(
+            1,
+            RouteOutcome::Assign {
+                to: Owner::PartnerUser(user(1)),
+                notify: false,
+                target: Err(NotAssignable::NeverSignedIn),
+            },
+        ))
+        .then_expect_error(LeadError::NotAssignable(NotAssignable::NeverSignedIn));
+    let mut lead = Lead::default();
+    lead.evolve(&received());
+    let events = lead
+        .decide(route(
+            1,
+            RouteOutcome::Leave(crate::routing::NotRouted::NoRuleMatched),
+        ))
+        .unwrap();
+    assert!(matches!(
+        events.as_slice(),
+        [LeadEvent::LeadNotRouted {
+            reason: crate::routing::NotRouted::NoRuleMatched,
+            ..
+        }]
+    ));
+}

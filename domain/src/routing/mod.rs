@@ -160,8 +160,20 @@ pub struct Decision {
     pub pool_before: Option<Vec<Slot>>,
     /// The pool's rotation after the pick (pools only).
     pub pool_after: Option<Vec<Slot>>,
-    /// What triggered it: `received`, `updated`, `rerun`.
-    pub trigger: String,
+    /// What triggered it.
+    pub trigger: Trigger,
+}
+
+/// What makes the router evaluate the rules for a lead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// The lead arrived.
+    Received,
+    /// A watched field changed.
+    Updated,
+    /// An explicit re-run.
+    Rerun,
 }
 
 #[cfg(test)]

@@ -13,8 +13,10 @@
 use crate::ids::{PartnerUserId, QueueId};
 use serde::{Deserialize, Serialize};
 
-/// One unit of work in virtual time: divisible by every weight up to 16, times 2^20.
-const TURN: u128 = 720_720 << 20;
+/// One unit of work in virtual time: divisible by every weight up to 16, times 2^10.
+const TURN: u64 = 720_720 << 10;
+/// When virtual time passes this, every value is shifted down (order is kept).
+const REBASE_ABOVE: u64 = 1 << 62;
 
 /// A pool member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -34,14 +36,14 @@ pub struct Slot {
     /// Its weight (≥ 1).
     pub weight: u32,
     /// Virtual time at which its next turn starts.
-    pub pass: u128,
+    pub pass: u64,
     /// Eligible at the last pick (a member who was not is levelled up when it returns).
     pub active: bool,
 }
 
 impl Slot {
-    fn stride(&self) -> u128 {
-        TURN / u128::from(self.weight.max(1))
+    fn stride(&self) -> u64 {
+        TURN / u64::from(self.weight.max(1))
     }
 }
 
@@ -53,13 +55,25 @@ pub struct Rotation {
     pub slots: Vec<Slot>,
     /// Virtual time: members whose turn started at or before it may be picked; a member
     /// returning from a pause, or joining, starts no earlier.
-    pub now: u128,
+    pub now: u64,
 }
 
 impl Rotation {
     /// Whether `member` is in the pool.
     pub fn contains(&self, member: Member) -> bool {
         self.slots.iter().any(|s| s.member == member)
+    }
+
+    /// Shift virtual time down once it grows large, keeping every difference.
+    fn rebase(&mut self) {
+        if self.now <= REBASE_ABOVE {
+            return;
+        }
+        let base = self.slots.iter().map(|s| s.pass).fold(self.now, u64::min);
+        self.now -= base;
+        for slot in &mut self.slots {
+            slot.pass -= base;
+        }
     }
 
     /// Add a member with `weight` at the end, level with the member due now.
@@ -83,8 +97,8 @@ impl Rotation {
     /// after that turn; `None` when nobody is eligible (the rotation does not move).
     pub fn pick(&self, eligible: impl Fn(Member) -> bool) -> Option<(Member, Rotation)> {
         let mut next = self.clone();
-        let mut total_weight = 0u128;
-        let mut earliest: Option<u128> = None;
+        let mut total_weight = 0u64;
+        let mut earliest: Option<u64> = None;
         for slot in next.slots.iter_mut() {
             let is_eligible = eligible(slot.member);
             if is_eligible && !slot.active {
@@ -92,7 +106,7 @@ impl Rotation {
             }
             slot.active = is_eligible;
             if is_eligible {
-                total_weight += u128::from(slot.weight.max(1));
+                total_weight += u64::from(slot.weight.max(1));
                 earliest = Some(earliest.map_or(slot.pass, |e| e.min(slot.pass)));
             }
         }
@@ -108,7 +122,9 @@ impl Rotation {
         next.now = now + TURN.div_ceil(total_weight);
         let slot = &mut next.slots[best];
         slot.pass += slot.stride();
-        Some((slot.member, next))
+        let member = slot.member;
+        next.rebase();
+        Some((member, next))
     }
 }
 

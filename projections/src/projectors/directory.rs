@@ -40,7 +40,8 @@ impl Projector for DirectoryProjector {
                 AnyEvent::PartnerAccount(e) => account(conn, id, e).await?,
                 AnyEvent::PartnerUser(e) => user(conn, id, e).await?,
                 AnyEvent::Queue(e) => queue(conn, id, e).await?,
-                AnyEvent::Org(_) | AnyEvent::Lead(_) => {}
+                AnyEvent::Org(_) | AnyEvent::Lead(_) | AnyEvent::Pool(_) | AnyEvent::RuleSet(_) => {
+                }
             }
         }
         Ok(())

@@ -86,9 +86,12 @@ impl LeadRow {
                 }
                 self.updated_at = *at;
             }
-            LeadEvent::LeadReassigned { change, .. } | LeadEvent::LeadEnqueued { change } => {
+            LeadEvent::LeadReassigned { change, .. }
+            | LeadEvent::LeadEnqueued { change }
+            | LeadEvent::LeadRouted { change, .. } => {
                 self.set_owner(&change.to, change.at, owner_status(&change.to));
             }
+            LeadEvent::LeadOwnerKept { .. } | LeadEvent::LeadNotRouted { .. } => {}
             LeadEvent::LeadClaimed { change } => {
                 self.set_owner(&change.to, change.at, status::ACCEPTED)
             }
@@ -130,9 +133,12 @@ impl Patch {
                 fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.updated_at = Some(*at);
             }
-            LeadEvent::LeadReassigned { change, .. } | LeadEvent::LeadEnqueued { change } => {
+            LeadEvent::LeadReassigned { change, .. }
+            | LeadEvent::LeadEnqueued { change }
+            | LeadEvent::LeadRouted { change, .. } => {
                 self.set_owner(&change.to, change.at, owner_status(&change.to));
             }
+            LeadEvent::LeadOwnerKept { .. } | LeadEvent::LeadNotRouted { .. } => {}
             LeadEvent::LeadClaimed { change } => {
                 self.set_owner(&change.to, change.at, status::ACCEPTED)
             }

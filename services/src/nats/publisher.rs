@@ -38,6 +38,8 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::PartnerUser(e) => serde_json::to_value(e),
         AnyEvent::Queue(e) => serde_json::to_value(e),
         AnyEvent::Lead(e) => serde_json::to_value(e),
+        AnyEvent::Pool(e) => serde_json::to_value(e),
+        AnyEvent::RuleSet(e) => serde_json::to_value(e),
     };
     json!({
         "event_id": event.event_id,

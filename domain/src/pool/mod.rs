@@ -1,0 +1,331 @@
+//! The Pool aggregate: a round-robin pool of partner users and queues, with integer
+//! weights and an optional cap of open leads per member, and its rotation. Every pick is
+//! an event, so any number of routers share one fair rotation through optimistic
+//! concurrency; a repeated pick for the same trigger returns the first answer and moves
+//! nothing. Pure: no I/O, no clock; candidates' verdicts arrive in the command.
+
+use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::ids::{Actor, LeadId, OrgId, PoolId};
+use crate::routing::rotation::{Member, Rotation, Slot};
+use crate::routing::{Candidate, NotRouted, Verdict};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use uuid::Uuid;
+
+#[cfg(test)]
+mod tests;
+
+/// Picks remembered for answering a repeated trigger (redeliveries come soon after).
+const REMEMBERED_PICKS: usize = 4096;
+
+/// Commands on a pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolCommand {
+    /// Create the pool.
+    CreatePool {
+        /// Its id.
+        pool_id: PoolId,
+        /// Its org.
+        org_id: OrgId,
+        /// Display name.
+        name: String,
+        /// Most open leads a member may hold for new automatic assignments.
+        cap: Option<u32>,
+        /// Who creates it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Add a member (weight 1 when not given; 0 is refused).
+    AddPoolMember {
+        /// The member.
+        member: Member,
+        /// Its weight.
+        weight: Option<u32>,
+        /// Who adds it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Remove a member; the others keep their places.
+    RemovePoolMember {
+        /// The member.
+        member: Member,
+        /// Who removes it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Give the next lead to the member whose turn it is among the assignable ones.
+    PickMember {
+        /// The lead.
+        lead_id: LeadId,
+        /// What triggered the routing (an event or re-run id): a repeat is answered alike.
+        trigger: Uuid,
+        /// Looked up before the command: each member's verdict.
+        candidates: Vec<Candidate>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Events of a pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum PoolEvent {
+    /// The pool exists.
+    PoolCreated {
+        /// Its id.
+        pool_id: PoolId,
+        /// Its org.
+        org_id: OrgId,
+        /// Display name.
+        name: String,
+        /// Cap of open leads per member.
+        cap: Option<u32>,
+        /// Who created it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member joined.
+    PoolMemberAdded {
+        /// The member.
+        member: Member,
+        /// Its weight.
+        weight: u32,
+        /// Who added it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member left.
+    PoolMemberRemoved {
+        /// The member.
+        member: Member,
+        /// Who removed it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// A member got the next lead.
+    PoolMemberPicked {
+        /// The lead.
+        lead_id: LeadId,
+        /// What triggered it.
+        trigger: Uuid,
+        /// Who got it.
+        member: Member,
+        /// The rotation after the pick.
+        rotation: Rotation,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+crate::domain_event!(PoolEvent, version "1.0", {
+    PoolCreated => "PoolCreated",
+    PoolMemberAdded => "PoolMemberAdded",
+    PoolMemberRemoved => "PoolMemberRemoved",
+    PoolMemberPicked => "PoolMemberPicked",
+});
+
+/// Why a pool command is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    /// The pool already exists.
+    #[error("the pool already exists")]
+    PoolAlreadyExists,
+    /// The pool does not exist.
+    #[error("the pool does not exist")]
+    PoolNotFound,
+    /// A name is required.
+    #[error("the pool name must not be empty")]
+    NameRequired,
+    /// Weights are integers of at least 1.
+    #[error("a member's weight must be at least 1")]
+    InvalidWeight,
+    /// A cap of 0 would block every member.
+    #[error("a cap must be at least 1")]
+    InvalidCap,
+    /// Already a member.
+    #[error("already a member of the pool")]
+    AlreadyMember,
+    /// Not a member.
+    #[error("not a member of the pool")]
+    NotAMember,
+    /// Nobody may take the lead now.
+    #[error("no member of the pool may take the lead: {}", .0.code())]
+    NoEligibleMember(NotRouted),
+}
+
+impl Refusal for PoolError {
+    fn code(&self) -> &'static str {
+        match self {
+            PoolError::PoolAlreadyExists => "pool_already_exists",
+            PoolError::PoolNotFound => "pool_not_found",
+            PoolError::NameRequired => "name_required",
+            PoolError::InvalidWeight => "invalid_weight",
+            PoolError::InvalidCap => "invalid_cap",
+            PoolError::AlreadyMember => "already_member",
+            PoolError::NotAMember => "not_a_member",
+            PoolError::NoEligibleMember(reason) => reason.code(),
+        }
+    }
+}
+
+/// State of a pool.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Pool {
+    /// Set once created.
+    pub id: Option<PoolId>,
+    /// Its org.
+    pub org_id: Option<OrgId>,
+    /// Display name.
+    pub name: String,
+    /// Cap of open leads per member.
+    pub cap: Option<u32>,
+    /// Members and their places.
+    pub rotation: Rotation,
+    /// Recent picks by trigger, oldest first (bounded).
+    pub recent_picks: VecDeque<(Uuid, Member)>,
+}
+
+impl Pool {
+    /// The member a trigger already picked, if it is still remembered.
+    pub fn picked_for(&self, trigger: Uuid) -> Option<Member> {
+        self.recent_picks
+            .iter()
+            .find(|(t, _)| *t == trigger)
+            .map(|(_, m)| *m)
+    }
+
+    /// The rotation's slots (the decision record's "pool state").
+    pub fn slots(&self) -> &[Slot] {
+        &self.rotation.slots
+    }
+
+    fn pick(
+        &self,
+        lead_id: LeadId,
+        trigger: Uuid,
+        candidates: &[Candidate],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<PoolEvent>, PoolError> {
+        if self.picked_for(trigger).is_some() {
+            return Ok(vec![]);
+        }
+        let assignable = |member: Member| {
+            candidates
+                .iter()
+                .any(|c| c.member == member && c.verdict == Verdict::Assignable)
+        };
+        let (member, rotation) = self
+            .rotation
+            .pick(assignable)
+            .ok_or_else(|| PoolError::NoEligibleMember(NotRouted::for_candidates(candidates)))?;
+        Ok(vec![PoolEvent::PoolMemberPicked {
+            lead_id,
+            trigger,
+            member,
+            rotation,
+            at,
+        }])
+    }
+}
+
+impl Decider for Pool {
+    type Command = PoolCommand;
+    type Event = PoolEvent;
+    type Error = PoolError;
+
+    fn decide(&self, command: PoolCommand) -> Result<Vec<PoolEvent>, PoolError> {
+        ensure(
+            self.id.is_some() || matches!(command, PoolCommand::CreatePool { .. }),
+            PoolError::PoolNotFound,
+        )?;
+        match command {
+            PoolCommand::CreatePool {
+                pool_id,
+                org_id,
+                name,
+                cap,
+                actor,
+                at,
+            } => {
+                ensure(self.id.is_none(), PoolError::PoolAlreadyExists)?;
+                let name = required_name(&name).ok_or(PoolError::NameRequired)?;
+                ensure(cap != Some(0), PoolError::InvalidCap)?;
+                Ok(vec![PoolEvent::PoolCreated {
+                    pool_id,
+                    org_id,
+                    name,
+                    cap,
+                    actor,
+                    at,
+                }])
+            }
+            PoolCommand::AddPoolMember {
+                member,
+                weight,
+                actor,
+                at,
+            } => {
+                let weight = weight.unwrap_or(1);
+                ensure(weight >= 1, PoolError::InvalidWeight)?;
+                ensure(!self.rotation.contains(member), PoolError::AlreadyMember)?;
+                Ok(vec![PoolEvent::PoolMemberAdded {
+                    member,
+                    weight,
+                    actor,
+                    at,
+                }])
+            }
+            PoolCommand::RemovePoolMember { member, actor, at } => {
+                ensure(self.rotation.contains(member), PoolError::NotAMember)?;
+                Ok(vec![PoolEvent::PoolMemberRemoved { member, actor, at }])
+            }
+            PoolCommand::PickMember {
+                lead_id,
+                trigger,
+                candidates,
+                at,
+            } => self.pick(lead_id, trigger, &candidates, at),
+        }
+    }
+
+    fn evolve(&mut self, event: &PoolEvent) {
+        match event {
+            PoolEvent::PoolCreated {
+                pool_id,
+                org_id,
+                name,
+                cap,
+                ..
+            } => {
+                self.id = Some(*pool_id);
+                self.org_id = Some(*org_id);
+                self.name = name.clone();
+                self.cap = *cap;
+            }
+            PoolEvent::PoolMemberAdded { member, weight, .. } => {
+                self.rotation.add(*member, *weight);
+            }
+            PoolEvent::PoolMemberRemoved { member, .. } => self.rotation.remove(*member),
+            PoolEvent::PoolMemberPicked {
+                trigger,
+                member,
+                rotation,
+                ..
+            } => {
+                self.rotation = rotation.clone();
+                self.recent_picks.push_back((*trigger, *member));
+                if self.recent_picks.len() > REMEMBERED_PICKS {
+                    self.recent_picks.pop_front();
+                }
+            }
+        }
+    }
+}
+
+crate::cqrs_aggregate!(Pool, "Pool");

@@ -1,0 +1,130 @@
+//! Given/when/then tests of the Pool aggregate, one per rule.
+
+use super::*;
+use crate::ids::PartnerUserId;
+use crate::test_support::{admin, t0};
+use cqrs_es::test::TestFramework;
+
+type PoolTest = TestFramework<Pool>;
+
+fn created(cap: Option<u32>) -> PoolEvent {
+    PoolEvent::PoolCreated {
+        pool_id: PoolId(Uuid::from_u128(1)),
+        org_id: OrgId(Uuid::from_u128(2)),
+        name: "EMEA round-robin".into(),
+        cap,
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+fn user(n: u128) -> Member {
+    Member::PartnerUser(PartnerUserId(Uuid::from_u128(10 + n)))
+}
+
+fn added(n: u128, weight: u32) -> PoolEvent {
+    PoolEvent::PoolMemberAdded {
+        member: user(n),
+        weight,
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+fn pick(trigger: u128, verdicts: &[(u128, Verdict)]) -> PoolCommand {
+    PoolCommand::PickMember {
+        lead_id: LeadId(Uuid::from_u128(100 + trigger)),
+        trigger: Uuid::from_u128(trigger),
+        candidates: verdicts
+            .iter()
+            .map(|(n, verdict)| Candidate {
+                member: user(*n),
+                verdict: *verdict,
+            })
+            .collect(),
+        at: t0(),
+    }
+}
+
+fn picked(events: &[PoolEvent]) -> Member {
+    match events {
+        [PoolEvent::PoolMemberPicked { member, .. }] => *member,
+        other => panic!("expected one pick, got {other:?}"),
+    }
+}
+
+fn state(events: &[PoolEvent]) -> Pool {
+    let mut pool = Pool::default();
+    for event in events {
+        pool.evolve(event);
+    }
+    pool
+}
+
+#[test]
+fn a_weight_of_zero_is_refused_and_no_weight_means_one() {
+    PoolTest::with(())
+        .given(vec![created(None)])
+        .when(PoolCommand::AddPoolMember {
+            member: user(1),
+            weight: Some(0),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(PoolError::InvalidWeight);
+    PoolTest::with(())
+        .given(vec![created(None)])
+        .when(PoolCommand::AddPoolMember {
+            member: user(1),
+            weight: None,
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![added(1, 1)]);
+}
+
+#[test]
+fn a_pick_skips_members_that_may_not_take_the_lead() {
+    let pool = state(&[created(None), added(1, 1), added(2, 1)]);
+    let events = pool
+        .decide(pick(1, &[(1, Verdict::Paused), (2, Verdict::Assignable)]))
+        .unwrap();
+    assert_eq!(picked(&events), user(2));
+}
+
+#[test]
+fn a_repeated_trigger_moves_nothing_and_keeps_its_first_answer() {
+    let mut pool = state(&[created(None), added(1, 1), added(2, 1)]);
+    let all = [(1, Verdict::Assignable), (2, Verdict::Assignable)];
+    let events = pool.decide(pick(7, &all)).unwrap();
+    pool.evolve(&events[0]);
+    assert_eq!(pool.decide(pick(7, &all)).unwrap(), vec![]);
+    assert_eq!(pool.picked_for(Uuid::from_u128(7)), Some(user(1)));
+}
+
+#[test]
+fn nobody_assignable_is_refused_with_the_reason() {
+    let pool = state(&[created(Some(3)), added(1, 1), added(2, 1)]);
+    let capped = pool.decide(pick(1, &[(1, Verdict::AtCapacity), (2, Verdict::Inactive)]));
+    assert_eq!(capped.unwrap_err().code(), "all_at_capacity");
+    let nobody = pool.decide(pick(
+        1,
+        &[(1, Verdict::NeverSignedIn), (2, Verdict::Paused)],
+    ));
+    assert_eq!(nobody.unwrap_err().code(), "no_assignable_member");
+}
+
+#[test]
+fn a_cap_of_zero_is_refused() {
+    PoolTest::with(())
+        .given_no_previous_events()
+        .when(PoolCommand::CreatePool {
+            pool_id: PoolId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            name: "p".into(),
+            cap: Some(0),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(PoolError::InvalidCap);
+}
