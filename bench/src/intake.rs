@@ -6,7 +6,7 @@ use super::say;
 use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_services::app::{CommandMeta, Commands};
 use leadroute_services::nats::Names;
-use leadroute_services::read_side::IntakeWorkers;
+use leadroute_services::read_side::ConsumerWorkers;
 use leadroute_tests::{TestDb, TestNats};
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
@@ -31,7 +31,7 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
         let nats = TestNats::new().await;
         let names = Names::new(&nats.prefix, &nats.crm_prefix())?;
         // Streams and consumer first, then a backlog, then the timed drain.
-        IntakeWorkers::spawn(&db.pool, &nats.url, names.clone(), 1)
+        ConsumerWorkers::intake(&db.pool, &nats.url, names.clone(), 1)
             .await?
             .stop()
             .await;
@@ -50,7 +50,7 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
             .await?
             .await?;
         let started = Instant::now();
-        let running = IntakeWorkers::spawn(&db.pool, &nats.url, names.clone(), workers).await?;
+        let running = ConsumerWorkers::intake(&db.pool, &nats.url, names.clone(), workers).await?;
         let stream = nats.js.get_stream(names.crm_stream()).await?;
         loop {
             let info = stream.consumer_info(names.intake_consumer()).await?;

@@ -454,3 +454,54 @@ pub async fn lead_field_names(pool: &PgPool, org: OrgId) -> Result<Vec<String>, 
     .fetch_all(pool)
     .await
 }
+
+/// What routing needs to know about a partner user, from the directory.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct MemberFacts {
+    /// The user.
+    pub user_id: Uuid,
+    /// Active as a partner user.
+    pub active: bool,
+    /// Signed in at least once.
+    pub signed_in_once: bool,
+    /// Auto-assignment paused.
+    pub paused: bool,
+    /// Their account is an active partner.
+    pub account_active: bool,
+}
+
+/// Directory facts of the partner users `users` of `org` (missing users are left out).
+pub async fn member_facts(
+    pool: &PgPool,
+    org: OrgId,
+    users: &[Uuid],
+) -> Result<Vec<MemberFacts>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT u.user_id, u.active, u.signed_in_once, u.paused, a.active AS account_active
+           FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
+          WHERE u.org_id = $1 AND u.user_id = ANY($2)",
+    )
+    .bind(org.0)
+    .bind(users)
+    .fetch_all(pool)
+    .await
+}
+
+/// Open leads (to accept, accepted, queued) held by each of `owners` in `org`; owners
+/// holding none are left out.
+pub async fn open_leads(
+    pool: &PgPool,
+    org: OrgId,
+    owners: &[Uuid],
+) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT owner_id, count(*) FROM rm_leads
+          WHERE owner_id = ANY($2) AND org_id = $1 AND status = ANY($3)
+          GROUP BY owner_id",
+    )
+    .bind(org.0)
+    .bind(owners)
+    .bind([status::TO_ACCEPT, status::ACCEPTED, status::QUEUED])
+    .fetch_all(pool)
+    .await
+}

@@ -14,5 +14,6 @@ pub mod demo;
 pub mod embedded;
 pub mod nats;
 pub mod read_side;
+pub mod routing;
 pub mod telemetry;
 pub mod up;

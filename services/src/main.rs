@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Intake(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
             let pool = connect(&args.database).await?;
-            let workers = read_side::IntakeWorkers::spawn(
+            let workers = read_side::ConsumerWorkers::intake(
                 &pool,
                 &args.nats.nats_url,
                 args.nats.names()?,

@@ -67,32 +67,49 @@ pub async fn publisher(url: &str, names: nats::Names) -> anyhow::Result<Arc<dyn 
     Ok(Arc::new(nats::publisher::Publisher::new(js, names)))
 }
 
-/// Intake workers and the switch that stops them.
-pub struct IntakeWorkers {
+/// Consumer workers (intake or router) and the switch that stops them.
+pub struct ConsumerWorkers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl IntakeWorkers {
+impl ConsumerWorkers {
     /// Start `workers` intake workers on the NATS server at `url` under `names`.
-    pub async fn spawn(
+    pub async fn intake(
         pool: &PgPool,
         url: &str,
         names: nats::Names,
         workers: usize,
-    ) -> anyhow::Result<IntakeWorkers> {
-        let intake =
-            nats::intake::Intake::new(pool.clone(), nats::connect(url).await?, names).await?;
+    ) -> anyhow::Result<ConsumerWorkers> {
+        let worker =
+            nats::intake::Intake::worker(pool.clone(), nats::connect(url).await?, names).await?;
+        Ok(Self::spawn(worker, workers))
+    }
+
+    /// Start `workers` router workers on the NATS server at `url` under `names`.
+    pub async fn router(
+        pool: &PgPool,
+        url: &str,
+        names: nats::Names,
+        workers: usize,
+    ) -> anyhow::Result<ConsumerWorkers> {
+        let worker =
+            crate::routing::RouterConsumer::worker(pool.clone(), nats::connect(url).await?, names)
+                .await?;
+        Ok(Self::spawn(worker, workers))
+    }
+
+    fn spawn<H: nats::worker::Handler>(worker: nats::worker::Worker<H>, workers: usize) -> Self {
         let (stop, _) = watch::channel(false);
         let tasks = (0..workers.max(1))
             .map(|_| {
-                let (intake, mut stopped) = (intake.clone(), stop.subscribe());
-                tokio::spawn(intake.run_worker(async move {
+                let (worker, mut stopped) = (worker.clone(), stop.subscribe());
+                tokio::spawn(worker.run(async move {
                     let _ = stopped.wait_for(|stop| *stop).await;
                 }))
             })
             .collect();
-        Ok(IntakeWorkers { stop, tasks })
+        ConsumerWorkers { stop, tasks }
     }
 
     /// Stop after the messages in hand and wait.

@@ -33,7 +33,7 @@ pub struct Up {
     /// The publisher relaying events to NATS.
     publisher: ProjectorTasks,
     /// The intake receiving upstream lead events from NATS.
-    intake: read_side::IntakeWorkers,
+    intake: read_side::ConsumerWorkers,
     /// The HTTP API, bound; served by `run_until_stopped`.
     api: Api,
     /// Demo credentials to print once the API listens (`--demo`).
@@ -61,7 +61,7 @@ impl Up {
                         return Err(e);
                     }
                 };
-                let intake = match read_side::IntakeWorkers::spawn(
+                let intake = match read_side::ConsumerWorkers::intake(
                     &pool,
                     &infra.nats_url,
                     nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,

@@ -61,10 +61,7 @@ impl AppError {
 impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
     fn from(error: AggregateError<E>) -> Self {
         match error {
-            AggregateError::UserError(refusal) => AppError::Refused {
-                code: refusal.code(),
-                message: refusal.to_string(),
-            },
+            AggregateError::UserError(refusal) => refused(refusal),
             // One lost race; `commit` names the aggregate and `retry` counts the attempts.
             AggregateError::AggregateConflict => AppError::Conflict {
                 aggregate: "aggregate",
@@ -74,5 +71,13 @@ impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
             | AggregateError::DeserializationError(e)
             | AggregateError::UnexpectedError(e) => AppError::Store(e),
         }
+    }
+}
+
+/// A domain refusal as an application error.
+pub(crate) fn refused(refusal: impl Refusal) -> AppError {
+    AppError::Refused {
+        code: refusal.code(),
+        message: refusal.to_string(),
     }
 }

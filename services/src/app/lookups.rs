@@ -9,7 +9,9 @@ use leadroute_domain::lead::Lead;
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::{NotAssignable, PartnerUser};
+use leadroute_domain::pool::Pool;
 use leadroute_domain::queue::Queue;
+use leadroute_domain::rule_set::RuleSet;
 use leadroute_domain::Refusal;
 
 /// An aggregate that belongs to one org once it exists.
@@ -52,6 +54,22 @@ impl InOrg for PartnerUser {
 impl InOrg for Queue {
     const WHAT: &'static str = "queue";
     const NOT_FOUND: &'static str = "queue_not_found";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for Pool {
+    const WHAT: &'static str = "pool";
+    const NOT_FOUND: &'static str = "pool_not_found";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for RuleSet {
+    const WHAT: &'static str = "rule_set";
+    const NOT_FOUND: &'static str = "rule_set_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }
@@ -124,7 +142,7 @@ impl Commands {
     }
 
     /// A partner user of `org` and whether it may receive a lead now.
-    pub(crate) async fn partner_user_assignability(
+    pub async fn partner_user_assignability(
         &self,
         org: OrgId,
         user: PartnerUserId,

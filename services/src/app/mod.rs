@@ -12,11 +12,13 @@ mod lookups;
 mod org;
 mod partners;
 mod queues;
+mod routing;
 
 pub use error::AppError;
 pub use leads::NewLead;
 pub use lookups::InOrg;
 pub use partners::{NewContact, NewPartnerAccount};
+pub use routing::Picked;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::PersistedEventStore;
@@ -171,10 +173,7 @@ impl Commands {
             .aggregate
             .handle(command, &(), &sink)
             .await
-            .map_err(|refusal| AppError::Refused {
-                code: refusal.code(),
-                message: refusal.to_string(),
-            })?;
+            .map_err(error::refused)?;
         let events = sink.collect().await;
         let aggregate_id = loaded.aggregate_id.clone();
         let before = loaded.current_sequence;

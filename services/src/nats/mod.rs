@@ -8,6 +8,7 @@
 pub mod intake;
 pub mod lead_event;
 pub mod publisher;
+pub mod worker;
 
 use async_nats::jetstream::{self, stream};
 use std::time::Duration;
@@ -102,6 +103,16 @@ impl Names {
     /// The first token of upstream CRM subjects.
     pub fn crm_prefix(&self) -> &str {
         &self.crm_prefix
+    }
+
+    /// The lead events of every org: `<prefix>.*.events.Lead.>`.
+    pub fn lead_events_subjects(&self) -> String {
+        format!("{}.*.events.Lead.>", self.prefix)
+    }
+
+    /// The durable consumer the router workers share.
+    pub fn router_consumer(&self) -> String {
+        format!("{}_ROUTER", self.stream_prefix())
     }
 
     /// The durable consumer the intake workers share.

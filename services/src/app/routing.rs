@@ -1,0 +1,220 @@
+//! Routing commands: publish a rule set (its targets looked up first), create pools and
+//! manage their members, pick a pool member for a lead, and apply a routing decision to a
+//! lead. The decisions themselves are made by `crate::routing` from the pure policy.
+
+use super::{AppError, CommandMeta, Commands, Committed};
+use leadroute_domain::ids::LeadId;
+use leadroute_domain::ids::{OrgId, PoolId};
+use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
+use leadroute_domain::org::Org;
+use leadroute_domain::partner_user::PartnerUser;
+use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
+use leadroute_domain::queue::Queue;
+use leadroute_domain::routing::rotation::{Member, Slot};
+use leadroute_domain::routing::rules::{RuleSetSpec, Target};
+use leadroute_domain::routing::Candidate;
+use leadroute_domain::rule_set::{RuleSet, RuleSetCommand};
+use uuid::Uuid;
+
+/// A member picked from a pool, with the rotation before and after.
+#[derive(Debug, Clone)]
+pub struct Picked {
+    /// Who gets the lead.
+    pub member: Member,
+    /// Rotation before the pick.
+    pub before: Vec<Slot>,
+    /// Rotation after the pick.
+    pub after: Vec<Slot>,
+}
+
+impl Commands {
+    /// Publish a new version of `org`'s rule set; refused when malformed or naming a target
+    /// that does not exist in the org.
+    pub async fn publish_rule_set(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        spec: &RuleSetSpec,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            self.load_in_org::<Org>(org, org).await?;
+            let unknown_target = self.unknown_target(org, spec).await?;
+            let loaded = self.load::<RuleSet>(org).await?;
+            let command = RuleSetCommand::PublishRuleSet {
+                org_id: org,
+                spec: spec.clone(),
+                unknown_target,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// The first target of `spec` that does not exist in `org`, named by its place.
+    async fn unknown_target(
+        &self,
+        org: OrgId,
+        spec: &RuleSetSpec,
+    ) -> Result<Option<String>, AppError> {
+        let places = spec
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("entries[{i}]"), e.target))
+            .chain(spec.default_owner.map(|t| ("default_owner".to_string(), t)));
+        let mut checked = std::collections::HashSet::new();
+        for (place, target) in places {
+            if !checked.insert(target) {
+                continue;
+            }
+            let found = match target {
+                Target::PartnerUser(id) => {
+                    self.load_in_org::<PartnerUser>(org, id).await.map(|_| ())
+                }
+                Target::Queue(id) => self.load_in_org::<Queue>(org, id).await.map(|_| ()),
+                Target::Pool(id) => self.load_in_org::<Pool>(org, id).await.map(|_| ()),
+            };
+            match found {
+                Ok(()) => {}
+                Err(AppError::NotFound { what, id, .. }) => {
+                    return Ok(Some(format!("{place}: {what} {id} not found")))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Create a round-robin pool in `org`.
+    pub async fn create_pool(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool_id: PoolId,
+        name: &str,
+        cap: Option<u32>,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            self.load_in_org::<Org>(org, org).await?;
+            let loaded = self.load::<Pool>(pool_id).await?;
+            let command = PoolCommand::CreatePool {
+                pool_id,
+                org_id: org,
+                name: name.to_string(),
+                cap,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// Add a partner user or queue of `org` to a pool (weight 1 when not given).
+    pub async fn add_pool_member(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool: PoolId,
+        member: Member,
+        weight: Option<u32>,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            match member {
+                Member::PartnerUser(id) => {
+                    self.load_in_org::<PartnerUser>(org, id).await.map(|_| ())?
+                }
+                Member::Queue(id) => self.queue_exists(org, id).await?,
+            }
+            let loaded = self.load_in_org::<Pool>(org, pool).await?;
+            let command = PoolCommand::AddPoolMember {
+                member,
+                weight,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// Remove a member from a pool; the others keep their places.
+    pub async fn remove_pool_member(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool: PoolId,
+        member: Member,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Pool>(meta, org, pool, || PoolCommand::RemovePoolMember {
+            member,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+        .await
+    }
+
+    /// Pick the pool member whose turn it is among the `candidates` judged assignable, for
+    /// `lead` under `trigger`; a repeated trigger returns its first pick and moves nothing.
+    /// `candidates` is rebuilt on every retry (it is judged against the pool as loaded).
+    pub async fn pick_from_pool<F>(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool: PoolId,
+        lead: LeadId,
+        trigger: Uuid,
+        candidates: F,
+    ) -> Result<Picked, AppError>
+    where
+        F: Fn(&Pool) -> Vec<Candidate>,
+    {
+        self.retry(|| async {
+            let loaded = self.load_in_org::<Pool>(org, pool).await?;
+            let state = loaded.aggregate.clone();
+            let before = state.slots().to_vec();
+            if let Some(member) = state.picked_for(trigger) {
+                return Ok(Picked {
+                    member,
+                    after: before.clone(),
+                    before,
+                });
+            }
+            let command = PoolCommand::PickMember {
+                lead_id: lead,
+                trigger,
+                candidates: candidates(&state),
+                at: meta.at,
+            };
+            let events = leadroute_domain::Decider::decide(&state, command.clone())
+                .map_err(super::error::refused)?;
+            let Some(PoolEvent::PoolMemberPicked {
+                member, rotation, ..
+            }) = events.into_iter().next()
+            else {
+                return Err(AppError::Store("a pool pick wrote no event".into()));
+            };
+            self.commit(loaded, command, meta).await?;
+            Ok(Picked {
+                member,
+                before,
+                after: rotation.slots,
+            })
+        })
+        .await
+    }
+
+    /// Apply a routing decision to a lead of `org` (a repeated trigger is a no-op).
+    pub async fn route_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        route: &RouteLead,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Lead>(meta, org, lead, || LeadCommand::RouteLead(route.clone()))
+            .await
+    }
+}

@@ -1,0 +1,209 @@
+//! A JetStream consumer worker, shared by the intake and the router: it pulls from a
+//! durable consumer, hands each message to a [`Handler`], and acknowledges only once the
+//! handler's work committed, or once the message was dead-lettered: stored in
+//! `dead_letters` with its payload, subject, headers and a specific reason, and
+//! republished on the DLQ subject. A transient failure is redelivered after 1 s, 5 s,
+//! 15 s, then every 30 s; one that outlives [`MAX_DELIVER`] deliveries is dead-lettered
+//! too. Bad input never stops a worker.
+
+use super::lead_event::Invalid;
+use super::{ensure_stream, Names, NatsError};
+use crate::app::AppError;
+use crate::dead_letters::{self, NewDeadLetter};
+use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, AckKind};
+use futures::StreamExt;
+use serde_json::{Map, Value};
+use sqlx::PgPool;
+use std::future::Future;
+use std::time::Duration;
+
+/// Deliveries of one message before a transient failure is dead-lettered. The consumer
+/// itself redelivers without limit, so a message whose dead letter cannot be written yet
+/// (database down) is never dropped by the server.
+pub const MAX_DELIVER: i64 = 8;
+
+/// Wait before the redelivery that follows delivery `delivered` (1 s, 5 s, 15 s, then 30 s).
+fn redelivery_delay(delivered: i64) -> Duration {
+    const DELAYS: [u64; 4] = [1, 5, 15, 30];
+    Duration::from_secs(DELAYS[(delivered.max(1) as usize - 1).min(DELAYS.len() - 1)])
+}
+
+/// What became of one message.
+pub enum Outcome {
+    /// Done (or a no-op repeat): acknowledge.
+    Done,
+    /// Can never succeed: dead-letter, then acknowledge.
+    Dead(Invalid),
+    /// Failed for now: redeliver later.
+    Retry(AppError),
+}
+
+/// What a consumer does with one message.
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Name in dead letters and of the DLQ subject (`intake`, `router`).
+    const SOURCE: &'static str;
+
+    /// Process one message.
+    fn process(&self, message: &jetstream::Message) -> impl Future<Output = Outcome> + Send;
+}
+
+/// A durable pull consumer on `stream` and what its workers need.
+#[derive(Clone)]
+pub struct Worker<H> {
+    /// Processes messages.
+    handler: H,
+    /// Where dead letters go.
+    pool: PgPool,
+    /// JetStream.
+    js: jetstream::Context,
+    /// Subject and stream names.
+    names: Names,
+    /// The consumed stream's name (dead letters record it).
+    stream: String,
+    /// The durable consumer.
+    consumer: jetstream::consumer::Consumer<pull::Config>,
+}
+
+impl<H: Handler> Worker<H> {
+    /// Find the stream, create the DLQ stream and the durable consumer `durable` (with
+    /// `filter`, if any) unless they exist.
+    pub async fn new(
+        handler: H,
+        pool: PgPool,
+        js: jetstream::Context,
+        names: Names,
+        (stream, subjects): (String, String),
+        durable: String,
+        filter: Option<String>,
+    ) -> Result<Worker<H>, NatsError> {
+        let source = ensure_stream(&js, stream.clone(), subjects).await?;
+        ensure_stream(&js, names.dlq_stream(), format!("{}.dlq.*", names.prefix())).await?;
+        let config = pull::Config {
+            durable_name: Some(durable.clone()),
+            filter_subject: filter.unwrap_or_default(),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ack_wait: Duration::from_secs(30),
+            // Unlimited: the worker caps deliveries itself and dead-letters (see MAX_DELIVER).
+            max_deliver: -1,
+            max_ack_pending: 1000,
+            ..Default::default()
+        };
+        let consumer = source
+            .get_or_create_consumer(&durable, config)
+            .await
+            .map_err(|e| NatsError::Consumer(e.to_string()))?;
+        Ok(Worker {
+            handler,
+            pool,
+            js,
+            names,
+            stream,
+            consumer,
+        })
+    }
+
+    /// Run until `shutdown` completes; errors of the subscription are retried.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let mut messages = match self.consumer.messages().await {
+                Ok(messages) => messages,
+                Err(e) => {
+                    tracing::error!(error = %e, source = H::SOURCE, "cannot pull messages; retrying");
+                    tokio::select! { _ = &mut shutdown => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
+                }
+            };
+            loop {
+                let next =
+                    tokio::select! { _ = &mut shutdown => return, next = messages.next() => next };
+                match next {
+                    Some(Ok(message)) => self.handle(&message).await,
+                    Some(Err(e)) => tracing::warn!(error = %e, source = H::SOURCE, "pull failed"),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    async fn handle(&self, message: &jetstream::Message) {
+        let (stream_sequence, delivered) = match message.info() {
+            Ok(info) => (info.stream_sequence, info.delivered),
+            Err(e) => {
+                tracing::warn!(error = %e, "message without JetStream info; skipped");
+                return;
+            }
+        };
+        let outcome = match self.handler.process(message).await {
+            Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid {
+                reason: "redelivery_exhausted",
+                detail: format!("failed {delivered} times; last: {e}"),
+            }),
+            outcome => outcome,
+        };
+        let ack = match outcome {
+            Outcome::Done => AckKind::Ack,
+            Outcome::Dead(invalid) => {
+                match self.dead_letter(message, stream_sequence, &invalid).await {
+                    Ok(()) => AckKind::Ack,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot store a dead letter; redelivering");
+                        AckKind::Nak(Some(redelivery_delay(delivered)))
+                    }
+                }
+            }
+            Outcome::Retry(e) => {
+                tracing::warn!(error = %e, delivered, source = H::SOURCE, "failed for now; redelivering");
+                AckKind::Nak(Some(redelivery_delay(delivered)))
+            }
+        };
+        if let Err(e) = message.ack_with(ack).await {
+            tracing::warn!(error = %e, "acknowledging failed; the message will be redelivered");
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &jetstream::Message,
+        stream_sequence: u64,
+        invalid: &Invalid,
+    ) -> anyhow::Result<()> {
+        let headers: Map<String, Value> = message
+            .headers
+            .iter()
+            .flat_map(|headers| headers.iter())
+            .map(|(name, values)| {
+                (
+                    name.to_string(),
+                    Value::from(values.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        let letter = NewDeadLetter {
+            source: H::SOURCE,
+            stream: &self.stream,
+            stream_sequence,
+            subject: &message.subject,
+            headers: Value::Object(headers),
+            payload: &message.payload,
+            reason: invalid.reason,
+            detail: &invalid.detail,
+        };
+        // A redelivered message finds its row and republishes under the same message id,
+        // so the DLQ subject gets it exactly once even if an earlier publish failed.
+        let id = dead_letters::record(&self.pool, &letter).await?;
+        tracing::warn!(%id, reason = invalid.reason, detail = %invalid.detail, subject = %message.subject, "dead-lettered");
+        let body = serde_json::json!({
+            "id": id, "source": H::SOURCE, "subject": message.subject.as_str(), "stream_sequence": stream_sequence,
+            "reason": invalid.reason, "detail": invalid.detail,
+            "payload": String::from_utf8_lossy(&message.payload),
+        });
+        let publish = PublishMessage::build()
+            .payload(body.to_string().into())
+            .message_id(id.to_string());
+        self.js
+            .send_publish(self.names.dlq_subject(H::SOURCE), publish)
+            .await?
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,117 @@
+//! The router on NATS: a durable pull consumer on the published lead events. On
+//! `LeadReceived` (unless upstream opted out of routing) and on a `LeadUpdated` that
+//! changed a watched field, it routes the lead under the org's active rule set, with the
+//! event id as the trigger, and acknowledges after the decision committed. A redelivered
+//! event finds its trigger decided and changes nothing. Shares the consumer worker (and its
+//! redelivery and dead letters) with the intake.
+
+use super::Router;
+use crate::app::AppError;
+use crate::nats::lead_event::Invalid;
+use crate::nats::worker::{Handler, Outcome, Worker};
+use crate::nats::{Names, NatsError};
+use async_nats::jetstream;
+use leadroute_domain::ids::{LeadId, OrgId};
+use leadroute_domain::lead::LeadEvent;
+use leadroute_domain::routing::Trigger;
+use serde::Deserialize;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Name of this consumer in dead letters.
+pub const SOURCE: &str = "router";
+
+/// Routes leads from the events stream.
+#[derive(Clone)]
+pub struct RouterConsumer {
+    /// The engine.
+    router: Router,
+}
+
+/// The fields of a published event envelope the router reads.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    event_id: Uuid,
+    org_id: Option<Uuid>,
+    aggregate_id: Uuid,
+    payload: LeadEvent,
+}
+
+impl RouterConsumer {
+    /// A worker for the events stream's durable router consumer (created unless it exists).
+    pub async fn worker(
+        pool: PgPool,
+        js: jetstream::Context,
+        names: Names,
+    ) -> Result<Worker<RouterConsumer>, NatsError> {
+        let consumer = RouterConsumer {
+            router: Router::new(pool.clone()),
+        };
+        let stream = (names.events_stream(), names.events_subjects());
+        let filter = Some(names.lead_events_subjects());
+        Worker::new(
+            consumer,
+            pool,
+            js,
+            names.clone(),
+            stream,
+            names.router_consumer(),
+            filter,
+        )
+        .await
+    }
+
+    async fn trigger(&self, org: OrgId, event: &LeadEvent) -> Result<Option<Trigger>, AppError> {
+        Ok(match event {
+            LeadEvent::LeadReceived { route, .. } => route.then_some(Trigger::Received),
+            LeadEvent::LeadUpdated { changed, .. } => {
+                let watched = self.router.rules(org).await?.is_some_and(|rules| {
+                    changed
+                        .keys()
+                        .any(|field| rules.watched_fields.contains(field))
+                });
+                watched.then_some(Trigger::Updated)
+            }
+            _ => None,
+        })
+    }
+}
+
+impl Handler for RouterConsumer {
+    const SOURCE: &'static str = SOURCE;
+
+    async fn process(&self, message: &jetstream::Message) -> Outcome {
+        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(e) => {
+                return Outcome::Dead(Invalid {
+                    reason: "invalid_envelope",
+                    detail: e.to_string(),
+                })
+            }
+        };
+        let Some(org) = envelope.org_id.map(OrgId) else {
+            return Outcome::Dead(Invalid {
+                reason: "invalid_envelope",
+                detail: "the event has no org_id".into(),
+            });
+        };
+        let lead = LeadId(envelope.aggregate_id);
+        let kind = match self.trigger(org, &envelope.payload).await {
+            Ok(Some(kind)) => kind,
+            Ok(None) => return Outcome::Done,
+            Err(e) => return Outcome::Retry(e),
+        };
+        match self.router.route(org, lead, envelope.event_id, kind).await {
+            Ok(_) => Outcome::Done,
+            Err(e @ (AppError::Conflict { .. } | AppError::Store(_))) => Outcome::Retry(e),
+            // A refusal may come from a race with a concurrent change (a user deactivated
+            // between the pick and the commit): retry, then dead-letter with the reason.
+            Err(e @ AppError::Refused { .. }) => Outcome::Retry(e),
+            Err(AppError::NotFound { code, what, id }) => Outcome::Dead(Invalid {
+                reason: code,
+                detail: format!("{what} {id} not found"),
+            }),
+        }
+    }
+}

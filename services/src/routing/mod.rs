@@ -1,0 +1,479 @@
+//! The router's engine: evaluates an org's active rule set for one lead and applies the
+//! decision (`RouteLead`), with the decision record. Used by the NATS router on lead
+//! received and watched-field updates, by the API's explicit re-run, and, writing
+//! nothing, by the dry run.
+//!
+//! Facts: the lead, the rule set, a direct target and the chosen pool member are read from
+//! the event store; pool members' verdicts come from the directory read model, with the
+//! member a pick lands on re-checked against the event store before the pick is committed;
+//! caps count open leads in the leads read model.
+
+mod consumer;
+mod dry_run;
+
+pub use consumer::RouterConsumer;
+pub use dry_run::DryRun;
+
+use crate::app::{AppError, CommandMeta, Commands, Committed, Picked};
+use leadroute_domain::ids::{Actor, LeadId, OrgId, Owner, PoolId};
+use leadroute_domain::lead::{Lead, RouteLead, RouteOutcome};
+use leadroute_domain::partner_user::PartnerUser;
+use leadroute_domain::pool::Pool;
+use leadroute_domain::routing::rotation::Member;
+use leadroute_domain::routing::rules::{CompiledRules, RuleSetSpec, Target};
+use leadroute_domain::routing::{plan, Candidate, Decision, NotRouted, Plan, Trigger, Verdict};
+use leadroute_domain::rule_set::RuleSet;
+use leadroute_projections::queries;
+use leadroute_projections::schema::EVENTS_TABLE;
+use sqlx::PgPool;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
+
+/// The actor recorded on routing decisions.
+pub const ROUTER: &str = "router";
+
+/// A published rule set, compiled.
+#[derive(Debug)]
+pub struct ActiveRules {
+    /// Its version.
+    pub version: u32,
+    /// The compiled entries.
+    pub compiled: CompiledRules,
+    /// Owner of leads no entry matches.
+    pub default_owner: Option<Target>,
+    /// Fields whose update re-routes a lead.
+    pub watched_fields: BTreeSet<String>,
+}
+
+impl ActiveRules {
+    /// Compile `spec` as `version`.
+    pub fn compile(version: u32, spec: &RuleSetSpec) -> ActiveRules {
+        ActiveRules {
+            version,
+            compiled: CompiledRules::compile(spec),
+            default_owner: spec.default_owner,
+            watched_fields: spec.watched_fields.clone(),
+        }
+    }
+}
+
+/// Evaluates rules and applies decisions.
+#[derive(Clone)]
+pub struct Router {
+    /// Executes commands and loads aggregates.
+    commands: Commands,
+    /// Event store and read models.
+    pool: PgPool,
+    /// Compiled rule sets by org, replaced when a newer version is published.
+    rules: Arc<Mutex<HashMap<OrgId, Arc<ActiveRules>>>>,
+}
+
+impl Router {
+    /// A router over `pool` (migrated).
+    pub fn new(pool: PgPool) -> Router {
+        Router {
+            commands: Commands::new(pool.clone()),
+            pool,
+            rules: Arc::default(),
+        }
+    }
+
+    /// The org's active rule set, compiled (from the cache while no newer version exists).
+    pub async fn rules(&self, org: OrgId) -> Result<Option<Arc<ActiveRules>>, AppError> {
+        let version: Option<i64> = sqlx::query_scalar(&format!(
+            "SELECT max(sequence) FROM {EVENTS_TABLE} WHERE aggregate_type = $1 AND aggregate_id = $2"
+        ))
+        .bind(<RuleSet as cqrs_es::Aggregate>::TYPE)
+        .bind(org.to_string())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| AppError::Store(Box::new(e)))?;
+        let Some(version) = version else {
+            return Ok(None);
+        };
+        if let Some(cached) = self.cached(org).filter(|c| i64::from(c.version) == version) {
+            return Ok(Some(cached));
+        }
+        let rule_set = self.commands.state::<RuleSet>(org, org).await?;
+        let compiled = Arc::new(ActiveRules::compile(rule_set.version, &rule_set.spec));
+        self.rules
+            .lock()
+            .expect("rules cache lock")
+            .insert(org, compiled.clone());
+        Ok(Some(compiled))
+    }
+
+    fn cached(&self, org: OrgId) -> Option<Arc<ActiveRules>> {
+        self.rules
+            .lock()
+            .expect("rules cache lock")
+            .get(&org)
+            .cloned()
+    }
+
+    /// Evaluate the org's rules for `lead` and apply the decision; a trigger already
+    /// decided is a no-op.
+    pub async fn route(
+        &self,
+        org: OrgId,
+        lead_id: LeadId,
+        trigger: Uuid,
+        kind: Trigger,
+    ) -> Result<Committed, AppError> {
+        let lead = self.commands.state::<Lead>(org, lead_id).await?;
+        let meta = CommandMeta::now(Actor::System(ROUTER.into())).caused_by(trigger);
+        let (decision, outcome) = if lead.routed_triggers.contains(&trigger) {
+            // Redelivered: the lead ignores the repeat; nothing to decide again.
+            (empty_decision(0, kind), RouteOutcome::Keep)
+        } else {
+            let pick = PickRequest {
+                org,
+                lead_id,
+                trigger,
+                meta: &meta,
+                simulated: None,
+            };
+            self.decide(&lead, kind, pick).await?
+        };
+        let route = RouteLead {
+            trigger,
+            decision,
+            outcome,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        };
+        self.commands.route_lead(&meta, org, lead_id, &route).await
+    }
+
+    /// The decision for `lead` under the org's active rule set.
+    async fn decide(
+        &self,
+        lead: &Lead,
+        kind: Trigger,
+        pick: PickRequest<'_>,
+    ) -> Result<(Decision, RouteOutcome), AppError> {
+        let Some(rules) = self.rules(pick.org).await? else {
+            return Ok((
+                empty_decision(0, kind),
+                RouteOutcome::Leave(NotRouted::NoRuleSet),
+            ));
+        };
+        self.decide_with(&rules, lead, kind, pick).await
+    }
+
+    /// The decision for `lead` under `rules`.
+    async fn decide_with(
+        &self,
+        rules: &ActiveRules,
+        lead: &Lead,
+        kind: Trigger,
+        pick: PickRequest<'_>,
+    ) -> Result<(Decision, RouteOutcome), AppError> {
+        let owner = match lead.owner {
+            Some(owner @ Owner::PartnerUser(user)) => {
+                let (_, verdict) = self
+                    .commands
+                    .partner_user_assignability(pick.org, user)
+                    .await?;
+                Some((owner, verdict.is_ok()))
+            }
+            Some(owner) => Some((owner, true)),
+            None => None,
+        };
+        let mut decision = empty_decision(rules.version, kind);
+        let outcome = match plan(&rules.compiled, rules.default_owner, &lead.fields, owner) {
+            Plan::KeepOwner { entry } => {
+                decision.matched_entry = Some(entry);
+                RouteOutcome::Keep
+            }
+            Plan::Leave(reason) => RouteOutcome::Leave(reason),
+            Plan::Route {
+                entry,
+                target,
+                notify,
+                owner_not_assignable,
+            } => {
+                decision.matched_entry = entry;
+                decision.default_owner = entry.is_none();
+                decision.owner_not_assignable = owner_not_assignable;
+                self.resolve(target, notify, &mut decision, pick).await?
+            }
+        };
+        Ok((decision, outcome))
+    }
+
+    /// Turn a target into an owner: a queue takes any lead; a partner user only when
+    /// assignable and not paused; a pool gives it to the member whose turn it is.
+    async fn resolve(
+        &self,
+        target: Target,
+        notify: bool,
+        decision: &mut Decision,
+        pick: PickRequest<'_>,
+    ) -> Result<RouteOutcome, AppError> {
+        let member = match target {
+            Target::Queue(queue) => Member::Queue(queue),
+            Target::PartnerUser(user) => Member::PartnerUser(user),
+            Target::Pool(pool) => {
+                return self.resolve_pool(pool, notify, decision, pick).await;
+            }
+        };
+        let verdict = self.checked_verdict(pick.org, member, None).await?;
+        decision.candidates = vec![Candidate { member, verdict }];
+        Ok(match verdict {
+            Verdict::Assignable => assign(member, notify),
+            _ => RouteOutcome::Leave(NotRouted::for_candidates(&decision.candidates)),
+        })
+    }
+
+    async fn resolve_pool(
+        &self,
+        pool_id: PoolId,
+        notify: bool,
+        decision: &mut Decision,
+        pick: PickRequest<'_>,
+    ) -> Result<RouteOutcome, AppError> {
+        let org = pick.org;
+        let known = pick
+            .simulated
+            .and_then(|s| s.lock().expect("dry-run pools").get(&pool_id).cloned());
+        let pool = match known {
+            Some(pool) => pool,
+            None => self.commands.state::<Pool>(org, pool_id).await?,
+        };
+        let mut candidates = self.pool_verdicts(org, &pool).await?;
+        // Re-check, against the event store, each member a pick would land on.
+        while let Some((member, _)) = pool.rotation.pick(|m| is_assignable(&candidates, m)) {
+            let checked = self.checked_verdict(org, member, pool.cap).await?;
+            if checked == Verdict::Assignable {
+                break;
+            }
+            set_verdict(&mut candidates, member, checked);
+        }
+        decision.candidates = candidates.clone();
+        let picked = match pick.simulated {
+            None => {
+                self.commands
+                    .pick_from_pool(pick.meta, org, pool_id, pick.lead_id, pick.trigger, |_| {
+                        candidates.clone()
+                    })
+                    .await
+            }
+            Some(simulated) => simulate_pick(simulated, pool_id, pool, &candidates),
+        };
+        match picked {
+            Ok(Picked {
+                member,
+                before,
+                after,
+            }) => {
+                decision.pool_before = Some(before);
+                decision.pool_after = Some(after);
+                Ok(assign(member, notify))
+            }
+            Err(AppError::Refused { code, .. })
+                if code == NotRouted::AllAtCapacity.code()
+                    || code == NotRouted::NoAssignableMember.code() =>
+            {
+                Ok(RouteOutcome::Leave(NotRouted::for_candidates(&candidates)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every pool member's verdict, from the read models.
+    async fn pool_verdicts(&self, org: OrgId, pool: &Pool) -> Result<Vec<Candidate>, AppError> {
+        let read = |e: sqlx::Error| AppError::Store(Box::new(e));
+        let users: Vec<Uuid> = pool
+            .slots()
+            .iter()
+            .filter_map(|s| match s.member {
+                Member::PartnerUser(u) => Some(u.0),
+                Member::Queue(_) => None,
+            })
+            .collect();
+        let owners: Vec<Uuid> = pool.slots().iter().map(|s| member_uuid(s.member)).collect();
+        let facts: HashMap<Uuid, queries::MemberFacts> =
+            queries::member_facts(&self.pool, org, &users)
+                .await
+                .map_err(read)?
+                .into_iter()
+                .map(|f| (f.user_id, f))
+                .collect();
+        let open: HashMap<Uuid, i64> = queries::open_leads(&self.pool, org, &owners)
+            .await
+            .map_err(read)?
+            .into_iter()
+            .collect();
+        Ok(pool
+            .slots()
+            .iter()
+            .map(|slot| {
+                let id = member_uuid(slot.member);
+                let verdict = match slot.member {
+                    Member::PartnerUser(_) => {
+                        facts.get(&id).map_or(Verdict::Inactive, directory_verdict)
+                    }
+                    Member::Queue(_) => Verdict::Assignable,
+                };
+                let full = pool
+                    .cap
+                    .is_some_and(|cap| open.get(&id).copied().unwrap_or(0) >= i64::from(cap));
+                Candidate {
+                    member: slot.member,
+                    verdict: if verdict == Verdict::Assignable && full {
+                        Verdict::AtCapacity
+                    } else {
+                        verdict
+                    },
+                }
+            })
+            .collect())
+    }
+
+    /// A member's verdict from the event store (a queue is always assignable), with the
+    /// cap from the leads read model.
+    async fn checked_verdict(
+        &self,
+        org: OrgId,
+        member: Member,
+        cap: Option<u32>,
+    ) -> Result<Verdict, AppError> {
+        let verdict = match member {
+            Member::Queue(queue) => {
+                self.commands
+                    .state::<leadroute_domain::queue::Queue>(org, queue)
+                    .await?;
+                Verdict::Assignable
+            }
+            Member::PartnerUser(user) => {
+                let (state, assignable) =
+                    self.commands.partner_user_assignability(org, user).await?;
+                user_verdict(&state, assignable)
+            }
+        };
+        let Some(cap) = cap.filter(|_| verdict == Verdict::Assignable) else {
+            return Ok(verdict);
+        };
+        let open = queries::open_leads(&self.pool, org, &[member_uuid(member)])
+            .await
+            .map_err(|e| AppError::Store(Box::new(e)))?;
+        let held = open.first().map_or(0, |(_, n)| *n);
+        Ok(if held >= i64::from(cap) {
+            Verdict::AtCapacity
+        } else {
+            Verdict::Assignable
+        })
+    }
+}
+
+/// Where a pool pick happens.
+#[derive(Clone, Copy)]
+struct PickRequest<'a> {
+    org: OrgId,
+    lead_id: LeadId,
+    trigger: Uuid,
+    meta: &'a CommandMeta,
+    /// A dry run's pools, advanced in memory instead of committed.
+    simulated: Option<&'a Mutex<HashMap<PoolId, Pool>>>,
+}
+
+fn empty_decision(version: u32, trigger: Trigger) -> Decision {
+    Decision {
+        rule_set_version: version,
+        matched_entry: None,
+        default_owner: false,
+        owner_not_assignable: false,
+        candidates: vec![],
+        pool_before: None,
+        pool_after: None,
+        trigger,
+    }
+}
+
+fn assign(member: Member, notify: bool) -> RouteOutcome {
+    RouteOutcome::Assign {
+        to: match member {
+            Member::PartnerUser(user) => Owner::PartnerUser(user),
+            Member::Queue(queue) => Owner::Queue(queue),
+        },
+        notify,
+        target: Ok(()),
+    }
+}
+
+fn member_uuid(member: Member) -> Uuid {
+    match member {
+        Member::PartnerUser(user) => user.0,
+        Member::Queue(queue) => queue.0,
+    }
+}
+
+fn is_assignable(candidates: &[Candidate], member: Member) -> bool {
+    candidates
+        .iter()
+        .any(|c| c.member == member && c.verdict == Verdict::Assignable)
+}
+
+fn set_verdict(candidates: &mut [Candidate], member: Member, verdict: Verdict) {
+    for candidate in candidates.iter_mut().filter(|c| c.member == member) {
+        candidate.verdict = verdict;
+    }
+}
+
+/// A pick that only advances the dry run's copy of the pool.
+fn simulate_pick(
+    simulated: &Mutex<HashMap<PoolId, Pool>>,
+    pool_id: PoolId,
+    mut pool: Pool,
+    candidates: &[Candidate],
+) -> Result<Picked, AppError> {
+    let before = pool.slots().to_vec();
+    let Some((member, rotation)) = pool.rotation.pick(|m| is_assignable(candidates, m)) else {
+        return Err(AppError::Refused {
+            code: NotRouted::for_candidates(candidates).code(),
+            message: "no member of the pool may take the lead".into(),
+        });
+    };
+    let after = rotation.slots.clone();
+    pool.rotation = rotation;
+    simulated
+        .lock()
+        .expect("dry-run pools")
+        .insert(pool_id, pool);
+    Ok(Picked {
+        member,
+        before,
+        after,
+    })
+}
+
+/// A partner user's verdict for automatic routing: assignability, then the pause.
+fn user_verdict(
+    user: &PartnerUser,
+    assignable: Result<(), leadroute_domain::partner_user::NotAssignable>,
+) -> Verdict {
+    use leadroute_domain::partner_user::NotAssignable;
+    match assignable {
+        Err(NotAssignable::Inactive) => Verdict::Inactive,
+        Err(NotAssignable::NeverSignedIn) => Verdict::NeverSignedIn,
+        Err(NotAssignable::PartnerAccountNotActive) => Verdict::PartnerAccountNotActive,
+        Ok(()) if user.paused => Verdict::Paused,
+        Ok(()) => Verdict::Assignable,
+    }
+}
+
+fn directory_verdict(facts: &queries::MemberFacts) -> Verdict {
+    if !facts.active {
+        Verdict::Inactive
+    } else if !facts.signed_in_once {
+        Verdict::NeverSignedIn
+    } else if !facts.account_active {
+        Verdict::PartnerAccountNotActive
+    } else if facts.paused {
+        Verdict::Paused
+    } else {
+        Verdict::Assignable
+    }
+}
