@@ -505,3 +505,54 @@ pub async fn open_leads(
     .fetch_all(pool)
     .await
 }
+
+/// Leads of `org` received in `[from, to)`, oldest first, at most `limit`.
+pub async fn leads_received_between(
+    pool: &PgPool,
+    org: OrgId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT lead_id FROM rm_leads WHERE org_id = $1 AND received_at >= $2 AND received_at < $3
+          ORDER BY received_at, lead_id LIMIT $4",
+    )
+    .bind(org.0)
+    .bind(from)
+    .bind(to)
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// One routing decision of a lead, straight from the event log.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+pub struct DecisionRow {
+    /// The lead's event sequence number.
+    pub sequence: i64,
+    /// `LeadRouted`, `LeadOwnerKept` or `LeadNotRouted`.
+    pub event_type: String,
+    /// The event: owner change, reason and the decision record.
+    pub event: Value,
+    /// When it was recorded.
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// Every routing decision of `lead` (already known to be in the caller's org), oldest
+/// first, read from the events table itself.
+pub async fn routing_decisions(
+    pool: &PgPool,
+    lead: LeadId,
+) -> Result<Vec<DecisionRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT sequence, event_type, payload -> event_type AS event, recorded_at FROM {}
+          WHERE aggregate_type = 'Lead' AND aggregate_id = $1
+            AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')
+          ORDER BY sequence",
+        crate::schema::EVENTS_TABLE
+    ))
+    .bind(lead.to_string())
+    .fetch_all(pool)
+    .await
+}

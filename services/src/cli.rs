@@ -30,6 +30,9 @@ pub enum Command {
     /// Run leadroute with everything it needs: uses the configured or already-running
     /// PostgreSQL and NATS, or starts local ones under --data-dir, and stops those on exit.
     Up(UpConfig),
+    /// Route leads by the org's assignment rules from the published lead events until
+    /// stopped; any number of routers share one durable consumer.
+    Router(RouterArgs),
     /// Serve the HTTP API (OpenAPI document at /openapi.json) until stopped.
     Api(ApiArgs),
     /// Manage orgs.
@@ -236,6 +239,20 @@ pub struct UpConfig {
     /// The HTTP API.
     #[command(flatten)]
     pub api: crate::api::ApiConfig,
+}
+
+/// `leadroute router`.
+#[derive(Debug, Clone, Args)]
+pub struct RouterArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Router workers in this process sharing the durable consumer.
+    #[arg(long, env = "LEADROUTE_ROUTER_WORKERS", default_value_t = 1)]
+    pub workers: usize,
 }
 
 /// `leadroute api`.

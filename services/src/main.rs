@@ -54,6 +54,19 @@ async fn main() -> anyhow::Result<()> {
             shutdown.recv().await;
             tasks.stop().await;
         }
+        Command::Router(args) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect(&args.database).await?;
+            let workers = read_side::ConsumerWorkers::router(
+                &pool,
+                &args.nats.nats_url,
+                args.nats.names()?,
+                args.workers,
+            )
+            .await?;
+            shutdown.recv().await;
+            workers.stop().await;
+        }
         Command::Intake(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
             let pool = connect(&args.database).await?;

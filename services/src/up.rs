@@ -2,8 +2,8 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The HTTP API, the projectors, the NATS publisher and the intake run here as tasks;
-//! later parts (router, mailer) join them. With `--demo` it prints fresh demo API keys and
+//! The HTTP API, the projectors, the NATS publisher, the intake and the router run here as
+//! tasks; the mailer joins them later. With `--demo` it prints fresh demo API keys and
 //! the demo partner sign-in on stdout (never in the log).
 
 use crate::access::Access;
@@ -14,7 +14,7 @@ use crate::db;
 use crate::demo;
 use crate::embedded::Infra;
 use crate::nats;
-use crate::read_side::{self, ProjectorTasks};
+use crate::read_side::{self, ConsumerWorkers, ProjectorTasks};
 use sqlx::PgPool;
 use std::future::Future;
 use std::io::Write;
@@ -28,12 +28,8 @@ pub struct Up {
     infra: Infra,
     /// Pool on the event store database.
     pool: PgPool,
-    /// The projectors keeping the read models up to date.
-    projectors: ProjectorTasks,
-    /// The publisher relaying events to NATS.
-    publisher: ProjectorTasks,
-    /// The intake receiving upstream lead events from NATS.
-    intake: read_side::ConsumerWorkers,
+    /// The publisher, projectors, intake and router.
+    running: Running,
     /// The HTTP API, bound; served by `run_until_stopped`.
     api: Api,
     /// Demo credentials to print once the API listens (`--demo`).
@@ -45,59 +41,61 @@ impl Up {
     /// and seed the demo when configured.
     pub async fn build(config: &UpConfig) -> anyhow::Result<Up> {
         let mut infra = Infra::ensure(config).await?;
-        match Self::prepare(&infra, config).await {
-            Ok((pool, demo)) => {
-                let publisher = match read_side::publisher(
-                    &infra.nats_url,
-                    nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,
-                )
+        let started = match Self::prepare(&infra, config).await {
+            Ok((pool, demo)) => Self::start(&pool, &infra.nats_url, config)
                 .await
-                {
-                    Ok(publisher) => {
-                        ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default())
-                    }
-                    Err(e) => {
-                        infra.stop().await;
-                        return Err(e);
-                    }
-                };
-                let intake = match read_side::ConsumerWorkers::intake(
-                    &pool,
-                    &infra.nats_url,
-                    nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?,
-                    1,
-                )
-                .await
-                {
-                    Ok(intake) => intake,
-                    Err(e) => {
-                        publisher.stop().await;
-                        infra.stop().await;
-                        return Err(e);
-                    }
-                };
-                let api = match Api::build(pool.clone(), &config.api).await {
-                    Ok(api) => api,
-                    Err(e) => {
-                        intake.stop().await;
-                        publisher.stop().await;
-                        infra.stop().await;
-                        return Err(e);
-                    }
-                };
-                let projectors = ProjectorTasks::spawn(&pool, Default::default());
-                Ok(Up {
-                    infra,
-                    pool,
-                    projectors,
-                    publisher,
-                    intake,
-                    api,
-                    demo,
-                })
-            }
+                .map(|(running, api)| (pool, demo, running, api)),
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok((pool, demo, running, api)) => Ok(Up {
+                infra,
+                pool,
+                running,
+                api,
+                demo,
+            }),
             Err(e) => {
                 infra.stop().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Start the publisher, the intake and router workers, the API (bound) and the
+    /// projectors; on an error, stop what already started.
+    async fn start(
+        pool: &PgPool,
+        nats_url: &str,
+        config: &UpConfig,
+    ) -> anyhow::Result<(Running, Api)> {
+        let names = nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?;
+        let publisher = read_side::publisher(nats_url, names.clone()).await?;
+        let mut running = Running {
+            tasks: vec![ProjectorTasks::spawn_for(
+                pool,
+                vec![publisher],
+                Default::default(),
+            )],
+            workers: Vec::new(),
+        };
+        let rest = async {
+            let intake = ConsumerWorkers::intake(pool, nats_url, names.clone(), 1).await?;
+            running.workers.push(intake);
+            let router = ConsumerWorkers::router(pool, nats_url, names.clone(), 1).await?;
+            running.workers.push(router);
+            Api::build(pool.clone(), &config.api).await
+        }
+        .await;
+        match rest {
+            Ok(api) => {
+                running
+                    .tasks
+                    .push(ProjectorTasks::spawn(pool, Default::default()));
+                Ok((running, api))
+            }
+            Err(e) => {
+                running.stop().await;
                 Err(e)
             }
         }
@@ -146,12 +144,30 @@ impl Up {
         if let Ok(Err(e)) = api.await {
             tracing::warn!(error = %e, "API stopped with an error");
         }
-        self.intake.stop().await;
-        self.projectors.stop().await;
-        self.publisher.stop().await;
+        self.running.stop().await;
         self.pool.close().await;
         self.infra.stop().await;
         Ok(())
+    }
+}
+
+/// The tasks `up` runs besides the API.
+struct Running {
+    /// Projectors and the publisher.
+    tasks: Vec<ProjectorTasks>,
+    /// Intake and router workers.
+    workers: Vec<ConsumerWorkers>,
+}
+
+impl Running {
+    /// Stop the consumers first (they write), then the log readers.
+    async fn stop(self) {
+        for workers in self.workers {
+            workers.stop().await;
+        }
+        for tasks in self.tasks {
+            tasks.stop().await;
+        }
     }
 }
 

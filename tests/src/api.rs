@@ -333,4 +333,13 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/leads/{id}/history"),
     ("GET", "/v1/leads/{id}/owner-at"),
     ("GET", "/v1/managed-leads"),
+    ("POST", "/v1/rule-sets"),
+    ("GET", "/v1/rule-sets/current"),
+    ("POST", "/v1/rule-sets/dry-run"),
+    ("POST", "/v1/pools"),
+    ("GET", "/v1/pools/{id}"),
+    ("POST", "/v1/pools/{id}/members"),
+    ("DELETE", "/v1/pools/{id}/members/{kind}/{member_id}"),
+    ("POST", "/v1/leads/{id}/rerun"),
+    ("GET", "/v1/leads/{id}/decisions"),
 ];

@@ -28,6 +28,7 @@ struct World {
     /// Waiting in q1.
     lead_q: Uuid,
     spare_key: Uuid,
+    pool: Uuid,
 }
 
 async fn world(api: &TestApi, tag: &str) -> World {
@@ -83,7 +84,13 @@ async fn world(api: &TestApi, tag: &str) -> World {
         )
         .await
         .ok();
+    let pool = api
+        .post("/v1/pools", &admin, json!({"name": "round-robin"}))
+        .await
+        .ok()
+        .uuid("id");
     World {
+        pool,
         org,
         cm1,
         cm2,
@@ -387,6 +394,69 @@ fn cases(a: &World) -> Vec<Case> {
             format!("/v1/managed-leads?channel_manager={}", a.cm1.1),
             None,
             "cm2:A other_admin:A cm1:A admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/rule-sets",
+            "/v1/rule-sets".into(),
+            Some(json!({"entries": [{"target": {"kind": "queue", "id": q1}}]})),
+            "other_admin:V admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/rule-sets/current",
+            "/v1/rule-sets/current".into(),
+            None,
+            "other_admin:H admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/rule-sets/dry-run",
+            "/v1/rule-sets/dry-run".into(),
+            Some(json!({"rules": {"entries": []}, "lead_ids": [lead1]})),
+            "other_admin:H admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/pools",
+            "/v1/pools".into(),
+            Some(json!({"name": "p"})),
+            "other_admin:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/pools/{id}",
+            format!("/v1/pools/{}", a.pool),
+            None,
+            "other_admin:H admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/pools/{id}/members",
+            format!("/v1/pools/{}/members", a.pool),
+            Some(json!({"kind": "partner_user", "id": p1})),
+            "other_admin:H admin:A",
+        ),
+        case(
+            "DELETE",
+            "/v1/pools/{id}/members/{kind}/{member_id}",
+            format!("/v1/pools/{}/members/partner_user/{p1}", a.pool),
+            None,
+            "other_admin:H admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/leads/{id}/rerun",
+            format!("/v1/leads/{lead1}/rerun"),
+            Some(json!({})),
+            "other_admin:H admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/leads/{id}/decisions",
+            format!("/v1/leads/{lead1}/decisions"),
+            None,
+            "integration:A cm2:H other_admin:H cm1:A admin:A",
         ),
         // Last: they switch p1's account off (p1's session then answers 401) and p1 itself.
         case(

@@ -76,6 +76,8 @@ pub struct ApiState {
     pub(crate) operator_token_sha256: Option<Arc<Vec<u8>>>,
     /// Longest wait of a read for `min_position`.
     pub(crate) read_wait: Duration,
+    /// Evaluates rules for re-runs and dry runs.
+    pub(crate) router: crate::routing::Router,
 }
 
 impl ApiState {
@@ -93,6 +95,7 @@ impl ApiState {
                 )
             }),
             read_wait: Duration::from_millis(config.read_wait_ms),
+            router: crate::routing::Router::new(pool.clone()),
             pool,
             commands,
         }

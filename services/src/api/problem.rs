@@ -168,7 +168,10 @@ fn is_input_refusal(code: &str) -> bool {
     code.ends_with("_required")
         || code.starts_with("invalid_")
         || code.ends_with("_in_past")
-        || matches!(code, "blank_field_name" | "sharing_review_not_acknowledged")
+        || matches!(
+            code,
+            "blank_field_name" | "sharing_review_not_acknowledged" | "unknown_target"
+        )
 }
 
 impl IntoResponse for ApiError {

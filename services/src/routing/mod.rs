@@ -3,10 +3,10 @@
 //! received and watched-field updates, by the API's explicit re-run, and, writing
 //! nothing, by the dry run.
 //!
-//! Facts: the lead, the rule set, a direct target and the chosen pool member are read from
-//! the event store; pool members' verdicts come from the directory read model, with the
-//! member a pick lands on re-checked against the event store before the pick is committed;
-//! caps count open leads in the leads read model.
+//! Facts: the lead, the rule set and a direct target are read from the event store; pool
+//! members' verdicts come from the directory read model, and every member it holds back,
+//! and the member a pick lands on, are judged again from the event store before the pick
+//! is committed; caps count open leads in the leads read model.
 
 mod consumer;
 mod dry_run;
@@ -243,7 +243,15 @@ impl Router {
             None => self.commands.state::<Pool>(org, pool_id).await?,
         };
         let mut candidates = self.pool_verdicts(org, &pool).await?;
-        // Re-check, against the event store, each member a pick would land on.
+        // The directory may lag: a member it holds back is judged again from the event
+        // store (few are), and so is each member a pick would land on.
+        for candidate in candidates.iter_mut() {
+            if !matches!(candidate.verdict, Verdict::Assignable | Verdict::AtCapacity) {
+                candidate.verdict = self
+                    .checked_verdict(org, candidate.member, pool.cap)
+                    .await?;
+            }
+        }
         while let Some((member, _)) = pool.rotation.pick(|m| is_assignable(&candidates, m)) {
             let checked = self.checked_verdict(org, member, pool.cap).await?;
             if checked == Verdict::Assignable {

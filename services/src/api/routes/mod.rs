@@ -8,6 +8,7 @@ mod keys;
 mod leads;
 mod org;
 mod queues;
+mod routing;
 mod users;
 
 use super::ApiState;
@@ -30,4 +31,5 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
         .merge(users::router())
         .merge(queues::router())
         .merge(leads::router())
+        .merge(routing::router())
 }
