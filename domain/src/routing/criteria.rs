@@ -80,6 +80,26 @@ pub fn field_text(value: Option<&Value>) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
+/// A lead field value as criteria compare it: normalized text and, if it reads as one, a
+/// number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FieldValue {
+    /// Normalized text; `None` when missing, null or blank.
+    pub text: Option<String>,
+    /// The value as a number, if it is one (or numeric text).
+    pub number: Option<f64>,
+}
+
+impl FieldValue {
+    /// Normalize `value`.
+    pub fn of(value: Option<&Value>) -> FieldValue {
+        FieldValue {
+            text: field_text(value),
+            number: field_number(value),
+        }
+    }
+}
+
 fn field_number(value: Option<&Value>) -> Option<f64> {
     match value? {
         Value::Number(n) => n.as_f64(),
@@ -125,14 +145,23 @@ impl Criterion {
     /// Whether a lead with `value` in this criterion's field matches. Expects a
     /// [`Criterion::normalized`] criterion.
     pub fn matches(&self, value: Option<&Value>) -> bool {
+        self.matches_value(&FieldValue::of(value))
+    }
+
+    /// [`Criterion::matches`] on a value normalized once for every criterion of a lead.
+    pub fn matches_value(&self, value: &FieldValue) -> bool {
         match self {
-            Criterion::Range { min, max, .. } => field_number(value)
+            Criterion::Range { min, max, .. } => value
+                .number
                 .is_some_and(|n| min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m)),
-            Criterion::IsEmpty { .. } => field_text(value).is_none(),
+            Criterion::IsEmpty { .. } => value.text.is_none(),
             Criterion::NotEquals {
                 value: expected, ..
-            } => field_text(value).as_deref() != Some(expected.as_str()),
-            _ => field_text(value).is_some_and(|text| self.matches_text(&text)),
+            } => value.text.as_deref() != Some(expected.as_str()),
+            _ => value
+                .text
+                .as_deref()
+                .is_some_and(|text| self.matches_text(text)),
         }
     }
 

@@ -2,12 +2,12 @@
 //! a default owner, and the fields whose update re-routes a lead; and their compiled form,
 //! which finds the first matching entry without testing every entry.
 //!
-//! Compilation indexes each entry under one of its `equals` / `in` criteria (the one on the
-//! field with the most distinct values across the rule set); a lead then tests only the
-//! entries indexed under its own values, plus the entries with no such criterion, in entry
-//! order. First match wins.
+//! Compilation indexes each entry under the values of (up to) two of its `equals` / `in`
+//! criteria, on the fields with the most distinct values across the rule set; a lead then
+//! tests only the entries indexed under its own values of those fields, plus the entries
+//! with no such criterion, in entry order. First match wins.
 
-use super::criteria::{field_text, Criterion};
+use super::criteria::{Criterion, FieldValue};
 use crate::ids::{PartnerUserId, PoolId, QueueId};
 use crate::lead::LeadFields;
 use serde::{Deserialize, Serialize};
@@ -76,11 +76,26 @@ impl RuleSetSpec {
 pub struct CompiledRules {
     /// Entries with normalized criteria.
     entries: Vec<Entry>,
-    /// field → normalized value → indices of the entries indexed under it, ascending.
-    index: HashMap<String, HashMap<String, Vec<u32>>>,
+    /// Entries indexed by the values of one or two fields (a shape), each shape a map from
+    /// the lead's values of those fields to the indices of its entries, ascending.
+    shapes: Vec<Shape>,
     /// Entries with no `equals` / `in` criterion, ascending: tested for every lead.
     unindexed: Vec<u32>,
 }
+
+/// Entries indexed under the values of the same fields.
+#[derive(Debug, Clone)]
+struct Shape {
+    /// The fields, in key order.
+    fields: Vec<String>,
+    /// Joined normalized values → entry indices, ascending.
+    buckets: HashMap<String, Vec<u32>>,
+}
+
+/// Most keys one entry is indexed under (an `in` on two fields multiplies).
+const MAX_KEYS_PER_ENTRY: usize = 64;
+/// Separates the values of a two-field key (never in normalized text compared by equals).
+const SEPARATOR: char = '\u{1f}';
 
 impl CompiledRules {
     /// Compile `spec`.
@@ -99,30 +114,55 @@ impl CompiledRules {
                 distinct.entry(criterion.field()).or_default().insert(value);
             }
         }
-        let mut index: HashMap<String, HashMap<String, Vec<u32>>> = HashMap::new();
+        let mut shapes: Vec<Shape> = Vec::new();
         let mut unindexed = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            let best = entry
+            // The (up to) two most selective equality criteria, on different fields.
+            let mut indexable: Vec<&Criterion> = entry
                 .criteria
                 .iter()
                 .filter(|c| !keys(c).is_empty())
-                .max_by_key(|c| distinct.get(c.field()).map_or(0, BTreeSet::len));
-            match best {
-                Some(criterion) => {
-                    let by_value = index.entry(criterion.field().to_string()).or_default();
-                    for value in keys(criterion) {
-                        let list = by_value.entry(value.to_string()).or_default();
-                        if list.last() != Some(&(i as u32)) {
-                            list.push(i as u32);
-                        }
-                    }
+                .collect();
+            indexable.sort_by_key(|c| {
+                std::cmp::Reverse(distinct.get(c.field()).map_or(0, BTreeSet::len))
+            });
+            let mut chosen: Vec<&Criterion> = Vec::new();
+            for c in indexable {
+                if chosen.len() < 2 && chosen.iter().all(|d| d.field() != c.field()) {
+                    chosen.push(c);
                 }
-                None => unindexed.push(i as u32),
+            }
+            if chosen.len() == 2
+                && keys(chosen[0]).len() * keys(chosen[1]).len() > MAX_KEYS_PER_ENTRY
+            {
+                chosen.pop();
+            }
+            if chosen.is_empty() {
+                unindexed.push(i as u32);
+                continue;
+            }
+            chosen.sort_by(|a, b| a.field().cmp(b.field()));
+            let fields: Vec<String> = chosen.iter().map(|c| c.field().to_string()).collect();
+            let shape = match shapes.iter().position(|s| s.fields == fields) {
+                Some(at) => &mut shapes[at],
+                None => {
+                    shapes.push(Shape {
+                        fields,
+                        buckets: HashMap::new(),
+                    });
+                    shapes.last_mut().expect("just pushed")
+                }
+            };
+            for key in entry_keys(&chosen) {
+                let list = shape.buckets.entry(key).or_default();
+                if list.last() != Some(&(i as u32)) {
+                    list.push(i as u32);
+                }
             }
         }
         CompiledRules {
             entries,
-            index,
+            shapes,
             unindexed,
         }
     }
@@ -144,10 +184,34 @@ impl CompiledRules {
 
     /// The index of the first entry whose criteria all match `fields`.
     pub fn first_match(&self, fields: &LeadFields) -> Option<usize> {
-        let mut lists: Vec<&[u32]> = Vec::with_capacity(self.index.len() + 1);
+        // Each lead field is normalized once, not once per criterion tested.
+        let values: Vec<(&str, FieldValue)> = fields
+            .iter()
+            .map(|(name, value)| (name.as_str(), FieldValue::of(Some(value))))
+            .collect();
+        let missing = FieldValue::default();
+        let value_of = |field: &str| {
+            values
+                .iter()
+                .find(|(name, _)| *name == field)
+                .map_or(&missing, |(_, v)| v)
+        };
+        let mut lists: Vec<&[u32]> = Vec::with_capacity(self.shapes.len() + 1);
         lists.push(&self.unindexed);
-        for (field, by_value) in &self.index {
-            if let Some(list) = field_text(fields.get(field)).and_then(|v| by_value.get(&v)) {
+        let mut key = String::new();
+        for shape in &self.shapes {
+            key.clear();
+            let complete = shape.fields.iter().enumerate().all(|(n, field)| {
+                if n > 0 {
+                    key.push(SEPARATOR);
+                }
+                value_of(field)
+                    .text
+                    .as_deref()
+                    .map(|v| key.push_str(v))
+                    .is_some()
+            });
+            if let Some(list) = complete.then(|| shape.buckets.get(&key)).flatten() {
                 lists.push(list);
             }
         }
@@ -168,12 +232,32 @@ impl CompiledRules {
             if entry
                 .criteria
                 .iter()
-                .all(|c| c.matches(fields.get(c.field())))
+                .all(|c| c.matches_value(value_of(c.field())))
             {
                 return Some(next as usize);
             }
         }
     }
+}
+
+/// Every key an entry is indexed under: the product of its chosen criteria's values.
+fn entry_keys(chosen: &[&Criterion]) -> Vec<String> {
+    let mut out = vec![String::new()];
+    for (n, criterion) in chosen.iter().enumerate() {
+        out = out
+            .iter()
+            .flat_map(|prefix| {
+                keys(criterion).into_iter().map(move |value| {
+                    if n == 0 {
+                        value.to_string()
+                    } else {
+                        format!("{prefix}{SEPARATOR}{value}")
+                    }
+                })
+            })
+            .collect();
+    }
+    out
 }
 
 /// The normalized values an `equals` / `in` criterion can be looked up by.
