@@ -399,4 +399,13 @@ async fn malformed_rule_sets_and_pools_are_refused_with_their_place() {
         (bad_op.code(), bad_op.body["field"].as_str()),
         ("validation_failed", Some("body.entries[0].criteria[0].op"))
     );
+    let (lead, _) = api.lead(&org.admin, json!({})).await;
+    let none = api
+        .post(&format!("/v1/leads/{lead}/rerun"), &org.admin, json!({}))
+        .await;
+    assert_eq!(
+        (none.status, none.code()),
+        (StatusCode::CONFLICT, "no_rule_set"),
+        "every publish above was refused, so there is nothing to route by"
+    );
 }

@@ -52,8 +52,6 @@ pub enum NotRouted {
     AllAtCapacity,
     /// The lead arrived closed (won, lost, disqualified).
     LeadClosed,
-    /// The org has no published rule set.
-    NoRuleSet,
 }
 
 impl NotRouted {
@@ -64,7 +62,6 @@ impl NotRouted {
             NotRouted::NoAssignableMember => "no_assignable_member",
             NotRouted::AllAtCapacity => "all_at_capacity",
             NotRouted::LeadClosed => "lead_closed",
-            NotRouted::NoRuleSet => "no_rule_set",
         }
     }
 

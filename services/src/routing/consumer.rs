@@ -104,6 +104,8 @@ impl Handler for RouterConsumer {
         };
         match self.router.route(org, lead, envelope.event_id, kind).await {
             Ok(_) => Outcome::Done,
+            // Routing is not set up in this org: nothing to do.
+            Err(AppError::Refused { code, .. }) if code == super::NO_RULE_SET => Outcome::Done,
             Err(e @ (AppError::Conflict { .. } | AppError::Store(_))) => Outcome::Retry(e),
             // A refusal may come from a race with a concurrent change (a user deactivated
             // between the pick and the commit): retry, then dead-letter with the reason.

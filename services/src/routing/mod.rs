@@ -30,6 +30,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
+/// Code of the refusal to route in an org without a published rule set (the router then
+/// leaves leads alone and writes nothing).
+pub const NO_RULE_SET: &str = "no_rule_set";
+
 /// The actor recorded on routing decisions.
 pub const ROUTER: &str = "router";
 
@@ -154,10 +158,10 @@ impl Router {
         pick: PickRequest<'_>,
     ) -> Result<(Decision, RouteOutcome), AppError> {
         let Some(rules) = self.rules(pick.org).await? else {
-            return Ok((
-                empty_decision(0, kind),
-                RouteOutcome::Leave(NotRouted::NoRuleSet),
-            ));
+            return Err(AppError::Refused {
+                code: NO_RULE_SET,
+                message: "the org has no published rule set".into(),
+            });
         };
         self.decide_with(&rules, lead, kind, pick).await
     }
