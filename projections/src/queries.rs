@@ -487,8 +487,8 @@ pub async fn member_facts(
     .await
 }
 
-/// Open leads (to accept, accepted, queued) held by each of `owners` in `org`; owners
-/// holding none are left out.
+/// Open leads (to accept, accepted, queued, and not closed upstream: `status` won, lost
+/// or disqualified) held by each of `owners` in `org`; owners holding none are left out.
 pub async fn open_leads(
     pool: &PgPool,
     org: OrgId,
@@ -497,11 +497,13 @@ pub async fn open_leads(
     sqlx::query_as(
         "SELECT owner_id, count(*) FROM rm_leads
           WHERE owner_id = ANY($2) AND org_id = $1 AND status = ANY($3)
+            AND coalesce(lower(btrim(fields ->> 'status')), '') <> ALL($4)
           GROUP BY owner_id",
     )
     .bind(org.0)
     .bind(owners)
     .bind([status::TO_ACCEPT, status::ACCEPTED, status::QUEUED])
+    .bind(leadroute_domain::routing::CLOSED_STATUSES)
     .fetch_all(pool)
     .await
 }

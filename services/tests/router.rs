@@ -22,7 +22,8 @@ use std::time::Duration;
 struct World {
     app: TestApp,
     org: OrgId,
-    _nats: TestNats,
+    nats: TestNats,
+    names: Names,
     tasks: Vec<ProjectorTasks>,
     routers: Vec<ConsumerWorkers>,
 }
@@ -51,7 +52,8 @@ impl World {
         World {
             app,
             org,
-            _nats: nats,
+            nats,
+            names,
             tasks,
             routers: workers,
         }
@@ -130,6 +132,25 @@ impl World {
         .fetch_all(&self.app.db.pool)
         .await
         .unwrap()
+    }
+
+    /// Wait until the router consumer has nothing pending or unacknowledged.
+    async fn drained(&self) {
+        let drained = eventually(Duration::from_secs(60), || async {
+            let stream = self
+                .nats
+                .js
+                .get_stream(self.names.events_stream())
+                .await
+                .ok()?;
+            let info = stream
+                .consumer_info(self.names.router_consumer())
+                .await
+                .ok()?;
+            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+        })
+        .await;
+        assert!(drained.is_some(), "the router consumer drains");
     }
 
     async fn owner(&self, lead: leadroute_domain::ids::LeadId) -> Option<Owner> {
@@ -270,6 +291,18 @@ async fn two_routers_on_one_consumer_decide_each_of_a_thousand_leads_once_and_fa
             "{got} leads against a share of {share}"
         );
     }
+    world.drained().await;
+    let decisions: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {EVENTS_TABLE}
+          WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        decisions, 1000,
+        "every lead decided exactly once, after every redelivery"
+    );
     let picks: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'PoolMemberPicked'"
     ))
@@ -378,6 +411,21 @@ async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
         world.decided(lead, 2).await,
         ["LeadRouted", "LeadRouted"],
         "only the watched update re-routed"
+    );
+    assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[1])));
+    let mut opted_out = send("e4", &[("country", json!("DE"))]);
+    opted_out.route = false;
+    world
+        .app
+        .commands
+        .receive_lead(&meta, world.org, &opted_out)
+        .await
+        .unwrap();
+    world.drained().await;
+    assert_eq!(
+        world.routing_events(lead).await.len(),
+        2,
+        "an update opted out of routing is not routed"
     );
     assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[1])));
     world.stop().await;

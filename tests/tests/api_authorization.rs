@@ -456,7 +456,7 @@ fn cases(a: &World) -> Vec<Case> {
             "/v1/leads/{id}/decisions",
             format!("/v1/leads/{lead1}/decisions"),
             None,
-            "integration:A cm2:H other_admin:H cm1:A admin:A",
+            "other_admin:H admin:A",
         ),
         // Last: they switch p1's account off (p1's session then answers 401) and p1 itself.
         case(

@@ -79,6 +79,10 @@ pub enum LeadEvent {
         upstream_event_id: String,
         /// Changed fields with their new values.
         changed: LeadFields,
+        /// False when upstream opted this update out of automatic routing (events written
+        /// before the field existed read as true).
+        #[serde(default = "routable")]
+        route: bool,
         /// Who delivered it.
         actor: Actor,
         /// When.
@@ -132,6 +136,10 @@ pub enum LeadEvent {
         /// When.
         at: DateTime<Utc>,
     },
+}
+
+fn routable() -> bool {
+    true
 }
 
 crate::domain_event!(LeadEvent, version "1.0", {

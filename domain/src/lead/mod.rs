@@ -237,6 +237,7 @@ impl Lead {
         Ok(vec![LeadEvent::LeadUpdated {
             upstream_event_id,
             changed,
+            route,
             actor,
             at,
         }])

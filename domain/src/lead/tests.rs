@@ -159,6 +159,7 @@ fn an_update_records_only_the_changed_fields() {
         .then_expect_events(vec![LeadEvent::LeadUpdated {
             upstream_event_id: "evt-2".into(),
             changed: fields(&[("country", json!("FR"))]),
+            route: true,
             actor: crm(),
             at: t0(),
         }]);

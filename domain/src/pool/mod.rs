@@ -7,7 +7,7 @@
 use crate::decider::{ensure, required_name, Decider, Refusal};
 use crate::ids::{Actor, LeadId, OrgId, PoolId};
 use crate::routing::rotation::{Member, Rotation, Slot};
-use crate::routing::{Candidate, NotRouted, Verdict};
+use crate::routing::{is_assignable, Candidate, NotRouted};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -18,6 +18,8 @@ mod tests;
 
 /// Picks remembered for answering a repeated trigger (redeliveries come soon after).
 const REMEMBERED_PICKS: usize = 4096;
+/// Largest weight a member may have (shares stay within ±1 up to it).
+pub const MAX_WEIGHT: u32 = 100;
 
 /// Commands on a pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,8 +144,8 @@ pub enum PoolError {
     /// A name is required.
     #[error("the pool name must not be empty")]
     NameRequired,
-    /// Weights are integers of at least 1.
-    #[error("a member's weight must be at least 1")]
+    /// Weights are integers from 1 to [`MAX_WEIGHT`].
+    #[error("a member's weight must be an integer from 1 to {MAX_WEIGHT}")]
     InvalidWeight,
     /// A cap of 0 would block every member.
     #[error("a cap must be at least 1")]
@@ -215,14 +217,9 @@ impl Pool {
         if self.picked_for(trigger).is_some() {
             return Ok(vec![]);
         }
-        let assignable = |member: Member| {
-            candidates
-                .iter()
-                .any(|c| c.member == member && c.verdict == Verdict::Assignable)
-        };
         let (member, rotation) = self
             .rotation
-            .pick(assignable)
+            .pick(|member| is_assignable(candidates, member))
             .ok_or_else(|| PoolError::NoEligibleMember(NotRouted::for_candidates(candidates)))?;
         Ok(vec![PoolEvent::PoolMemberPicked {
             lead_id,
@@ -272,7 +269,7 @@ impl Decider for Pool {
                 at,
             } => {
                 let weight = weight.unwrap_or(1);
-                ensure(weight >= 1, PoolError::InvalidWeight)?;
+                ensure((1..=MAX_WEIGHT).contains(&weight), PoolError::InvalidWeight)?;
                 ensure(!self.rotation.contains(member), PoolError::AlreadyMember)?;
                 Ok(vec![PoolEvent::PoolMemberAdded {
                     member,

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::ids::PartnerUserId;
+use crate::routing::Verdict;
 use crate::test_support::{admin, t0};
 use cqrs_es::test::TestFramework;
 

@@ -101,11 +101,13 @@ impl FieldValue {
 }
 
 fn field_number(value: Option<&Value>) -> Option<f64> {
-    match value? {
+    let number = match value? {
         Value::Number(n) => n.as_f64(),
         Value::String(s) => s.trim().parse().ok(),
         _ => None,
-    }
+    };
+    // "inf" and "NaN" parse, but are not numbers a range should match.
+    number.filter(|n| n.is_finite())
 }
 
 impl Criterion {

@@ -40,6 +40,20 @@ pub struct Candidate {
     pub verdict: Verdict,
 }
 
+/// Whether `member` is judged assignable among `candidates`.
+pub fn is_assignable(candidates: &[Candidate], member: Member) -> bool {
+    candidates
+        .iter()
+        .any(|c| c.member == member && c.verdict == Verdict::Assignable)
+}
+
+/// Change `member`'s verdict among `candidates`.
+pub fn set_verdict(candidates: &mut [Candidate], member: Member, verdict: Verdict) {
+    for candidate in candidates.iter_mut().filter(|c| c.member == member) {
+        candidate.verdict = verdict;
+    }
+}
+
 /// Why a lead was left without a (new) owner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

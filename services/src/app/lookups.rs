@@ -112,6 +112,17 @@ impl Commands {
         Ok(self.load_in_org::<A>(org, id).await?.aggregate)
     }
 
+    /// The current state of an existing aggregate of `org` and its sequence number, for a
+    /// command that must apply only if nothing changed since (see `route_lead_at`).
+    pub async fn state_at<A>(&self, org: OrgId, id: impl ToString) -> Result<(A, usize), AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let loaded = self.load_in_org::<A>(org, id).await?;
+        Ok((loaded.aggregate, loaded.current_sequence))
+    }
+
     /// Run `command` (rebuilt on every retry) against an existing aggregate of `org`.
     pub(crate) async fn on_existing<A>(
         &self,

@@ -12,19 +12,23 @@ use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::{Member, Slot};
 use leadroute_domain::routing::rules::{RuleSetSpec, Target};
-use leadroute_domain::routing::Candidate;
+use leadroute_domain::routing::{is_assignable, set_verdict, Candidate, Verdict};
 use leadroute_domain::rule_set::{RuleSet, RuleSetCommand};
+use std::future::Future;
+use std::sync::Mutex;
 use uuid::Uuid;
 
-/// A member picked from a pool, with the rotation before and after.
+/// A member picked from a pool, with the verdicts and the rotation before and after.
 #[derive(Debug, Clone)]
 pub struct Picked {
     /// Who gets the lead.
     pub member: Member,
-    /// Rotation before the pick.
-    pub before: Vec<Slot>,
-    /// Rotation after the pick.
-    pub after: Vec<Slot>,
+    /// Every member's verdict as judged for the pick.
+    pub candidates: Vec<Candidate>,
+    /// Rotation before the pick (`None` when a repeated trigger got its earlier pick).
+    pub before: Option<Vec<Slot>>,
+    /// Rotation after the pick (`None` likewise).
+    pub after: Option<Vec<Slot>>,
 }
 
 impl Commands {
@@ -156,36 +160,55 @@ impl Commands {
         .await
     }
 
-    /// Pick the pool member whose turn it is among the `candidates` judged assignable, for
-    /// `lead` under `trigger`; a repeated trigger returns its first pick and moves nothing.
-    /// `candidates` is rebuilt on every retry (it is judged against the pool as loaded).
-    pub async fn pick_from_pool<F>(
+    /// Pick the pool member whose turn it is for `lead` under `trigger`. `candidates` are
+    /// the members' verdicts as first judged (from read models); the member a pick would
+    /// land on is judged again by `verify` (from the event store) until one holds, and only
+    /// then is the pick committed; `Ok(Err(verdicts))` when nobody may take the lead. A
+    /// repeated trigger returns its first pick and moves nothing.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn pick_from_pool<V, Fut>(
         &self,
         meta: &CommandMeta,
         org: OrgId,
         pool: PoolId,
         lead: LeadId,
         trigger: Uuid,
-        candidates: F,
-    ) -> Result<Picked, AppError>
+        candidates: Vec<Candidate>,
+        verify: V,
+    ) -> Result<Result<Picked, Vec<Candidate>>, AppError>
     where
-        F: Fn(&Pool) -> Vec<Candidate>,
+        V: Fn(Member) -> Fut,
+        Fut: Future<Output = Result<Verdict, AppError>>,
     {
+        let judged = Mutex::new(candidates);
+        let current = || judged.lock().expect("verdicts lock").clone();
         self.retry(|| async {
             let loaded = self.load_in_org::<Pool>(org, pool).await?;
             let state = loaded.aggregate.clone();
-            let before = state.slots().to_vec();
             if let Some(member) = state.picked_for(trigger) {
-                return Ok(Picked {
+                return Ok(Ok(Picked {
                     member,
-                    after: before.clone(),
-                    before,
-                });
+                    candidates: current(),
+                    before: None,
+                    after: None,
+                }));
             }
+            loop {
+                let Some((member, _)) = state.rotation.pick(|m| is_assignable(&current(), m))
+                else {
+                    return Ok(Err(current()));
+                };
+                let verdict = verify(member).await?;
+                if verdict == Verdict::Assignable {
+                    break;
+                }
+                set_verdict(&mut judged.lock().expect("verdicts lock"), member, verdict);
+            }
+            let candidates = current();
             let command = PoolCommand::PickMember {
                 lead_id: lead,
                 trigger,
-                candidates: candidates(&state),
+                candidates: candidates.clone(),
                 at: meta.at,
             };
             let events = leadroute_domain::Decider::decide(&state, command.clone())
@@ -196,25 +219,37 @@ impl Commands {
             else {
                 return Err(AppError::Store("a pool pick wrote no event".into()));
             };
+            let before = state.slots().to_vec();
             self.commit(loaded, command, meta).await?;
-            Ok(Picked {
+            Ok(Ok(Picked {
                 member,
-                before,
-                after: rotation.slots,
-            })
+                candidates,
+                before: Some(before),
+                after: Some(rotation.slots),
+            }))
         })
         .await
     }
 
-    /// Apply a routing decision to a lead of `org` (a repeated trigger is a no-op).
-    pub async fn route_lead(
+    /// Apply a routing decision to a lead of `org`, only if the lead is still at
+    /// `sequence` (the state the decision was made on); else `Conflict`, and the caller
+    /// decides again. A repeated trigger is a no-op.
+    pub async fn route_lead_at(
         &self,
         meta: &CommandMeta,
         org: OrgId,
         lead: LeadId,
         route: &RouteLead,
+        sequence: usize,
     ) -> Result<Committed, AppError> {
-        self.on_existing::<Lead>(meta, org, lead, || LeadCommand::RouteLead(route.clone()))
+        let loaded = self.load_in_org::<Lead>(org, lead).await?;
+        if loaded.current_sequence != sequence {
+            return Err(AppError::Conflict {
+                aggregate: "Lead",
+                attempts: 1,
+            });
+        }
+        self.commit(loaded, LeadCommand::RouteLead(route.clone()), meta)
             .await
     }
 }

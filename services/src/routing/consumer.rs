@@ -64,6 +64,7 @@ impl RouterConsumer {
     async fn trigger(&self, org: OrgId, event: &LeadEvent) -> Result<Option<Trigger>, AppError> {
         Ok(match event {
             LeadEvent::LeadReceived { route, .. } => route.then_some(Trigger::Received),
+            LeadEvent::LeadUpdated { route: false, .. } => None,
             LeadEvent::LeadUpdated { changed, .. } => {
                 let watched = self.router.rules(org).await?.is_some_and(|rules| {
                     changed

@@ -21,7 +21,9 @@ use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::pool::Pool;
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::{CompiledRules, RuleSetSpec, Target};
-use leadroute_domain::routing::{plan, Candidate, Decision, NotRouted, Plan, Trigger, Verdict};
+use leadroute_domain::routing::{
+    is_assignable, plan, set_verdict, Candidate, Decision, NotRouted, Plan, Trigger, Verdict,
+};
 use leadroute_domain::rule_set::RuleSet;
 use leadroute_projections::queries;
 use leadroute_projections::schema::EVENTS_TABLE;
@@ -117,7 +119,9 @@ impl Router {
     }
 
     /// Evaluate the org's rules for `lead` and apply the decision; a trigger already
-    /// decided is a no-op.
+    /// decided is a no-op. The decision applies only to the lead as it was read; if the
+    /// lead changed meanwhile (another router, a manual change), it is decided again (a
+    /// pool answers the same trigger with the same member).
     pub async fn route(
         &self,
         org: OrgId,
@@ -125,29 +129,62 @@ impl Router {
         trigger: Uuid,
         kind: Trigger,
     ) -> Result<Committed, AppError> {
-        let lead = self.commands.state::<Lead>(org, lead_id).await?;
+        const ATTEMPTS: u32 = 5;
         let meta = CommandMeta::now(Actor::System(ROUTER.into())).caused_by(trigger);
-        let (decision, outcome) = if lead.routed_triggers.contains(&trigger) {
-            // Redelivered: the lead ignores the repeat; nothing to decide again.
-            (empty_decision(0, kind), RouteOutcome::Keep)
-        } else {
-            let pick = PickRequest {
-                org,
-                lead_id,
-                trigger,
-                meta: &meta,
-                simulated: None,
+        let mut attempt = 1;
+        loop {
+            let (lead, sequence) = self.commands.state_at::<Lead>(org, lead_id).await?;
+            let (decision, outcome) = if lead.routed_triggers.contains(&trigger) {
+                // Redelivered: the lead ignores the repeat; nothing to decide again.
+                (empty_decision(0, kind), RouteOutcome::Keep)
+            } else {
+                let pick = PickRequest {
+                    org,
+                    lead_id,
+                    trigger,
+                    meta: &meta,
+                    simulated: None,
+                };
+                let (decision, outcome) = self.decide(&lead, kind, pick).await?;
+                (decision, self.final_check(org, outcome).await?)
             };
-            self.decide(&lead, kind, pick).await?
-        };
-        let route = RouteLead {
-            trigger,
-            decision,
-            outcome,
-            actor: meta.actor.clone(),
-            at: meta.at,
-        };
-        self.commands.route_lead(&meta, org, lead_id, &route).await
+            let route = RouteLead {
+                trigger,
+                decision,
+                outcome,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            match self
+                .commands
+                .route_lead_at(&meta, org, lead_id, &route, sequence)
+                .await
+            {
+                Err(AppError::Conflict { .. }) if attempt < ATTEMPTS => attempt += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// The owner a decision assigns, judged once more from the event store: the lead
+    /// refuses a partner user who may no longer receive leads.
+    async fn final_check(
+        &self,
+        org: OrgId,
+        outcome: RouteOutcome,
+    ) -> Result<RouteOutcome, AppError> {
+        Ok(match outcome {
+            RouteOutcome::Assign {
+                to: to @ Owner::PartnerUser(user),
+                notify,
+                ..
+            } => RouteOutcome::Assign {
+                to,
+                notify,
+                target: self.commands.partner_user_assignability(org, user).await?.1,
+            },
+            other => other,
+        })
     }
 
     /// The decision for `lead` under the org's active rule set.
@@ -256,41 +293,43 @@ impl Router {
                     .await?;
             }
         }
-        while let Some((member, _)) = pool.rotation.pick(|m| is_assignable(&candidates, m)) {
-            let checked = self.checked_verdict(org, member, pool.cap).await?;
-            if checked == Verdict::Assignable {
-                break;
-            }
-            set_verdict(&mut candidates, member, checked);
-        }
-        decision.candidates = candidates.clone();
+        let verify = |member| self.checked_verdict(org, member, pool.cap);
         let picked = match pick.simulated {
             None => {
                 self.commands
-                    .pick_from_pool(pick.meta, org, pool_id, pick.lead_id, pick.trigger, |_| {
-                        candidates.clone()
-                    })
-                    .await
+                    .pick_from_pool(
+                        pick.meta,
+                        org,
+                        pool_id,
+                        pick.lead_id,
+                        pick.trigger,
+                        candidates,
+                        verify,
+                    )
+                    .await?
             }
-            Some(simulated) => simulate_pick(simulated, pool_id, pool, &candidates),
+            Some(simulated) => {
+                simulate_pick(simulated, pool_id, pool.clone(), candidates, verify).await?
+            }
         };
         match picked {
             Ok(Picked {
                 member,
+                candidates,
                 before,
                 after,
             }) => {
-                decision.pool_before = Some(before);
-                decision.pool_after = Some(after);
+                decision.candidates = candidates;
+                decision.pool_before = before;
+                decision.pool_after = after;
                 Ok(assign(member, notify))
             }
-            Err(AppError::Refused { code, .. })
-                if code == NotRouted::AllAtCapacity.code()
-                    || code == NotRouted::NoAssignableMember.code() =>
-            {
-                Ok(RouteOutcome::Leave(NotRouted::for_candidates(&candidates)))
+            Err(candidates) => {
+                decision.candidates = candidates;
+                Ok(RouteOutcome::Leave(NotRouted::for_candidates(
+                    &decision.candidates,
+                )))
             }
-            Err(e) => Err(e),
         }
     }
 
@@ -422,43 +461,42 @@ fn member_uuid(member: Member) -> Uuid {
     }
 }
 
-fn is_assignable(candidates: &[Candidate], member: Member) -> bool {
-    candidates
-        .iter()
-        .any(|c| c.member == member && c.verdict == Verdict::Assignable)
-}
-
-fn set_verdict(candidates: &mut [Candidate], member: Member, verdict: Verdict) {
-    for candidate in candidates.iter_mut().filter(|c| c.member == member) {
-        candidate.verdict = verdict;
-    }
-}
-
-/// A pick that only advances the dry run's copy of the pool.
-fn simulate_pick(
+/// A pick that only advances the dry run's copy of the pool, judging the members a pick
+/// would land on like a real pick does.
+async fn simulate_pick<V, Fut>(
     simulated: &Mutex<HashMap<PoolId, Pool>>,
     pool_id: PoolId,
     mut pool: Pool,
-    candidates: &[Candidate],
-) -> Result<Picked, AppError> {
+    mut candidates: Vec<Candidate>,
+    verify: V,
+) -> Result<Result<Picked, Vec<Candidate>>, AppError>
+where
+    V: Fn(Member) -> Fut,
+    Fut: std::future::Future<Output = Result<Verdict, AppError>>,
+{
     let before = pool.slots().to_vec();
-    let Some((member, rotation)) = pool.rotation.pick(|m| is_assignable(candidates, m)) else {
-        return Err(AppError::Refused {
-            code: NotRouted::for_candidates(candidates).code(),
-            message: "no member of the pool may take the lead".into(),
-        });
-    };
-    let after = rotation.slots.clone();
-    pool.rotation = rotation;
-    simulated
-        .lock()
-        .expect("dry-run pools")
-        .insert(pool_id, pool);
-    Ok(Picked {
-        member,
-        before,
-        after,
-    })
+    loop {
+        let Some((member, rotation)) = pool.rotation.pick(|m| is_assignable(&candidates, m)) else {
+            return Ok(Err(candidates));
+        };
+        let verdict = verify(member).await?;
+        if verdict != Verdict::Assignable {
+            set_verdict(&mut candidates, member, verdict);
+            continue;
+        }
+        let after = rotation.slots.clone();
+        pool.rotation = rotation;
+        simulated
+            .lock()
+            .expect("dry-run pools")
+            .insert(pool_id, pool);
+        return Ok(Ok(Picked {
+            member,
+            candidates,
+            before: Some(before),
+            after: Some(after),
+        }));
+    }
 }
 
 /// A partner user's verdict for automatic routing: assignability, then the pause.

@@ -149,9 +149,15 @@ async fn dry_run(
     let mut leads: Vec<LeadId> = body.lead_ids.iter().copied().map(LeadId).collect();
     if let Some(from) = body.received_from {
         let to = body.received_to.unwrap_or_else(Utc::now);
+        let limit = DRY_RUN_LIMIT + 1;
         let window =
-            queries::leads_received_between(&state.pool, caller.org(), from, to, DRY_RUN_LIMIT)
-                .await?;
+            queries::leads_received_between(&state.pool, caller.org(), from, to, limit).await?;
+        if window.len() > DRY_RUN_LIMIT as usize {
+            return Err(ApiError::invalid(
+                "body.received_from",
+                "the window holds more than 1,000 leads; narrow it",
+            ));
+        }
         leads.extend(window.into_iter().map(LeadId));
     }
     if leads.is_empty() || leads.len() > DRY_RUN_LIMIT as usize {
@@ -341,8 +347,8 @@ async fn rerun(
 }
 
 /// Every automatic routing decision of a lead, from the event log: rule-set version,
-/// matched entry, each candidate with its verdict, the pool before and after (internal
-/// users who may see the lead).
+/// matched entry, each candidate with its verdict, the pool before and after (admin: the
+/// candidates span partner accounts and territories).
 #[utoipa::path(get, path = "/v1/leads/{id}/decisions", tag = "routing",
     params(("id" = Uuid, Path)), responses((status = 200, body = Vec<DecisionRow>)))]
 async fn decisions(
@@ -350,7 +356,7 @@ async fn decisions(
     caller: Caller,
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<Vec<DecisionRow>>, ApiError> {
-    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    caller.internal(&[Role::Admin])?;
     caller.readable_lead(&state, LeadId(id)).await?;
     Ok(axum::Json(
         queries::routing_decisions(&state.pool, LeadId(id)).await?,
