@@ -15,6 +15,7 @@ pub mod pool;
 pub mod queue;
 pub mod routing;
 pub mod rule_set;
+pub mod templates;
 pub mod upcasters;
 
 #[cfg(test)]

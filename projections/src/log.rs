@@ -16,6 +16,7 @@ use leadroute_domain::partner_user::PartnerUserEvent;
 use leadroute_domain::pool::PoolEvent;
 use leadroute_domain::queue::QueueEvent;
 use leadroute_domain::rule_set::RuleSetEvent;
+use leadroute_domain::templates::TemplatesEvent;
 use serde_json::Value;
 use sqlx::{PgConnection, Row};
 use uuid::Uuid;
@@ -79,6 +80,8 @@ pub enum AnyEvent {
     Pool(PoolEvent),
     /// Of an org's rule set.
     RuleSet(RuleSetEvent),
+    /// Of an org's notification templates.
+    Templates(TemplatesEvent),
 }
 
 /// One event as read from the log.
@@ -231,7 +234,9 @@ fn decode_row(
 
 fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, String> {
     use cqrs_es::Aggregate;
-    use leadroute_domain::{lead, org, partner_account, partner_user, pool, queue, rule_set};
+    use leadroute_domain::{
+        lead, org, partner_account, partner_user, pool, queue, rule_set, templates,
+    };
     let decoded = match aggregate_type {
         org::Org::TYPE => serde_json::from_str(payload).map(AnyEvent::Org),
         partner_account::PartnerAccount::TYPE => {
@@ -242,6 +247,7 @@ fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, Strin
         lead::Lead::TYPE => serde_json::from_str(payload).map(AnyEvent::Lead),
         pool::Pool::TYPE => serde_json::from_str(payload).map(AnyEvent::Pool),
         rule_set::RuleSet::TYPE => serde_json::from_str(payload).map(AnyEvent::RuleSet),
+        templates::Templates::TYPE => serde_json::from_str(payload).map(AnyEvent::Templates),
         other => return Err(format!("unknown aggregate type {other}")),
     };
     decoded.map_err(|e| e.to_string())

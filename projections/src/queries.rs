@@ -558,3 +558,65 @@ pub async fn routing_decisions(
     .fetch_all(pool)
     .await
 }
+
+/// The active partner users of `account` in `org` (queue members through their account).
+pub async fn account_users(
+    pool: &PgPool,
+    org: OrgId,
+    account: PartnerAccountId,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT user_id FROM rm_partner_users WHERE org_id = $1 AND account_id = $2 AND active
+          ORDER BY user_id",
+    )
+    .bind(org.0)
+    .bind(account.0)
+    .fetch_all(pool)
+    .await
+}
+
+/// An email the mailer sent or is sending.
+#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+pub struct NotificationRow {
+    /// The event that triggered it.
+    pub event_id: Uuid,
+    /// Recipient address.
+    pub recipient: String,
+    /// `access` or `assignment`.
+    pub kind: String,
+    /// The template version rendered (0: the built-in default).
+    pub template_version: i32,
+    /// Subject.
+    pub subject: String,
+    /// Plain-text body.
+    pub text_body: String,
+    /// HTML body.
+    pub html_body: Option<String>,
+    /// `log` or `smtp`.
+    pub transport: String,
+    /// `sending` or `sent`.
+    pub status: String,
+    /// Last delivery error.
+    pub last_error: Option<String>,
+    /// When it was first attempted.
+    pub created_at: DateTime<Utc>,
+    /// When the transport accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// The emails of `org`, newest first.
+pub async fn notifications(
+    pool: &PgPool,
+    org: OrgId,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT event_id, recipient, kind, template_version, subject, text_body, html_body, transport,
+                status, last_error, created_at, sent_at
+           FROM notifications WHERE org_id = $1 ORDER BY created_at DESC LIMIT $2",
+    )
+    .bind(org.0)
+    .bind(limit.clamp(1, 500))
+    .fetch_all(pool)
+    .await
+}

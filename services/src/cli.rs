@@ -33,6 +33,8 @@ pub enum Command {
     /// Route leads by the org's assignment rules from the published lead events until
     /// stopped; any number of routers share one durable consumer.
     Router(RouterArgs),
+    /// Send access and assignment emails for the published events until stopped.
+    Mailer(MailerArgs),
     /// Serve the HTTP API (OpenAPI document at /openapi.json) until stopped.
     Api(ApiArgs),
     /// Manage orgs.
@@ -239,6 +241,10 @@ pub struct UpConfig {
     /// The HTTP API.
     #[command(flatten)]
     pub api: crate::api::ApiConfig,
+
+    /// Email delivery (the `log` transport unless configured).
+    #[command(flatten)]
+    pub mail: crate::mailer::MailerConfig,
 }
 
 /// `leadroute router`.
@@ -252,6 +258,23 @@ pub struct RouterArgs {
     pub nats: NatsArgs,
     /// Router workers in this process sharing the durable consumer.
     #[arg(long, env = "LEADROUTE_ROUTER_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+}
+
+/// `leadroute mailer`.
+#[derive(Debug, Clone, Args)]
+pub struct MailerArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// NATS.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Delivery.
+    #[command(flatten)]
+    pub mail: crate::mailer::MailerConfig,
+    /// Mailer workers in this process sharing the durable consumer.
+    #[arg(long, env = "LEADROUTE_MAILER_WORKERS", default_value_t = 1)]
     pub workers: usize,
 }
 

@@ -12,6 +12,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod demo;
 pub mod embedded;
+pub mod mailer;
 pub mod nats;
 pub mod read_side;
 pub mod routing;

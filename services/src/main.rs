@@ -67,6 +67,20 @@ async fn main() -> anyhow::Result<()> {
             shutdown.recv().await;
             workers.stop().await;
         }
+        Command::Mailer(args) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect(&args.database).await?;
+            let workers = read_side::ConsumerWorkers::mailer(
+                &pool,
+                &args.nats.nats_url,
+                args.nats.names()?,
+                args.workers,
+                &args.mail,
+            )
+            .await?;
+            shutdown.recv().await;
+            workers.stop().await;
+        }
         Command::Intake(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
             let pool = connect(&args.database).await?;

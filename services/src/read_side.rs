@@ -67,7 +67,7 @@ pub async fn publisher(url: &str, names: nats::Names) -> anyhow::Result<Arc<dyn 
     Ok(Arc::new(nats::publisher::Publisher::new(js, names)))
 }
 
-/// Consumer workers (intake or router) and the switch that stops them.
+/// Consumer workers (intake, router or mailer) and the switch that stops them.
 pub struct ConsumerWorkers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -96,6 +96,19 @@ impl ConsumerWorkers {
         let worker =
             crate::routing::RouterConsumer::worker(pool.clone(), nats::connect(url).await?, names)
                 .await?;
+        Ok(Self::spawn(worker, workers))
+    }
+
+    /// Start `workers` mailer workers on the NATS server at `url` under `names`.
+    pub async fn mailer(
+        pool: &PgPool,
+        url: &str,
+        names: nats::Names,
+        workers: usize,
+        config: &crate::mailer::MailerConfig,
+    ) -> anyhow::Result<ConsumerWorkers> {
+        let js = nats::connect(url).await?;
+        let worker = crate::mailer::Mailer::worker(pool.clone(), js, names, config).await?;
         Ok(Self::spawn(worker, workers))
     }
 

@@ -2,8 +2,8 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The HTTP API, the projectors, the NATS publisher, the intake and the router run here as
-//! tasks; the mailer joins them later. With `--demo` it prints fresh demo API keys and
+//! The HTTP API, the projectors, the NATS publisher, the intake, the router and the mailer
+//! (the `log` transport unless SMTP is configured) run here as tasks. With `--demo` it prints fresh demo API keys and
 //! the demo partner sign-in on stdout (never in the log).
 
 use crate::access::Access;
@@ -62,7 +62,7 @@ impl Up {
         }
     }
 
-    /// Start the publisher, the intake and router workers, the API (bound) and the
+    /// Start the publisher, the intake, router and mailer workers, the API (bound) and the
     /// projectors; on an error, stop what already started.
     async fn start(
         pool: &PgPool,
@@ -84,6 +84,8 @@ impl Up {
             running.workers.push(intake);
             let router = ConsumerWorkers::router(pool, nats_url, names.clone(), 1).await?;
             running.workers.push(router);
+            let mailer = ConsumerWorkers::mailer(pool, nats_url, names.clone(), 1, &config.mail);
+            running.workers.push(mailer.await?);
             Api::build(pool.clone(), &config.api).await
         }
         .await;

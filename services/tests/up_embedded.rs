@@ -199,6 +199,29 @@ async fn up_starts_local_servers_keeps_their_data_and_stops_them() {
         200,
         "a demo partner user signs in with the printed password"
     );
+    // The mailer (log transport, the default of `up`) records the demo's access emails.
+    let recorded = leadroute_tests::eventually(Duration::from_secs(30), || async {
+        let emails: serde_json::Value = client
+            .get(format!("{base}/v1/notifications"))
+            .bearer_auth(&admin_key)
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let access = emails
+            .as_array()?
+            .iter()
+            .filter(|e| e["kind"] == "access" && e["transport"] == "log" && e["status"] == "sent")
+            .count();
+        (access >= 1).then_some(access)
+    })
+    .await;
+    assert!(
+        recorded.is_some(),
+        "access emails recorded by the log transport"
+    );
     let seeded = event_count(pg_port).await;
     assert!(seeded > 20, "the demo seeded {seeded} events");
     stop(up).await;

@@ -342,4 +342,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/v1/pools/{id}/members/{kind}/{member_id}"),
     ("POST", "/v1/leads/{id}/rerun"),
     ("GET", "/v1/leads/{id}/decisions"),
+    ("GET", "/v1/templates"),
+    ("PUT", "/v1/templates/{kind}"),
+    ("POST", "/v1/templates/{kind}/preview"),
+    ("GET", "/v1/notifications"),
 ];

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod generate;
+pub mod smtp;
 
 use chrono::{Duration, Utc};
 use leadroute_domain::ids::{

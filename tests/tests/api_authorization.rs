@@ -458,6 +458,34 @@ fn cases(a: &World) -> Vec<Case> {
             None,
             "other_admin:H admin:A",
         ),
+        case(
+            "GET",
+            "/v1/templates",
+            "/v1/templates".into(),
+            None,
+            "other_admin:A admin:A",
+        ),
+        case(
+            "PUT",
+            "/v1/templates/{kind}",
+            "/v1/templates/access".into(),
+            Some(json!({"subject": "Hi {{ user.name }}", "text": "{{ link }}"})),
+            "other_admin:A admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/templates/{kind}/preview",
+            "/v1/templates/assignment/preview".into(),
+            Some(json!({"subject": "s", "text": "{{ lead.fields.company }}"})),
+            "other_admin:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/notifications",
+            "/v1/notifications".into(),
+            None,
+            "other_admin:A admin:A",
+        ),
         // Last: they switch p1's account off (p1's session then answers 401) and p1 itself.
         case(
             "POST",

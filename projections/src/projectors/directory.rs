@@ -40,8 +40,11 @@ impl Projector for DirectoryProjector {
                 AnyEvent::PartnerAccount(e) => account(conn, id, e).await?,
                 AnyEvent::PartnerUser(e) => user(conn, id, e).await?,
                 AnyEvent::Queue(e) => queue(conn, id, e).await?,
-                AnyEvent::Org(_) | AnyEvent::Lead(_) | AnyEvent::Pool(_) | AnyEvent::RuleSet(_) => {
-                }
+                AnyEvent::Org(_)
+                | AnyEvent::Lead(_)
+                | AnyEvent::Pool(_)
+                | AnyEvent::RuleSet(_)
+                | AnyEvent::Templates(_) => {}
             }
         }
         Ok(())

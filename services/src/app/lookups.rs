@@ -12,6 +12,7 @@ use leadroute_domain::partner_user::{NotAssignable, PartnerUser};
 use leadroute_domain::pool::Pool;
 use leadroute_domain::queue::Queue;
 use leadroute_domain::rule_set::RuleSet;
+use leadroute_domain::templates::Templates;
 use leadroute_domain::Refusal;
 
 /// An aggregate that belongs to one org once it exists.
@@ -70,6 +71,14 @@ impl InOrg for Pool {
 impl InOrg for RuleSet {
     const WHAT: &'static str = "rule_set";
     const NOT_FOUND: &'static str = "rule_set_not_found";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for Templates {
+    const WHAT: &'static str = "templates";
+    const NOT_FOUND: &'static str = "templates_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }

@@ -13,6 +13,7 @@ mod org;
 mod partners;
 mod queues;
 mod routing;
+mod templates;
 
 pub use error::AppError;
 pub use leads::NewLead;

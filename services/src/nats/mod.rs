@@ -110,6 +110,11 @@ impl Names {
         format!("{}.*.events.Lead.>", self.prefix)
     }
 
+    /// The durable consumer the mailer workers share.
+    pub fn mailer_consumer(&self) -> String {
+        format!("{}_MAILER", self.stream_prefix())
+    }
+
     /// The durable consumer the router workers share.
     pub fn router_consumer(&self) -> String {
         format!("{}_ROUTER", self.stream_prefix())

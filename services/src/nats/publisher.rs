@@ -40,6 +40,7 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::Lead(e) => serde_json::to_value(e),
         AnyEvent::Pool(e) => serde_json::to_value(e),
         AnyEvent::RuleSet(e) => serde_json::to_value(e),
+        AnyEvent::Templates(e) => serde_json::to_value(e),
     };
     json!({
         "event_id": event.event_id,

@@ -9,6 +9,7 @@ mod leads;
 mod org;
 mod queues;
 mod routing;
+mod templates;
 mod users;
 
 use super::ApiState;
@@ -32,4 +33,5 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
         .merge(queues::router())
         .merge(leads::router())
         .merge(routing::router())
+        .merge(templates::router())
 }

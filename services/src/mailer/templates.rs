@@ -1,0 +1,215 @@
+//! Notification templates (minijinja): the built-in defaults (version 0), the variables
+//! each kind may use, validation when a template is saved (it must parse and name only
+//! known variables; the error gives line and reason), and rendering with strict
+//! undefined values.
+//!
+//! Variables of the access email: `org.name`, `user.name`, `user.email`, `account.name`,
+//! `link` (the one-time set-password link), `expires_at`.
+//! Variables of the assignment email: `org.name`, `recipient.name`, `recipient.email`,
+//! `lead.id`, `lead.fields` (the org's partner-visible fields, a map), `inbox_link`.
+
+use leadroute_domain::templates::{Template, TemplateKind};
+use minijinja::{Environment, UndefinedBehavior, Value};
+use std::collections::BTreeSet;
+
+/// The built-in template of `kind` (version 0), used until the org saves its own.
+pub fn default_template(kind: TemplateKind) -> Template {
+    match kind {
+        TemplateKind::Access => Template {
+            subject: "Your partner access to {{ org.name }}".into(),
+            text: "Hello {{ user.name }},\n\n{{ org.name }} has given you access to its partner \
+                   leads. Set your password with this link; it works once, until {{ expires_at }}:\n\n\
+                   {{ link }}\n"
+                .into(),
+            html: Some(
+                "<p>Hello {{ user.name }},</p><p>{{ org.name }} has given you access to its \
+                 partner leads. <a href=\"{{ link }}\">Set your password</a> (the link works \
+                 once, until {{ expires_at }}).</p>"
+                    .into(),
+            ),
+        },
+        TemplateKind::Assignment => Template {
+            subject: "New lead from {{ org.name }}{% if lead.fields.company %}: {{ lead.fields.company }}{% endif %}"
+                .into(),
+            text: "Hello {{ recipient.name }},\n\n{{ org.name }} gave you a lead.\n\n\
+                   {% for name, value in lead.fields | items %}{{ name }}: {{ value }}\n{% endfor %}\n\
+                   Your inbox: {{ inbox_link }}\n"
+                .into(),
+            html: None,
+        },
+    }
+}
+
+/// The variables (and their fields) a template of `kind` may use.
+fn known(kind: TemplateKind) -> &'static [(&'static str, &'static [&'static str])] {
+    match kind {
+        TemplateKind::Access => &[
+            ("org", &["name"]),
+            ("user", &["name", "email"]),
+            ("account", &["name"]),
+            ("link", &[]),
+            ("expires_at", &[]),
+        ],
+        TemplateKind::Assignment => &[
+            ("org", &["name"]),
+            ("recipient", &["name", "email"]),
+            ("lead", &["id", "fields"]),
+            ("inbox_link", &[]),
+        ],
+    }
+}
+
+/// Why `template` cannot be saved as `kind`: the part, line and reason.
+pub fn problem(kind: TemplateKind, template: &Template) -> Option<String> {
+    let parts = [
+        ("subject", Some(&template.subject)),
+        ("text", Some(&template.text)),
+        ("html", template.html.as_ref()),
+    ];
+    parts.into_iter().find_map(|(part, source)| {
+        let source = source?;
+        let env = environment();
+        let parsed = match env.template_from_str(source) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Some(format!(
+                    "{part}, line {}: {}",
+                    e.line().unwrap_or(1),
+                    e.detail().unwrap_or("does not parse")
+                ))
+            }
+        };
+        let names: BTreeSet<String> = parsed.undeclared_variables(true).into_iter().collect();
+        names
+            .iter()
+            .find_map(|name| unknown(kind, name))
+            .map(|name| {
+                let line = source
+                    .lines()
+                    .position(|l| l.contains(name.split('.').next().unwrap_or(&name)))
+                    .map_or(1, |i| i + 1);
+                format!("{part}, line {line}: unknown variable `{name}`")
+            })
+    })
+}
+
+/// `name` (dotted, as minijinja reports it) if `kind` does not know it.
+fn unknown(kind: TemplateKind, name: &str) -> Option<String> {
+    let mut parts = name.split('.');
+    let root = parts.next().unwrap_or_default();
+    let Some((_, fields)) = known(kind).iter().find(|(r, _)| *r == root) else {
+        return Some(name.to_string());
+    };
+    match parts.next() {
+        None => None,
+        // Lead fields are whatever the org's leads carry.
+        Some(_) if root == "lead" && name.starts_with("lead.fields") => None,
+        Some(field) if fields.contains(&field) => None,
+        Some(_) => Some(name.to_string()),
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub text: String,
+    /// HTML body, if the template has one.
+    pub html: Option<String>,
+}
+
+/// Render `template` with `context` (absent optional values render empty).
+pub fn render(template: &Template, context: &Value) -> Result<Rendered, minijinja::Error> {
+    let env = environment();
+    let one = |source: &str| env.render_str(source, context.clone());
+    Ok(Rendered {
+        subject: one(&template.subject)?.replace(['\r', '\n'], " "),
+        text: one(&template.text)?,
+        html: template.html.as_deref().map(one).transpose()?,
+    })
+}
+
+/// Sample data of `kind`, for previews.
+pub fn sample(kind: TemplateKind) -> Value {
+    match kind {
+        TemplateKind::Access => minijinja::context! {
+            org => minijinja::context! { name => "Acme" },
+            user => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
+            account => minijinja::context! { name => "Northwind Resellers" },
+            link => "https://leadroute.example/set-password?token=lri_sample",
+            expires_at => "2026-12-01T09:00:00Z",
+        },
+        TemplateKind::Assignment => minijinja::context! {
+            org => minijinja::context! { name => "Acme" },
+            recipient => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
+            lead => minijinja::context! {
+                id => "00000000-0000-0000-0000-000000000000",
+                fields => minijinja::context! { company => "Globex", country => "DE" },
+            },
+            inbox_link => "https://leadroute.example/v1/partner-users/…/inbox",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(text: &str) -> Template {
+        Template {
+            subject: "s".into(),
+            text: text.into(),
+            html: None,
+        }
+    }
+
+    #[test]
+    fn the_defaults_are_valid_and_render_their_samples() {
+        for kind in [TemplateKind::Access, TemplateKind::Assignment] {
+            let default = default_template(kind);
+            assert_eq!(problem(kind, &default), None, "{kind:?}");
+            let rendered = render(&default, &sample(kind)).unwrap();
+            assert!(rendered.text.contains("Acme"), "{rendered:?}");
+        }
+        let assignment = render(
+            &default_template(TemplateKind::Assignment),
+            &sample(TemplateKind::Assignment),
+        )
+        .unwrap();
+        assert!(assignment.subject.contains("Globex") && assignment.text.contains("country: DE"));
+    }
+
+    #[test]
+    fn a_template_that_does_not_parse_is_refused_with_its_line() {
+        let broken = template("Hello\n{{ user.name \nbye");
+        let reason = problem(TemplateKind::Access, &broken).unwrap();
+        assert!(reason.starts_with("text, line 2"), "{reason}");
+    }
+
+    #[test]
+    fn an_unknown_variable_is_refused_naming_it() {
+        let reason = problem(TemplateKind::Access, &template("Hi\n{{ usr.name }}")).unwrap();
+        assert_eq!(reason, "text, line 2: unknown variable `usr.name`");
+        let reason = problem(TemplateKind::Access, &template("{{ user.phone }}")).unwrap();
+        assert!(reason.contains("user.phone"));
+        assert_eq!(
+            problem(
+                TemplateKind::Assignment,
+                &template("{{ lead.fields.anything }}")
+            ),
+            None
+        );
+        assert!(
+            problem(TemplateKind::Assignment, &template("{{ link }}")).is_some(),
+            "access-only variable"
+        );
+    }
+}
