@@ -1,7 +1,8 @@
 -- Emails the mailer sent or is sending (leadroute-services `mailer`): one row per
 -- triggering event and recipient, written before the message goes out and marked sent
 -- after, so a redelivered event never sends a second email. With the `log` transport this
--- table is where messages go (readable over GET /v1/notifications).
+-- table is where messages go (readable over GET /v1/notifications). Bodies are stored
+-- with set-password tokens redacted: the table never holds a usable link.
 
 CREATE TABLE notifications
 (
@@ -19,6 +20,8 @@ CREATE TABLE notifications
     transport        text        NOT NULL,
     -- 'sending' until the transport accepted it, then 'sent'
     status           text        NOT NULL CHECK (status IN ('sending', 'sent')),
+    -- while 'sending': the worker holding it may send until then; after, another may
+    lease_until      timestamptz,
     attempts         integer     NOT NULL DEFAULT 0,
     last_error       text,
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),

@@ -69,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Mailer(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
+            if args.mail.mail_transport == "log" {
+                tracing::warn!("--mail-transport log: emails are recorded in the notifications table, not sent; use --mail-transport smtp to send them");
+            }
             let pool = connect(&args.database).await?;
             let workers = read_side::ConsumerWorkers::mailer(
                 &pool,

@@ -70,15 +70,12 @@ impl Up {
         config: &UpConfig,
     ) -> anyhow::Result<(Running, Api)> {
         let names = nats::Names::new(&config.nats_prefix, &config.nats_crm_prefix)?;
-        let publisher = read_side::publisher(nats_url, names.clone()).await?;
         let mut running = Running {
-            tasks: vec![ProjectorTasks::spawn_for(
-                pool,
-                vec![publisher],
-                Default::default(),
-            )],
+            tasks: Vec::new(),
             workers: Vec::new(),
         };
+        // The consumers exist before the publisher runs, so the mailer (which starts with
+        // new events only) sees everything published from the first start on.
         let rest = async {
             let intake = ConsumerWorkers::intake(pool, nats_url, names.clone(), 1).await?;
             running.workers.push(intake);
@@ -86,6 +83,12 @@ impl Up {
             running.workers.push(router);
             let mailer = ConsumerWorkers::mailer(pool, nats_url, names.clone(), 1, &config.mail);
             running.workers.push(mailer.await?);
+            let publisher = read_side::publisher(nats_url, names.clone()).await?;
+            running.tasks.push(ProjectorTasks::spawn_for(
+                pool,
+                vec![publisher],
+                Default::default(),
+            ));
             Api::build(pool.clone(), &config.api).await
         }
         .await;

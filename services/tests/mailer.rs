@@ -314,6 +314,22 @@ async fn a_mailer_killed_after_sending_and_before_acking_sends_nothing_twice() {
         command.spawn().expect("start leadroute mailer")
     };
     let mut crashing = run(true);
+    // The mailer's consumer starts with new events: activate once it exists.
+    let ready = eventually(Duration::from_secs(30), || async {
+        let stream = world
+            .nats
+            .js
+            .get_stream(world.names.events_stream())
+            .await
+            .ok()?;
+        stream
+            .consumer_info(world.names.mailer_consumer())
+            .await
+            .ok()
+            .map(|_| ())
+    })
+    .await;
+    assert!(ready.is_some(), "the mailer created its consumer");
     let user = world.app.activated_user(world.org, world.account).await;
     let email = email_of(&world.app, world.org, user).await;
     mail_to(&sink, &email, 1).await;
@@ -369,6 +385,68 @@ async fn an_smtp_outage_is_dead_lettered_and_a_replay_delivers_the_email() {
         .await
         .unwrap();
     assert_eq!(sent, "sent");
+    mailer.stop().await;
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_queue_email_goes_to_members_who_may_receive_leads_and_no_link_is_stored() {
+    let world = World::start().await;
+    let sink = SmtpSink::start().await;
+    let mailer = world.mailer(&smtp(sink.addr.port())).await;
+    let ready = world.app.assignable_user(world.org, world.account).await;
+    let never = world.app.activated_user(world.org, world.account).await;
+    let (ready_email, never_email) = (
+        email_of(&world.app, world.org, ready).await,
+        email_of(&world.app, world.org, never).await,
+    );
+    let queue = world.app.queue(world.org).await;
+    let meta = world.app.meta();
+    for user in [ready, never] {
+        let member = leadroute_domain::queue::QueueMember::PartnerUser(user);
+        world
+            .app
+            .commands
+            .add_queue_member(&meta, world.org, queue, member)
+            .await
+            .unwrap();
+    }
+    let lead = world.app.lead(world.org).await;
+    world
+        .app
+        .commands
+        .reassign_lead(&meta, world.org, lead, Owner::Queue(queue), true)
+        .await
+        .unwrap();
+    world.drained().await;
+    let assignment = |email: &str| {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.to == [email.to_string()] && m.data.contains("gave you a lead"))
+            .count()
+    };
+    assert_eq!(
+        (assignment(&ready_email), assignment(&never_email)),
+        (1, 0),
+        "only members who may receive leads"
+    );
+    let live_links: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE text_body ~ 'lri_[0-9a-f]{64}' OR coalesce(html_body, '') ~ 'lri_[0-9a-f]{64}'",
+    )
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    let redacted: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM notifications WHERE text_body LIKE '%lri_[redacted]%'",
+    )
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (live_links, redacted),
+        (0, 2),
+        "both access emails are stored without their live link"
+    );
     mailer.stop().await;
     world.stop().await;
 }

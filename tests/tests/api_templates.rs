@@ -65,7 +65,16 @@ async fn templates_are_versioned_validated_and_previewed() {
         .ok();
     api.put("/v1/templates/access", &org.admin, good).await.ok();
     let current = api.get("/v1/templates", &org.admin).await.ok().body;
-    assert_eq!(current[0]["version"], 2, "each save is the next version");
+    assert_eq!(
+        current[0]["version"], 1,
+        "saving the same content again writes nothing"
+    );
+    let changed = json!({"subject": "Hello from {{ org.name }}", "text": "{{ link }}"});
+    api.put("/v1/templates/access", &org.admin, changed)
+        .await
+        .ok();
+    let current = api.get("/v1/templates", &org.admin).await.ok().body;
+    assert_eq!(current[0]["version"], 2, "a change is the next version");
 
     let preview = api
         .post(
@@ -86,11 +95,18 @@ async fn templates_are_versioned_validated_and_previewed() {
         .ok()
         .body;
     assert_eq!(
-        saved["subject"], "Welcome to Acme",
+        saved["subject"], "Hello from Acme",
         "without a draft the current template is previewed"
     );
+    let half = api
+        .post(
+            "/v1/templates/access/preview",
+            &org.admin,
+            json!({"subject": "x"}),
+        )
+        .await;
     assert_eq!(
-        api.get("/v1/notifications", &org.admin).await.ok().body,
-        json!([])
+        (half.status, half.code()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
     );
 }

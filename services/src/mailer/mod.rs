@@ -17,10 +17,10 @@ mod transport;
 use crate::access::{Access, AccessError};
 use crate::app::{AppError, Commands};
 use crate::nats::lead_event::Invalid;
-use crate::nats::worker::{Handler, Outcome, Worker};
+use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
-use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId};
+use leadroute_domain::ids::{InvitationId, LeadId, OrgId, Owner, PartnerUserId};
 use leadroute_domain::lead::{Lead, LeadEvent};
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_account::PartnerAccount;
@@ -162,6 +162,37 @@ impl From<sqlx::Error> for Failure {
     }
 }
 
+/// How long a worker may hold an unsent notification before another may take it over
+/// (longer than every SMTP attempt with its backoff).
+const LEASE: Duration = Duration::from_secs(90);
+
+/// Who may send a notification now.
+enum Claim {
+    /// This worker.
+    Ours,
+    /// Nobody: it was sent.
+    Sent,
+    /// Another worker, still within its lease.
+    Held,
+}
+
+/// `text` with every set-password token replaced: what is stored never holds a live link.
+fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(crate::access::INVITATION_PREFIX) {
+        let start = at + crate::access::INVITATION_PREFIX.len();
+        let end = rest[start..]
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .map_or(rest.len(), |n| start + n);
+        out.push_str(&rest[..start]);
+        out.push_str("[redacted]");
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// One recipient of an email.
 struct Recipient {
     user: PartnerUserId,
@@ -197,8 +228,11 @@ impl Mailer {
             js,
             names.clone(),
             stream,
-            names.mailer_consumer(),
-            None,
+            ConsumerSpec {
+                durable: names.mailer_consumer(),
+                filter: None,
+                only_new: true,
+            },
         )
         .await;
         Ok(worker?)
@@ -210,11 +244,12 @@ impl Mailer {
         };
         match envelope.aggregate_type.as_str() {
             "PartnerUser" => {
-                if let Ok(PartnerUserEvent::PartnerUserActivated { .. }) =
+                if let Ok(PartnerUserEvent::PartnerUserActivated { invitation_id, .. }) =
                     serde_json::from_value(envelope.payload)
                 {
                     let user = PartnerUserId(envelope.aggregate_id);
-                    self.access_email(envelope.event_id, org, user).await?;
+                    self.access_email(envelope.event_id, org, user, invitation_id)
+                        .await?;
                 }
             }
             "Lead" => {
@@ -245,10 +280,16 @@ impl Mailer {
         event: Uuid,
         org: OrgId,
         user: PartnerUserId,
+        invitation: InvitationId,
     ) -> Result<(), Failure> {
         let state = self.commands.state::<PartnerUser>(org, user).await?;
-        let Some((_, expires_at)) = state.invitation.filter(|_| state.active) else {
-            return Ok(()); // deactivated since: no access to give
+        // Only the user's current, unexpired invitation is sent: an older activation (a
+        // late redelivery or replay) or an expired one sends nothing.
+        let current = state.invitation.filter(|(id, expires_at)| {
+            state.active && *id == invitation && *expires_at > chrono::Utc::now()
+        });
+        let Some((_, expires_at)) = current else {
+            return Ok(());
         };
         let org_name = self.commands.state::<Org>(org, org).await?.name;
         let account = match state.account_id {
@@ -312,6 +353,8 @@ impl Mailer {
             .into_iter()
             .filter(|(name, _)| org_state.visible_fields.lead.contains(name))
             .collect();
+        // Every recipient is tried; the first failure is reported once all were.
+        let mut failure = None;
         for recipient in &recipients {
             let context = context! {
                 org => context! { name => org_state.name.clone() },
@@ -319,20 +362,24 @@ impl Mailer {
                 lead => context! { id => lead.to_string(), fields => Value::from_serialize(&fields) },
                 inbox_link => format!("{}/v1/partner-users/{}/inbox", self.public_url, recipient.user),
             };
-            self.deliver(
-                event,
-                org,
-                TemplateKind::Assignment,
-                recipient,
-                || async move { Ok(context) },
-            )
-            .await?;
+            let sent = self
+                .deliver(
+                    event,
+                    org,
+                    TemplateKind::Assignment,
+                    recipient,
+                    || async move { Ok(context) },
+                )
+                .await;
+            if let Err(e) = sent {
+                failure.get_or_insert(e);
+            }
         }
-        Ok(())
+        failure.map_or(Ok(()), Err)
     }
 
-    /// The active partner users behind an owner: the user, or the queue's members (users,
-    /// and the users of member accounts).
+    /// The partner users behind an owner who may receive leads: the user, or the queue's
+    /// members (users, and the users of member accounts).
     async fn recipients(&self, org: OrgId, owner: Owner) -> Result<Vec<Recipient>, Failure> {
         let users: Vec<PartnerUserId> = match owner {
             Owner::PartnerUser(user) => vec![user],
@@ -357,8 +404,10 @@ impl Mailer {
         };
         let mut out = Vec::new();
         for user in users {
-            let state = self.commands.state::<PartnerUser>(org, user).await?;
-            if state.active {
+            let (state, assignable) = self.commands.partner_user_assignability(org, user).await?;
+            // Lead data goes only to users who may receive leads (active, signed in once,
+            // account an active partner).
+            if assignable.is_ok() {
                 out.push(Recipient {
                     user,
                     name: state.name,
@@ -370,8 +419,9 @@ impl Mailer {
     }
 
     /// Send one email for `event` to `recipient` unless it was sent already: claim the
-    /// notification row, build the context (`context` may mint a link: only once the row
-    /// is claimed and unsent), render the current template, send, mark sent.
+    /// notification row (a lease: another worker holding it makes this one retry later),
+    /// build the context (`context` may mint a link: only once the row is claimed and
+    /// unsent), render the current template, send, mark sent.
     async fn deliver<F, Fut>(
         &self,
         event: Uuid,
@@ -384,33 +434,21 @@ impl Mailer {
         F: FnOnce() -> Fut,
         Fut: std::future::Future<Output = Result<Value, Failure>>,
     {
-        let status: String = sqlx::query_scalar(
-            "WITH claimed AS (
-                 INSERT INTO notifications (event_id, recipient, org_id, kind, template_version,
-                                            subject, text_body, transport, status)
-                 VALUES ($1, $2, $3, $4, 0, '', '', $5, 'sending')
-                 ON CONFLICT (event_id, recipient) DO NOTHING RETURNING status)
-             SELECT status FROM claimed
-             UNION ALL SELECT status FROM notifications WHERE event_id = $1 AND recipient = $2
-             LIMIT 1",
-        )
-        .bind(event)
-        .bind(&recipient.email)
-        .bind(org.0)
-        .bind(kind.as_str())
-        .bind(self.transport.name())
-        .fetch_one(&self.pool)
-        .await?;
-        if status == "sent" {
-            return Ok(());
+        let key = (event, recipient.email.as_str());
+        match self.claim(key, org, kind).await? {
+            Claim::Ours => {}
+            Claim::Sent => return Ok(()),
+            Claim::Held => {
+                return Err(Failure::Retry(AppError::Conflict {
+                    aggregate: "notification",
+                    attempts: 1,
+                }))
+            }
         }
         let (version, template) = self.template(org, kind).await?;
         let context = match context().await {
             Err(Failure::Skip) => {
-                sqlx::query("DELETE FROM notifications WHERE event_id = $1 AND recipient = $2")
-                    .bind(event)
-                    .bind(&recipient.email)
-                    .execute(&self.pool)
+                self.update(key, "DELETE FROM notifications WHERE event_id = $1 AND recipient = $2 AND status = 'sending'")
                     .await?;
                 return Ok(());
             }
@@ -430,9 +468,9 @@ impl Mailer {
         .bind(event)
         .bind(&recipient.email)
         .bind(version as i32)
-        .bind(&rendered.subject)
-        .bind(&rendered.text)
-        .bind(&rendered.html)
+        .bind(redact(&rendered.subject))
+        .bind(redact(&rendered.text))
+        .bind(rendered.html.as_deref().map(redact))
         .execute(&self.pool)
         .await?;
         let outgoing = transport::Outgoing {
@@ -441,33 +479,85 @@ impl Mailer {
             message_id: format!("<{event}.{}@leadroute>", recipient.user),
             rendered: &rendered,
         };
-        if let Err(error) = self.transport.send(&outgoing).await {
-            sqlx::query(
-                "UPDATE notifications SET last_error = $3 WHERE event_id = $1 AND recipient = $2",
-            )
-            .bind(event)
-            .bind(&recipient.email)
-            .bind(&error)
-            .execute(&self.pool)
-            .await?;
+        if let Err(failed) = self.transport.send(&outgoing).await {
+            let (reason, error) = match failed {
+                transport::Failed::Recipient(e) => ("invalid_recipient", e),
+                transport::Failed::Smtp(e) => ("smtp_unavailable", e),
+            };
+            sqlx::query("UPDATE notifications SET last_error = $3, lease_until = NULL WHERE event_id = $1 AND recipient = $2")
+                .bind(event)
+                .bind(&recipient.email)
+                .bind(&error)
+                .execute(&self.pool)
+                .await?;
             return Err(Failure::Dead(Invalid {
-                reason: "smtp_unavailable",
-                detail: error,
+                reason,
+                detail: format!("{}: {error}", recipient.email),
             }));
         }
-        sqlx::query(
-            "UPDATE notifications SET status = 'sent', sent_at = clock_timestamp(), last_error = NULL
-              WHERE event_id = $1 AND recipient = $2",
+        self.update(
+            key,
+            "UPDATE notifications SET status = 'sent', sent_at = clock_timestamp(), last_error = NULL,
+                    lease_until = NULL
+              WHERE event_id = $1 AND recipient = $2 AND status = 'sending'",
         )
-        .bind(event)
-        .bind(&recipient.email)
-        .execute(&self.pool)
         .await?;
         tracing::info!(%event, kind = kind.as_str(), template_version = version, "email sent");
         if self.crash_after_send {
             tracing::error!("--crash-after-send: aborting before the acknowledgement");
             std::process::abort();
         }
+        Ok(())
+    }
+
+    /// Take the notification row of `key`: a new one, or one left `sending` whose lease ran
+    /// out (its worker died or gave up).
+    async fn claim(
+        &self,
+        (event, recipient): (Uuid, &str),
+        org: OrgId,
+        kind: TemplateKind,
+    ) -> Result<Claim, Failure> {
+        let ours: Option<String> = sqlx::query_scalar(
+            "INSERT INTO notifications (event_id, recipient, org_id, kind, template_version,
+                                        subject, text_body, transport, status, lease_until)
+             VALUES ($1, $2, $3, $4, 0, '', '', $5, 'sending', clock_timestamp() + $6 * interval '1 second')
+             ON CONFLICT (event_id, recipient) DO UPDATE
+                SET lease_until = excluded.lease_until, transport = excluded.transport
+              WHERE notifications.status = 'sending'
+                AND (notifications.lease_until IS NULL OR notifications.lease_until < clock_timestamp())
+             RETURNING status",
+        )
+        .bind(event)
+        .bind(recipient)
+        .bind(org.0)
+        .bind(kind.as_str())
+        .bind(self.transport.name())
+        .bind(LEASE.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if ours.is_some() {
+            return Ok(Claim::Ours);
+        }
+        let status: Option<String> = sqlx::query_scalar(
+            "SELECT status FROM notifications WHERE event_id = $1 AND recipient = $2",
+        )
+        .bind(event)
+        .bind(recipient)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match status.as_deref() {
+            Some("sent") => Claim::Sent,
+            _ => Claim::Held,
+        })
+    }
+
+    async fn update(&self, (event, recipient): (Uuid, &str), sql: &str) -> Result<(), Failure> {
+        sqlx::query(sql)
+            .bind(event)
+            .bind(recipient)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

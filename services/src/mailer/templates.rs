@@ -59,17 +59,20 @@ fn known(kind: TemplateKind) -> &'static [(&'static str, &'static [&'static str]
     }
 }
 
-/// Why `template` cannot be saved as `kind`: the part, line and reason.
+/// Why `template` cannot be saved as `kind`: the part, line and reason. It must parse,
+/// name only known variables, render the sample data (unknown filters, includes and
+/// runaway loops fail here), keep the set-password link out of the subject and, for the
+/// access email, carry it in the text.
 pub fn problem(kind: TemplateKind, template: &Template) -> Option<String> {
     let parts = [
         ("subject", Some(&template.subject)),
         ("text", Some(&template.text)),
         ("html", template.html.as_ref()),
     ];
-    parts.into_iter().find_map(|(part, source)| {
+    let found = parts.into_iter().find_map(|(part, source)| {
         let source = source?;
         let env = environment();
-        let parsed = match env.template_from_str(source) {
+        let parsed = match env.template_from_named_str(name_of(part), source) {
             Ok(parsed) => parsed,
             Err(e) => {
                 return Some(format!(
@@ -80,23 +83,60 @@ pub fn problem(kind: TemplateKind, template: &Template) -> Option<String> {
             }
         };
         let names: BTreeSet<String> = parsed.undeclared_variables(true).into_iter().collect();
-        names
-            .iter()
-            .find_map(|name| unknown(kind, name))
-            .map(|name| {
-                let line = source
-                    .lines()
-                    .position(|l| l.contains(name.split('.').next().unwrap_or(&name)))
-                    .map_or(1, |i| i + 1);
-                format!("{part}, line {line}: unknown variable `{name}`")
-            })
+        if part == "subject" && names.iter().any(|n| n == "link") {
+            return Some("subject: the set-password link may not be in the subject".into());
+        }
+        if let Some(name) = names.iter().find_map(|name| unknown(kind, name)) {
+            return Some(format!(
+                "{part}, line {}: unknown variable `{name}`",
+                line_of(source, &name)
+            ));
+        }
+        parsed.render(sample(kind)).err().map(|e| {
+            format!(
+                "{part}, line {}: {}",
+                e.line().unwrap_or(1),
+                e.detail().unwrap_or("does not render")
+            )
+        })
+    });
+    found.or_else(|| {
+        let needs_link = kind == TemplateKind::Access && !template.text.contains("link");
+        needs_link.then(|| "text: the access email must carry the set-password `{{ link }}`".into())
     })
+}
+
+/// The line of the first use of `name` (a dotted variable) in `source`.
+fn line_of(source: &str, name: &str) -> usize {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(name).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+            })
+        })
+        .map_or(1, |i| i + 1)
+}
+
+/// Template names: the HTML part is named `.html`, which turns on HTML escaping.
+fn name_of(part: &str) -> &'static str {
+    match part {
+        "html" => "body.html",
+        "subject" => "subject.txt",
+        _ => "body.txt",
+    }
 }
 
 /// `name` (dotted, as minijinja reports it) if `kind` does not know it.
 fn unknown(kind: TemplateKind, name: &str) -> Option<String> {
     let mut parts = name.split('.');
     let root = parts.next().unwrap_or_default();
+    if BUILTINS.contains(&root) {
+        return None;
+    }
     let Some((_, fields)) = known(kind).iter().find(|(r, _)| *r == root) else {
         return Some(name.to_string());
     };
@@ -109,9 +149,25 @@ fn unknown(kind: TemplateKind, name: &str) -> Option<String> {
     }
 }
 
+/// Global functions of minijinja that templates may call.
+const BUILTINS: [&str; 6] = ["range", "dict", "namespace", "cycler", "joiner", "lipsum"];
+/// Most instructions one render may run: a few thousand do for an email; a runaway loop
+/// stops here instead of stalling the process.
+const FUEL: u64 = 200_000;
+/// Largest rendered part.
+const MAX_OUTPUT: usize = 256 * 1024;
+
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    env.set_fuel(Some(FUEL));
+    env.set_auto_escape_callback(|name| {
+        if name.ends_with(".html") {
+            minijinja::AutoEscape::Html
+        } else {
+            minijinja::AutoEscape::None
+        }
+    });
     env
 }
 
@@ -129,11 +185,26 @@ pub struct Rendered {
 /// Render `template` with `context` (absent optional values render empty).
 pub fn render(template: &Template, context: &Value) -> Result<Rendered, minijinja::Error> {
     let env = environment();
-    let one = |source: &str| env.render_str(source, context.clone());
+    let one = |part: &str, source: &str| {
+        let rendered = env
+            .template_from_named_str(name_of(part), source)?
+            .render(context)?;
+        if rendered.len() > MAX_OUTPUT {
+            return Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("the {part} renders to more than {MAX_OUTPUT} bytes"),
+            ));
+        }
+        Ok(rendered)
+    };
     Ok(Rendered {
-        subject: one(&template.subject)?.replace(['\r', '\n'], " "),
-        text: one(&template.text)?,
-        html: template.html.as_deref().map(one).transpose()?,
+        subject: one("subject", &template.subject)?.replace(['\r', '\n'], " "),
+        text: one("text", &template.text)?,
+        html: template
+            .html
+            .as_deref()
+            .map(|h| one("html", h))
+            .transpose()?,
     })
 }
 
@@ -189,16 +260,33 @@ mod tests {
 
     #[test]
     fn a_template_that_does_not_parse_is_refused_with_its_line() {
-        let broken = template("Hello\n{{ user.name \nbye");
+        let broken = template("Hello\n{{ user.name \nbye {{ link }}");
         let reason = problem(TemplateKind::Access, &broken).unwrap();
-        assert!(reason.starts_with("text, line 2"), "{reason}");
+        assert!(
+            reason.starts_with("text, line 3: unexpected identifier"),
+            "{reason}"
+        );
     }
 
     #[test]
     fn an_unknown_variable_is_refused_naming_it() {
-        let reason = problem(TemplateKind::Access, &template("Hi\n{{ usr.name }}")).unwrap();
+        let reason = problem(
+            TemplateKind::Access,
+            &template("{{ link }} {{ users }}\n{{ usr.name }}"),
+        )
+        .unwrap();
+        assert_eq!(reason, "text, line 1: unknown variable `users`");
+        let reason = problem(
+            TemplateKind::Access,
+            &template("Hi {{ link }}\n{{ usr.name }}"),
+        )
+        .unwrap();
         assert_eq!(reason, "text, line 2: unknown variable `usr.name`");
-        let reason = problem(TemplateKind::Access, &template("{{ user.phone }}")).unwrap();
+        let reason = problem(
+            TemplateKind::Access,
+            &template("{{ link }}{{ user.phone }}"),
+        )
+        .unwrap();
         assert!(reason.contains("user.phone"));
         assert_eq!(
             problem(
@@ -211,5 +299,50 @@ mod tests {
             problem(TemplateKind::Assignment, &template("{{ link }}")).is_some(),
             "access-only variable"
         );
+    }
+
+    #[test]
+    fn builtins_are_known_variables() {
+        let ranged = template("{% for i in range(3) %}{{ i }}{% endfor %}");
+        assert_eq!(problem(TemplateKind::Assignment, &ranged), None);
+    }
+
+    #[test]
+    fn templates_that_cannot_render_or_lose_the_link_are_refused() {
+        let filter = problem(
+            TemplateKind::Assignment,
+            &template("{{ recipient.name | uper }}"),
+        )
+        .unwrap();
+        assert!(filter.contains("text, line 1"), "{filter}");
+        let include = problem(TemplateKind::Assignment, &template("{% include 'x' %}")).unwrap();
+        assert!(include.starts_with("text"), "{include}");
+        let runaway =
+            "{% for a in range(10000) %}{% for b in range(10000) %}.{% endfor %}{% endfor %}";
+        assert!(
+            problem(TemplateKind::Assignment, &template(runaway)).is_some(),
+            "fuel runs out"
+        );
+        let no_link = problem(TemplateKind::Access, &template("Hello {{ user.name }}")).unwrap();
+        assert!(no_link.contains("{{ link }}"), "{no_link}");
+        let mut subject = template("{{ link }}");
+        subject.subject = "{{ link }}".into();
+        assert!(problem(TemplateKind::Access, &subject)
+            .unwrap()
+            .starts_with("subject"));
+    }
+
+    #[test]
+    fn the_html_part_escapes_lead_data() {
+        let html = Template {
+            subject: "s".into(),
+            text: "t".into(),
+            html: Some("<p>{{ lead.fields.company }}</p>".into()),
+        };
+        let company = minijinja::context! { company => "<a href=x>win</a>" };
+        let context = minijinja::context! { lead => minijinja::context! { fields => company } };
+        let rendered = render(&html, &context).unwrap();
+        assert!(!rendered.html.unwrap().contains("<a href"), "escaped");
+        assert_eq!(rendered.text, "t");
     }
 }

@@ -25,6 +25,15 @@ pub enum Transport {
     },
 }
 
+/// Why an email did not go out.
+#[derive(Debug)]
+pub enum Failed {
+    /// The message cannot be built (a recipient address that is not one).
+    Recipient(String),
+    /// Every SMTP attempt failed; the last error.
+    Smtp(String),
+}
+
 /// An email to send.
 #[derive(Debug, Clone)]
 pub struct Outgoing<'a> {
@@ -73,17 +82,17 @@ impl Transport {
     }
 
     /// Send (or, for `log`, record in the log); the last error once every attempt failed.
-    pub async fn send(&self, email: &Outgoing<'_>) -> Result<(), String> {
+    pub async fn send(&self, email: &Outgoing<'_>) -> Result<(), Failed> {
         let Transport::Smtp {
             smtp,
             attempts,
             backoff,
         } = self
         else {
-            tracing::info!(to = %email.to, subject = %email.rendered.subject, "email recorded (log transport)");
+            tracing::info!(subject = %email.rendered.subject, "email recorded (log transport)");
             return Ok(());
         };
-        let message = build(email)?;
+        let message = build(email).map_err(Failed::Recipient)?;
         let mut wait = *backoff;
         let mut last = String::new();
         for attempt in 1..=*attempts {
@@ -99,7 +108,9 @@ impl Transport {
                 wait *= 2;
             }
         }
-        Err(format!("SMTP failed {attempts} times; last: {last}"))
+        Err(Failed::Smtp(format!(
+            "SMTP failed {attempts} times; last: {last}"
+        )))
     }
 }
 

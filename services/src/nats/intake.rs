@@ -6,7 +6,7 @@
 //! messages are dead-lettered with a specific reason.
 
 use super::lead_event::{self, Invalid};
-use super::worker::{Handler, Outcome, Worker};
+use super::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use super::{Names, NatsError};
 use crate::app::{AppError, CommandMeta, Commands, NewLead};
 use async_nats::jetstream;
@@ -44,8 +44,11 @@ impl Intake {
             js,
             names.clone(),
             stream,
-            names.intake_consumer(),
-            None,
+            ConsumerSpec {
+                durable: names.intake_consumer(),
+                filter: None,
+                only_new: false,
+            },
         )
         .await
     }

@@ -47,6 +47,18 @@ pub trait Handler: Clone + Send + Sync + 'static {
     fn process(&self, message: &jetstream::Message) -> impl Future<Output = Outcome> + Send;
 }
 
+/// The durable consumer a worker pulls from.
+#[derive(Debug, Clone)]
+pub struct ConsumerSpec {
+    /// Its durable name.
+    pub durable: String,
+    /// Only the subjects matching this filter, if any.
+    pub filter: Option<String>,
+    /// When first created, start with messages published from then on (not the stream's
+    /// history).
+    pub only_new: bool,
+}
+
 /// A durable pull consumer on `stream` and what its workers need.
 #[derive(Clone)]
 pub struct Worker<H> {
@@ -65,22 +77,31 @@ pub struct Worker<H> {
 }
 
 impl<H: Handler> Worker<H> {
-    /// Find the stream, create the DLQ stream and the durable consumer `durable` (with
-    /// `filter`, if any) unless they exist.
+    /// Find the stream, create the DLQ stream and the durable consumer of `spec` unless
+    /// they exist.
     pub async fn new(
         handler: H,
         pool: PgPool,
         js: jetstream::Context,
         names: Names,
         (stream, subjects): (String, String),
-        durable: String,
-        filter: Option<String>,
+        spec: ConsumerSpec,
     ) -> Result<Worker<H>, NatsError> {
+        let ConsumerSpec {
+            durable,
+            filter,
+            only_new,
+        } = spec;
         let source = ensure_stream(&js, stream.clone(), subjects).await?;
         ensure_stream(&js, names.dlq_stream(), format!("{}.dlq.*", names.prefix())).await?;
         let config = pull::Config {
             durable_name: Some(durable.clone()),
             filter_subject: filter.unwrap_or_default(),
+            deliver_policy: if only_new {
+                jetstream::consumer::DeliverPolicy::New
+            } else {
+                jetstream::consumer::DeliverPolicy::All
+            },
             ack_policy: jetstream::consumer::AckPolicy::Explicit,
             ack_wait: Duration::from_secs(30),
             // Unlimited: the worker caps deliveries itself and dead-letters (see MAX_DELIVER).

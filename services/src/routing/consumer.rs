@@ -8,7 +8,7 @@
 use super::Router;
 use crate::app::AppError;
 use crate::nats::lead_event::Invalid;
-use crate::nats::worker::{Handler, Outcome, Worker};
+use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
 use leadroute_domain::ids::{LeadId, OrgId};
@@ -55,8 +55,11 @@ impl RouterConsumer {
             js,
             names.clone(),
             stream,
-            names.router_consumer(),
-            filter,
+            ConsumerSpec {
+                durable: names.router_consumer(),
+                filter,
+                only_new: false,
+            },
         )
         .await
     }

@@ -115,7 +115,8 @@ async fn list_templates(
     Ok(axum::Json(out.into()))
 }
 
-/// Save a new version of a template (admin). Variables: see the README ("Notifications").
+/// Save a new version of a template (admin); saving the current content again changes
+/// nothing. Variables: see the README ("Notifications").
 #[utoipa::path(put, path = "/v1/templates/{kind}", tag = "notifications",
     params(("kind" = Kind, Path)), request_body = Body,
     responses((status = 200, body = Written), (status = 422, body = crate::api::Problem)))]
@@ -172,7 +173,11 @@ async fn preview(
             text,
             html: draft.html,
         },
-        _ => current(&state, &caller)
+        (Some(_), None) | (None, Some(_)) => return Err(ApiError::invalid(
+            "body",
+            "a draft needs both subject and text (send neither to preview the current template)",
+        )),
+        (None, None) => current(&state, &caller)
             .await?
             .get(kind.into())
             .map(|(_, t)| t.clone())
