@@ -134,8 +134,21 @@ impl World {
         .unwrap()
     }
 
-    /// Wait until the router consumer has nothing pending or unacknowledged.
+    /// Wait until every committed event is published and the router consumer has nothing
+    /// pending or unacknowledged.
     async fn drained(&self) {
+        // Everything committed is published first, then consumed.
+        let published = eventually(Duration::from_secs(60), || async {
+            let status = leadroute_projections::status::status(
+                &self.app.db.pool,
+                &[leadroute_services::nats::publisher::PUBLISHER],
+            )
+            .await
+            .ok()?;
+            (status[0].events_behind == 0).then_some(())
+        })
+        .await;
+        assert!(published.is_some(), "the publisher catches up");
         let drained = eventually(Duration::from_secs(60), || async {
             let stream = self
                 .nats
