@@ -55,47 +55,31 @@ async fn main() -> anyhow::Result<()> {
             tasks.stop().await;
         }
         Command::Router(args) => {
-            let shutdown = up::ShutdownSignal::listen()?;
-            let pool = connect(&args.database).await?;
-            let workers = read_side::ConsumerWorkers::router(
-                &pool,
-                &args.nats.nats_url,
-                args.nats.names()?,
-                args.workers,
-            )
+            run_workers(&args.database.clone(), |pool| async move {
+                let names = args.nats.names()?;
+                read_side::ConsumerWorkers::router(&pool, &args.nats.nats_url, names, args.workers)
+                    .await
+            })
             .await?;
-            shutdown.recv().await;
-            workers.stop().await;
         }
         Command::Mailer(args) => {
-            let shutdown = up::ShutdownSignal::listen()?;
             if args.mail.mail_transport == "log" {
                 tracing::warn!("--mail-transport log: emails are recorded in the notifications table, not sent; use --mail-transport smtp to send them");
             }
-            let pool = connect(&args.database).await?;
-            let workers = read_side::ConsumerWorkers::mailer(
-                &pool,
-                &args.nats.nats_url,
-                args.nats.names()?,
-                args.workers,
-                &args.mail,
-            )
+            run_workers(&args.database.clone(), |pool| async move {
+                let (url, names) = (&args.nats.nats_url, args.nats.names()?);
+                read_side::ConsumerWorkers::mailer(&pool, url, names, args.workers, &args.mail)
+                    .await
+            })
             .await?;
-            shutdown.recv().await;
-            workers.stop().await;
         }
         Command::Intake(args) => {
-            let shutdown = up::ShutdownSignal::listen()?;
-            let pool = connect(&args.database).await?;
-            let workers = read_side::ConsumerWorkers::intake(
-                &pool,
-                &args.nats.nats_url,
-                args.nats.names()?,
-                args.workers,
-            )
+            run_workers(&args.database.clone(), |pool| async move {
+                let names = args.nats.names()?;
+                read_side::ConsumerWorkers::intake(&pool, &args.nats.nats_url, names, args.workers)
+                    .await
+            })
             .await?;
-            shutdown.recv().await;
-            workers.stop().await;
         }
         Command::Projections(ProjectionsCommand::Status(database)) => {
             read_side::print_status(&connect(&database).await?).await?;
@@ -138,6 +122,19 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Start consumer workers on the configured database and run them until a shutdown signal.
+async fn run_workers<F, Fut>(database: &DatabaseArgs, start: F) -> anyhow::Result<()>
+where
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<read_side::ConsumerWorkers>>,
+{
+    let shutdown = up::ShutdownSignal::listen()?;
+    let workers = start(connect(database).await?).await?;
+    shutdown.recv().await;
+    workers.stop().await;
     Ok(())
 }
 

@@ -89,33 +89,8 @@ impl World {
     /// Wait until every committed event is published and the mailer consumer has nothing
     /// pending or unacknowledged.
     async fn drained(&self) {
-        // Everything committed is published first, then consumed.
-        let published = eventually(Duration::from_secs(60), || async {
-            let status = leadroute_projections::status::status(
-                &self.app.db.pool,
-                &[leadroute_services::nats::publisher::PUBLISHER],
-            )
-            .await
-            .ok()?;
-            (status[0].events_behind == 0).then_some(())
-        })
-        .await;
-        assert!(published.is_some(), "the publisher catches up");
-        let drained = eventually(Duration::from_secs(60), || async {
-            let stream = self
-                .nats
-                .js
-                .get_stream(self.names.events_stream())
-                .await
-                .ok()?;
-            let info = stream
-                .consumer_info(self.names.mailer_consumer())
-                .await
-                .ok()?;
-            (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
-        })
-        .await;
-        assert!(drained.is_some(), "the mailer consumer drains");
+        let (stream, consumer) = (self.names.events_stream(), self.names.mailer_consumer());
+        leadroute_tests::drained(&self.app.db.pool, &self.nats, &stream, &consumer).await;
     }
 
     async fn stop(self) {

@@ -191,6 +191,27 @@ where
     }
 }
 
+/// Wait until every event committed to `pool`'s log is published to NATS and the durable
+/// `consumer` of `stream` has nothing pending or unacknowledged.
+pub async fn drained(pool: &PgPool, nats: &TestNats, stream: &str, consumer: &str) {
+    let published = eventually(StdDuration::from_secs(60), || async {
+        let publisher = leadroute_services::nats::publisher::PUBLISHER;
+        let status = leadroute_projections::status::status(pool, &[publisher])
+            .await
+            .ok()?;
+        (status[0].events_behind == 0).then_some(())
+    })
+    .await;
+    assert!(published.is_some(), "the publisher catches up");
+    let drained = eventually(StdDuration::from_secs(60), || async {
+        let stream = nats.js.get_stream(stream).await.ok()?;
+        let info = stream.consumer_info(consumer).await.ok()?;
+        (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "the consumer {consumer} drains");
+}
+
 /// A fresh database with the application layer on it, plus one method per flow step.
 pub struct TestApp {
     /// The database (dropped with the app).
