@@ -268,7 +268,8 @@ pub struct DirectoryUser {
     pub paused: bool,
     /// Its account is an active partner.
     pub account_active: bool,
-    /// May receive leads automatically: active, signed in once, account active, not paused.
+    /// May receive leads automatically: active, signed in once, account active, not paused
+    /// (or the pause has ended).
     pub assignable: bool,
 }
 
@@ -283,7 +284,8 @@ pub async fn partner_users(
         "SELECT * FROM (
              SELECT u.user_id, u.account_id, u.name, u.email, u.active, u.signed_in_once, u.paused,
                     a.active AS account_active,
-                    (u.active AND u.signed_in_once AND a.active AND NOT u.paused) AS assignable
+                    (u.active AND u.signed_in_once AND a.active
+                     AND NOT (u.paused AND (u.paused_until IS NULL OR u.paused_until > clock_timestamp()))) AS assignable
                FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
               WHERE u.org_id = $1) d
           WHERE assignable OR NOT $2
@@ -477,7 +479,9 @@ pub async fn member_facts(
     users: &[Uuid],
 ) -> Result<Vec<MemberFacts>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT u.user_id, u.active, u.signed_in_once, u.paused, a.active AS account_active
+        "SELECT u.user_id, u.active, u.signed_in_once,
+                (u.paused AND (u.paused_until IS NULL OR u.paused_until > clock_timestamp())) AS paused,
+                a.active AS account_active
            FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
           WHERE u.org_id = $1 AND u.user_id = ANY($2)",
     )

@@ -691,3 +691,61 @@ async fn deactivating_a_partner_account_ends_its_users_sessions() {
         (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
     );
 }
+
+#[tokio::test]
+async fn a_pause_with_an_end_in_the_past_no_longer_holds_a_user_back() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, me) = api.key(&org.admin, "channel_manager").await;
+    let account = api.partner_account(&org.admin, me).await;
+    let user = api
+        .activated_user(&org.admin, account, "ooo@partner.example")
+        .await;
+    api.signed_in(org.id, user, "ooo@partner.example").await;
+    let assignable = |position: String| {
+        let path = format!("/v1/partner-users?assignable=true&min_position={position}");
+        let api = &api;
+        let admin = org.admin.clone();
+        async move {
+            api.get(&path, &admin)
+                .await
+                .ok()
+                .body
+                .as_array()
+                .unwrap()
+                .len()
+        }
+    };
+    let paused = api
+        .post(
+            &format!("/v1/partner-users/{user}/pause"),
+            &org.admin,
+            json!({}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        assignable(paused.body["position"].as_str().unwrap().into()).await,
+        0
+    );
+    api.post(
+        &format!("/v1/partner-users/{user}/resume"),
+        &org.admin,
+        json!({}),
+    )
+    .await
+    .ok();
+    let lapsed = api
+        .post(
+            &format!("/v1/partner-users/{user}/pause"),
+            &org.admin,
+            json!({"until": "2020-01-01T00:00:00Z"}),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        assignable(lapsed.body["position"].as_str().unwrap().into()).await,
+        1,
+        "an out-of-office period that has ended holds nobody back"
+    );
+}

@@ -219,6 +219,10 @@ pub struct PartnerUser {
     pub signed_in_once: bool,
     /// Auto-assignment paused.
     pub paused: bool,
+    /// End of the pause (out of office), if it has one; past it the user is available
+    /// again to automatic routing.
+    #[serde(default)]
+    pub paused_until: Option<DateTime<Utc>>,
     /// The latest invitation and its expiry.
     pub invitation: Option<(InvitationId, DateTime<Utc>)>,
 }
@@ -233,6 +237,14 @@ fn normalise_email(email: &str) -> Option<String> {
         && !domain.contains('@')
         && !email.chars().any(char::is_whitespace);
     valid.then_some(email)
+}
+
+impl PartnerUser {
+    /// Whether automatic routing skips this user at `now` (a pause with an end applies
+    /// until then).
+    pub fn paused_at(&self, now: DateTime<Utc>) -> bool {
+        self.paused && self.paused_until.is_none_or(|until| until > now)
+    }
 }
 
 impl Decider for PartnerUser {
@@ -303,7 +315,7 @@ impl Decider for PartnerUser {
                 Ok(vec![V::PartnerUserDeactivated { actor, at }])
             }
             C::PauseAutoAssignment { until, actor, at } => {
-                ensure(!self.paused, E::AlreadyPaused)?;
+                ensure(!self.paused_at(at), E::AlreadyPaused)?;
                 Ok(vec![V::AutoAssignmentPaused { until, actor, at }])
             }
             C::ResumeAutoAssignment { actor, at } => {
@@ -339,8 +351,14 @@ impl Decider for PartnerUser {
             }
             PartnerUserEvent::PartnerUserSignedIn { .. } => self.signed_in_once = true,
             PartnerUserEvent::PartnerUserDeactivated { .. } => self.active = false,
-            PartnerUserEvent::AutoAssignmentPaused { .. } => self.paused = true,
-            PartnerUserEvent::AutoAssignmentResumed { .. } => self.paused = false,
+            PartnerUserEvent::AutoAssignmentPaused { until, .. } => {
+                self.paused = true;
+                self.paused_until = *until;
+            }
+            PartnerUserEvent::AutoAssignmentResumed { .. } => {
+                self.paused = false;
+                self.paused_until = None;
+            }
         }
     }
 }

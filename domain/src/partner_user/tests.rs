@@ -283,3 +283,29 @@ fn refuses_a_contact_without_a_name() {
         .when(add_named_contact("\t", "ada@northwind.example"))
         .then_expect_error(PartnerUserError::NameRequired);
 }
+
+#[test]
+fn a_pause_with_an_end_lapses_and_may_be_set_again() {
+    use chrono::Duration;
+    let mut user = PartnerUser::default();
+    let until = t0() + Duration::hours(2);
+    user.evolve(&PartnerUserEvent::AutoAssignmentPaused {
+        until: Some(until),
+        actor: admin(),
+        at: t0(),
+    });
+    assert!(user.paused_at(t0() + Duration::hours(1)));
+    assert!(
+        !user.paused_at(until + Duration::seconds(1)),
+        "out of office has ended"
+    );
+    user.evolve(&PartnerUserEvent::AutoAssignmentPaused {
+        until: None,
+        actor: admin(),
+        at: t0(),
+    });
+    assert!(
+        user.paused_at(until + Duration::days(365)),
+        "an open pause lasts until resumed"
+    );
+}

@@ -107,8 +107,14 @@ async fn user(conn: &mut PgConnection, id: Uuid, event: &U) -> Result<(), sqlx::
         U::PartnerUserActivated { .. } => set("UPDATE rm_partner_users SET active = true WHERE user_id = $1"),
         U::PartnerUserDeactivated { .. } => set("UPDATE rm_partner_users SET active = false WHERE user_id = $1"),
         U::PartnerUserSignedIn { .. } => set("UPDATE rm_partner_users SET signed_in_once = true WHERE user_id = $1"),
-        U::AutoAssignmentPaused { .. } => set("UPDATE rm_partner_users SET paused = true WHERE user_id = $1"),
-        U::AutoAssignmentResumed { .. } => set("UPDATE rm_partner_users SET paused = false WHERE user_id = $1"),
+        U::AutoAssignmentPaused { until, .. } => sqlx::query(
+            "UPDATE rm_partner_users SET paused = true, paused_until = $2 WHERE user_id = $1",
+        )
+        .bind(id)
+        .bind(until),
+        U::AutoAssignmentResumed { .. } => set(
+            "UPDATE rm_partner_users SET paused = false, paused_until = NULL WHERE user_id = $1",
+        ),
     };
     query.execute(conn).await.map(|_| ())
 }

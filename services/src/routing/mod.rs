@@ -509,7 +509,7 @@ fn user_verdict(
         Err(NotAssignable::Inactive) => Verdict::Inactive,
         Err(NotAssignable::NeverSignedIn) => Verdict::NeverSignedIn,
         Err(NotAssignable::PartnerAccountNotActive) => Verdict::PartnerAccountNotActive,
-        Ok(()) if user.paused => Verdict::Paused,
+        Ok(()) if user.paused_at(chrono::Utc::now()) => Verdict::Paused,
         Ok(()) => Verdict::Assignable,
     }
 }
