@@ -138,7 +138,10 @@ impl Up {
         let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
         tracing::info!(address = %self.api.local_addr(), "API listening");
         if let Some(demo) = &self.demo {
-            print_demo(demo, self.api.local_addr())?;
+            // A closed stdout must not stop the service.
+            if let Err(e) = print_demo(demo, self.api.local_addr()) {
+                tracing::warn!(error = %e, "cannot print the demo credentials");
+            }
         }
         let api = tokio::spawn(self.api.run_until_stopped(async {
             let _ = api_stopped.await;

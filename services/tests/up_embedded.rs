@@ -91,6 +91,8 @@ async fn demo_credentials(child: &mut Child) -> (String, String) {
             break;
         }
     }
+    // Keep reading, so `up` never writes to a closed pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (
         base.expect("up --demo prints the API"),
         key.expect("up --demo prints an admin key"),
