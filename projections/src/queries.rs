@@ -342,42 +342,6 @@ pub async fn channel_manager_leads(
     .await
 }
 
-/// A lead as the leads projection holds it.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
-pub struct LeadRow {
-    /// The lead.
-    pub lead_id: Uuid,
-    /// Upstream CRM.
-    pub upstream_system: String,
-    /// Upstream id.
-    pub upstream_lead_id: String,
-    /// Lead fields (all of them).
-    pub fields: Value,
-    /// `partner_user`, `queue`, `internal_user`; `None` while unassigned.
-    pub owner_kind: Option<String>,
-    /// The owner.
-    pub owner_id: Option<Uuid>,
-    /// Inbox status.
-    pub status: String,
-    /// When upstream sent it.
-    pub received_at: DateTime<Utc>,
-    /// When it reached its current owner.
-    pub owner_since: Option<DateTime<Utc>>,
-}
-
-/// One lead of `org`.
-pub async fn lead(pool: &PgPool, org: OrgId, lead: LeadId) -> Result<Option<LeadRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT lead_id, upstream_system, upstream_lead_id, fields, owner_kind, owner_id, status,
-                received_at, owner_since
-           FROM rm_leads WHERE lead_id = $2 AND org_id = $1",
-    )
-    .bind(org.0)
-    .bind(lead.0)
-    .fetch_optional(pool)
-    .await
-}
-
 /// A queue and its members.
 #[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct QueueRow {
