@@ -201,3 +201,71 @@ async fn a_non_member_cannot_claim() {
         .await;
     assert_eq!(claim.unwrap_err().code(), "not_a_queue_member");
 }
+
+#[tokio::test]
+async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
+    use leadroute_domain::ids::{LeadId, PoolId};
+    use leadroute_domain::pool::Pool;
+    use leadroute_domain::routing::rotation::Member;
+    use leadroute_domain::routing::{Candidate, Verdict};
+    use leadroute_services::app::Commands;
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let account = app.active_partner(org).await;
+    let pool = PoolId::new_random();
+    let meta = app.meta();
+    app.commands
+        .create_pool(&meta, org, pool, "rr", None)
+        .await
+        .unwrap();
+    let mut members = Vec::new();
+    for _ in 0..3 {
+        let member = Member::PartnerUser(app.assignable_user(org, account).await);
+        app.commands
+            .add_pool_member(&meta, org, pool, member, None)
+            .await
+            .unwrap();
+        members.push(member);
+    }
+    let all = |members: &[Member]| -> Vec<Candidate> {
+        members
+            .iter()
+            .map(|&member| Candidate {
+                member,
+                verdict: Verdict::Assignable,
+            })
+            .collect()
+    };
+    // Two processes, each with its own cache, pick in turn: each must see the other's picks.
+    let other = Commands::new(app.db.pool.clone());
+    let mut picked = Vec::new();
+    for n in 0..6 {
+        let commands = if n % 2 == 0 { &app.commands } else { &other };
+        let trigger = uuid::Uuid::new_v4();
+        let pick = commands
+            .pick_from_pool(
+                &meta,
+                org,
+                pool,
+                LeadId::new_random(),
+                trigger,
+                all(&members),
+                |_| async { Ok(Verdict::Assignable) },
+            )
+            .await
+            .unwrap()
+            .expect("someone is assignable");
+        picked.push(pick.member);
+    }
+    assert_eq!(
+        picked,
+        [members.clone(), members.clone()].concat(),
+        "in turn, across both caches"
+    );
+    let cached = app.commands.state::<Pool>(org, pool).await.unwrap();
+    let replayed = Commands::new(app.db.pool.clone())
+        .state::<Pool>(org, pool)
+        .await
+        .unwrap();
+    assert_eq!(cached, replayed, "a cached load equals a full replay");
+}

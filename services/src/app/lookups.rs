@@ -16,10 +16,14 @@ use leadroute_domain::templates::Templates;
 use leadroute_domain::Refusal;
 
 /// An aggregate that belongs to one org once it exists.
-pub trait InOrg: Aggregate<Services = ()>
+pub trait InOrg: Aggregate<Services = ()> + Clone + Send + Sync + 'static
 where
     Self::Error: Refusal + Send + Sync + 'static,
 {
+    /// Loaded incrementally from a cached state (only its new events are read): for
+    /// aggregates with a long history loaded over and over, such as a pool with a pick per
+    /// routed lead.
+    const CACHED: bool = false;
     /// Name reported when it is missing (`contact`).
     const WHAT: &'static str;
     /// Code reported when it is missing: the domain's own code for that aggregate.
@@ -61,6 +65,7 @@ impl InOrg for Queue {
 }
 
 impl InOrg for Pool {
+    const CACHED: bool = true;
     const WHAT: &'static str = "pool";
     const NOT_FOUND: &'static str = "pool_not_found";
     fn org(&self) -> Option<OrgId> {
@@ -69,6 +74,7 @@ impl InOrg for Pool {
 }
 
 impl InOrg for RuleSet {
+    const CACHED: bool = true;
     const WHAT: &'static str = "rule_set";
     const NOT_FOUND: &'static str = "rule_set_not_found";
     fn org(&self) -> Option<OrgId> {
@@ -104,7 +110,11 @@ impl Commands {
         A::Error: Refusal + Send + Sync + 'static,
     {
         let id = id.to_string();
-        let loaded = self.load::<A>(&id).await?;
+        let loaded = if A::CACHED {
+            self.load_cached::<A>(&id).await?
+        } else {
+            self.load::<A>(&id).await?
+        };
         match loaded.aggregate.org() {
             Some(owner_org) if owner_org == org => Ok(loaded),
             _ => Err(AppError::not_found(A::NOT_FOUND, A::WHAT, id)),

@@ -22,20 +22,21 @@ pub use partners::{NewContact, NewPartnerAccount};
 pub use routing::Picked;
 
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::PersistedEventStore;
-use cqrs_es::{Aggregate, EventStore};
+use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, PersistenceError};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
 use leadroute_domain::ids::Actor;
 use leadroute_domain::Refusal;
 use leadroute_projections::log::Checkpoint;
 use leadroute_projections::schema::{EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE};
 use postgres_es::PostgresEventRepository;
 use sqlx::PgPool;
+use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -111,7 +112,13 @@ pub struct Commands {
     /// Optimistic-concurrency races lost and retried so far (a metric, and the proof in
     /// tests that concurrent commands really raced).
     conflicts_retried: Arc<AtomicU64>,
+    /// States of `InOrg::CACHED` aggregates with their sequence, by type and id: the next
+    /// load reads only the events after it.
+    cache: Arc<Mutex<HashMap<(&'static str, String), CachedState>>>,
 }
+
+/// A cached aggregate state and the sequence it has applied.
+type CachedState = Box<dyn Any + Send + Sync>;
 
 impl Commands {
     /// Commands over the event store in `pool`'s database (migrations already applied).
@@ -119,6 +126,7 @@ impl Commands {
         Self {
             pool,
             conflicts_retried: Arc::default(),
+            cache: Arc::default(),
         }
     }
 
@@ -150,6 +158,51 @@ impl Commands {
         A::Error: Refusal + Send + Sync + 'static,
     {
         Ok(self.store::<A>().load_aggregate(&id.to_string()).await?)
+    }
+
+    /// Load an aggregate from its cached state, reading only the events after it (the
+    /// result is exactly what a full replay gives: the same events applied in order). Falls
+    /// back to a full load when upcasters are configured.
+    async fn load_cached<A>(&self, id: &str) -> Result<Loaded<A>, AppError>
+    where
+        A: lookups::InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        if !leadroute_domain::upcasters::upcasters().is_empty() {
+            return self.load::<A>(id).await;
+        }
+        let key = (A::TYPE, id.to_string());
+        let cached = self
+            .cache
+            .lock()
+            .expect("aggregate cache lock")
+            .get(&key)
+            .and_then(|state| state.downcast_ref::<(A, usize)>().cloned());
+        let (mut aggregate, mut sequence) = cached.unwrap_or_default();
+        let repo = PostgresEventRepository::new(self.pool.clone())
+            .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
+        let newer = repo
+            .get_last_events::<A>(id, sequence)
+            .await
+            .map_err(|e| AppError::from(AggregateError::<A::Error>::from(e)))?;
+        for serialized in newer {
+            let envelope: EventEnvelope<A> =
+                serialized.try_into().map_err(|e: PersistenceError| {
+                    AppError::from(AggregateError::<A::Error>::from(e))
+                })?;
+            sequence = envelope.sequence;
+            aggregate.apply(envelope.payload);
+        }
+        self.cache
+            .lock()
+            .expect("aggregate cache lock")
+            .insert(key, Box::new((aggregate.clone(), sequence)));
+        Ok(Loaded {
+            aggregate_id: id.to_string(),
+            aggregate,
+            current_sequence: sequence,
+            current_snapshot: None,
+        })
     }
 
     /// Decide `command` against the loaded aggregate and commit the events it produces, with
