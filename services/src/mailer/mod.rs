@@ -242,8 +242,9 @@ impl Mailer {
         let Some(org) = envelope.org_id.map(OrgId) else {
             return Ok(());
         };
-        match envelope.aggregate_type.as_str() {
-            "PartnerUser" => {
+        let kind = envelope.aggregate_type.as_str();
+        match kind {
+            _ if kind == <PartnerUser as cqrs_es::Aggregate>::TYPE => {
                 if let Ok(PartnerUserEvent::PartnerUserActivated { invitation_id, .. }) =
                     serde_json::from_value(envelope.payload)
                 {
@@ -252,7 +253,7 @@ impl Mailer {
                         .await?;
                 }
             }
-            "Lead" => {
+            _ if kind == <Lead as cqrs_es::Aggregate>::TYPE => {
                 let event: Option<LeadEvent> = serde_json::from_value(envelope.payload).ok();
                 let to = match event {
                     Some(LeadEvent::LeadReassigned {
