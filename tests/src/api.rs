@@ -218,6 +218,13 @@ impl TestApi {
         account
     }
 
+    /// An active partner account of `org`, owned by a new channel manager; returns the
+    /// manager's internal user id and the account.
+    pub async fn managed_account(&self, org: &TestOrg) -> (Uuid, Uuid) {
+        let (_, manager) = self.key(&org.admin, "channel_manager").await;
+        (manager, self.partner_account(&org.admin, manager).await)
+    }
+
     /// A contact of `account`, activated as a partner user (not yet signed in).
     pub async fn activated_user(&self, token: &str, account: Uuid, email: &str) -> Uuid {
         let body = json!({"name": "Pat Partner", "email": email});

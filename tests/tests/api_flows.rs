@@ -142,8 +142,7 @@ async fn a_lead_reaches_a_partner_inbox_through_the_whole_seed_flow() {
 async fn the_set_password_link_works_once_and_not_after_it_expires() {
     let api = TestApi::spawn().await;
     let org = api.prm_org().await;
-    let (_, me) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, me).await;
+    let (_, account) = api.managed_account(&org).await;
     let user = api
         .activated_user(&org.admin, account, "a@partner.example")
         .await;
@@ -242,8 +241,7 @@ async fn the_set_password_link_works_once_and_not_after_it_expires() {
 async fn of_two_members_claiming_one_queued_lead_exactly_one_wins() {
     let api = TestApi::spawn().await;
     let org = api.prm_org().await;
-    let (_, me) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, me).await;
+    let (_, account) = api.managed_account(&org).await;
     let mut sessions = Vec::new();
     let queue = api
         .post("/v1/queues", &org.admin, json!({"name": "EMEA inbound"}))
@@ -519,8 +517,7 @@ async fn bad_input_names_the_field_and_missing_credentials_are_refused() {
 async fn a_deactivated_partner_user_is_refused_as_owner_and_signed_out() {
     let api = TestApi::spawn().await;
     let org = api.prm_org().await;
-    let (_, me) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, me).await;
+    let (me, account) = api.managed_account(&org).await;
     let user = api
         .activated_user(&org.admin, account, "gone@partner.example")
         .await;
@@ -665,8 +662,7 @@ async fn a_new_api_key_is_not_kept_for_replay() {
 async fn deactivating_a_partner_account_ends_its_users_sessions() {
     let api = TestApi::spawn().await;
     let org = api.prm_org().await;
-    let (_, me) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, me).await;
+    let (_, account) = api.managed_account(&org).await;
     let user = api
         .activated_user(&org.admin, account, "s@partner.example")
         .await;
@@ -696,8 +692,7 @@ async fn deactivating_a_partner_account_ends_its_users_sessions() {
 async fn a_pause_with_an_end_in_the_past_no_longer_holds_a_user_back() {
     let api = TestApi::spawn().await;
     let org = api.prm_org().await;
-    let (_, me) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, me).await;
+    let (_, account) = api.managed_account(&org).await;
     let user = api
         .activated_user(&org.admin, account, "ooo@partner.example")
         .await;

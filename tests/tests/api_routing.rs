@@ -11,8 +11,7 @@ use uuid::Uuid;
 /// A PRM org with one active account and a channel manager.
 async fn setup(api: &TestApi) -> (TestOrg, Uuid) {
     let org = api.prm_org().await;
-    let (_, manager) = api.key(&org.admin, "channel_manager").await;
-    let account = api.partner_account(&org.admin, manager).await;
+    let (_, account) = api.managed_account(&org).await;
     (org, account)
 }
 

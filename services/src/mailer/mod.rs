@@ -17,6 +17,7 @@ mod transport;
 use crate::access::{Access, AccessError};
 use crate::app::{AppError, Commands};
 use crate::nats::lead_event::Invalid;
+use crate::nats::publisher::Envelope;
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
@@ -30,7 +31,6 @@ use leadroute_domain::templates::{Template, TemplateKind, Templates};
 use leadroute_projections::queries;
 use lettre::message::Mailbox;
 use minijinja::{context, Value};
-use serde::Deserialize;
 use sqlx::PgPool;
 use std::time::Duration;
 pub use transport::Transport;
@@ -122,16 +122,6 @@ pub struct Mailer {
     public_url: String,
     /// Abort after marking an email sent (crash test only).
     crash_after_send: bool,
-}
-
-/// The fields of a published event envelope the mailer reads.
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    event_id: Uuid,
-    org_id: Option<Uuid>,
-    aggregate_type: String,
-    aggregate_id: Uuid,
-    payload: serde_json::Value,
 }
 
 /// Why an email was not sent.
@@ -579,14 +569,9 @@ impl Handler for Mailer {
     const SOURCE: &'static str = SOURCE;
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+        let envelope = match Envelope::parse(&message.payload) {
             Ok(envelope) => envelope,
-            Err(e) => {
-                return Outcome::Dead(Invalid {
-                    reason: "invalid_envelope",
-                    detail: e.to_string(),
-                })
-            }
+            Err(invalid) => return Outcome::Dead(invalid),
         };
         match self.handle(envelope).await {
             Ok(()) | Err(Failure::Skip) => Outcome::Done,

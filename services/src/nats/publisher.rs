@@ -30,6 +30,32 @@ impl Publisher {
     }
 }
 
+/// A published event as consumers read it back (the fields they use of [`envelope`]),
+/// with its payload as `P`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Envelope<P = Value> {
+    /// The event's id (`Nats-Msg-Id`).
+    pub event_id: uuid::Uuid,
+    /// Its org, if the aggregate belongs to one.
+    pub org_id: Option<uuid::Uuid>,
+    /// `Lead`, `PartnerUser`, ...
+    pub aggregate_type: String,
+    /// The aggregate's id.
+    pub aggregate_id: uuid::Uuid,
+    /// The event.
+    pub payload: P,
+}
+
+impl<P: serde::de::DeserializeOwned> Envelope<P> {
+    /// Read a message body; an unreadable one is `invalid_envelope`, for a dead letter.
+    pub fn parse(body: &[u8]) -> Result<Envelope<P>, super::lead_event::Invalid> {
+        serde_json::from_slice(body).map_err(|e| super::lead_event::Invalid {
+            reason: "invalid_envelope",
+            detail: e.to_string(),
+        })
+    }
+}
+
 /// The message body of a published event.
 pub fn envelope(event: &LogEvent) -> Value {
     let payload = match &event.event {

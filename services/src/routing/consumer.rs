@@ -8,15 +8,14 @@
 use super::Router;
 use crate::app::AppError;
 use crate::nats::lead_event::Invalid;
+use crate::nats::publisher::Envelope;
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
 use leadroute_domain::ids::{LeadId, OrgId};
 use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::routing::Trigger;
-use serde::Deserialize;
 use sqlx::PgPool;
-use uuid::Uuid;
 
 /// Name of this consumer in dead letters.
 pub const SOURCE: &str = "router";
@@ -26,15 +25,6 @@ pub const SOURCE: &str = "router";
 pub struct RouterConsumer {
     /// The engine.
     router: Router,
-}
-
-/// The fields of a published event envelope the router reads.
-#[derive(Debug, Deserialize)]
-struct Envelope {
-    event_id: Uuid,
-    org_id: Option<Uuid>,
-    aggregate_id: Uuid,
-    payload: LeadEvent,
 }
 
 impl RouterConsumer {
@@ -85,14 +75,9 @@ impl Handler for RouterConsumer {
     const SOURCE: &'static str = SOURCE;
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {
-        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+        let envelope = match Envelope::<LeadEvent>::parse(&message.payload) {
             Ok(envelope) => envelope,
-            Err(e) => {
-                return Outcome::Dead(Invalid {
-                    reason: "invalid_envelope",
-                    detail: e.to_string(),
-                })
-            }
+            Err(invalid) => return Outcome::Dead(invalid),
         };
         let Some(org) = envelope.org_id.map(OrgId) else {
             return Outcome::Dead(Invalid {
