@@ -69,6 +69,23 @@ uuid_id!(
     /// A round-robin pool of partner users and queues.
     PoolId
 );
+uuid_id!(
+    /// A bulk reassignment operation.
+    BulkOperationId
+);
+
+/// Namespace for [`BulkOperationId::for_key`]; never change it: re-submissions depend on it.
+const BULK_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_726f_7574_652d_6275_6c6b_0001);
+
+impl BulkOperationId {
+    /// The operation id of a submission with a client key (an HTTP `Idempotency-Key` or the
+    /// CLI's `--key`): the same org, submitter and key always name the same operation, so
+    /// a re-submission finds it instead of starting another.
+    pub fn for_key(org: OrgId, submitter: &str, key: &str) -> Self {
+        let name = format!("{org}\u{1f}{submitter}\u{1f}{key}");
+        Self(Uuid::new_v5(&BULK_NAMESPACE, name.as_bytes()))
+    }
+}
 
 /// Namespace for [`LeadId::for_upstream`]; never change it: stored lead ids depend on it.
 const LEAD_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_726f_7574_652d_6c65_6164_0001);

@@ -5,6 +5,7 @@
 //! assignable, is the claimant a queue member) arrive inside the commands. Each aggregate is
 //! a pure [`decider::Decider`] with a thin `cqrs_es::Aggregate` adapter.
 
+pub mod bulk;
 pub mod decider;
 pub mod ids;
 pub mod lead;

@@ -9,6 +9,7 @@
 use crate::schema::EVENTS_TABLE;
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use leadroute_domain::bulk::BulkEvent;
 use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::org::OrgEvent;
 use leadroute_domain::partner_account::PartnerAccountEvent;
@@ -82,6 +83,8 @@ pub enum AnyEvent {
     RuleSet(RuleSetEvent),
     /// Of an org's notification templates.
     Templates(TemplatesEvent),
+    /// Of a bulk reassignment.
+    Bulk(BulkEvent),
 }
 
 /// One event as read from the log.
@@ -235,7 +238,7 @@ fn decode_row(
 fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, String> {
     use cqrs_es::Aggregate;
     use leadroute_domain::{
-        lead, org, partner_account, partner_user, pool, queue, rule_set, templates,
+        bulk, lead, org, partner_account, partner_user, pool, queue, rule_set, templates,
     };
     let decoded = match aggregate_type {
         org::Org::TYPE => serde_json::from_str(payload).map(AnyEvent::Org),
@@ -248,6 +251,7 @@ fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, Strin
         pool::Pool::TYPE => serde_json::from_str(payload).map(AnyEvent::Pool),
         rule_set::RuleSet::TYPE => serde_json::from_str(payload).map(AnyEvent::RuleSet),
         templates::Templates::TYPE => serde_json::from_str(payload).map(AnyEvent::Templates),
+        bulk::BulkOperation::TYPE => serde_json::from_str(payload).map(AnyEvent::Bulk),
         other => return Err(format!("unknown aggregate type {other}")),
     };
     decoded.map_err(|e| e.to_string())

@@ -5,10 +5,13 @@
 //! Reads only: nothing here writes.
 
 use crate::projectors::leads::status;
+use crate::projectors::owner_columns;
 use chrono::{DateTime, Utc};
+use leadroute_domain::bulk::LeadFilter;
 use leadroute_domain::ids::{
     InternalUserId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId,
 };
+use leadroute_domain::routing::criteria::Criterion;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{FromRow, PgPool};
@@ -152,8 +155,10 @@ pub struct OwnerChangeRow {
     pub to_id: Uuid,
     /// Who made the change.
     pub actor: Value,
-    /// Why: `manual`, `enqueue`, `claim`.
+    /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun` or `bulk`.
     pub cause: String,
+    /// The bulk operation that made the change (cause `bulk`).
+    pub operation_id: Option<Uuid>,
     /// The event that recorded it.
     pub event_type: String,
     /// When.
@@ -170,7 +175,8 @@ pub async fn ownership_history(
         return Ok(None);
     }
     let rows = sqlx::query_as(
-        "SELECT sequence, from_kind, from_id, to_kind, to_id, actor, cause, event_type, changed_at
+        "SELECT sequence, from_kind, from_id, to_kind, to_id, actor, cause, operation_id,
+                event_type, changed_at
            FROM rm_ownership_history WHERE lead_id = $1 ORDER BY sequence",
     )
     .bind(lead.0)
@@ -587,4 +593,49 @@ pub async fn notifications(
     .bind(limit.clamp(1, 500))
     .fetch_all(pool)
     .await
+}
+
+/// The leads of `org` a bulk reassignment's filter selects, oldest first. `within_accounts`
+/// narrows them to leads owned by partner users of those accounts (a channel manager's
+/// leads); `among` narrows them to the given lead ids. Field criteria are evaluated here, on
+/// the projected field values, exactly as assignment rules evaluate them.
+pub async fn bulk_selection(
+    pool: &PgPool,
+    org: OrgId,
+    filter: &LeadFilter,
+    within_accounts: Option<&[Uuid]>,
+    among: Option<&[Uuid]>,
+) -> Result<Vec<LeadId>, sqlx::Error> {
+    let owner = filter.owner.as_ref().map(owner_columns);
+    let rows: Vec<(Uuid, Value)> = sqlx::query_as(
+        "SELECT l.lead_id, l.fields FROM rm_leads l
+          WHERE l.org_id = $1
+            AND ($2::text IS NULL OR (l.owner_kind = $2 AND l.owner_id = $3))
+            AND ($4::uuid IS NULL OR (l.owner_kind = 'partner_user' AND l.owner_id IN
+                    (SELECT user_id FROM rm_partner_users WHERE org_id = $1 AND account_id = $4)))
+            AND ($5::text IS NULL OR l.status = $5)
+            AND ($6::timestamptz IS NULL OR l.received_at >= $6)
+            AND ($7::timestamptz IS NULL OR l.received_at < $7)
+            AND ($8::uuid[] IS NULL OR (l.owner_kind = 'partner_user' AND l.owner_id IN
+                    (SELECT user_id FROM rm_partner_users WHERE org_id = $1 AND account_id = ANY($8))))
+            AND ($9::uuid[] IS NULL OR l.lead_id = ANY($9))
+          ORDER BY l.received_at, l.lead_id",
+    )
+    .bind(org.0)
+    .bind(owner.map(|(kind, _)| kind))
+    .bind(owner.map(|(_, id)| id))
+    .bind(filter.partner_account_id.map(|a| a.0))
+    .bind(filter.status.as_deref())
+    .bind(filter.received_after)
+    .bind(filter.received_before)
+    .bind(within_accounts)
+    .bind(among)
+    .fetch_all(pool)
+    .await?;
+    let criteria: Vec<Criterion> = filter.fields.iter().map(Criterion::normalized).collect();
+    Ok(rows
+        .into_iter()
+        .filter(|(_, fields)| criteria.iter().all(|c| c.matches(fields.get(c.field()))))
+        .map(|(id, _)| LeadId(id))
+        .collect())
 }

@@ -58,6 +58,92 @@ pub enum Command {
     /// Audit the read side against the event log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Bulk reassignment as the operator (the HTTP API's `/v1/bulk-reassignments` is the
+    /// way for admins and channel managers): start, follow, list results, cancel, resume.
+    #[command(subcommand)]
+    Bulk(BulkCommand),
+}
+
+/// `leadroute bulk ...`
+#[derive(Debug, Subcommand)]
+pub enum BulkCommand {
+    /// Start a bulk reassignment, print its id, and run it here to its end, printing its
+    /// progress. If this process stops first, `bulk resume` (or a running `api` / `up`)
+    /// finishes it; no lead moves twice.
+    Start(BulkStartArgs),
+    /// Print an operation's progress (JSON).
+    Status {
+        /// The org.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The operation.
+        id: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Print an operation's per-lead results, one JSON object per line, in selection order.
+    Results {
+        /// The org.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The operation.
+        id: uuid::Uuid,
+        /// Only `moved`, `skipped` or `refused`.
+        #[arg(long, value_parser = ["moved", "skipped", "refused"])]
+        result: Option<String>,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Cancel a running operation (leads without an outcome stay where they are).
+    Cancel {
+        /// The org.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The operation.
+        id: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Run every unfinished operation to its end, then exit.
+    Resume(DatabaseArgs),
+}
+
+/// `leadroute bulk start`
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["leads_file", "filter"])))]
+pub struct BulkStartArgs {
+    /// The org.
+    #[arg(long)]
+    pub org: uuid::Uuid,
+    /// A file of lead ids, one per line (`-` reads standard input).
+    #[arg(long, value_name = "FILE")]
+    pub leads_file: Option<PathBuf>,
+    /// A filter as JSON, as the HTTP API takes it, e.g. `{"owner": {"kind":
+    /// "partner_user", "id": "..."}, "status": "to_accept"}`.
+    #[arg(long, value_name = "JSON")]
+    pub filter: Option<String>,
+    /// Where the leads go: `partner_user:ID`, `queue:ID` or `pool:ID`.
+    #[arg(long, value_name = "KIND:ID")]
+    pub to: String,
+    /// Send each new owner the assignment email.
+    #[arg(long)]
+    pub notify: bool,
+    /// Why (recorded on the operation).
+    #[arg(long)]
+    pub reason: String,
+    /// Idempotency key: starting again with the same key finds the same operation instead
+    /// of starting another.
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Only start it: a running `api` / `up` (or `bulk resume`) moves the leads.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 }
 
 /// Where NATS is.

@@ -7,6 +7,7 @@
 pub mod access;
 pub mod api;
 pub mod app;
+pub mod bulk;
 pub mod cli;
 pub mod db;
 pub mod dead_letters;

@@ -6,11 +6,11 @@ use leadroute_services::access::{Access, NewOrg};
 use leadroute_services::api::Api;
 use leadroute_services::app::{CommandMeta, Commands};
 use leadroute_services::cli::{
-    ApiArgs, AuditCommand, Cli, Command, DatabaseArgs, DlqCommand, OrgCommand, ProjectionsCommand,
-    PublisherArgs,
+    ApiArgs, AuditCommand, BulkCommand, Cli, Command, DatabaseArgs, DlqCommand, OrgCommand,
+    ProjectionsCommand, PublisherArgs,
 };
 use leadroute_services::read_side::{self, ProjectorTasks};
-use leadroute_services::{db, telemetry, up};
+use leadroute_services::{bulk, db, telemetry, up};
 use std::io::Write;
 use std::time::Duration;
 
@@ -113,6 +113,33 @@ async fn main() -> anyhow::Result<()> {
                 out,
                 "(the key is shown once; send it as `Authorization: Bearer <key>`)"
             )?;
+        }
+        Command::Bulk(BulkCommand::Start(args)) => {
+            let pool = connect(&args.database).await?;
+            bulk::start_from_cli(pool, &args).await?;
+        }
+        Command::Bulk(BulkCommand::Status { org, id, database }) => {
+            bulk::print_status(connect(&database).await?, org, id).await?;
+        }
+        Command::Bulk(BulkCommand::Results {
+            org,
+            id,
+            result,
+            database,
+        }) => {
+            bulk::print_results(connect(&database).await?, org, id, result.as_deref()).await?;
+        }
+        Command::Bulk(BulkCommand::Cancel { org, id, database }) => {
+            bulk::cancel_from_cli(connect(&database).await?, org, id).await?;
+        }
+        Command::Bulk(BulkCommand::Resume(database)) => {
+            let ran = bulk::BulkRunner::new(connect(&database).await?)
+                .resume_all()
+                .await?;
+            tracing::info!(
+                operations = ran,
+                "unfinished bulk operations run to their end"
+            );
         }
         Command::Up(config) => {
             let shutdown = up::ShutdownSignal::listen()?;

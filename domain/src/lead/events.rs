@@ -1,7 +1,7 @@
 //! Events of the Lead aggregate and the owner-change record every owner event carries.
 
 use super::LeadFields;
-use crate::ids::{Actor, LeadId, OrgId, Owner, UpstreamRef};
+use crate::ids::{Actor, BulkOperationId, LeadId, OrgId, Owner, UpstreamRef};
 use crate::routing::{Decision, NotRouted};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,10 +21,12 @@ pub enum OwnerChangeCause {
     Rule,
     /// By the assignment rules, on an explicit re-run.
     Rerun,
+    /// By a bulk reassignment (the event names the operation).
+    Bulk,
 }
 
 impl OwnerChangeCause {
-    /// The stored name of the cause (`manual`, `enqueue`, `claim`).
+    /// The stored name of the cause (`manual`, `enqueue`, `claim`, `rule`, `rerun`, `bulk`).
     pub fn as_str(&self) -> &'static str {
         match self {
             OwnerChangeCause::Manual => "manual",
@@ -32,6 +34,7 @@ impl OwnerChangeCause {
             OwnerChangeCause::Claim => "claim",
             OwnerChangeCause::Rule => "rule",
             OwnerChangeCause::Rerun => "rerun",
+            OwnerChangeCause::Bulk => "bulk",
         }
     }
 }
@@ -94,6 +97,9 @@ pub enum LeadEvent {
         change: OwnerChange,
         /// Whether the new owner is to be notified by email.
         notify: bool,
+        /// The bulk operation that moved it (cause `bulk`), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        operation: Option<BulkOperationId>,
     },
     /// The lead went into a queue.
     LeadEnqueued {
@@ -154,6 +160,14 @@ crate::domain_event!(LeadEvent, version "1.0", {
 });
 
 impl LeadEvent {
+    /// The bulk operation that made this owner change, if one did.
+    pub fn bulk_operation(&self) -> Option<BulkOperationId> {
+        match self {
+            LeadEvent::LeadReassigned { operation, .. } => *operation,
+            _ => None,
+        }
+    }
+
     /// The owner change this event records, if it is one.
     pub fn owner_change(&self) -> Option<&OwnerChange> {
         match self {

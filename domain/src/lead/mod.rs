@@ -3,7 +3,9 @@
 //! (is it assignable, is the claimant a member) arrive in the command.
 
 use crate::decider::{ensure, Decider, Refusal};
-use crate::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
+use crate::ids::{
+    Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef,
+};
 use crate::partner_user::NotAssignable;
 use crate::routing::{Decision, NotRouted, Trigger};
 use chrono::{DateTime, Utc};
@@ -33,6 +35,9 @@ pub enum LeadCommand {
         target: Result<(), NotAssignable>,
         /// Send the new owner a notification email.
         notify: bool,
+        /// The bulk operation this move belongs to (cause `bulk`); a lead moves at most once
+        /// per operation: a repeat is a no-op.
+        operation: Option<BulkOperationId>,
         /// Who reassigns.
         actor: Actor,
         /// When.
@@ -181,6 +186,8 @@ pub struct Lead {
     pub seen_upstream_events: BTreeSet<String>,
     /// Routing triggers already decided (a redelivered trigger is a no-op).
     pub routed_triggers: BTreeSet<Uuid>,
+    /// Bulk operations that moved the lead (a repeated move of one operation is a no-op).
+    pub bulk_operations: BTreeSet<BulkOperationId>,
 }
 
 impl Lead {
@@ -330,13 +337,25 @@ impl Decider for Lead {
                 to,
                 target,
                 notify,
+                operation,
                 actor,
                 at,
             } => {
+                if operation.is_some_and(|op| self.bulk_operations.contains(&op)) {
+                    return Ok(vec![]);
+                }
                 ensure(self.owner != Some(to), LeadError::AlreadyOwner)?;
                 target.map_err(LeadError::NotAssignable)?;
-                let change = self.change(to, actor, OwnerChangeCause::Manual, at);
-                Ok(vec![LeadEvent::LeadReassigned { change, notify }])
+                let cause = match operation {
+                    Some(_) => OwnerChangeCause::Bulk,
+                    None => OwnerChangeCause::Manual,
+                };
+                let change = self.change(to, actor, cause, at);
+                Ok(vec![LeadEvent::LeadReassigned {
+                    change,
+                    notify,
+                    operation,
+                }])
             }
             LeadCommand::EnqueueLead {
                 queue_id,
@@ -381,9 +400,14 @@ impl Decider for Lead {
                 self.fields.extend(changed.clone());
                 self.seen_upstream_events.insert(upstream_event_id.clone());
             }
-            LeadEvent::LeadReassigned { change, .. }
-            | LeadEvent::LeadEnqueued { change }
-            | LeadEvent::LeadClaimed { change } => {
+            LeadEvent::LeadReassigned {
+                change, operation, ..
+            } => {
+                self.owner = Some(change.to);
+                self.last_change = Some(change.clone());
+                self.bulk_operations.extend(*operation);
+            }
+            LeadEvent::LeadEnqueued { change } | LeadEvent::LeadClaimed { change } => {
                 self.owner = Some(change.to);
                 self.last_change = Some(change.clone());
             }

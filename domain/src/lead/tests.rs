@@ -91,6 +91,7 @@ fn reassign(to: Owner, target: Result<(), NotAssignable>, notify: bool) -> LeadC
         to,
         target,
         notify,
+        operation: None,
         actor: admin(),
         at: t0(),
     }
@@ -186,6 +187,7 @@ fn reassigns_to_an_assignable_partner_user_recording_previous_owner_actor_cause_
                 OwnerChangeCause::Manual,
             ),
             notify: true,
+            operation: None,
         }]);
 }
 
@@ -198,6 +200,7 @@ fn reassigns_to_an_internal_user() {
         .then_expect_events(vec![LeadEvent::LeadReassigned {
             change: change(None, owner, admin(), OwnerChangeCause::Manual),
             notify: false,
+            operation: None,
         }]);
 }
 
@@ -337,6 +340,7 @@ fn reassigns_to_a_queue() {
                 OwnerChangeCause::Manual,
             ),
             notify: false,
+            operation: None,
         }]);
 }
 
@@ -454,4 +458,48 @@ fn routing_refuses_an_owner_who_may_not_receive_leads_and_records_unrouted_reaso
             ..
         }]
     ));
+}
+
+fn bulk_move(to: Owner, operation: u128) -> LeadCommand {
+    LeadCommand::ReassignLead {
+        to,
+        target: Ok(()),
+        notify: false,
+        operation: Some(BulkOperationId(Uuid::from_u128(operation))),
+        actor: admin(),
+        at: t0(),
+    }
+}
+
+fn bulk_moved(from: Option<Owner>, to: Owner, operation: u128) -> LeadEvent {
+    LeadEvent::LeadReassigned {
+        change: change(from, to, admin(), OwnerChangeCause::Bulk),
+        notify: false,
+        operation: Some(BulkOperationId(Uuid::from_u128(operation))),
+    }
+}
+
+#[test]
+fn a_bulk_move_records_cause_bulk_and_the_operation() {
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(bulk_move(Owner::PartnerUser(user(1)), 7))
+        .then_expect_events(vec![bulk_moved(None, Owner::PartnerUser(user(1)), 7)]);
+}
+
+#[test]
+fn a_lead_moves_at_most_once_per_bulk_operation() {
+    let first = bulk_moved(None, Owner::PartnerUser(user(1)), 7);
+    LeadTest::with(())
+        .given(vec![received(), first.clone()])
+        .when(bulk_move(Owner::PartnerUser(user(2)), 7))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![received(), first])
+        .when(bulk_move(Owner::PartnerUser(user(2)), 8))
+        .then_expect_events(vec![bulk_moved(
+            Some(Owner::PartnerUser(user(1))),
+            Owner::PartnerUser(user(2)),
+            8,
+        )]);
 }

@@ -9,6 +9,7 @@ pub mod rules;
 
 use crate::ids::Owner;
 use crate::lead::LeadFields;
+use crate::partner_user::NotAssignable;
 use rotation::{Member, Slot};
 use rules::{CompiledRules, Target};
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,18 @@ pub struct Candidate {
     pub member: Member,
     /// Its verdict.
     pub verdict: Verdict,
+}
+
+/// A partner user's verdict for automatic routing and pool picks: assignability first,
+/// then the pause.
+pub fn user_verdict(assignable: Result<(), NotAssignable>, paused: bool) -> Verdict {
+    match assignable {
+        Err(NotAssignable::Inactive) => Verdict::Inactive,
+        Err(NotAssignable::NeverSignedIn) => Verdict::NeverSignedIn,
+        Err(NotAssignable::PartnerAccountNotActive) => Verdict::PartnerAccountNotActive,
+        Ok(()) if paused => Verdict::Paused,
+        Ok(()) => Verdict::Assignable,
+    }
 }
 
 /// Whether `member` is judged assignable among `candidates`.

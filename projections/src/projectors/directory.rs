@@ -44,7 +44,8 @@ impl Projector for DirectoryProjector {
                 | AnyEvent::Lead(_)
                 | AnyEvent::Pool(_)
                 | AnyEvent::RuleSet(_)
-                | AnyEvent::Templates(_) => {}
+                | AnyEvent::Templates(_)
+                | AnyEvent::Bulk(_) => {}
             }
         }
         Ok(())

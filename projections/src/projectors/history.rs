@@ -23,6 +23,7 @@ struct Rows {
     to_id: Vec<Uuid>,
     actor: Vec<Value>,
     cause: Vec<String>,
+    operation_id: Vec<Option<Uuid>>,
     event_type: Vec<String>,
     changed_at: Vec<DateTime<Utc>>,
 }
@@ -61,6 +62,8 @@ impl Projector for HistoryProjector {
             rows.actor
                 .push(serde_json::to_value(&change.actor).unwrap_or(Value::Null));
             rows.cause.push(change.cause.as_str().to_string());
+            rows.operation_id
+                .push(lead_event.bulk_operation().map(|op| op.0));
             rows.event_type.push(event.event_type.clone());
             rows.changed_at.push(change.at);
         }
@@ -69,9 +72,10 @@ impl Projector for HistoryProjector {
         }
         sqlx::query(
             "INSERT INTO rm_ownership_history
-                    (lead_id, sequence, from_kind, from_id, to_kind, to_id, actor, cause, event_type, changed_at)
+                    (lead_id, sequence, from_kind, from_id, to_kind, to_id, actor, cause, operation_id,
+                     event_type, changed_at)
              SELECT * FROM unnest($1::uuid[], $2::int8[], $3::text[], $4::uuid[], $5::text[], $6::uuid[],
-                                  $7::jsonb[], $8::text[], $9::text[], $10::timestamptz[])",
+                                  $7::jsonb[], $8::text[], $9::uuid[], $10::text[], $11::timestamptz[])",
         )
         .bind(&rows.lead_id)
         .bind(&rows.sequence)
@@ -81,6 +85,7 @@ impl Projector for HistoryProjector {
         .bind(&rows.to_id)
         .bind(&rows.actor)
         .bind(&rows.cause)
+        .bind(&rows.operation_id)
         .bind(&rows.event_type)
         .bind(&rows.changed_at)
         .execute(conn)

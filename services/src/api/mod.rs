@@ -78,6 +78,8 @@ pub struct ApiState {
     pub(crate) read_wait: Duration,
     /// Evaluates rules for re-runs and dry runs.
     pub(crate) router: crate::routing::Router,
+    /// Runs bulk reassignments in the background.
+    pub(crate) bulk: crate::bulk::BulkRunner,
 }
 
 impl ApiState {
@@ -96,6 +98,7 @@ impl ApiState {
             }),
             read_wait: Duration::from_millis(config.read_wait_ms),
             router: crate::routing::Router::new(pool.clone()),
+            bulk: crate::bulk::BulkRunner::new(pool.clone()),
             pool,
             commands,
         }
@@ -178,6 +181,8 @@ pub struct Api {
     listener: TcpListener,
     /// The routes.
     router: Router,
+    /// Runs and resumes bulk reassignments.
+    bulk: crate::bulk::BulkRunner,
 }
 
 impl Api {
@@ -186,8 +191,14 @@ impl Api {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LEADROUTE_LISTEN): {e}", config.listen)
         })?;
-        let (router, _) = router(ApiState::new(pool, config));
-        Ok(Api { listener, router })
+        let state = ApiState::new(pool, config);
+        let bulk = state.bulk.clone();
+        let (router, _) = router(state);
+        Ok(Api {
+            listener,
+            router,
+            bulk,
+        })
     }
 
     /// The bound address.
@@ -197,13 +208,17 @@ impl Api {
             .expect("a bound listener has an address")
     }
 
-    /// Serve until `shutdown` completes, then finish the requests in flight.
+    /// Serve until `shutdown` completes, then finish the requests in flight. Meanwhile,
+    /// bulk reassignments left unfinished (by a crash or a restart) are resumed.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
+        let resume = tokio::spawn(self.bulk.run_until_stopped(std::future::pending()));
+        let served = axum::serve(self.listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        resume.abort();
+        served
     }
 }

@@ -170,7 +170,10 @@ fn is_input_refusal(code: &str) -> bool {
         || code.ends_with("_in_past")
         || matches!(
             code,
-            "blank_field_name" | "sharing_review_not_acknowledged" | "unknown_target"
+            "blank_field_name"
+                | "sharing_review_not_acknowledged"
+                | "unknown_target"
+                | "validation_failed"
         )
 }
 

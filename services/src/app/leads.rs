@@ -1,6 +1,7 @@
 //! Lead commands: receive from upstream (create or update; repeated upstream event ids are
 //! no-ops), manual reassignment, enqueue and claim, each with its target facts looked up.
 
+use super::batch::Batch;
 use super::{AppError, CommandMeta, Commands, Committed};
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLead};
@@ -49,6 +50,60 @@ impl Commands {
         Ok((lead_id, committed))
     }
 
+    /// Receive many lead events in one transaction, each exactly as [`receive_lead`] would
+    /// (a repeated upstream event id writes nothing; events for one lead apply in order).
+    /// Answers per event: the lead id and the number of events written, or the refusal.
+    /// A lost race on any lead retries the whole batch.
+    ///
+    /// [`receive_lead`]: Commands::receive_lead
+    pub async fn receive_leads(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        leads: &[NewLead],
+    ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
+        let ids: Vec<LeadId> = leads
+            .iter()
+            .map(|new| LeadId::for_upstream(org, &new.upstream))
+            .collect();
+        let keys: Vec<String> = ids
+            .iter()
+            .map(LeadId::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        self.retry(|| async {
+            self.load_in_org::<Org>(org, org).await?;
+            let mut loaded = self.load_many::<Lead>(&keys).await?;
+            let mut batch = Batch::default();
+            let mut answers = Vec::with_capacity(leads.len());
+            for (new, lead_id) in leads.iter().zip(&ids) {
+                let lead = loaded
+                    .get_mut(&lead_id.to_string())
+                    .expect("every lead is loaded");
+                let command = LeadCommand::ReceiveLead(ReceiveLead {
+                    lead_id: *lead_id,
+                    org_id: org,
+                    upstream: new.upstream.clone(),
+                    upstream_event_id: new.upstream_event_id.clone(),
+                    fields: new.fields.clone(),
+                    route: new.route,
+                    actor: meta.actor.clone(),
+                    at: meta.at,
+                });
+                let answer = match batch.decide(lead, command, meta).await {
+                    Err(refused @ AppError::Refused { .. }) => Err(refused),
+                    Err(other) => return Err(other),
+                    Ok(written) => Ok(written),
+                };
+                answers.push((*lead_id, answer));
+            }
+            self.commit_batch(batch).await?;
+            Ok(answers)
+        })
+        .await
+    }
+
     /// Change a lead's owner by hand; refused with the reason when the target may not
     /// receive it (`inactive`, `never_signed_in`, `partner_account_not_active`).
     pub async fn reassign_lead(
@@ -66,6 +121,7 @@ impl Commands {
                 to,
                 target,
                 notify,
+                operation: None,
                 actor: meta.actor.clone(),
                 at: meta.at,
             };

@@ -4,6 +4,7 @@
 
 use super::{AppError, CommandMeta, Commands, Committed, Loaded};
 use cqrs_es::Aggregate;
+use leadroute_domain::bulk::BulkOperation;
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
 use leadroute_domain::lead::Lead;
 use leadroute_domain::org::Org;
@@ -85,6 +86,15 @@ impl InOrg for RuleSet {
 impl InOrg for Templates {
     const WHAT: &'static str = "templates";
     const NOT_FOUND: &'static str = "templates_not_found";
+    fn org(&self) -> Option<OrgId> {
+        self.org_id
+    }
+}
+
+impl InOrg for BulkOperation {
+    const CACHED: bool = true;
+    const WHAT: &'static str = "bulk_operation";
+    const NOT_FOUND: &'static str = "bulk_operation_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
     }

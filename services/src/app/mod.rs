@@ -6,6 +6,8 @@
 //! Every method is scoped to one org: an aggregate of another org is reported as not found.
 //! Nothing here speaks HTTP or NATS.
 
+mod batch;
+mod bulk;
 mod error;
 mod leads;
 mod lookups;
@@ -15,6 +17,7 @@ mod queues;
 mod routing;
 mod templates;
 
+pub use bulk::{BulkRequest, BulkScope, BulkSelection, BATCH as BULK_BATCH};
 pub use error::AppError;
 pub use leads::NewLead;
 pub use lookups::InOrg;

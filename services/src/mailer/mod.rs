@@ -249,6 +249,7 @@ impl Mailer {
                     Some(LeadEvent::LeadReassigned {
                         change,
                         notify: true,
+                        ..
                     })
                     | Some(LeadEvent::LeadRouted {
                         change,

@@ -67,6 +67,7 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::Pool(e) => serde_json::to_value(e),
         AnyEvent::RuleSet(e) => serde_json::to_value(e),
         AnyEvent::Templates(e) => serde_json::to_value(e),
+        AnyEvent::Bulk(e) => serde_json::to_value(e),
     };
     json!({
         "event_id": event.event_id,

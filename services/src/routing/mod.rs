@@ -17,12 +17,12 @@ pub use dry_run::DryRun;
 use crate::app::{AppError, CommandMeta, Commands, Committed, Picked};
 use leadroute_domain::ids::{Actor, LeadId, OrgId, Owner, PoolId};
 use leadroute_domain::lead::{Lead, RouteLead, RouteOutcome};
-use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::pool::Pool;
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::{CompiledRules, RuleSetSpec, Target};
 use leadroute_domain::routing::{
-    is_assignable, plan, set_verdict, Candidate, Decision, NotRouted, Plan, Trigger, Verdict,
+    is_assignable, plan, set_verdict, user_verdict, Candidate, Decision, NotRouted, Plan, Trigger,
+    Verdict,
 };
 use leadroute_domain::rule_set::RuleSet;
 use leadroute_projections::queries;
@@ -401,7 +401,7 @@ impl Router {
             Member::PartnerUser(user) => {
                 let (state, assignable) =
                     self.commands.partner_user_assignability(org, user).await?;
-                user_verdict(&state, assignable)
+                user_verdict(assignable, state.paused_at(chrono::Utc::now()))
             }
         };
         let Some(cap) = cap.filter(|_| verdict == Verdict::Assignable) else {
@@ -496,21 +496,6 @@ where
             before: Some(before),
             after: Some(after),
         }));
-    }
-}
-
-/// A partner user's verdict for automatic routing: assignability, then the pause.
-fn user_verdict(
-    user: &PartnerUser,
-    assignable: Result<(), leadroute_domain::partner_user::NotAssignable>,
-) -> Verdict {
-    use leadroute_domain::partner_user::NotAssignable;
-    match assignable {
-        Err(NotAssignable::Inactive) => Verdict::Inactive,
-        Err(NotAssignable::NeverSignedIn) => Verdict::NeverSignedIn,
-        Err(NotAssignable::PartnerAccountNotActive) => Verdict::PartnerAccountNotActive,
-        Ok(()) if user.paused_at(chrono::Utc::now()) => Verdict::Paused,
-        Ok(()) => Verdict::Assignable,
     }
 }
 

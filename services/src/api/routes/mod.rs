@@ -4,6 +4,7 @@
 
 mod accounts;
 mod auth;
+mod bulk;
 mod keys;
 mod leads;
 mod org;
@@ -32,6 +33,7 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
         .merge(users::router())
         .merge(queues::router())
         .merge(leads::router())
+        .merge(bulk::router())
         .merge(routing::router())
         .merge(templates::router())
 }

@@ -1,0 +1,184 @@
+//! Many commands, on many aggregates, committed in one transaction: the write path for work
+//! that moves many leads at once (bulk reassignment). Aggregates are loaded with one query
+//! ([`Commands::load_many`]); each command is decided against its loaded aggregate, whose
+//! state advances at once (so several commands on one aggregate see each other); then every
+//! event goes into the events table in one multi-row INSERT. The primary key (aggregate
+//! type, id, sequence) is the optimistic-concurrency check, exactly as postgres-es uses it:
+//! if any aggregate changed since it was loaded, nothing of the batch is written and the
+//! caller gets a conflict to retry.
+
+use super::{lookups::InOrg, AppError, CommandMeta, Commands, Loaded};
+use cqrs_es::persist::{EventUpcaster, SerializedEvent};
+use cqrs_es::EventEnvelope;
+use leadroute_domain::Refusal;
+use leadroute_projections::schema::EVENTS_TABLE;
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// Events decided for several aggregates, not yet written.
+#[derive(Default)]
+pub(crate) struct Batch {
+    events: Vec<SerializedEvent>,
+}
+
+impl Batch {
+    /// Decide `command` against `loaded`, apply its events to it and queue them; returns how
+    /// many events the command produced (0 for a no-op). A refusal queues nothing.
+    pub(crate) async fn decide<A>(
+        &mut self,
+        loaded: &mut Loaded<A>,
+        command: A::Command,
+        meta: &CommandMeta,
+    ) -> Result<usize, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let sink = Default::default();
+        loaded
+            .aggregate
+            .handle(command, &(), &sink)
+            .await
+            .map_err(super::error::refused)?;
+        let events = sink.collect().await;
+        let mut metadata = meta.to_event_metadata();
+        if let Some(org) = loaded.aggregate.org() {
+            metadata.insert("org_id".to_string(), org.to_string());
+        }
+        let produced = events.len();
+        for payload in events {
+            loaded.current_sequence += 1;
+            let envelope = EventEnvelope::<A> {
+                aggregate_id: loaded.aggregate_id.clone(),
+                sequence: loaded.current_sequence,
+                payload,
+                metadata: metadata.clone(),
+            };
+            self.events
+                .push(SerializedEvent::try_from(&envelope).map_err(store_error)?);
+        }
+        Ok(produced)
+    }
+}
+
+fn store_error(e: impl std::error::Error + Send + Sync + 'static) -> AppError {
+    AppError::Store(Box::new(e))
+}
+
+impl Commands {
+    /// Load every aggregate in `ids` with one query; ids without events come back as new
+    /// (default) aggregates. The org is not checked here: callers check it per aggregate.
+    pub(crate) async fn load_many<A>(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Loaded<A>>, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let rows: Vec<(String, i64, String, String, Value, Value)> = sqlx::query_as(&format!(
+            "SELECT aggregate_id, sequence, event_type, event_version, payload, metadata
+               FROM {EVENTS_TABLE}
+              WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
+              ORDER BY aggregate_id, sequence"
+        ))
+        .bind(A::TYPE)
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let upcasters = leadroute_domain::upcasters::upcasters();
+        let mut loaded: HashMap<String, Loaded<A>> = ids
+            .iter()
+            .map(|id| {
+                let fresh = Loaded::<A> {
+                    aggregate_id: id.clone(),
+                    aggregate: A::default(),
+                    current_sequence: 0,
+                    current_snapshot: None,
+                };
+                (id.clone(), fresh)
+            })
+            .collect();
+        for (id, sequence, event_type, event_version, payload, metadata) in rows {
+            let serialized = upcast(
+                SerializedEvent::new(
+                    id.clone(),
+                    sequence as usize,
+                    A::TYPE.to_string(),
+                    event_type,
+                    event_version,
+                    payload,
+                    metadata,
+                ),
+                &upcasters,
+            );
+            let envelope = EventEnvelope::<A>::try_from(serialized).map_err(store_error)?;
+            if let Some(entry) = loaded.get_mut(&id) {
+                entry.current_sequence = envelope.sequence;
+                entry.aggregate.apply(envelope.payload);
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Write every event of `batch` in one statement (one transaction). A primary-key
+    /// violation means some aggregate changed since it was loaded: nothing is written and
+    /// the result is a conflict the caller retries after loading again.
+    pub(crate) async fn commit_batch(&self, batch: Batch) -> Result<usize, AppError> {
+        let n = batch.events.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut types = Vec::with_capacity(n);
+        let mut ids = Vec::with_capacity(n);
+        let mut sequences = Vec::with_capacity(n);
+        let mut event_types = Vec::with_capacity(n);
+        let mut versions = Vec::with_capacity(n);
+        let mut payloads = Vec::with_capacity(n);
+        let mut metadata = Vec::with_capacity(n);
+        for event in batch.events {
+            types.push(event.aggregate_type);
+            ids.push(event.aggregate_id);
+            sequences.push(event.sequence as i64);
+            event_types.push(event.event_type);
+            versions.push(event.event_version);
+            payloads.push(event.payload);
+            metadata.push(event.metadata);
+        }
+        let result = sqlx::query(&format!(
+            "INSERT INTO {EVENTS_TABLE}
+                    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                                  $6::jsonb[], $7::jsonb[])"
+        ))
+        .bind(types)
+        .bind(ids)
+        .bind(sequences)
+        .bind(event_types)
+        .bind(versions)
+        .bind(payloads)
+        .bind(metadata)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(n),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(AppError::Conflict {
+                aggregate: "batch",
+                attempts: 1,
+            }),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+}
+
+/// Apply the upcasters that apply to `event`, in order (as postgres-es's store does).
+fn upcast(event: SerializedEvent, upcasters: &[Box<dyn EventUpcaster>]) -> SerializedEvent {
+    upcasters.iter().fold(event, |event, upcaster| {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            upcaster.upcast(event)
+        } else {
+            event
+        }
+    })
+}
