@@ -353,4 +353,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("PUT", "/v1/templates/{kind}"),
     ("POST", "/v1/templates/{kind}/preview"),
     ("GET", "/v1/notifications"),
+    ("POST", "/v1/bulk-reassignments"),
+    ("GET", "/v1/bulk-reassignments/{id}"),
+    ("GET", "/v1/bulk-reassignments/{id}/results"),
+    ("POST", "/v1/bulk-reassignments/{id}/cancel"),
 ];

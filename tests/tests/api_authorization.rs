@@ -29,6 +29,8 @@ struct World {
     lead_q: Uuid,
     spare_key: Uuid,
     pool: Uuid,
+    /// A bulk operation cm1 started (lead1 to p1, its owner: skipped).
+    bulk: Uuid,
 }
 
 async fn world(api: &TestApi, tag: &str) -> World {
@@ -89,8 +91,18 @@ async fn world(api: &TestApi, tag: &str) -> World {
         .await
         .ok()
         .uuid("id");
+    let bulk = api
+        .post(
+            "/v1/bulk-reassignments",
+            &cm1.0,
+            json!({"lead_ids": [owned[0]], "to": {"kind": "partner_user", "id": p1.1}, "reason": "matrix"}),
+        )
+        .await
+        .ok()
+        .uuid("id");
     World {
         pool,
+        bulk,
         org,
         cm1,
         cm2,
@@ -485,6 +497,36 @@ fn cases(a: &World) -> Vec<Case> {
             "/v1/notifications".into(),
             None,
             "other_admin:A admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/bulk-reassignments",
+            "/v1/bulk-reassignments".into(),
+            Some(
+                json!({"lead_ids": [lead1], "to": {"kind": "partner_user", "id": p1}, "reason": "m"}),
+            ),
+            "cm2:H other_admin:H cm1:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/bulk-reassignments/{id}",
+            format!("/v1/bulk-reassignments/{}", a.bulk),
+            None,
+            "cm2:H other_admin:H cm1:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/bulk-reassignments/{id}/results",
+            format!("/v1/bulk-reassignments/{}/results", a.bulk),
+            None,
+            "cm2:H other_admin:H cm1:A admin:A",
+        ),
+        case(
+            "POST",
+            "/v1/bulk-reassignments/{id}/cancel",
+            format!("/v1/bulk-reassignments/{}/cancel", a.bulk),
+            Some(json!({})),
+            "cm2:H other_admin:H cm1:A admin:A",
         ),
         // Last: they switch p1's account off (p1's session then answers 401) and p1 itself.
         case(
