@@ -71,7 +71,11 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
 }
 
 /// Transactions per second of one-row INSERTs with synchronous commit from `clients`.
-async fn single_row_commits(pool: &PgPool, clients: usize, time: Duration) -> anyhow::Result<f64> {
+pub async fn single_row_commits(
+    pool: &PgPool,
+    clients: usize,
+    time: Duration,
+) -> anyhow::Result<f64> {
     sqlx::query("CREATE TABLE IF NOT EXISTS bench_commits (id bigserial PRIMARY KEY, note text)")
         .execute(pool)
         .await?;

@@ -4,6 +4,8 @@
 //! to the multi-row INSERT rate of the same server measured in the same run, and the
 //! partner-inbox query (first page) latency over many leads and partner users. It works in
 //! a fresh database (dropped at the end) on the server of LEADROUTE_TEST_DATABASE_URL.
+//!
+//! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`.
 
 use clap::{Parser, Subcommand};
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
@@ -54,8 +56,16 @@ enum Bench {
         #[arg(long, default_value_t = 20_000)]
         events: usize,
     },
+    /// Bulk reassignment throughput (leads/s) next to the single-row commit rate of the
+    /// same PostgreSQL.
+    Bulk {
+        /// Leads moved by each operation.
+        #[arg(long, default_value_t = 10_000)]
+        leads: usize,
+    },
 }
 
+mod bulk;
 mod intake;
 
 fn say(line: impl AsRef<str>) {
@@ -74,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
             generate_only,
         } => (leads, users, queues, queries, keep, generate_only),
         Bench::Intake { events } => return intake::run(events).await,
+        Bench::Bulk { leads } => return bulk::run(leads).await,
     };
     let db = TestDb::new().await;
     let pool = &db.pool.clone();
