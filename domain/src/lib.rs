@@ -1,5 +1,6 @@
 //! leadroute's pure domain: typed ids, commands, events and aggregates for orgs, partner
-//! accounts, partner users, queues and leads.
+//! accounts, partner users, queues, leads, round-robin pools, rule sets, notification
+//! templates and bulk reassignments.
 //!
 //! Nothing here does I/O or reads a clock: time, ids and looked-up facts (is the target
 //! assignable, is the claimant a queue member) arrive inside the commands. Each aggregate is
