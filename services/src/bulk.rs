@@ -294,7 +294,8 @@ pub async fn print_status(pool: PgPool, org: Uuid, id: Uuid) -> anyhow::Result<(
     let op = Commands::new(pool)
         .state::<BulkOperation>(OrgId(org), BulkOperationId(id))
         .await?;
-    println!("{}", serde_json::to_string_pretty(&Progress::from(&op))?);
+    let progress = serde_json::to_string_pretty(&Progress::from(&op))?;
+    writeln!(std::io::stdout(), "{progress}")?;
     Ok(())
 }
 
@@ -325,7 +326,7 @@ pub async fn cancel_from_cli(pool: PgPool, org: Uuid, id: Uuid) -> anyhow::Resul
     Commands::new(pool)
         .cancel_bulk(&meta, OrgId(org), BulkOperationId(id))
         .await?;
-    println!("cancelled: {id}");
+    writeln!(std::io::stdout(), "cancelled: {id}")?;
     Ok(())
 }
 

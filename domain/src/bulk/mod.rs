@@ -111,7 +111,7 @@ pub struct StartBulk {
 #[derive(Debug, Clone, PartialEq)]
 pub enum BulkCommand {
     /// Start it; a re-submission of the same operation is a no-op.
-    Start(StartBulk),
+    Start(Box<StartBulk>),
     /// Record the outcomes of the next leads of the selection, in order.
     RecordOutcomes {
         /// One per lead, starting at the first lead without an outcome.
@@ -385,7 +385,7 @@ impl Decider for BulkOperation {
 
     fn decide(&self, command: BulkCommand) -> Result<Vec<BulkEvent>, BulkError> {
         match command {
-            BulkCommand::Start(start) => self.start(start),
+            BulkCommand::Start(start) => self.start(*start),
             BulkCommand::RecordOutcomes { outcomes, at } => self.record(outcomes, at),
             BulkCommand::Cancel { actor, at } => {
                 self.ensure_running()?;

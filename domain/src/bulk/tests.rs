@@ -17,7 +17,7 @@ fn target() -> Target {
 }
 
 fn start(leads: Vec<LeadId>) -> BulkCommand {
-    BulkCommand::Start(StartBulk {
+    BulkCommand::Start(Box::new(StartBulk {
         operation_id: BulkOperationId(Uuid::from_u128(1)),
         org_id: OrgId(Uuid::from_u128(2)),
         selection: Selection::List,
@@ -27,7 +27,7 @@ fn start(leads: Vec<LeadId>) -> BulkCommand {
         reason: " territory change ".into(),
         actor: admin(),
         at: t0(),
-    })
+    }))
 }
 
 fn started(total: usize) -> BulkEvent {

@@ -156,7 +156,7 @@ impl Commands {
                 let mut batch = Batch::default();
                 let before = op.current_sequence;
                 let written = batch
-                    .decide(&mut op, BulkCommand::Start(start.clone()), meta)
+                    .decide(&mut op, BulkCommand::Start(Box::new(start.clone())), meta)
                     .await?;
                 if written > 0 && !out_of_scope.is_empty() {
                     let outcomes = out_of_scope
