@@ -5,7 +5,7 @@
 //! partner-inbox query (first page) latency over many leads and partner users. It works in
 //! a fresh database (dropped at the end) on the server of LEADROUTE_TEST_DATABASE_URL.
 //!
-//! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`.
+//! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`; `e2e`: see `e2e.rs`.
 
 use clap::{Parser, Subcommand};
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
@@ -63,9 +63,27 @@ enum Bench {
         #[arg(long, default_value_t = 10_000)]
         leads: usize,
     },
+    /// The whole pipeline end to end: routed leads/s at the maximum rate, publish-to-inbox
+    /// latency at half that rate, commits per lead, peak RSS per process, and the ratio to
+    /// the single-row commit rate (JSON and SVG under target/e2e/).
+    E2e {
+        /// Leads published at the maximum rate.
+        #[arg(long, default_value_t = 20_000)]
+        leads: usize,
+        /// Seconds of publishing at half the rate reached.
+        #[arg(long, default_value_t = 20)]
+        half_rate_seconds: u64,
+        /// Intake workers.
+        #[arg(long, default_value_t = 4)]
+        intake_workers: usize,
+        /// Router workers.
+        #[arg(long, default_value_t = 4)]
+        router_workers: usize,
+    },
 }
 
 mod bulk;
+mod e2e;
 mod intake;
 
 fn say(line: impl AsRef<str>) {
@@ -85,6 +103,20 @@ async fn main() -> anyhow::Result<()> {
         } => (leads, users, queues, queries, keep, generate_only),
         Bench::Intake { events } => return intake::run(events).await,
         Bench::Bulk { leads } => return bulk::run(leads).await,
+        Bench::E2e {
+            leads,
+            half_rate_seconds,
+            intake_workers,
+            router_workers,
+        } => {
+            let options = e2e::Options {
+                leads,
+                half_rate_seconds,
+                intake_workers,
+                router_workers,
+            };
+            return e2e::run(options).await;
+        }
     };
     let db = TestDb::new().await;
     let pool = &db.pool.clone();
