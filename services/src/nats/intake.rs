@@ -1,8 +1,9 @@
 //! Intake: upstream lead events from JetStream into the event store.
 //!
 //! Workers share one durable pull consumer (see [`super::worker`] for acknowledgement,
-//! redelivery and dead letters). A message is acknowledged once its `ReceiveLead`
-//! committed; a repeated upstream event id is a no-op, so redelivery is harmless. Invalid
+//! redelivery and dead letters). The lead events of one org that arrived together are
+//! received in one transaction; a message is acknowledged once it committed. A repeated
+//! upstream event id is a no-op, so redelivery is harmless. Invalid
 //! messages are dead-lettered with a specific reason.
 
 use super::lead_event::{self, Invalid};
@@ -10,7 +11,8 @@ use super::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use super::{Names, NatsError};
 use crate::app::{AppError, CommandMeta, Commands, NewLead};
 use async_nats::jetstream;
-use leadroute_domain::ids::Actor;
+use leadroute_domain::ids::{Actor, OrgId};
+use std::collections::BTreeMap;
 use sqlx::PgPool;
 
 /// Name of this consumer in dead letters.
@@ -54,39 +56,110 @@ impl Intake {
     }
 }
 
+impl Intake {
+    /// The org and lead event a message carries, or why it never will.
+    fn parse(&self, message: &jetstream::Message) -> Result<(OrgId, NewLead), Invalid> {
+        let org = lead_event::org_of_subject(self.names.crm_prefix(), &message.subject)?;
+        let event = lead_event::parse(&message.payload)?;
+        Ok((org, NewLead::from(event)))
+    }
+}
+
+/// What a failed receive means for its message.
+fn outcome_of(org: OrgId, error: AppError) -> Outcome {
+    match error {
+        AppError::NotFound {
+            code: "org_not_found",
+            ..
+        } => Outcome::Dead(Invalid {
+            reason: "unknown_org",
+            detail: format!("no org {org}"),
+        }),
+        AppError::Refused { code, message }
+        | AppError::NotFound {
+            code,
+            what: _,
+            id: message,
+        } => Outcome::Dead(Invalid {
+            reason: code,
+            detail: message,
+        }),
+        e @ (AppError::Conflict { .. } | AppError::Store(_)) => Outcome::Retry(e),
+    }
+}
+
 impl Handler for Intake {
     const SOURCE: &'static str = SOURCE;
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {
-        let org = match lead_event::org_of_subject(self.names.crm_prefix(), &message.subject) {
-            Ok(org) => org,
-            Err(invalid) => return Outcome::Dead(invalid),
-        };
-        let event = match lead_event::parse(&message.payload) {
-            Ok(event) => event,
-            Err(invalid) => return Outcome::Dead(invalid),
-        };
-        let new = NewLead::from(event);
-        let meta = CommandMeta::now(Actor::System(SOURCE.to_string()));
-        match self.commands.receive_lead(&meta, org, &new).await {
-            Ok(_) => Outcome::Done,
-            Err(AppError::NotFound {
-                code: "org_not_found",
-                ..
-            }) => Outcome::Dead(Invalid {
-                reason: "unknown_org",
-                detail: format!("no org {org}"),
-            }),
-            Err(AppError::Refused { code, message })
-            | Err(AppError::NotFound {
-                code,
-                what: _,
-                id: message,
-            }) => Outcome::Dead(Invalid {
-                reason: code,
-                detail: message,
-            }),
-            Err(e @ (AppError::Conflict { .. } | AppError::Store(_))) => Outcome::Retry(e),
+        let mut outcomes = self.process_batch(std::slice::from_ref(message)).await;
+        outcomes.pop().unwrap_or(Outcome::Done)
+    }
+
+    /// Every valid lead event of one org is received in one transaction; invalid ones are
+    /// dead-lettered. A failure of the transaction redelivers that org's messages.
+    async fn process_batch(&self, messages: &[jetstream::Message]) -> Vec<Outcome> {
+        let mut outcomes: Vec<Option<Outcome>> = messages.iter().map(|_| None).collect();
+        let mut by_org: BTreeMap<OrgId, (Vec<usize>, Vec<NewLead>)> = BTreeMap::new();
+        for (i, message) in messages.iter().enumerate() {
+            match self.parse(message) {
+                Ok((org, new)) => {
+                    let (indexes, leads) = by_org.entry(org).or_default();
+                    indexes.push(i);
+                    leads.push(new);
+                }
+                Err(invalid) => outcomes[i] = Some(Outcome::Dead(invalid)),
+            }
         }
+        let meta = CommandMeta::now(Actor::System(SOURCE.to_string()));
+        for (org, (indexes, leads)) in by_org {
+            match self.commands.receive_leads(&meta, org, &leads).await {
+                Ok(answers) => {
+                    for (i, (_, answer)) in indexes.into_iter().zip(answers) {
+                        outcomes[i] = Some(match answer {
+                            Ok(_) => Outcome::Done,
+                            Err(e) => outcome_of(org, e),
+                        });
+                    }
+                }
+                Err(e) => {
+                    for i in indexes {
+                        outcomes[i] = Some(match &e {
+                            AppError::NotFound { .. } | AppError::Refused { .. } => {
+                                outcome_of(org, clone_refusal(&e))
+                            }
+                            _ => Outcome::Retry(clone_refusal(&e)),
+                        });
+                    }
+                }
+            }
+        }
+        outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Done))
+            .collect()
+    }
+}
+
+/// A copy of `error` for each message it concerns (a store error keeps its text only).
+fn clone_refusal(error: &AppError) -> AppError {
+    match error {
+        AppError::Refused { code, message } => AppError::Refused {
+            code,
+            message: message.clone(),
+        },
+        AppError::NotFound { code, what, id } => AppError::NotFound {
+            code,
+            what,
+            id: id.clone(),
+        },
+        AppError::Conflict {
+            aggregate,
+            attempts,
+        } => AppError::Conflict {
+            aggregate,
+            attempts: *attempts,
+        },
+        AppError::Store(e) => AppError::Store(e.to_string().into()),
     }
 }

@@ -1,6 +1,6 @@
-//! A JetStream consumer worker, shared by the intake and the router: it pulls from a
-//! durable consumer, hands each message to a [`Handler`], and acknowledges only once the
-//! handler's work committed, or once the message was dead-lettered: stored in
+//! A JetStream consumer worker, shared by the intake, the router and the mailer: it pulls
+//! from a durable consumer, hands the messages already delivered (up to [`BATCH`]) to a
+//! [`Handler`] together, and acknowledges each only once the handler's work committed, or once the message was dead-lettered: stored in
 //! `dead_letters` with its payload, subject, headers and a specific reason, and
 //! republished on the DLQ subject. A transient failure is redelivered after 1 s, 5 s,
 //! 15 s, then every 30 s; one that outlives [`MAX_DELIVER`] deliveries is dead-lettered
@@ -45,7 +45,26 @@ pub trait Handler: Clone + Send + Sync + 'static {
 
     /// Process one message.
     fn process(&self, message: &jetstream::Message) -> impl Future<Output = Outcome> + Send;
+
+    /// Process the messages that arrived together, returning one outcome per message in
+    /// order (by default one by one; a handler may commit them in one transaction).
+    fn process_batch<'a>(
+        &'a self,
+        messages: &'a [jetstream::Message],
+    ) -> impl Future<Output = Vec<Outcome>> + Send + 'a {
+        async move {
+            let mut outcomes = Vec::with_capacity(messages.len());
+            for message in messages {
+                outcomes.push(self.process(message).await);
+            }
+            outcomes
+        }
+    }
 }
+
+/// Most messages handed to [`Handler::process_batch`] at once: those already delivered
+/// when the worker is ready, never waiting for more.
+pub const BATCH: usize = 256;
 
 /// The durable consumer a worker pulls from.
 #[derive(Debug, Clone)]
@@ -127,34 +146,58 @@ impl<H: Handler> Worker<H> {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let mut messages = match self.consumer.messages().await {
+            let messages = match self.consumer.messages().await {
                 Ok(messages) => messages,
                 Err(e) => {
                     tracing::error!(error = %e, source = H::SOURCE, "cannot pull messages; retrying");
                     tokio::select! { _ = &mut shutdown => return, _ = tokio::time::sleep(Duration::from_secs(1)) => continue }
                 }
             };
+            let mut chunks = messages.ready_chunks(BATCH);
             loop {
                 let next =
-                    tokio::select! { _ = &mut shutdown => return, next = messages.next() => next };
-                match next {
-                    Some(Ok(message)) => self.handle(&message).await,
-                    Some(Err(e)) => tracing::warn!(error = %e, source = H::SOURCE, "pull failed"),
-                    None => break,
+                    tokio::select! { _ = &mut shutdown => return, next = chunks.next() => next };
+                let Some(chunk) = next else { break };
+                let mut batch = Vec::with_capacity(chunk.len());
+                for item in chunk {
+                    match item {
+                        Ok(message) => batch.push(message),
+                        Err(e) => tracing::warn!(error = %e, source = H::SOURCE, "pull failed"),
+                    }
                 }
+                self.handle(&batch).await;
             }
         }
     }
 
-    async fn handle(&self, message: &jetstream::Message) {
-        let (stream_sequence, delivered) = match message.info() {
-            Ok(info) => (info.stream_sequence, info.delivered),
-            Err(e) => {
-                tracing::warn!(error = %e, "message without JetStream info; skipped");
-                return;
-            }
-        };
-        let outcome = match self.handler.process(message).await {
+    /// Process messages that arrived together, then acknowledge (or redeliver) each.
+    async fn handle(&self, messages: &[jetstream::Message]) {
+        let messages: Vec<jetstream::Message> = messages
+            .iter()
+            .filter(|message| match message.info() {
+                Ok(_) => true,
+                Err(e) => {
+                    tracing::warn!(error = %e, "message without JetStream info; skipped");
+                    false
+                }
+            })
+            .cloned()
+            .collect();
+        if messages.is_empty() {
+            return;
+        }
+        let outcomes = self.handler.process_batch(&messages).await;
+        for (message, outcome) in messages.iter().zip(outcomes) {
+            self.settle(message, outcome).await;
+        }
+    }
+
+    /// Acknowledge a message whose work committed or that was dead-lettered; redeliver it
+    /// later otherwise.
+    async fn settle(&self, message: &jetstream::Message, outcome: Outcome) {
+        let Ok(info) = message.info() else { return };
+        let (stream_sequence, delivered) = (info.stream_sequence, info.delivered);
+        let outcome = match outcome {
             Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid {
                 reason: "redelivery_exhausted",
                 detail: format!("failed {delivered} times; last: {e}"),
