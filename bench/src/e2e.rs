@@ -148,6 +148,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     );
 
     let before = commits(&app.db.pool).await?;
+    let cpu_before = cpu_by_program();
     let phase_start = chrono::Utc::now();
     let max = publish_phase(
         &app.db.pool,
@@ -159,6 +160,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         None,
     )
     .await?;
+    let cpu_after = cpu_by_program();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = commits(&app.db.pool).await?;
     let write_transactions: i64 = sqlx::query_scalar(
@@ -186,6 +188,26 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let writes_per_lead = write_transactions as f64 / routed as f64;
     say(format!(
         "commits per routed lead: {commits_per_lead:.2} (every transaction of the database, read-only ones and projector checkpoints included); event-store write transactions per lead: {writes_per_lead:.2}"
+    ));
+    let mut cpu_phase: Vec<(String, f64)> = cpu_after
+        .iter()
+        .map(|(name, after)| {
+            (
+                name.clone(),
+                after - cpu_before.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, used)| *used > 0.05)
+        .collect();
+    cpu_phase.sort_by(|a, b| b.1.total_cmp(&a.1));
+    say(format!(
+        "CPU seconds during the max-rate phase ({max_seconds:.1} s on {} cores), by program: {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_phase
+            .iter()
+            .map(|(name, used)| format!("{name} {used:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     let max_latencies = latencies(&max);
     say(format!(
@@ -246,6 +268,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "ratio_routed_per_second_to_commit_rate": ratio,
         "peak_rss_mib": rss,
         "cpu_seconds": cpu,
+        "cpu_seconds_max_rate_phase_by_program": cpu_phase.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "setup": {"partner_accounts": 10, "partner_users": 300, "pools": 20, "pool_members": 15,
             "queues": 10, "rule_entries": COUNTRIES * INDUSTRIES},
         "workers": {"intake": options.intake_workers, "router": options.router_workers},
@@ -424,7 +447,10 @@ async fn publish_phase(
     Ok(tracker)
 }
 
-/// Look up, every [`POLL`], which of the oldest unrouted leads now have an owner.
+/// Look up, every [`POLL`], which of the oldest unrouted leads now have an owner. Leads
+/// are routed nearly in publish order, so the oldest one is asked first and the window of
+/// the next 512 only once it shows (or once it has waited a second): the watcher's own
+/// queries stay a small part of the database's work.
 async fn watch(
     pool: PgPool,
     tracker: Arc<Mutex<Tracker>>,
@@ -442,11 +468,28 @@ async fn watch(
                 done.store(true, std::sync::atomic::Ordering::Relaxed);
                 return;
             }
-            (first..t.leads.len().min(first + 4000))
+            (first..t.leads.len().min(first + 512))
                 .filter(|i| t.seen[*i].is_none())
                 .map(|i| (i, t.leads[i].0))
                 .collect()
         };
+        let head_waited = window
+            .first()
+            .map(|(i, _)| tracker.lock().expect("tracker").leads[*i].1.elapsed());
+        if let (Some((_, head)), Some(waited)) = (window.first(), head_waited) {
+            if waited < Duration::from_secs(1) {
+                let shown: Result<Option<i32>, _> = sqlx::query_scalar(
+                    "SELECT 1 FROM rm_leads WHERE lead_id = $1 AND owner_id IS NOT NULL",
+                )
+                .bind(head)
+                .fetch_optional(&pool)
+                .await;
+                if !matches!(shown, Ok(Some(_))) {
+                    tokio::time::sleep(POLL).await;
+                    continue;
+                }
+            }
+        }
         if !window.is_empty() {
             let ids: Vec<Uuid> = window.iter().map(|(_, id)| *id).collect();
             let routed: Result<Vec<Uuid>, _> = sqlx::query_scalar(
@@ -468,6 +511,36 @@ async fn watch(
         }
         tokio::time::sleep(POLL).await;
     }
+}
+
+/// CPU seconds used so far by every process of this machine, by program name (a snapshot
+/// of /proc; the difference of two shows where a phase's CPU went).
+fn cpu_by_program() -> std::collections::BTreeMap<String, f64> {
+    let mut totals = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return totals;
+    };
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some((_, rest)), Some(start)) = (stat.rsplit_once(") "), stat.find('(')) else {
+            continue;
+        };
+        let name = stat[start + 1..]
+            .rsplit_once(") ")
+            .map_or("", |(n, _)| n)
+            .to_string();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        *totals.entry(name).or_default() += (ticks(11) + ticks(12)) / 100.0;
+    }
+    totals
 }
 
 /// Every transaction committed in the database so far.

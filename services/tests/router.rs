@@ -418,3 +418,96 @@ async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
     assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[1])));
     world.stop().await;
 }
+
+#[tokio::test]
+async fn leads_from_the_intake_are_routed_in_the_transaction_that_receives_them_once_and_fairly() {
+    let world = World::start(1).await;
+    let intake =
+        ConsumerWorkers::intake(&world.app.db.pool, &world.nats.url, world.names.clone(), 2)
+            .await
+            .unwrap();
+    let users = world.users(3).await;
+    let pool = world
+        .pool(&[(users[0], 3), (users[1], 2), (users[2], 1)])
+        .await;
+    world.publish(to(Target::Pool(pool))).await;
+    let subject = world.names.crm_subject(world.org.0, "created");
+    let mut acks = Vec::new();
+    for i in 0..600 {
+        let body = json!({
+            "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
+            "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
+            "fields": {"company": format!("Company {i}")}
+        });
+        acks.push(
+            world
+                .nats
+                .js
+                .publish(subject.clone(), body.to_string().into())
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let routed = eventually(Duration::from_secs(120), || async {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
+        ))
+        .fetch_one(&world.app.db.pool)
+        .await
+        .ok()?;
+        (n == 600).then_some(())
+    })
+    .await;
+    assert!(routed.is_some(), "every lead is routed");
+    world.drained().await;
+    // Each decision is in its lead's receiving transaction, triggered by its LeadReceived.
+    let inline: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {EVENTS_TABLE} r JOIN {EVENTS_TABLE} d
+            ON d.aggregate_id = r.aggregate_id AND d.aggregate_type = 'Lead'
+           AND d.event_type = 'LeadRouted' AND r.event_type = 'LeadReceived'
+         WHERE d.transaction_id = r.transaction_id
+           AND d.payload->'LeadRouted'->>'trigger' = r.event_id::text"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(inline, 600);
+    let (decisions, picks): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*) FILTER (WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')),
+                count(*) FILTER (WHERE event_type = 'PoolMemberPicked')
+           FROM {EVENTS_TABLE}"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (decisions, picks),
+        (600, 600),
+        "the router consumer, seeing each trigger decided, adds nothing"
+    );
+    let owners = eventually(Duration::from_secs(30), || async {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT owner_id::text FROM rm_leads WHERE org_id = $1 AND owner_id IS NOT NULL",
+        )
+        .bind(world.org.0)
+        .fetch_all(&world.app.db.pool)
+        .await
+        .ok()?;
+        (rows.len() == 600).then_some(rows)
+    })
+    .await
+    .expect("the leads projection shows the 600 owners");
+    for (user, weight) in users.iter().zip([3.0, 2.0, 1.0]) {
+        let share = 600.0 * weight / 6.0;
+        let got = owners.iter().filter(|o| **o == user.to_string()).count() as f64;
+        assert!(
+            (got - share).abs() <= 1.0,
+            "{got} leads against a share of {share}"
+        );
+    }
+    intake.stop().await;
+    world.stop().await;
+}

@@ -14,22 +14,26 @@ use leadroute_domain::Refusal;
 use leadroute_projections::schema::EVENTS_TABLE;
 use serde_json::Value;
 use std::collections::HashMap;
+use uuid::Uuid;
 
-/// Events decided for several aggregates, not yet written.
+/// Events decided for several aggregates, not yet written, with the ids they will be
+/// stored under (chosen here, so a command can name an event of the same batch, as the
+/// intake's routing names the `LeadReceived` that triggered it).
 #[derive(Default)]
 pub(crate) struct Batch {
     events: Vec<SerializedEvent>,
+    event_ids: Vec<Uuid>,
 }
 
 impl Batch {
-    /// Decide `command` against `loaded`, apply its events to it and queue them; returns how
-    /// many events the command produced (0 for a no-op). A refusal queues nothing.
+    /// Decide `command` against `loaded`, apply its events to it and queue them; returns the
+    /// ids of the events the command produced (none for a no-op). A refusal queues nothing.
     pub(crate) async fn decide<A>(
         &mut self,
         loaded: &mut Loaded<A>,
         command: A::Command,
         meta: &CommandMeta,
-    ) -> Result<usize, AppError>
+    ) -> Result<Vec<Uuid>, AppError>
     where
         A: InOrg,
         A::Error: Refusal + Send + Sync + 'static,
@@ -45,7 +49,7 @@ impl Batch {
         if let Some(org) = loaded.aggregate.org() {
             metadata.insert("org_id".to_string(), org.to_string());
         }
-        let produced = events.len();
+        let mut ids = Vec::with_capacity(events.len());
         for payload in events {
             loaded.current_sequence += 1;
             let envelope = EventEnvelope::<A> {
@@ -56,8 +60,11 @@ impl Batch {
             };
             self.events
                 .push(SerializedEvent::try_from(&envelope).map_err(store_error)?);
+            let id = Uuid::new_v4();
+            self.event_ids.push(id);
+            ids.push(id);
         }
-        Ok(produced)
+        Ok(ids)
     }
 }
 
@@ -122,6 +129,87 @@ impl Commands {
         Ok(loaded)
     }
 
+    /// Load every aggregate in `ids` from this process's cached states, reading with one
+    /// query only the events committed after each cached state (usually none): for facts
+    /// looked up over and over, such as the partner users, accounts, queues and pools every
+    /// routing batch judges. The result is exactly what a full replay gives. Falls back to
+    /// [`Commands::load_many`] when upcasters exist.
+    pub(crate) async fn load_many_cached<A>(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, Loaded<A>>, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        if !leadroute_domain::upcasters::upcasters().is_empty() {
+            return self.load_many::<A>(ids).await;
+        }
+        let mut loaded: HashMap<String, Loaded<A>> = {
+            let cache = self.cache.lock().expect("aggregate cache lock");
+            ids.iter()
+                .map(|id| {
+                    let (aggregate, sequence) = cache
+                        .get(&(A::TYPE, id.clone()))
+                        .and_then(|state| state.downcast_ref::<(A, usize)>().cloned())
+                        .unwrap_or_default();
+                    let entry = Loaded::<A> {
+                        aggregate_id: id.clone(),
+                        aggregate,
+                        current_sequence: sequence,
+                        current_snapshot: None,
+                    };
+                    (id.clone(), entry)
+                })
+                .collect()
+        };
+        let sequences: Vec<i64> = ids
+            .iter()
+            .map(|id| loaded[id].current_sequence as i64)
+            .collect();
+        let rows: Vec<(String, i64, String, String, Value, Value)> = sqlx::query_as(&format!(
+            "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
+               FROM {EVENTS_TABLE} e
+               JOIN UNNEST($2::text[], $3::bigint[]) AS c(id, after)
+                 ON e.aggregate_id = c.id AND e.sequence > c.after
+              WHERE e.aggregate_type = $1
+              ORDER BY e.aggregate_id, e.sequence"
+        ))
+        .bind(A::TYPE)
+        .bind(ids)
+        .bind(&sequences)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        let mut changed = std::collections::HashSet::new();
+        for (id, sequence, event_type, event_version, payload, metadata) in rows {
+            let serialized = SerializedEvent::new(
+                id.clone(),
+                sequence as usize,
+                A::TYPE.to_string(),
+                event_type,
+                event_version,
+                payload,
+                metadata,
+            );
+            let envelope = EventEnvelope::<A>::try_from(serialized).map_err(store_error)?;
+            if let Some(entry) = loaded.get_mut(&id) {
+                entry.current_sequence = envelope.sequence;
+                entry.aggregate.apply(envelope.payload);
+                changed.insert(id);
+            }
+        }
+        let mut cache = self.cache.lock().expect("aggregate cache lock");
+        for id in changed {
+            let entry = &loaded[&id];
+            cache.insert(
+                (A::TYPE, id),
+                Box::new((entry.aggregate.clone(), entry.current_sequence)),
+            );
+        }
+        Ok(loaded)
+    }
+
     /// Write every event of `batch` in one statement (one transaction). A primary-key
     /// violation means some aggregate changed since it was loaded: nothing is written and
     /// the result is a conflict the caller retries after loading again.
@@ -137,6 +225,7 @@ impl Commands {
         let mut versions = Vec::with_capacity(n);
         let mut payloads = Vec::with_capacity(n);
         let mut metadata = Vec::with_capacity(n);
+        let event_ids = batch.event_ids;
         for event in batch.events {
             types.push(event.aggregate_type);
             ids.push(event.aggregate_id);
@@ -148,9 +237,10 @@ impl Commands {
         }
         let result = sqlx::query(&format!(
             "INSERT INTO {EVENTS_TABLE}
-                    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+                    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata,
+                     event_id)
              SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                                  $6::jsonb[], $7::jsonb[])"
+                                  $6::jsonb[], $7::jsonb[], $8::uuid[])"
         ))
         .bind(types)
         .bind(ids)
@@ -159,6 +249,7 @@ impl Commands {
         .bind(versions)
         .bind(payloads)
         .bind(metadata)
+        .bind(event_ids)
         .execute(&self.pool)
         .await;
         match result {

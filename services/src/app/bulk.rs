@@ -158,7 +158,7 @@ impl Commands {
                 let written = batch
                     .decide(&mut op, BulkCommand::Start(Box::new(start.clone())), meta)
                     .await?;
-                if written > 0 && !out_of_scope.is_empty() {
+                if !written.is_empty() && !out_of_scope.is_empty() {
                     let outcomes = out_of_scope
                         .iter()
                         .map(|lead| refused(*lead, "lead_not_found"))

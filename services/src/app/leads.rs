@@ -94,7 +94,7 @@ impl Commands {
                 let answer = match batch.decide(lead, command, meta).await {
                     Err(refused @ AppError::Refused { .. }) => Err(refused),
                     Err(other) => return Err(other),
-                    Ok(written) => Ok(written),
+                    Ok(written) => Ok(written.len()),
                 };
                 answers.push((*lead_id, answer));
             }

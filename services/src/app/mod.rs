@@ -17,6 +17,7 @@ mod queues;
 mod routing;
 mod templates;
 
+pub(crate) use batch::Batch;
 pub use bulk::{BulkRequest, BulkScope, BulkSelection, BATCH as BULK_BATCH};
 pub use error::AppError;
 pub use leads::NewLead;
@@ -105,7 +106,7 @@ pub struct Committed {
 }
 
 type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
-type Loaded<A> = cqrs_es::persist::EventStoreAggregateContext<A>;
+pub(crate) type Loaded<A> = cqrs_es::persist::EventStoreAggregateContext<A>;
 
 /// Executes commands against the event store.
 #[derive(Clone)]
@@ -139,7 +140,7 @@ impl Commands {
     }
 
     /// Run `attempt` until it does not lose an optimistic-concurrency race (see [`retry`]).
-    async fn retry<T, F, Fut>(&self, attempt: F) -> Result<T, AppError>
+    pub(crate) async fn retry<T, F, Fut>(&self, attempt: F) -> Result<T, AppError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AppError>>,

@@ -2,18 +2,20 @@
 //!
 //! Workers share one durable pull consumer (see [`super::worker`] for acknowledgement,
 //! redelivery and dead letters). The lead events of one org that arrived together are
-//! received in one transaction; a message is acknowledged once it committed. A repeated
-//! upstream event id is a no-op, so redelivery is harmless. Invalid
+//! received in one transaction, and the new leads are routed in that same transaction
+//! (`crate::routing::Router::receive_and_route`); a message is acknowledged once it
+//! committed. A repeated upstream event id is a no-op, so redelivery is harmless. Invalid
 //! messages are dead-lettered with a specific reason.
 
 use super::lead_event::{self, Invalid};
 use super::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use super::{Names, NatsError};
-use crate::app::{AppError, CommandMeta, Commands, NewLead};
+use crate::app::{AppError, CommandMeta, NewLead};
+use crate::routing::Router;
 use async_nats::jetstream;
 use leadroute_domain::ids::{Actor, OrgId};
-use std::collections::BTreeMap;
 use sqlx::PgPool;
+use std::collections::BTreeMap;
 
 /// Name of this consumer in dead letters.
 pub const SOURCE: &str = "intake";
@@ -21,8 +23,8 @@ pub const SOURCE: &str = "intake";
 /// Receives upstream lead events.
 #[derive(Clone)]
 pub struct Intake {
-    /// Executes ReceiveLead.
-    commands: Commands,
+    /// Receives the leads and routes the new ones in the same transaction.
+    router: Router,
     /// Subject names (the CRM prefix).
     names: Names,
 }
@@ -36,7 +38,7 @@ impl Intake {
         names: Names,
     ) -> Result<Worker<Intake>, NatsError> {
         let intake = Intake {
-            commands: Commands::new(pool.clone()),
+            router: Router::new(pool.clone()),
             names: names.clone(),
         };
         let stream = (names.crm_stream(), names.crm_subjects());
@@ -113,7 +115,7 @@ impl Handler for Intake {
         }
         let meta = CommandMeta::now(Actor::System(SOURCE.to_string()));
         for (org, (indexes, leads)) in by_org {
-            match self.commands.receive_leads(&meta, org, &leads).await {
+            match self.router.receive_and_route(&meta, org, &leads).await {
                 Ok(answers) => {
                     for (i, (_, answer)) in indexes.into_iter().zip(answers) {
                         outcomes[i] = Some(match answer {

@@ -10,6 +10,7 @@
 
 mod consumer;
 mod dry_run;
+mod inline;
 
 pub use consumer::RouterConsumer;
 pub use dry_run::DryRun;
@@ -73,6 +74,9 @@ pub struct Router {
     pool: PgPool,
     /// Compiled rule sets by org, replaced when a newer version is published.
     rules: Arc<Mutex<HashMap<OrgId, Arc<ActiveRules>>>>,
+    /// Held while a batch is received and routed inline: batches of one process would
+    /// otherwise race for the same pools.
+    inline: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Router {
@@ -82,6 +86,7 @@ impl Router {
             commands: Commands::new(pool.clone()),
             pool,
             rules: Arc::default(),
+            inline: Arc::default(),
         }
     }
 
@@ -134,10 +139,16 @@ impl Router {
         let mut attempt = 1;
         loop {
             let (lead, sequence) = self.commands.state_at::<Lead>(org, lead_id).await?;
-            let (decision, outcome) = if lead.routed_triggers.contains(&trigger) {
-                // Redelivered: the lead ignores the repeat; nothing to decide again.
-                (empty_decision(0, kind), RouteOutcome::Keep)
-            } else {
+            if lead.routed_triggers.contains(&trigger) {
+                // Redelivered, or routed by the intake as it received the lead: done.
+                return Ok(Committed {
+                    aggregate_type: "Lead",
+                    aggregate_id: lead_id.to_string(),
+                    events: 0,
+                    sequence,
+                });
+            }
+            let (decision, outcome) = {
                 let pick = PickRequest {
                     org,
                     lead_id,
@@ -352,11 +363,15 @@ impl Router {
                 .into_iter()
                 .map(|f| (f.user_id, f))
                 .collect();
-        let open: HashMap<Uuid, i64> = queries::open_leads(&self.pool, org, &owners)
-            .await
-            .map_err(read)?
-            .into_iter()
-            .collect();
+        let open: HashMap<Uuid, i64> = match pool.cap {
+            // Counting open leads costs a scan of the members' leads: only for a cap.
+            Some(_) => queries::open_leads(&self.pool, org, &owners)
+                .await
+                .map_err(read)?
+                .into_iter()
+                .collect(),
+            None => HashMap::new(),
+        };
         Ok(pool
             .slots()
             .iter()
