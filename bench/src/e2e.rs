@@ -169,6 +169,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .bind(phase_start)
     .fetch_one(&app.db.pool)
     .await?;
+    let sizes: Vec<(String, i64, f64)> = sqlx::query_as(
+        "SELECT event_type, count(*), avg(pg_column_size(payload))::float8 FROM events
+          WHERE recorded_at >= $1 GROUP BY event_type ORDER BY event_type",
+    )
+    .bind(phase_start)
+    .fetch_all(&app.db.pool)
+    .await?;
+    say(format!(
+        "events written in the max-rate phase (type: count, mean stored payload bytes): {}",
+        sizes
+            .iter()
+            .map(|(t, n, b)| format!("{t}: {n}, {b:.0}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
     let first_publish = max.leads[0].1;
     let last_seen = max
         .seen
@@ -268,6 +283,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "ratio_routed_per_second_to_commit_rate": ratio,
         "peak_rss_mib": rss,
         "cpu_seconds": cpu,
+        "events_max_rate_phase": sizes.iter().map(|(t, n, b)| (t.clone(), json!({"count": n, "mean_payload_bytes": b}))).collect::<serde_json::Map<_, _>>(),
         "cpu_seconds_max_rate_phase_by_program": cpu_phase.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "setup": {"partner_accounts": 10, "partner_users": 300, "pools": 20, "pool_members": 15,
             "queues": 10, "rule_entries": COUNTRIES * INDUSTRIES},

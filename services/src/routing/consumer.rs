@@ -15,7 +15,10 @@ use async_nats::jetstream;
 use leadroute_domain::ids::{LeadId, OrgId};
 use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::routing::Trigger;
+use leadroute_projections::schema::EVENTS_TABLE;
 use sqlx::PgPool;
+use std::collections::HashSet;
+use uuid::Uuid;
 
 /// Name of this consumer in dead letters.
 pub const SOURCE: &str = "router";
@@ -25,6 +28,8 @@ pub const SOURCE: &str = "router";
 pub struct RouterConsumer {
     /// The engine.
     router: Router,
+    /// The event store.
+    pool: PgPool,
 }
 
 impl RouterConsumer {
@@ -36,6 +41,7 @@ impl RouterConsumer {
     ) -> Result<Worker<RouterConsumer>, NatsError> {
         let consumer = RouterConsumer {
             router: Router::new(pool.clone()),
+            pool: pool.clone(),
         };
         let stream = (names.events_stream(), names.events_subjects());
         let filter = Some(names.lead_events_subjects());
@@ -52,6 +58,33 @@ impl RouterConsumer {
             },
         )
         .await
+    }
+
+    /// Of the `(message, lead, trigger)` given, the triggers their leads already decided.
+    async fn decided_triggers(
+        &self,
+        received: &[(usize, Uuid, Uuid)],
+    ) -> Result<HashSet<Uuid>, sqlx::Error> {
+        if received.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let leads: Vec<String> = received
+            .iter()
+            .map(|(_, lead, _)| lead.to_string())
+            .collect();
+        let triggers: Vec<Option<String>> = sqlx::query_scalar(&format!(
+            "SELECT payload -> event_type ->> 'trigger' FROM {EVENTS_TABLE}
+              WHERE aggregate_type = 'Lead' AND aggregate_id = ANY($1)
+                AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')"
+        ))
+        .bind(&leads)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(triggers
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.parse().ok())
+            .collect())
     }
 
     async fn trigger(&self, org: OrgId, event: &LeadEvent) -> Result<Option<Trigger>, AppError> {
@@ -73,6 +106,44 @@ impl RouterConsumer {
 
 impl Handler for RouterConsumer {
     const SOURCE: &'static str = SOURCE;
+
+    /// Leads the intake already routed as it received them are found with one query for the
+    /// batch and need nothing more; every other message is processed on its own.
+    async fn process_batch(&self, messages: &[jetstream::Message]) -> Vec<Outcome> {
+        let received: Vec<(usize, Uuid, Uuid)> = messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, message)| {
+                let envelope = Envelope::<LeadEvent>::parse(&message.payload).ok()?;
+                matches!(
+                    envelope.payload,
+                    LeadEvent::LeadReceived { route: true, .. }
+                )
+                .then_some((i, envelope.aggregate_id, envelope.event_id))
+            })
+            .collect();
+        let decided = match self.decided_triggers(&received).await {
+            Ok(decided) => decided,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look up decided triggers; deciding one by one");
+                HashSet::new()
+            }
+        };
+        let skip: HashSet<usize> = received
+            .iter()
+            .filter(|(_, _, trigger)| decided.contains(trigger))
+            .map(|(i, _, _)| *i)
+            .collect();
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for (i, message) in messages.iter().enumerate() {
+            outcomes.push(if skip.contains(&i) {
+                Outcome::Done
+            } else {
+                self.process(message).await
+            });
+        }
+        outcomes
+    }
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {
         let envelope = match Envelope::<LeadEvent>::parse(&message.payload) {
