@@ -85,6 +85,9 @@ pub enum AnyEvent {
     Templates(TemplatesEvent),
     /// Of a bulk reassignment.
     Bulk(BulkEvent),
+    /// Of an aggregate type the reader did not ask for: its payload was neither read nor
+    /// decoded (see [`read_batch_of`]).
+    Unread,
 }
 
 /// One event as read from the log.
@@ -140,12 +143,26 @@ pub async fn read_batch(
     upto: Upto,
     limit: i64,
 ) -> Result<Vec<LogEvent>, LogError> {
+    read_batch_of(conn, after, upto, limit, None).await
+}
+
+/// [`read_batch`], decoding only the events of the aggregate types in `types` (all when
+/// `None`); the others come as [`AnyEvent::Unread`] with their position, so a reader still
+/// moves its checkpoint past them without fetching their payloads.
+pub async fn read_batch_of(
+    conn: &mut PgConnection,
+    after: Checkpoint,
+    upto: Upto,
+    limit: i64,
+    types: Option<&[&str]>,
+) -> Result<Vec<LogEvent>, LogError> {
     let upto = upto.unwrap_or(Checkpoint {
         transaction_id: i64::MAX as u64,
         global_position: i64::MAX,
     });
     let rows = sqlx::query(&format!(
-        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version, payload::text AS payload,
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
+                CASE WHEN $6::text[] IS NULL OR aggregate_type = ANY($6) THEN payload::text END AS payload,
                 metadata->>'org_id' AS org_id,
                 transaction_id::text AS txid, global_position, recorded_at, event_id
            FROM {EVENTS_TABLE}
@@ -160,6 +177,7 @@ pub async fn read_batch(
     .bind(upto.transaction_id.to_string())
     .bind(upto.global_position)
     .bind(limit)
+    .bind(types)
     .fetch_all(conn)
     .await?;
     let upcasters = leadroute_domain::upcasters::upcasters();
@@ -181,40 +199,27 @@ fn decode_row(
     let event_version: String = row.try_get("event_version")?;
     let event_id: Uuid = row.try_get("event_id")?;
     let sequence: i64 = row.try_get("sequence")?;
-    let payload: &str = row.try_get("payload")?;
+    let payload: Option<&str> = row.try_get("payload")?;
     let undecodable = |reason: String| LogError::Undecodable {
         event_id,
         aggregate_type: aggregate_type.clone(),
         event_type: event_type.clone(),
         reason,
     };
-    let event = if upcasters
-        .iter()
-        .any(|u| u.can_upcast(&event_type, &event_version))
-    {
-        let value: Value = serde_json::from_str(payload).map_err(|e| undecodable(e.to_string()))?;
-        let serialized = SerializedEvent::new(
-            aggregate_id.clone(),
-            sequence as usize,
-            aggregate_type.clone(),
-            event_type.clone(),
-            event_version,
-            value,
-            Value::Null,
-        );
-        let upcast = upcasters.iter().fold(serialized, |event, upcaster| {
-            if upcaster.can_upcast(&event.event_type, &event.event_version) {
-                upcaster.upcast(event)
-            } else {
-                event
-            }
-        });
-        decode_payload(&aggregate_type, &upcast.payload.to_string())
+    let event = if let Some(payload) = payload {
+        decode_stored(
+            payload,
+            &aggregate_type,
+            &aggregate_id,
+            sequence,
+            &event_type,
+            &event_version,
+            upcasters,
+        )
+        .map_err(undecodable)?
     } else {
-        // The common case: no upcaster applies, so decode straight from the stored text.
-        decode_payload(&aggregate_type, payload)
-    }
-    .map_err(undecodable)?;
+        AnyEvent::Unread
+    };
     Ok(LogEvent {
         position: Checkpoint {
             transaction_id: parse_xid(row.try_get::<&str, _>("txid")?)?,
@@ -233,6 +238,43 @@ fn decode_row(
         aggregate_type,
         event,
     })
+}
+
+/// Decode a stored payload, through the upcasters that apply to it.
+fn decode_stored(
+    payload: &str,
+    aggregate_type: &str,
+    aggregate_id: &str,
+    sequence: i64,
+    event_type: &str,
+    event_version: &str,
+    upcasters: &[Box<dyn EventUpcaster>],
+) -> Result<AnyEvent, String> {
+    if !upcasters
+        .iter()
+        .any(|u| u.can_upcast(event_type, event_version))
+    {
+        // The common case: no upcaster applies, so decode straight from the stored text.
+        return decode_payload(aggregate_type, payload);
+    }
+    let value: Value = serde_json::from_str(payload).map_err(|e| e.to_string())?;
+    let serialized = SerializedEvent::new(
+        aggregate_id.to_string(),
+        sequence as usize,
+        aggregate_type.to_string(),
+        event_type.to_string(),
+        event_version.to_string(),
+        value,
+        Value::Null,
+    );
+    let upcast = upcasters.iter().fold(serialized, |event, upcaster| {
+        if upcaster.can_upcast(&event.event_type, &event.event_version) {
+            upcaster.upcast(event)
+        } else {
+            event
+        }
+    });
+    decode_payload(aggregate_type, &upcast.payload.to_string())
 }
 
 fn decode_payload(aggregate_type: &str, payload: &str) -> Result<AnyEvent, String> {

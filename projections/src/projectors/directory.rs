@@ -29,6 +29,10 @@ impl Projector for DirectoryProjector {
         ]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&["PartnerAccount", "PartnerUser", "Queue"])
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,
@@ -45,7 +49,8 @@ impl Projector for DirectoryProjector {
                 | AnyEvent::Pool(_)
                 | AnyEvent::RuleSet(_)
                 | AnyEvent::Templates(_)
-                | AnyEvent::Bulk(_) => {}
+                | AnyEvent::Bulk(_)
+                | AnyEvent::Unread => {}
             }
         }
         Ok(())

@@ -38,6 +38,10 @@ impl Projector for HistoryProjector {
         &["rm_ownership_history"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&["Lead"])
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

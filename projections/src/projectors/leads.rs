@@ -162,6 +162,10 @@ impl Projector for LeadsProjector {
         &["rm_leads"]
     }
 
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&["Lead"])
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

@@ -68,6 +68,8 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::RuleSet(e) => serde_json::to_value(e),
         AnyEvent::Templates(e) => serde_json::to_value(e),
         AnyEvent::Bulk(e) => serde_json::to_value(e),
+        // The publisher reads every payload; an unread one has nothing to publish.
+        AnyEvent::Unread => Ok(Value::Null),
     };
     json!({
         "event_id": event.event_id,

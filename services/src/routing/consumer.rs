@@ -114,6 +114,9 @@ impl Handler for RouterConsumer {
             .iter()
             .enumerate()
             .filter_map(|(i, message)| {
+                if !message.subject.ends_with(".LeadReceived") {
+                    return None;
+                }
                 let envelope = Envelope::<LeadEvent>::parse(&message.payload).ok()?;
                 matches!(
                     envelope.payload,
@@ -146,6 +149,9 @@ impl Handler for RouterConsumer {
     }
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {
+        if !may_trigger(message) {
+            return Outcome::Done;
+        }
         let envelope = match Envelope::<LeadEvent>::parse(&message.payload) {
             Ok(envelope) => envelope,
             Err(invalid) => return Outcome::Dead(invalid),
@@ -176,4 +182,13 @@ impl Handler for RouterConsumer {
             }),
         }
     }
+}
+
+/// Whether an event may trigger routing, by its subject's last token (the event type):
+/// only `LeadReceived` and `LeadUpdated` do, so the others are not even decoded.
+fn may_trigger(message: &jetstream::Message) -> bool {
+    matches!(
+        message.subject.rsplit('.').next(),
+        Some("LeadReceived" | "LeadUpdated")
+    )
 }
