@@ -73,11 +73,12 @@ enum Bench {
         /// Seconds of publishing at half the rate reached.
         #[arg(long, default_value_t = 20)]
         half_rate_seconds: u64,
-        /// Intake workers.
-        #[arg(long, default_value_t = 4)]
+        /// Intake workers (one intake process runs its batches one at a time, so more
+        /// workers only hold messages longer).
+        #[arg(long, default_value_t = 1)]
         intake_workers: usize,
         /// Router workers.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, default_value_t = 1)]
         router_workers: usize,
     },
 }
