@@ -85,8 +85,8 @@ pub enum AnyEvent {
     Templates(TemplatesEvent),
     /// Of a bulk reassignment.
     Bulk(BulkEvent),
-    /// Of an aggregate type the reader did not ask for: its payload was neither read nor
-    /// decoded (see [`read_batch_of`]).
+    /// Not decoded: of an aggregate type the reader did not ask for (its payload was not
+    /// read), or read raw (see [`LogEvent::raw_payload`] and [`Reading`]).
     Unread,
 }
 
@@ -111,6 +111,9 @@ pub struct LogEvent {
     pub aggregate_type: String,
     /// The decoded event.
     pub event: AnyEvent,
+    /// The stored payload text, when the reader asked for it raw (`event` is then
+    /// `AnyEvent::Unread`).
+    pub raw_payload: Option<String>,
 }
 
 /// Why a stored event could not be read.
@@ -143,18 +146,36 @@ pub async fn read_batch(
     upto: Upto,
     limit: i64,
 ) -> Result<Vec<LogEvent>, LogError> {
-    read_batch_of(conn, after, upto, limit, None).await
+    read_batch_of(conn, after, upto, limit, Reading::ALL).await
 }
 
-/// [`read_batch`], decoding only the events of the aggregate types in `types` (all when
-/// `None`); the others come as [`AnyEvent::Unread`] with their position, so a reader still
-/// moves its checkpoint past them without fetching their payloads.
+/// Which payloads a log reader needs, and how.
+#[derive(Debug, Clone, Copy)]
+pub struct Reading {
+    /// Only the events of these aggregate types are read (all when `None`); the others
+    /// come as [`AnyEvent::Unread`] with their position, so a reader still moves its
+    /// checkpoint past them without fetching their payloads.
+    pub types: Option<&'static [&'static str]>,
+    /// Keep the stored payload text in [`LogEvent::raw_payload`] instead of decoding it
+    /// (events an upcaster applies to are still decoded, upcast).
+    pub raw: bool,
+}
+
+impl Reading {
+    /// Every event, decoded.
+    pub const ALL: Reading = Reading {
+        types: None,
+        raw: false,
+    };
+}
+
+/// [`read_batch`], reading the payloads as `reading` says.
 pub async fn read_batch_of(
     conn: &mut PgConnection,
     after: Checkpoint,
     upto: Upto,
     limit: i64,
-    types: Option<&[&str]>,
+    reading: Reading,
 ) -> Result<Vec<LogEvent>, LogError> {
     let upto = upto.unwrap_or(Checkpoint {
         transaction_id: i64::MAX as u64,
@@ -177,11 +198,13 @@ pub async fn read_batch_of(
     .bind(upto.transaction_id.to_string())
     .bind(upto.global_position)
     .bind(limit)
-    .bind(types)
+    .bind(reading.types)
     .fetch_all(conn)
     .await?;
     let upcasters = leadroute_domain::upcasters::upcasters();
-    rows.iter().map(|row| decode_row(row, &upcasters)).collect()
+    rows.iter()
+        .map(|row| decode_row(row, &upcasters, reading.raw))
+        .collect()
 }
 
 /// Parse an xid8 selected as text (it always is a decimal number).
@@ -192,6 +215,7 @@ pub(crate) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
 fn decode_row(
     row: &sqlx::postgres::PgRow,
     upcasters: &[Box<dyn EventUpcaster>],
+    raw: bool,
 ) -> Result<LogEvent, LogError> {
     let aggregate_type: String = row.try_get("aggregate_type")?;
     let aggregate_id: String = row.try_get("aggregate_id")?;
@@ -206,7 +230,14 @@ fn decode_row(
         event_type: event_type.clone(),
         reason,
     };
-    let event = if let Some(payload) = payload {
+    let keep_raw = raw
+        && !upcasters
+            .iter()
+            .any(|u| u.can_upcast(&event_type, &event_version));
+    let raw_payload = payload.filter(|_| keep_raw).map(str::to_string);
+    let event = if keep_raw {
+        AnyEvent::Unread
+    } else if let Some(payload) = payload {
         decode_stored(
             payload,
             &aggregate_type,
@@ -237,6 +268,7 @@ fn decode_row(
             .and_then(|org| org.parse().ok()),
         aggregate_type,
         event,
+        raw_payload,
     })
 }
 

@@ -51,10 +51,9 @@ pub trait Projector: Send + Sync {
     /// The tables it alone writes (rebuilt and compared by name).
     fn tables(&self) -> &'static [&'static str];
 
-    /// The aggregate types whose events it reads (all when `None`); the payloads of the
-    /// others are not fetched, and they reach `apply` as `AnyEvent::Unread`.
-    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        None
+    /// Which payloads it reads, and whether decoded or raw (by default: all, decoded).
+    fn reading(&self) -> log::Reading {
+        log::Reading::ALL
     }
 
     /// Apply `events` (in commit order) inside the caller's transaction. Tables are named
@@ -127,8 +126,7 @@ pub(crate) async fn step_in(
     limit: i64,
 ) -> Result<usize, ProjectionError> {
     let checkpoint = lock_checkpoint(conn, projector.name()).await?;
-    let events =
-        log::read_batch_of(conn, checkpoint, upto, limit, projector.aggregate_types()).await?;
+    let events = log::read_batch_of(conn, checkpoint, upto, limit, projector.reading()).await?;
     apply_locked(conn, projector, &events).await?;
     Ok(events.len())
 }
@@ -177,12 +175,12 @@ pub async fn catch_up_copy(
     };
     let (batches, mut received) = tokio::sync::mpsc::channel::<Vec<LogEvent>>(2);
     let reader_pool = pool.clone();
-    let types = projector.aggregate_types();
+    let reading = projector.reading();
     let reader = tokio::spawn(async move {
         let mut conn = reader_pool.acquire().await?;
         let mut after = start;
         loop {
-            let batch = log::read_batch_of(&mut conn, after, upto, BATCH_SIZE, types).await?;
+            let batch = log::read_batch_of(&mut conn, after, upto, BATCH_SIZE, reading).await?;
             let Some(last) = batch.last() else {
                 return Ok::<_, ProjectionError>(());
             };

@@ -29,8 +29,11 @@ impl Projector for DirectoryProjector {
         ]
     }
 
-    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        Some(&["PartnerAccount", "PartnerUser", "Queue"])
+    fn reading(&self) -> crate::log::Reading {
+        crate::log::Reading {
+            types: Some(&["PartnerAccount", "PartnerUser", "Queue"]),
+            raw: false,
+        }
     }
 
     async fn apply(

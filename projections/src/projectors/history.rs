@@ -38,8 +38,11 @@ impl Projector for HistoryProjector {
         &["rm_ownership_history"]
     }
 
-    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        Some(&["Lead"])
+    fn reading(&self) -> crate::log::Reading {
+        crate::log::Reading {
+            types: Some(&["Lead"]),
+            raw: false,
+        }
     }
 
     async fn apply(

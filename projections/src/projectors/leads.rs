@@ -162,8 +162,11 @@ impl Projector for LeadsProjector {
         &["rm_leads"]
     }
 
-    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
-        Some(&["Lead"])
+    fn reading(&self) -> crate::log::Reading {
+        crate::log::Reading {
+            types: Some(&["Lead"]),
+            raw: false,
+        }
     }
 
     async fn apply(

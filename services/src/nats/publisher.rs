@@ -7,7 +7,7 @@
 use super::Names;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
-use leadroute_projections::log::{AnyEvent, LogEvent};
+use leadroute_projections::log::{AnyEvent, LogEvent, Reading};
 use leadroute_projections::runtime::{ProjectionError, Projector};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -56,6 +56,41 @@ impl<P: serde::de::DeserializeOwned> Envelope<P> {
     }
 }
 
+/// The message body of a published event, as bytes: the stored payload text is spliced in
+/// as it is when the event was read raw (no decode and re-encode).
+pub fn envelope_bytes(event: &LogEvent) -> serde_json::Result<Vec<u8>> {
+    let Some(raw) = &event.raw_payload else {
+        return serde_json::to_vec(&envelope(event));
+    };
+    let mut body = serde_json::to_vec(&Value::Object(envelope_head(event)))?;
+    // `body` ends with the object's closing brace: reopen it for the payload.
+    body.pop();
+    body.extend_from_slice(b",\"payload\":");
+    body.extend_from_slice(raw.as_bytes());
+    body.push(b'}');
+    Ok(body)
+}
+
+/// The envelope's fields other than the payload.
+fn envelope_head(event: &LogEvent) -> serde_json::Map<String, Value> {
+    let Value::Object(head) = json!({
+        "event_id": event.event_id,
+        "org_id": event.org_id,
+        "aggregate_type": event.aggregate_type,
+        "aggregate_id": event.aggregate_id,
+        "sequence": event.sequence,
+        "event_type": event.event_type,
+        "recorded_at": event.recorded_at,
+        "position": {
+            "transaction_id": event.position.transaction_id.to_string(),
+            "global_position": event.position.global_position,
+        },
+    }) else {
+        unreachable!("json! of an object is an object")
+    };
+    head
+}
+
 /// The message body of a published event.
 pub fn envelope(event: &LogEvent) -> Value {
     let payload = match &event.event {
@@ -68,23 +103,14 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::RuleSet(e) => serde_json::to_value(e),
         AnyEvent::Templates(e) => serde_json::to_value(e),
         AnyEvent::Bulk(e) => serde_json::to_value(e),
-        // The publisher reads every payload; an unread one has nothing to publish.
-        AnyEvent::Unread => Ok(Value::Null),
+        AnyEvent::Unread => event
+            .raw_payload
+            .as_deref()
+            .map_or(Ok(Value::Null), serde_json::from_str),
     };
-    json!({
-        "event_id": event.event_id,
-        "org_id": event.org_id,
-        "aggregate_type": event.aggregate_type,
-        "aggregate_id": event.aggregate_id,
-        "sequence": event.sequence,
-        "event_type": event.event_type,
-        "recorded_at": event.recorded_at,
-        "position": {
-            "transaction_id": event.position.transaction_id.to_string(),
-            "global_position": event.position.global_position,
-        },
-        "payload": payload.unwrap_or(Value::Null),
-    })
+    let mut head = envelope_head(event);
+    head.insert("payload".into(), payload.unwrap_or(Value::Null));
+    Value::Object(head)
 }
 
 #[async_trait]
@@ -95,6 +121,14 @@ impl Projector for Publisher {
 
     fn tables(&self) -> &'static [&'static str] {
         &[]
+    }
+
+    /// Every event, its payload passed through as stored (no decode and re-encode).
+    fn reading(&self) -> Reading {
+        Reading {
+            types: None,
+            raw: true,
+        }
     }
 
     async fn apply(
@@ -109,7 +143,7 @@ impl Projector for Publisher {
             let subject =
                 self.names
                     .event_subject(event.org_id, &event.aggregate_type, &event.event_type);
-            let body = serde_json::to_vec(&envelope(event)).map_err(|e| sink(&e))?;
+            let body = envelope_bytes(event).map_err(|e| sink(&e))?;
             let message = PublishMessage::build()
                 .payload(body.into())
                 .message_id(event.event_id.to_string());
@@ -124,5 +158,55 @@ impl Projector for Publisher {
             ack.await.map_err(|e| sink(&e))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{envelope, envelope_bytes};
+    use leadroute_domain::ids::{Actor, LeadId, OrgId, UpstreamRef};
+    use leadroute_domain::lead::LeadEvent;
+    use leadroute_projections::log::{AnyEvent, Checkpoint, LogEvent};
+    use serde_json::Value;
+    use uuid::Uuid;
+
+    #[test]
+    fn a_raw_payload_is_published_exactly_as_its_decoded_event_would_be() {
+        let event = LeadEvent::LeadReceived {
+            lead_id: LeadId(Uuid::from_u128(1)),
+            org_id: OrgId(Uuid::from_u128(2)),
+            upstream: UpstreamRef {
+                system: "crm".into(),
+                lead_id: "L1".into(),
+            },
+            upstream_event_id: "e1".into(),
+            fields: [("country".to_string(), serde_json::json!("DE"))].into(),
+            route: true,
+            actor: Actor::System("intake".into()),
+            at: chrono::DateTime::UNIX_EPOCH,
+        };
+        let decoded = LogEvent {
+            position: Checkpoint {
+                transaction_id: 7,
+                global_position: 9,
+            },
+            aggregate_id: Uuid::from_u128(1),
+            sequence: 1,
+            event_type: "LeadReceived".into(),
+            recorded_at: chrono::DateTime::UNIX_EPOCH,
+            event_id: Uuid::from_u128(3),
+            org_id: Some(Uuid::from_u128(2)),
+            aggregate_type: "Lead".into(),
+            event: AnyEvent::Lead(event.clone()),
+            raw_payload: None,
+        };
+        let raw = LogEvent {
+            event: AnyEvent::Unread,
+            raw_payload: Some(serde_json::to_string(&event).unwrap()),
+            ..decoded.clone()
+        };
+        let from_raw: Value = serde_json::from_slice(&envelope_bytes(&raw).unwrap()).unwrap();
+        assert_eq!(from_raw, envelope(&decoded));
+        assert_eq!(envelope(&raw), envelope(&decoded));
     }
 }

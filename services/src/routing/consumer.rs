@@ -72,8 +72,9 @@ impl RouterConsumer {
             .iter()
             .map(|(_, lead, _)| lead.to_string())
             .collect();
+        // A decision's causation id is its trigger (small metadata: no payload is read).
         let triggers: Vec<Option<String>> = sqlx::query_scalar(&format!(
-            "SELECT payload -> event_type ->> 'trigger' FROM {EVENTS_TABLE}
+            "SELECT metadata ->> 'causation_id' FROM {EVENTS_TABLE}
               WHERE aggregate_type = 'Lead' AND aggregate_id = ANY($1)
                 AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')"
         ))
