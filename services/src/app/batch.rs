@@ -9,7 +9,7 @@
 
 use super::{lookups::InOrg, AppError, CommandMeta, Commands, Loaded};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
-use cqrs_es::EventEnvelope;
+use cqrs_es::{DomainEvent, EventEnvelope};
 use leadroute_domain::Refusal;
 use leadroute_projections::schema::EVENTS_TABLE;
 use serde_json::Value;
@@ -19,9 +19,17 @@ use uuid::Uuid;
 /// Events decided for several aggregates, not yet written, with the ids they will be
 /// stored under (chosen here, so a command can name an event of the same batch, as the
 /// intake's routing names the `LeadReceived` that triggered it).
+/// The rows are kept column by column, payloads and metadata already as JSON text (written
+/// straight from the events, without an intermediate `serde_json::Value`).
 #[derive(Default)]
 pub(crate) struct Batch {
-    events: Vec<SerializedEvent>,
+    aggregate_types: Vec<&'static str>,
+    aggregate_ids: Vec<String>,
+    sequences: Vec<i64>,
+    event_types: Vec<String>,
+    event_versions: Vec<String>,
+    payloads: Vec<String>,
+    metadata: Vec<String>,
     event_ids: Vec<Uuid>,
 }
 
@@ -49,17 +57,18 @@ impl Batch {
         if let Some(org) = loaded.aggregate.org() {
             metadata.insert("org_id".to_string(), org.to_string());
         }
+        let metadata = serde_json::to_string(&metadata).map_err(store_error)?;
         let mut ids = Vec::with_capacity(events.len());
         for payload in events {
             loaded.current_sequence += 1;
-            let envelope = EventEnvelope::<A> {
-                aggregate_id: loaded.aggregate_id.clone(),
-                sequence: loaded.current_sequence,
-                payload,
-                metadata: metadata.clone(),
-            };
-            self.events
-                .push(SerializedEvent::try_from(&envelope).map_err(store_error)?);
+            self.aggregate_types.push(A::TYPE);
+            self.aggregate_ids.push(loaded.aggregate_id.clone());
+            self.sequences.push(loaded.current_sequence as i64);
+            self.event_types.push(payload.event_type());
+            self.event_versions.push(payload.event_version());
+            self.payloads
+                .push(serde_json::to_string(&payload).map_err(store_error)?);
+            self.metadata.push(metadata.clone());
             let id = Uuid::new_v4();
             self.event_ids.push(id);
             ids.push(id);
@@ -214,42 +223,26 @@ impl Commands {
     /// violation means some aggregate changed since it was loaded: nothing is written and
     /// the result is a conflict the caller retries after loading again.
     pub(crate) async fn commit_batch(&self, batch: Batch) -> Result<usize, AppError> {
-        let n = batch.events.len();
+        let n = batch.payloads.len();
         if n == 0 {
             return Ok(0);
-        }
-        let mut types = Vec::with_capacity(n);
-        let mut ids = Vec::with_capacity(n);
-        let mut sequences = Vec::with_capacity(n);
-        let mut event_types = Vec::with_capacity(n);
-        let mut versions = Vec::with_capacity(n);
-        let mut payloads = Vec::with_capacity(n);
-        let mut metadata = Vec::with_capacity(n);
-        let event_ids = batch.event_ids;
-        for event in batch.events {
-            types.push(event.aggregate_type);
-            ids.push(event.aggregate_id);
-            sequences.push(event.sequence as i64);
-            event_types.push(event.event_type);
-            versions.push(event.event_version);
-            payloads.push(event.payload);
-            metadata.push(event.metadata);
         }
         let result = sqlx::query(&format!(
             "INSERT INTO {EVENTS_TABLE}
                     (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata,
                      event_id)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                                  $6::jsonb[], $7::jsonb[], $8::uuid[])"
+             SELECT t, i, s, e, v, p::jsonb, m::jsonb, id
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::uuid[]) AS b(t, i, s, e, v, p, m, id)"
         ))
-        .bind(types)
-        .bind(ids)
-        .bind(sequences)
-        .bind(event_types)
-        .bind(versions)
-        .bind(payloads)
-        .bind(metadata)
-        .bind(event_ids)
+        .bind(batch.aggregate_types)
+        .bind(batch.aggregate_ids)
+        .bind(batch.sequences)
+        .bind(batch.event_types)
+        .bind(batch.event_versions)
+        .bind(batch.payloads)
+        .bind(batch.metadata)
+        .bind(batch.event_ids)
         .execute(&self.pool)
         .await;
         match result {
