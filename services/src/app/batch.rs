@@ -92,7 +92,7 @@ impl Commands {
         A: InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let rows: Vec<(String, i64, String, String, Value, Value)> = sqlx::query_as(&format!(
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
             "SELECT aggregate_id, sequence, event_type, event_version, payload, metadata
                FROM {EVENTS_TABLE}
               WHERE aggregate_type = $1 AND aggregate_id = ANY($2)
@@ -116,25 +116,7 @@ impl Commands {
                 (id.clone(), fresh)
             })
             .collect();
-        for (id, sequence, event_type, event_version, payload, metadata) in rows {
-            let serialized = upcast(
-                SerializedEvent::new(
-                    id.clone(),
-                    sequence as usize,
-                    A::TYPE.to_string(),
-                    event_type,
-                    event_version,
-                    payload,
-                    metadata,
-                ),
-                &upcasters,
-            );
-            let envelope = EventEnvelope::<A>::try_from(serialized).map_err(store_error)?;
-            if let Some(entry) = loaded.get_mut(&id) {
-                entry.current_sequence = envelope.sequence;
-                entry.aggregate.apply(envelope.payload);
-            }
-        }
+        apply_rows(&mut loaded, rows, &upcasters)?;
         Ok(loaded)
     }
 
@@ -176,7 +158,7 @@ impl Commands {
             .iter()
             .map(|id| loaded[id].current_sequence as i64)
             .collect();
-        let rows: Vec<(String, i64, String, String, Value, Value)> = sqlx::query_as(&format!(
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
             "SELECT e.aggregate_id, e.sequence, e.event_type, e.event_version, e.payload, e.metadata
                FROM {EVENTS_TABLE} e
                JOIN UNNEST($2::text[], $3::bigint[]) AS c(id, after)
@@ -190,24 +172,7 @@ impl Commands {
         .fetch_all(&self.pool)
         .await
         .map_err(store_error)?;
-        let mut changed = std::collections::HashSet::new();
-        for (id, sequence, event_type, event_version, payload, metadata) in rows {
-            let serialized = SerializedEvent::new(
-                id.clone(),
-                sequence as usize,
-                A::TYPE.to_string(),
-                event_type,
-                event_version,
-                payload,
-                metadata,
-            );
-            let envelope = EventEnvelope::<A>::try_from(serialized).map_err(store_error)?;
-            if let Some(entry) = loaded.get_mut(&id) {
-                entry.current_sequence = envelope.sequence;
-                entry.aggregate.apply(envelope.payload);
-                changed.insert(id);
-            }
-        }
+        let changed = apply_rows(&mut loaded, rows, &[])?;
         let mut cache = self.cache.lock().expect("aggregate cache lock");
         for id in changed {
             let entry = &loaded[&id];
@@ -254,6 +219,44 @@ impl Commands {
             Err(e) => Err(store_error(e)),
         }
     }
+}
+
+/// Stored events as [`Commands::load_many`] selects them.
+type EventRow = (String, i64, String, String, Value, Value);
+
+/// Apply `rows` (in sequence order per aggregate) to the loaded aggregates, through the
+/// upcasters; returns the ids of the aggregates that changed.
+fn apply_rows<A>(
+    loaded: &mut HashMap<String, Loaded<A>>,
+    rows: Vec<EventRow>,
+    upcasters: &[Box<dyn EventUpcaster>],
+) -> Result<std::collections::HashSet<String>, AppError>
+where
+    A: InOrg,
+    A::Error: Refusal + Send + Sync + 'static,
+{
+    let mut changed = std::collections::HashSet::new();
+    for (id, sequence, event_type, event_version, payload, metadata) in rows {
+        let serialized = upcast(
+            SerializedEvent::new(
+                id.clone(),
+                sequence as usize,
+                A::TYPE.to_string(),
+                event_type,
+                event_version,
+                payload,
+                metadata,
+            ),
+            upcasters,
+        );
+        let envelope = EventEnvelope::<A>::try_from(serialized).map_err(store_error)?;
+        if let Some(entry) = loaded.get_mut(&id) {
+            entry.current_sequence = envelope.sequence;
+            entry.aggregate.apply(envelope.payload);
+            changed.insert(id);
+        }
+    }
+    Ok(changed)
 }
 
 /// Apply the upcasters that apply to `event`, in order (as postgres-es's store does).

@@ -21,6 +21,22 @@ pub struct NewLead {
     pub route: bool,
 }
 
+impl NewLead {
+    /// The `ReceiveLead` command of this event for `lead_id` of `org`.
+    pub(crate) fn receive(&self, lead_id: LeadId, org: OrgId, meta: &CommandMeta) -> LeadCommand {
+        LeadCommand::ReceiveLead(ReceiveLead {
+            lead_id,
+            org_id: org,
+            upstream: self.upstream.clone(),
+            upstream_event_id: self.upstream_event_id.clone(),
+            fields: self.fields.clone(),
+            route: self.route,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+    }
+}
+
 impl Commands {
     /// Receive a lead event; returns the lead id (derived from org and upstream ids).
     pub async fn receive_lead(
@@ -34,16 +50,7 @@ impl Commands {
             .retry(|| async {
                 self.load_in_org::<Org>(org, org).await?;
                 let loaded = self.load::<Lead>(lead_id).await?;
-                let command = LeadCommand::ReceiveLead(ReceiveLead {
-                    lead_id,
-                    org_id: org,
-                    upstream: new.upstream.clone(),
-                    upstream_event_id: new.upstream_event_id.clone(),
-                    fields: new.fields.clone(),
-                    route: new.route,
-                    actor: meta.actor.clone(),
-                    at: meta.at,
-                });
+                let command = new.receive(lead_id, org, meta);
                 self.commit(loaded, command, meta).await
             })
             .await?;
@@ -81,16 +88,7 @@ impl Commands {
                 let lead = loaded
                     .get_mut(&lead_id.to_string())
                     .expect("every lead is loaded");
-                let command = LeadCommand::ReceiveLead(ReceiveLead {
-                    lead_id: *lead_id,
-                    org_id: org,
-                    upstream: new.upstream.clone(),
-                    upstream_event_id: new.upstream_event_id.clone(),
-                    fields: new.fields.clone(),
-                    route: new.route,
-                    actor: meta.actor.clone(),
-                    at: meta.at,
-                });
+                let command = new.receive(*lead_id, org, meta);
                 let answer = match batch.decide(lead, command, meta).await {
                     Err(refused @ AppError::Refused { .. }) => Err(refused),
                     Err(other) => return Err(other),

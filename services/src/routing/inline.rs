@@ -14,10 +14,10 @@
 //! as the batch assigns). The decisions are the router's: the same pure `plan`, the same verdicts
 //! and the pool aggregate's own pick.
 
-use super::{assign, empty_decision, member_uuid, ActiveRules, Router, ROUTER};
+use super::{assign, member_uuid, planned, ActiveRules, Router, ROUTER};
 use crate::app::{AppError, Batch, CommandMeta, Loaded, NewLead};
 use leadroute_domain::ids::{Actor, LeadId, OrgId, PartnerUserId, PoolId, QueueId};
-use leadroute_domain::lead::{Lead, LeadCommand, ReceiveLead, RouteLead, RouteOutcome};
+use leadroute_domain::lead::{Lead, LeadCommand, RouteLead, RouteOutcome};
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::PartnerUser;
@@ -85,16 +85,7 @@ impl Router {
         for (new, lead_id) in leads.iter().zip(&ids) {
             let key = lead_id.to_string();
             let lead = loaded.get_mut(&key).expect("every lead is loaded");
-            let command = LeadCommand::ReceiveLead(ReceiveLead {
-                lead_id: *lead_id,
-                org_id: org,
-                upstream: new.upstream.clone(),
-                upstream_event_id: new.upstream_event_id.clone(),
-                fields: new.fields.clone(),
-                route: new.route,
-                actor: meta.actor.clone(),
-                at: meta.at,
-            });
+            let command = new.receive(*lead_id, org, meta);
             let answer = match batch.decide(lead, command, meta).await {
                 Err(refused @ AppError::Refused { .. }) => Err(refused),
                 Err(other) => return Err(other),
@@ -255,27 +246,11 @@ impl Facts {
         batch: &mut Batch,
         meta: &CommandMeta,
     ) -> Result<Option<(Decision, RouteOutcome)>, AppError> {
-        let mut decision = empty_decision(rules.version, Trigger::Received);
-        let outcome = match plan(
-            &rules.compiled,
-            rules.default_owner,
-            &lead.aggregate.fields,
-            None,
-        ) {
-            Plan::KeepOwner { entry } => {
-                decision.matched_entry = Some(entry);
-                RouteOutcome::Keep
-            }
-            Plan::Leave(reason) => RouteOutcome::Leave(reason),
-            Plan::Route {
-                entry,
-                target,
-                notify,
-                owner_not_assignable,
-            } => {
-                decision.matched_entry = entry;
-                decision.default_owner = entry.is_none();
-                decision.owner_not_assignable = owner_not_assignable;
+        let (mut decision, planned) =
+            planned(rules, Trigger::Received, &lead.aggregate.fields, None);
+        let outcome = match planned {
+            Err(outcome) => outcome,
+            Ok((target, notify)) => {
                 let member = match target {
                     Target::Queue(queue) if self.queues.contains(&queue) => Member::Queue(queue),
                     Target::PartnerUser(user) => Member::PartnerUser(user),

@@ -233,24 +233,10 @@ impl Router {
             Some(owner) => Some((owner, true)),
             None => None,
         };
-        let mut decision = empty_decision(rules.version, kind);
-        let outcome = match plan(&rules.compiled, rules.default_owner, &lead.fields, owner) {
-            Plan::KeepOwner { entry } => {
-                decision.matched_entry = Some(entry);
-                RouteOutcome::Keep
-            }
-            Plan::Leave(reason) => RouteOutcome::Leave(reason),
-            Plan::Route {
-                entry,
-                target,
-                notify,
-                owner_not_assignable,
-            } => {
-                decision.matched_entry = entry;
-                decision.default_owner = entry.is_none();
-                decision.owner_not_assignable = owner_not_assignable;
-                self.resolve(target, notify, &mut decision, pick).await?
-            }
+        let (mut decision, planned) = planned(rules, kind, &lead.fields, owner);
+        let outcome = match planned {
+            Ok((target, notify)) => self.resolve(target, notify, &mut decision, pick).await?,
+            Err(outcome) => outcome,
         };
         Ok((decision, outcome))
     }
@@ -443,6 +429,36 @@ struct PickRequest<'a> {
     meta: &'a CommandMeta,
     /// A dry run's pools, advanced in memory instead of committed.
     simulated: Option<&'a Mutex<HashMap<PoolId, Pool>>>,
+}
+
+/// The rules' plan for a lead and the decision record it starts: the target to resolve
+/// (with the entry's notify flag), or the outcome when there is none (keep, leave).
+fn planned(
+    rules: &ActiveRules,
+    kind: Trigger,
+    fields: &leadroute_domain::lead::LeadFields,
+    owner: Option<(Owner, bool)>,
+) -> (Decision, Result<(Target, bool), RouteOutcome>) {
+    let mut decision = empty_decision(rules.version, kind);
+    let planned = match plan(&rules.compiled, rules.default_owner, fields, owner) {
+        Plan::KeepOwner { entry } => {
+            decision.matched_entry = Some(entry);
+            Err(RouteOutcome::Keep)
+        }
+        Plan::Leave(reason) => Err(RouteOutcome::Leave(reason)),
+        Plan::Route {
+            entry,
+            target,
+            notify,
+            owner_not_assignable,
+        } => {
+            decision.matched_entry = entry;
+            decision.default_owner = entry.is_none();
+            decision.owner_not_assignable = owner_not_assignable;
+            Ok((target, notify))
+        }
+    };
+    (decision, planned)
 }
 
 fn empty_decision(version: u32, trigger: Trigger) -> Decision {
