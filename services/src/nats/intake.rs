@@ -126,12 +126,7 @@ impl Handler for Intake {
                 }
                 Err(e) => {
                     for i in indexes {
-                        outcomes[i] = Some(match &e {
-                            AppError::NotFound { .. } | AppError::Refused { .. } => {
-                                outcome_of(org, clone_refusal(&e))
-                            }
-                            _ => Outcome::Retry(clone_refusal(&e)),
-                        });
+                        outcomes[i] = Some(outcome_of(org, copy_error(&e)));
                     }
                 }
             }
@@ -144,7 +139,7 @@ impl Handler for Intake {
 }
 
 /// A copy of `error` for each message it concerns (a store error keeps its text only).
-fn clone_refusal(error: &AppError) -> AppError {
+fn copy_error(error: &AppError) -> AppError {
     match error {
         AppError::Refused { code, message } => AppError::Refused {
             code,
