@@ -46,17 +46,7 @@ impl Batch {
         A: InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let sink = Default::default();
-        loaded
-            .aggregate
-            .handle(command, &(), &sink)
-            .await
-            .map_err(super::error::refused)?;
-        let events = sink.collect().await;
-        let mut metadata = meta.to_event_metadata();
-        if let Some(org) = loaded.aggregate.org() {
-            metadata.insert("org_id".to_string(), org.to_string());
-        }
+        let (events, metadata) = super::decide(loaded, command, meta).await?;
         let metadata = serde_json::to_string(&metadata).map_err(store_error)?;
         let mut ids = Vec::with_capacity(events.len());
         for payload in events {

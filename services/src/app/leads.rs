@@ -22,6 +22,22 @@ pub struct NewLead {
 }
 
 impl NewLead {
+    /// The lead id of each event of `org`, and the distinct ids as aggregate ids (for
+    /// `Commands::load_many`).
+    pub(crate) fn lead_ids(org: OrgId, leads: &[NewLead]) -> (Vec<LeadId>, Vec<String>) {
+        let ids: Vec<LeadId> = leads
+            .iter()
+            .map(|new| LeadId::for_upstream(org, &new.upstream))
+            .collect();
+        let keys = ids
+            .iter()
+            .map(LeadId::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        (ids, keys)
+    }
+
     /// The `ReceiveLead` command of this event for `lead_id` of `org`.
     pub(crate) fn receive(&self, lead_id: LeadId, org: OrgId, meta: &CommandMeta) -> LeadCommand {
         LeadCommand::ReceiveLead(ReceiveLead {
@@ -69,16 +85,7 @@ impl Commands {
         org: OrgId,
         leads: &[NewLead],
     ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
-        let ids: Vec<LeadId> = leads
-            .iter()
-            .map(|new| LeadId::for_upstream(org, &new.upstream))
-            .collect();
-        let keys: Vec<String> = ids
-            .iter()
-            .map(LeadId::to_string)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let (ids, keys) = NewLead::lead_ids(org, leads);
         self.retry(|| async {
             self.load_in_org::<Org>(org, org).await?;
             let mut loaded = self.load_many::<Lead>(&keys).await?;

@@ -226,13 +226,7 @@ impl Commands {
         A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let sink = Default::default();
-        loaded
-            .aggregate
-            .handle(command, &(), &sink)
-            .await
-            .map_err(error::refused)?;
-        let events = sink.collect().await;
+        let (events, metadata) = decide(&mut loaded, command, meta).await?;
         let aggregate_id = loaded.aggregate_id.clone();
         let before = loaded.current_sequence;
         if events.is_empty() {
@@ -242,11 +236,6 @@ impl Commands {
                 events: 0,
                 sequence: before,
             });
-        }
-        let mut metadata = meta.to_event_metadata();
-        if let Some(org) = loaded.aggregate.org() {
-            // Lets log readers (publisher, exports) route an event by org without its payload.
-            metadata.insert("org_id".to_string(), org.to_string());
         }
         let written = self
             .store::<A>()
@@ -293,6 +282,32 @@ impl Commands {
         })
         .transpose()
     }
+}
+
+/// Decide `command` against `loaded` (its state advances by the events at once), and the
+/// metadata the events are stored with: actor, correlation, causation and org ids.
+async fn decide<A>(
+    loaded: &mut Loaded<A>,
+    command: A::Command,
+    meta: &CommandMeta,
+) -> Result<(Vec<A::Event>, HashMap<String, String>), AppError>
+where
+    A: lookups::InOrg,
+    A::Error: Refusal + Send + Sync + 'static,
+{
+    let sink = Default::default();
+    loaded
+        .aggregate
+        .handle(command, &(), &sink)
+        .await
+        .map_err(error::refused)?;
+    let events = sink.collect().await;
+    let mut metadata = meta.to_event_metadata();
+    if let Some(org) = loaded.aggregate.org() {
+        // Lets log readers (publisher, exports) route an event by org without its payload.
+        metadata.insert("org_id".to_string(), org.to_string());
+    }
+    Ok((events, metadata))
 }
 
 /// Run `attempt` until it does not lose an optimistic-concurrency race, at most

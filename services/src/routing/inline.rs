@@ -68,16 +68,7 @@ impl Router {
         leads: &[NewLead],
     ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
         self.commands.load_in_org::<Org>(org, org).await?;
-        let ids: Vec<LeadId> = leads
-            .iter()
-            .map(|new| LeadId::for_upstream(org, &new.upstream))
-            .collect();
-        let keys: Vec<String> = ids
-            .iter()
-            .map(LeadId::to_string)
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let (ids, keys) = NewLead::lead_ids(org, leads);
         let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(leads.len());
