@@ -31,7 +31,8 @@ pub enum Command {
     /// PostgreSQL and NATS, or starts local ones under --data-dir, and stops those on exit.
     Up(UpConfig),
     /// Route leads by the org's assignment rules from the published lead events until
-    /// stopped; any number of routers share one durable consumer.
+    /// stopped (leads the intake already routed are skipped); any number of routers share
+    /// one durable consumer.
     Router(RouterArgs),
     /// Send access and assignment emails for the published events until stopped.
     Mailer(MailerArgs),
@@ -47,7 +48,8 @@ pub enum Command {
     /// stopped (one active instance; `Nats-Msg-Id` = event id).
     Publisher(PublisherArgs),
     /// Receive upstream lead events from JetStream until stopped (durable pull consumer;
-    /// invalid messages are dead-lettered with their reason).
+    /// invalid messages are dead-lettered with their reason), routing each new lead by the
+    /// org's rules in the transaction that receives it.
     Intake(IntakeArgs),
     /// Inspect and replay dead letters.
     #[command(subcommand)]
@@ -197,7 +199,9 @@ pub struct IntakeArgs {
     /// NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
-    /// Workers sharing the durable consumer.
+    /// Workers sharing the durable consumer. The batches of one process are received and
+    /// routed one at a time, so more workers mostly hold messages longer; scale with more
+    /// processes instead.
     #[arg(long, env = "LEADROUTE_INTAKE_WORKERS", default_value_t = 1)]
     pub workers: usize,
 }
