@@ -169,18 +169,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     .bind(phase_start)
     .fetch_one(&app.db.pool)
     .await?;
-    let sizes: Vec<(String, i64, f64)> = sqlx::query_as(
-        "SELECT event_type, count(*), avg(pg_column_size(payload))::float8 FROM events
+    let sizes: Vec<(String, i64, f64, f64)> = sqlx::query_as(
+        "SELECT event_type, count(*), avg(pg_column_size(payload))::float8,
+                avg(octet_length(payload::text))::float8 FROM events
           WHERE recorded_at >= $1 GROUP BY event_type ORDER BY event_type",
     )
     .bind(phase_start)
     .fetch_all(&app.db.pool)
     .await?;
     say(format!(
-        "events written in the max-rate phase (type: count, mean stored payload bytes): {}",
+        "events written in the max-rate phase (type: count, mean payload bytes stored / as JSON text): {}",
         sizes
             .iter()
-            .map(|(t, n, b)| format!("{t}: {n}, {b:.0}"))
+            .map(|(t, n, b, text)| format!("{t}: {n}, {b:.0} / {text:.0}"))
             .collect::<Vec<_>>()
             .join("; ")
     ));
@@ -283,7 +284,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         "ratio_routed_per_second_to_commit_rate": ratio,
         "peak_rss_mib": rss,
         "cpu_seconds": cpu,
-        "events_max_rate_phase": sizes.iter().map(|(t, n, b)| (t.clone(), json!({"count": n, "mean_payload_bytes": b}))).collect::<serde_json::Map<_, _>>(),
+        "events_max_rate_phase": sizes.iter().map(|(t, n, b, text)| (t.clone(), json!({"count": n, "mean_payload_bytes": b, "mean_json_text_bytes": text}))).collect::<serde_json::Map<_, _>>(),
         "cpu_seconds_max_rate_phase_by_program": cpu_phase.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
         "setup": {"partner_accounts": 10, "partner_users": 300, "pools": 20, "pool_members": 15,
             "queues": 10, "rule_entries": COUNTRIES * INDUSTRIES},
@@ -673,15 +674,36 @@ fn leadroute_binary() -> anyhow::Result<PathBuf> {
     } else {
         "--profile=dev"
     };
-    say("building the leadroute binary (cargo build -p leadroute-services --bin leadroute)");
-    let status = std::process::Command::new(cargo)
+    // Built together with this bench, so dependencies keep the features `cargo run -p
+    // leadroute-bench` gave them, and without the variables `cargo run` set for this
+    // process (build scripts such as ring's watch CARGO_MANIFEST_DIR): neither build then
+    // undoes the other's.
+    say("building the leadroute binary (cargo build -p leadroute-bench -p leadroute-services --bins)");
+    let mut command = std::process::Command::new(cargo);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let status = command
         .args([
             "build",
             profile,
             "-p",
+            "leadroute-bench",
+            "-p",
             "leadroute-services",
-            "--bin",
-            "leadroute",
+            "--bins",
         ])
         .status()?;
     anyhow::ensure!(status.success(), "building the leadroute binary failed");

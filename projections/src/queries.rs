@@ -516,12 +516,12 @@ pub struct DecisionRow {
 }
 
 /// Every routing decision of `lead` (already known to be in the caller's org), oldest
-/// first, read from the events table itself.
+/// first, read from the events table itself, each decision record shown whole.
 pub async fn routing_decisions(
     pool: &PgPool,
     lead: LeadId,
 ) -> Result<Vec<DecisionRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
+    let mut rows: Vec<DecisionRow> = sqlx::query_as(&format!(
         "SELECT sequence, event_type, payload -> event_type AS event, recorded_at FROM {}
           WHERE aggregate_type = 'Lead' AND aggregate_id = $1
             AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')
@@ -530,7 +530,11 @@ pub async fn routing_decisions(
     ))
     .bind(lead.to_string())
     .fetch_all(pool)
-    .await
+    .await?;
+    for row in &mut rows {
+        leadroute_domain::routing::Decision::expand_in(&mut row.event);
+    }
+    Ok(rows)
 }
 
 /// The active partner users of `account` in `org` (queue members through their account).

@@ -111,6 +111,11 @@ pub enum PoolEvent {
         at: DateTime<Utc>,
     },
     /// A member got the next lead.
+    ///
+    /// Since version 1.1 the event records who the pick passed over instead of the whole
+    /// rotation after it: replaying the pick on the rotation before it (the pool's state at
+    /// the previous event) gives the same member and the same rotation, so it is not
+    /// stored again with every lead.
     PoolMemberPicked {
         /// The lead.
         lead_id: LeadId,
@@ -118,14 +123,19 @@ pub enum PoolEvent {
         trigger: Uuid,
         /// Who got it.
         member: Member,
-        /// The rotation after the pick.
-        rotation: Rotation,
+        /// Members of the rotation that could not take the lead (not assignable, paused or
+        /// at their cap), passed over by the pick.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        skipped: Vec<Member>,
+        /// The rotation after the pick, as version 1.0 stored it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rotation: Option<Rotation>,
         /// When.
         at: DateTime<Utc>,
     },
 }
 
-crate::domain_event!(PoolEvent, version "1.0", {
+crate::domain_event!(PoolEvent, version "1.1", {
     PoolCreated => "PoolCreated",
     PoolMemberAdded => "PoolMemberAdded",
     PoolMemberRemoved => "PoolMemberRemoved",
@@ -217,15 +227,23 @@ impl Pool {
         if self.picked_for(trigger).is_some() {
             return Ok(vec![]);
         }
-        let (member, rotation) = self
+        let (member, _) = self
             .rotation
             .pick(|member| is_assignable(candidates, member))
             .ok_or_else(|| PoolError::NoEligibleMember(NotRouted::for_candidates(candidates)))?;
+        let skipped = self
+            .rotation
+            .slots
+            .iter()
+            .map(|slot| slot.member)
+            .filter(|member| !is_assignable(candidates, *member))
+            .collect();
         Ok(vec![PoolEvent::PoolMemberPicked {
             lead_id,
             trigger,
             member,
-            rotation,
+            skipped,
+            rotation: None,
             at,
         }])
     }
@@ -312,10 +330,23 @@ impl Decider for Pool {
             PoolEvent::PoolMemberPicked {
                 trigger,
                 member,
+                skipped,
                 rotation,
                 ..
             } => {
-                self.rotation = rotation.clone();
+                self.rotation = match rotation {
+                    Some(rotation) => rotation.clone(),
+                    None => match self.rotation.pick(|m| !skipped.contains(&m)) {
+                        Some((picked, rotation)) => {
+                            debug_assert_eq!(
+                                picked, *member,
+                                "a replayed pick gives the same member"
+                            );
+                            rotation
+                        }
+                        None => self.rotation.clone(),
+                    },
+                };
                 self.recent_picks.push_back((*trigger, *member));
                 if self.recent_picks.len() > REMEMBERED_PICKS {
                     self.recent_picks.pop_front();

@@ -129,3 +129,73 @@ fn a_cap_of_zero_is_refused() {
         })
         .then_expect_error(PoolError::InvalidCap);
 }
+
+#[test]
+fn a_pick_event_replays_to_the_rotation_the_pick_computed() {
+    let mut pool = state(&[created(None), added(1, 3), added(2, 1), added(3, 2)]);
+    for trigger in 1..40u128 {
+        // Member 2 is paused on every third lead, member 3 at its cap on every fifth.
+        let verdicts = [
+            (1, Verdict::Assignable),
+            (
+                2,
+                if trigger % 3 == 0 {
+                    Verdict::Paused
+                } else {
+                    Verdict::Assignable
+                },
+            ),
+            (
+                3,
+                if trigger % 5 == 0 {
+                    Verdict::AtCapacity
+                } else {
+                    Verdict::Assignable
+                },
+            ),
+        ];
+        let command = pick(trigger, &verdicts);
+        let PoolCommand::PickMember { candidates, .. } = &command else {
+            unreachable!()
+        };
+        let (member, expected) = pool
+            .rotation
+            .pick(|m| crate::routing::is_assignable(candidates, m))
+            .unwrap();
+        let events = pool.decide(command.clone()).unwrap();
+        let PoolEvent::PoolMemberPicked {
+            skipped, rotation, ..
+        } = &events[0]
+        else {
+            panic!("expected a pick, got {events:?}");
+        };
+        assert_eq!(rotation, &None, "the rotation is not stored again");
+        let expected_skipped: Vec<Member> = verdicts
+            .iter()
+            .filter(|(_, v)| *v != Verdict::Assignable)
+            .map(|(n, _)| user(*n))
+            .collect();
+        assert_eq!(skipped, &expected_skipped);
+        // Through JSON, as stored.
+        let stored: PoolEvent =
+            serde_json::from_str(&serde_json::to_string(&events[0]).unwrap()).unwrap();
+        pool.evolve(&stored);
+        assert_eq!(pool.rotation, expected);
+        assert_eq!(pool.picked_for(Uuid::from_u128(trigger)), Some(member));
+    }
+}
+
+#[test]
+fn a_version_1_0_pick_with_its_whole_rotation_still_applies() {
+    let mut pool = state(&[created(None), added(1, 1), added(2, 1)]);
+    let mut rotation = pool.rotation.clone();
+    rotation.slots[0].pass = 12345;
+    rotation.now = 678;
+    let stored = serde_json::json!({"PoolMemberPicked": {
+        "lead_id": Uuid::from_u128(100), "trigger": Uuid::from_u128(1),
+        "member": user(1), "rotation": rotation, "at": t0(),
+    }});
+    pool.evolve(&serde_json::from_value(stored).unwrap());
+    assert_eq!(pool.rotation, rotation);
+    assert_eq!(pool.picked_for(Uuid::from_u128(1)), Some(user(1)));
+}

@@ -168,7 +168,13 @@ pub fn plan(
 }
 
 /// The record of an automatic routing decision, stored with its outcome.
+///
+/// Stored, the rotation after a pick is written as the slots the pick changed
+/// (`pool_changed`) next to the whole rotation before it: usually one slot instead of every
+/// member again. Reading gives the whole `pool_after` back, from either form; serialize a
+/// [`DecisionView`] to show it whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredDecision", into = "StoredDecision")]
 pub struct Decision {
     /// The rule-set version evaluated.
     pub rule_set_version: u32,
@@ -186,6 +192,140 @@ pub struct Decision {
     pub pool_after: Option<Vec<Slot>>,
     /// What triggered it.
     pub trigger: Trigger,
+}
+
+/// A decision record as shown to people (the HTTP API): every field whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DecisionView {
+    /// The rule-set version evaluated.
+    pub rule_set_version: u32,
+    /// The matched entry (0-based); `None` when none matched.
+    pub matched_entry: Option<usize>,
+    /// The default owner was used.
+    pub default_owner: bool,
+    /// A keep-owner entry matched but the owner was no longer assignable.
+    pub owner_not_assignable: bool,
+    /// Every candidate considered, with its verdict.
+    pub candidates: Vec<Candidate>,
+    /// The pool's rotation before the pick (pools only).
+    pub pool_before: Option<Vec<Slot>>,
+    /// The pool's rotation after the pick (pools only).
+    pub pool_after: Option<Vec<Slot>>,
+    /// What triggered it.
+    pub trigger: Trigger,
+}
+
+impl From<Decision> for DecisionView {
+    fn from(d: Decision) -> Self {
+        DecisionView {
+            rule_set_version: d.rule_set_version,
+            matched_entry: d.matched_entry,
+            default_owner: d.default_owner,
+            owner_not_assignable: d.owner_not_assignable,
+            candidates: d.candidates,
+            pool_before: d.pool_before,
+            pool_after: d.pool_after,
+            trigger: d.trigger,
+        }
+    }
+}
+
+impl Decision {
+    /// Replace the stored decision record inside `event` (an event payload's JSON, with a
+    /// `decision` member) by its [`DecisionView`]; other JSON is left as it is.
+    pub fn expand_in(event: &mut serde_json::Value) {
+        let Some(record) = event.get_mut("decision") else {
+            return;
+        };
+        if let Ok(decision) = serde_json::from_value::<Decision>(record.clone()) {
+            if let Ok(view) = serde_json::to_value(DecisionView::from(decision)) {
+                *record = view;
+            }
+        }
+    }
+}
+
+/// The stored form of a [`Decision`].
+#[derive(Serialize, Deserialize)]
+struct StoredDecision {
+    rule_set_version: u32,
+    matched_entry: Option<usize>,
+    default_owner: bool,
+    owner_not_assignable: bool,
+    candidates: Vec<Candidate>,
+    pool_before: Option<Vec<Slot>>,
+    /// The whole rotation after the pick: records written before `pool_changed`, and any
+    /// whose members differ from `pool_before`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pool_after: Option<Vec<Slot>>,
+    /// The slots of the rotation after the pick that differ from `pool_before`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pool_changed: Option<Vec<Slot>>,
+    trigger: Trigger,
+}
+
+/// Whether `after` holds the same members as `before`, in the same order.
+fn same_members(before: &[Slot], after: &[Slot]) -> bool {
+    before.len() == after.len() && before.iter().zip(after).all(|(b, a)| b.member == a.member)
+}
+
+impl From<Decision> for StoredDecision {
+    fn from(d: Decision) -> Self {
+        let (pool_after, pool_changed) = match (&d.pool_before, d.pool_after) {
+            (Some(before), Some(after)) if same_members(before, &after) => {
+                let changed = after
+                    .iter()
+                    .zip(before)
+                    .filter(|(a, b)| a != b)
+                    .map(|(a, _)| *a)
+                    .collect();
+                (None, Some(changed))
+            }
+            (_, after) => (after, None),
+        };
+        StoredDecision {
+            rule_set_version: d.rule_set_version,
+            matched_entry: d.matched_entry,
+            default_owner: d.default_owner,
+            owner_not_assignable: d.owner_not_assignable,
+            candidates: d.candidates,
+            pool_before: d.pool_before,
+            pool_after,
+            pool_changed,
+            trigger: d.trigger,
+        }
+    }
+}
+
+impl From<StoredDecision> for Decision {
+    fn from(s: StoredDecision) -> Self {
+        let pool_after = match (s.pool_after, s.pool_changed, &s.pool_before) {
+            (Some(after), _, _) => Some(after),
+            (None, Some(changed), Some(before)) => Some(
+                before
+                    .iter()
+                    .map(|slot| {
+                        changed
+                            .iter()
+                            .find(|c| c.member == slot.member)
+                            .copied()
+                            .unwrap_or(*slot)
+                    })
+                    .collect(),
+            ),
+            (None, _, _) => None,
+        };
+        Decision {
+            rule_set_version: s.rule_set_version,
+            matched_entry: s.matched_entry,
+            default_owner: s.default_owner,
+            owner_not_assignable: s.owner_not_assignable,
+            candidates: s.candidates,
+            pool_before: s.pool_before,
+            pool_after,
+            trigger: s.trigger,
+        }
+    }
 }
 
 /// What makes the router evaluate the rules for a lead.

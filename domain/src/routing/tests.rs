@@ -193,3 +193,67 @@ proptest! {
         }
     }
 }
+
+fn pool_decision() -> super::Decision {
+    use super::rotation::{Member, Rotation};
+    use super::{Candidate, Decision, Trigger, Verdict};
+    let member = |n: u128| Member::PartnerUser(PartnerUserId(Uuid::from_u128(n)));
+    let mut rotation = Rotation::default();
+    for n in 1..=4 {
+        rotation.add(member(n), n as u32);
+    }
+    let candidates: Vec<Candidate> = (1..=4)
+        .map(|n| Candidate {
+            member: member(n),
+            verdict: if n == 2 {
+                Verdict::Paused
+            } else {
+                Verdict::Assignable
+            },
+        })
+        .collect();
+    let (_, after) = rotation
+        .pick(|m| super::is_assignable(&candidates, m))
+        .unwrap();
+    Decision {
+        rule_set_version: 3,
+        matched_entry: Some(7),
+        default_owner: false,
+        owner_not_assignable: false,
+        candidates,
+        pool_before: Some(rotation.slots),
+        pool_after: Some(after.slots),
+        trigger: Trigger::Received,
+    }
+}
+
+#[test]
+fn a_decision_record_stores_only_the_slots_a_pick_changed_and_reads_back_whole() {
+    let decision = pool_decision();
+    let stored = serde_json::to_value(&decision).unwrap();
+    assert!(stored.get("pool_after").is_none(), "{stored}");
+    let changed = stored["pool_changed"].as_array().unwrap();
+    let before = decision.pool_before.as_ref().unwrap();
+    let after = decision.pool_after.as_ref().unwrap();
+    let differing = before.iter().zip(after).filter(|(b, a)| b != a).count();
+    assert!(differing >= 1 && changed.len() == differing, "{stored}");
+    assert_eq!(
+        serde_json::from_value::<super::Decision>(stored).unwrap(),
+        decision
+    );
+}
+
+#[test]
+fn a_decision_record_stored_whole_still_reads_and_is_shown_whole() {
+    let decision = pool_decision();
+    // As records were stored before `pool_changed`: every field whole.
+    let whole = serde_json::to_value(super::DecisionView::from(decision.clone())).unwrap();
+    assert!(whole["pool_after"].is_array());
+    assert_eq!(
+        serde_json::from_value::<super::Decision>(whole.clone()).unwrap(),
+        decision
+    );
+    let mut event = json!({"trigger": Uuid::from_u128(9), "decision": serde_json::to_value(&decision).unwrap()});
+    super::Decision::expand_in(&mut event);
+    assert_eq!(event["decision"], whole);
+}

@@ -8,7 +8,7 @@ use leadroute_domain::ids::{OrgId, PoolId};
 use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_user::PartnerUser;
-use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
+use leadroute_domain::pool::{Pool, PoolCommand};
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::{Member, Slot};
 use leadroute_domain::routing::rules::{RuleSetSpec, Target};
@@ -213,19 +213,19 @@ impl Commands {
             };
             let events = leadroute_domain::Decider::decide(&state, command.clone())
                 .map_err(super::error::refused)?;
-            let Some(PoolEvent::PoolMemberPicked {
-                member, rotation, ..
-            }) = events.into_iter().next()
-            else {
+            let mut after = state.clone();
+            for event in &events {
+                leadroute_domain::Decider::evolve(&mut after, event);
+            }
+            let Some(member) = after.picked_for(trigger) else {
                 return Err(AppError::Store("a pool pick wrote no event".into()));
             };
-            let before = state.slots().to_vec();
             self.commit(loaded, command, meta).await?;
             Ok(Ok(Picked {
                 member,
                 candidates,
-                before: Some(before),
-                after: Some(rotation.slots),
+                before: Some(state.slots().to_vec()),
+                after: Some(after.slots().to_vec()),
             }))
         })
         .await
