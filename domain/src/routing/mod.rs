@@ -169,10 +169,12 @@ pub fn plan(
 
 /// The record of an automatic routing decision, stored with its outcome.
 ///
-/// Stored, the rotation after a pick is written as the slots the pick changed
-/// (`pool_changed`) next to the whole rotation before it: usually one slot instead of every
-/// member again. Reading gives the whole `pool_after` back, from either form; serialize a
-/// [`DecisionView`] to show it whole.
+/// Stored, a pool pick's record names each member once: the whole rotation before the pick
+/// (`pool_before`), the candidates' verdicts in its member order (`verdicts`, when the
+/// candidates are exactly the pool's members) and the slots the pick changed
+/// (`pool_changed`, usually one) instead of the whole rotation after it. Reading gives
+/// `candidates` and `pool_after` back whole, from either form; serialize a
+/// [`DecisionView`] to show them whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "StoredDecision", into = "StoredDecision")]
 pub struct Decision {
@@ -252,7 +254,12 @@ struct StoredDecision {
     matched_entry: Option<usize>,
     default_owner: bool,
     owner_not_assignable: bool,
+    /// Every candidate, unless `verdicts` gives them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     candidates: Vec<Candidate>,
+    /// The candidates' verdicts, in `pool_before`'s member order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    verdicts: Option<Vec<Verdict>>,
     pool_before: Option<Vec<Slot>>,
     /// The whole rotation after the pick: records written before `pool_changed`, and any
     /// whose members differ from `pool_before`'s.
@@ -264,15 +271,22 @@ struct StoredDecision {
     trigger: Trigger,
 }
 
-/// Whether `after` holds the same members as `before`, in the same order.
-fn same_members(before: &[Slot], after: &[Slot]) -> bool {
-    before.len() == after.len() && before.iter().zip(after).all(|(b, a)| b.member == a.member)
+/// Whether `members` are `slots`' members, in the same order.
+fn same_members(slots: &[Slot], members: impl ExactSizeIterator<Item = Member>) -> bool {
+    slots.len() == members.len() && slots.iter().zip(members).all(|(s, m)| s.member == m)
 }
 
 impl From<Decision> for StoredDecision {
     fn from(d: Decision) -> Self {
+        let (candidates, verdicts) = match &d.pool_before {
+            Some(before) if same_members(before, d.candidates.iter().map(|c| c.member)) => (
+                vec![],
+                Some(d.candidates.iter().map(|c| c.verdict).collect()),
+            ),
+            _ => (d.candidates, None),
+        };
         let (pool_after, pool_changed) = match (&d.pool_before, d.pool_after) {
-            (Some(before), Some(after)) if same_members(before, &after) => {
+            (Some(before), Some(after)) if same_members(before, after.iter().map(|a| a.member)) => {
                 let changed = after
                     .iter()
                     .zip(before)
@@ -288,7 +302,8 @@ impl From<Decision> for StoredDecision {
             matched_entry: d.matched_entry,
             default_owner: d.default_owner,
             owner_not_assignable: d.owner_not_assignable,
-            candidates: d.candidates,
+            candidates,
+            verdicts,
             pool_before: d.pool_before,
             pool_after,
             pool_changed,
@@ -315,12 +330,23 @@ impl From<StoredDecision> for Decision {
             ),
             (None, _, _) => None,
         };
+        let candidates = match (s.verdicts, &s.pool_before) {
+            (Some(verdicts), Some(before)) => before
+                .iter()
+                .zip(verdicts)
+                .map(|(slot, verdict)| Candidate {
+                    member: slot.member,
+                    verdict,
+                })
+                .collect(),
+            _ => s.candidates,
+        };
         Decision {
             rule_set_version: s.rule_set_version,
             matched_entry: s.matched_entry,
             default_owner: s.default_owner,
             owner_not_assignable: s.owner_not_assignable,
-            candidates: s.candidates,
+            candidates,
             pool_before: s.pool_before,
             pool_after,
             trigger: s.trigger,

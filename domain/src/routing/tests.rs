@@ -228,10 +228,15 @@ fn pool_decision() -> super::Decision {
 }
 
 #[test]
-fn a_decision_record_stores_only_the_slots_a_pick_changed_and_reads_back_whole() {
+fn a_decision_record_names_each_pool_member_once_and_reads_back_whole() {
     let decision = pool_decision();
     let stored = serde_json::to_value(&decision).unwrap();
     assert!(stored.get("pool_after").is_none(), "{stored}");
+    assert!(stored.get("candidates").is_none(), "{stored}");
+    assert_eq!(
+        stored["verdicts"],
+        json!(["assignable", "paused", "assignable", "assignable"])
+    );
     let changed = stored["pool_changed"].as_array().unwrap();
     let before = decision.pool_before.as_ref().unwrap();
     let after = decision.pool_after.as_ref().unwrap();
@@ -256,4 +261,25 @@ fn a_decision_record_stored_whole_still_reads_and_is_shown_whole() {
     let mut event = json!({"trigger": Uuid::from_u128(9), "decision": serde_json::to_value(&decision).unwrap()});
     super::Decision::expand_in(&mut event);
     assert_eq!(event["decision"], whole);
+}
+
+#[test]
+fn candidates_that_are_not_the_pools_members_are_stored_whole() {
+    let mut decision = pool_decision();
+    decision.candidates.pop();
+    let stored = serde_json::to_value(&decision).unwrap();
+    assert!(stored.get("verdicts").is_none(), "{stored}");
+    assert_eq!(stored["candidates"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        serde_json::from_value::<super::Decision>(stored).unwrap(),
+        decision
+    );
+    // A decision without a pool (a user or queue target) keeps its candidates as they are.
+    decision.pool_before = None;
+    decision.pool_after = None;
+    let stored = serde_json::to_value(&decision).unwrap();
+    assert_eq!(
+        serde_json::from_value::<super::Decision>(stored).unwrap(),
+        decision
+    );
 }
