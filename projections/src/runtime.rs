@@ -214,12 +214,21 @@ pub async fn catch_up_copy(
 }
 
 /// One batch on the live tables in its own transaction; returns the events applied.
+///
+/// The transaction commits without waiting for its WAL flush (`synchronous_commit = off`):
+/// a read model's rows and checkpoint commit together, so a server crash that loses the
+/// last batches' commits only makes them apply again from the log (the publisher then
+/// publishes them again, and JetStream drops the repeats by `Nats-Msg-Id`). The event
+/// store's own writes keep synchronous commit.
 pub async fn step(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     limit: i64,
 ) -> Result<usize, ProjectionError> {
     let mut tx = conn.begin().await?;
+    sqlx::query("SET LOCAL synchronous_commit = off")
+        .execute(&mut *tx)
+        .await?;
     let applied = step_in(&mut tx, projector, None, limit).await?;
     tx.commit().await?;
     Ok(applied)
