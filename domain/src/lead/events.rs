@@ -148,7 +148,9 @@ fn routable() -> bool {
     true
 }
 
-crate::domain_event!(LeadEvent, version "1.0", {
+// 1.1: a pool decision's record is stored in its compact form (see `routing::Decision`);
+// 1.0 records, stored whole, still decode.
+crate::domain_event!(LeadEvent, version "1.1", {
     LeadReceived => "LeadReceived",
     LeadUpdated => "LeadUpdated",
     LeadReassigned => "LeadReassigned",
