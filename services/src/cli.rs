@@ -17,9 +17,36 @@ pub struct Cli {
     )]
     pub log: String,
 
+    /// Threads of the async runtime. By default 1 for `intake`, `router`, `publisher`,
+    /// `projector` and `mailer`, whose work is a few sequential streams (one thread saves
+    /// the wake-ups between threads, so more of the machine is left for PostgreSQL and
+    /// NATS), and one per core for everything else.
+    #[arg(
+        long,
+        env = "LEADROUTE_RUNTIME_THREADS",
+        global = true,
+        value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+    )]
+    pub runtime_threads: Option<usize>,
+
     /// What to run.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Threads of the async runtime: `--runtime-threads`, else the command's default (see
+    /// there); `None` for one per core.
+    pub fn runtime_threads(&self) -> Option<usize> {
+        self.runtime_threads.or(match self.command {
+            Command::Intake(_)
+            | Command::Router(_)
+            | Command::Publisher(_)
+            | Command::Projector(_)
+            | Command::Mailer(_) => Some(1),
+            _ => None,
+        })
+    }
 }
 
 /// leadroute's commands.

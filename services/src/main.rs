@@ -14,9 +14,16 @@ use leadroute_services::{bulk, db, telemetry, up};
 use std::io::Write;
 use std::time::Duration;
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = cli.runtime_threads() {
+        runtime.worker_threads(threads);
+    }
+    runtime.enable_all().build()?.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     telemetry::init(&cli.log)?;
     match cli.command {
         Command::Migrate(database) => {
