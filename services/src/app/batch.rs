@@ -163,14 +163,10 @@ impl Commands {
         .await
         .map_err(store_error)?;
         let changed = apply_rows(&mut loaded, rows, &[])?;
-        let mut cache = self.cache.lock().expect("aggregate cache lock");
-        for id in changed {
+        self.remember(changed.into_iter().map(|id| {
             let entry = &loaded[&id];
-            cache.insert(
-                (A::TYPE, id),
-                Box::new((entry.aggregate.clone(), entry.current_sequence)),
-            );
-        }
+            (entry.aggregate.clone(), entry.current_sequence, id)
+        }));
         Ok(loaded)
     }
 

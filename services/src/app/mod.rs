@@ -197,16 +197,28 @@ impl Commands {
             sequence = envelope.sequence;
             aggregate.apply(envelope.payload);
         }
-        self.cache
-            .lock()
-            .expect("aggregate cache lock")
-            .insert(key, Box::new((aggregate.clone(), sequence)));
-        Ok(Loaded {
+        let loaded = Loaded {
             aggregate_id: id.to_string(),
             aggregate,
             current_sequence: sequence,
             current_snapshot: None,
-        })
+        };
+        self.remember([(loaded.aggregate.clone(), loaded.current_sequence, key.1)]);
+        Ok(loaded)
+    }
+
+    /// Keep `(state, sequence, id)` of aggregates of type `A` as this process's cached
+    /// states: states a load just read, or a batch just committed (the next cached load
+    /// then reads none of the events this process wrote itself).
+    pub(crate) fn remember<A>(&self, states: impl IntoIterator<Item = (A, usize, String)>)
+    where
+        A: lookups::InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let mut cache = self.cache.lock().expect("aggregate cache lock");
+        for (aggregate, sequence, id) in states {
+            cache.insert((A::TYPE, id), Box::new((aggregate, sequence)));
+        }
     }
 
     /// Decide `command` against the loaded aggregate and commit the events it produces, with

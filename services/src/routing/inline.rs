@@ -73,6 +73,7 @@ impl Router {
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(leads.len());
         let mut new_leads: Vec<(String, Uuid)> = Vec::new();
+        let mut picked_pools = HashMap::new();
         for (new, lead_id) in leads.iter().zip(&ids) {
             let key = lead_id.to_string();
             let lead = loaded.get_mut(&key).expect("every lead is loaded");
@@ -125,9 +126,16 @@ impl Router {
                         Err(other) => return Err(other),
                     }
                 }
+                picked_pools = facts.pools;
             }
         }
         self.commands.commit_batch(batch).await?;
+        // The pools as this batch left them are what is now stored.
+        self.commands.remember(
+            picked_pools
+                .into_values()
+                .map(|pool| (pool.aggregate, pool.current_sequence, pool.aggregate_id)),
+        );
         Ok(answers)
     }
 
