@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Events read and applied per transaction.
 pub const BATCH_SIZE: i64 = 5000;
 
+/// The default wait of a woken projector before it reads (see [`Projector::settle`]).
+pub const SETTLE: Duration = Duration::from_millis(10);
+
 /// Why a projector batch failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectionError {
@@ -54,6 +57,14 @@ pub trait Projector: Send + Sync {
     /// Which payloads it reads, and whether decoded or raw (by default: all, decoded).
     fn reading(&self) -> log::Reading {
         log::Reading::ALL
+    }
+
+    /// How long a woken projector waits before it reads, so that one batch takes in the
+    /// commits that arrive meanwhile: fewer, larger transactions when events come in a
+    /// steady stream, at the price of this much delay (by default [`SETTLE`]; the partner
+    /// inbox's projector reads at once).
+    fn settle(&self) -> Duration {
+        SETTLE
     }
 
     /// Apply `events` (in commit order) inside the caller's transaction. Tables are named
@@ -318,7 +329,15 @@ async fn run_while_active(
         // Still the leader? (The lock lives as long as this session.)
         leader.ping().await?;
         tokio::select! {
-            notification = listener.recv() => { notification?; }
+            notification = listener.recv() => {
+                notification?;
+                let settle = projector.settle();
+                if !settle.is_zero() {
+                    tokio::time::sleep(settle).await;
+                }
+                // The next batch reads every commit these announce.
+                while listener.next_buffered().is_some() {}
+            }
             _ = tokio::time::sleep(options.poll_interval) => {}
         }
     }

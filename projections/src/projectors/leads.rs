@@ -162,6 +162,11 @@ impl Projector for LeadsProjector {
         &["rm_leads"]
     }
 
+    /// The partner inbox shows a lead as soon as it can.
+    fn settle(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     fn reading(&self) -> crate::log::Reading {
         crate::log::Reading {
             types: Some(&["Lead"]),
