@@ -120,6 +120,7 @@ pub enum LeadEvent {
         /// Send the assignment email.
         notify: bool,
         /// How it was decided.
+        #[serde(with = "crate::routing::stored_decision")]
         decision: Decision,
     },
     /// The assignment rules kept the lead with its owner (`kept_existing_owner`).
@@ -127,6 +128,7 @@ pub enum LeadEvent {
         /// What triggered the routing.
         trigger: Uuid,
         /// How it was decided.
+        #[serde(with = "crate::routing::stored_decision")]
         decision: Decision,
         /// When.
         at: DateTime<Utc>,
@@ -138,6 +140,7 @@ pub enum LeadEvent {
         /// Why.
         reason: NotRouted,
         /// How it was decided.
+        #[serde(with = "crate::routing::stored_decision")]
         decision: Decision,
         /// When.
         at: DateTime<Utc>,

@@ -41,6 +41,21 @@ pub struct Candidate {
     pub verdict: Verdict,
 }
 
+impl Candidate {
+    /// `member` judged `verdict`, or `at_capacity` when it would be assignable but already
+    /// holds as many open leads as the pool's cap allows (`full`).
+    pub fn capped(member: Member, verdict: Verdict, full: bool) -> Candidate {
+        Candidate {
+            member,
+            verdict: if verdict == Verdict::Assignable && full {
+                Verdict::AtCapacity
+            } else {
+                verdict
+            },
+        }
+    }
+}
+
 /// A partner user's verdict for automatic routing and pool picks: assignability first,
 /// then the pause.
 pub fn user_verdict(assignable: Result<(), NotAssignable>, paused: bool) -> Verdict {
@@ -169,14 +184,9 @@ pub fn plan(
 
 /// The record of an automatic routing decision, stored with its outcome.
 ///
-/// Stored, a pool pick's record names each member once: the whole rotation before the pick
-/// (`pool_before`), the candidates' verdicts in its member order (`verdicts`, when the
-/// candidates are exactly the pool's members) and the slots the pick changed
-/// (`pool_changed`, usually one) instead of the whole rotation after it. Reading gives
-/// `candidates` and `pool_after` back whole, from either form; serialize a
-/// [`DecisionView`] to show them whole.
+/// It serializes whole (as the API shows it). Lead events store it through
+/// [`stored_decision`], where a pool pick's record names each member once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "StoredDecision", into = "StoredDecision")]
 pub struct Decision {
     /// The rule-set version evaluated.
     pub rule_set_version: u32,
@@ -196,54 +206,39 @@ pub struct Decision {
     pub trigger: Trigger,
 }
 
-/// A decision record as shown to people (the HTTP API): every field whole.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DecisionView {
-    /// The rule-set version evaluated.
-    pub rule_set_version: u32,
-    /// The matched entry (0-based); `None` when none matched.
-    pub matched_entry: Option<usize>,
-    /// The default owner was used.
-    pub default_owner: bool,
-    /// A keep-owner entry matched but the owner was no longer assignable.
-    pub owner_not_assignable: bool,
-    /// Every candidate considered, with its verdict.
-    pub candidates: Vec<Candidate>,
-    /// The pool's rotation before the pick (pools only).
-    pub pool_before: Option<Vec<Slot>>,
-    /// The pool's rotation after the pick (pools only).
-    pub pool_after: Option<Vec<Slot>>,
-    /// What triggered it.
-    pub trigger: Trigger,
-}
-
-impl From<Decision> for DecisionView {
-    fn from(d: Decision) -> Self {
-        DecisionView {
-            rule_set_version: d.rule_set_version,
-            matched_entry: d.matched_entry,
-            default_owner: d.default_owner,
-            owner_not_assignable: d.owner_not_assignable,
-            candidates: d.candidates,
-            pool_before: d.pool_before,
-            pool_after: d.pool_after,
-            trigger: d.trigger,
-        }
-    }
-}
-
 impl Decision {
     /// Replace the stored decision record inside `event` (an event payload's JSON, with a
-    /// `decision` member) by its [`DecisionView`]; other JSON is left as it is.
+    /// `decision` member) by the whole record; other JSON is left as it is.
     pub fn expand_in(event: &mut serde_json::Value) {
         let Some(record) = event.get_mut("decision") else {
             return;
         };
-        if let Ok(decision) = serde_json::from_value::<Decision>(record.clone()) {
-            if let Ok(view) = serde_json::to_value(DecisionView::from(decision)) {
-                *record = view;
+        if let Ok(decision) = stored_decision::deserialize(record.clone()) {
+            if let Ok(whole) = serde_json::to_value(decision) {
+                *record = whole;
             }
         }
+    }
+}
+
+/// The stored form of a [`Decision`] in lead events (`#[serde(with = ...)]`): the whole
+/// rotation before a pool pick (`pool_before`), the candidates' verdicts in its member order
+/// (`verdicts`, when the candidates are exactly the pool's members) and the slots the pick
+/// changed (`pool_changed`, usually one) instead of the whole rotation after it. Reading
+/// gives `candidates` and `pool_after` back whole, from this form or the whole one (records
+/// stored before it).
+pub mod stored_decision {
+    use super::{Decision, StoredDecision};
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    /// Write `decision` in its stored form.
+    pub fn serialize<S: Serializer>(decision: &Decision, serializer: S) -> Result<S::Ok, S::Error> {
+        StoredDecision::from(decision.clone()).serialize(serializer)
+    }
+
+    /// Read a decision stored in either form.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decision, D::Error> {
+        StoredDecision::deserialize(deserializer).map(Decision::from)
     }
 }
 

@@ -311,14 +311,7 @@ impl Facts {
                     .copied()
                     .unwrap_or(0);
                 let full = cap.is_some_and(|cap| held >= i64::from(cap));
-                Candidate {
-                    member: slot.member,
-                    verdict: if verdict == Verdict::Assignable && full {
-                        Verdict::AtCapacity
-                    } else {
-                        verdict
-                    },
-                }
+                Candidate::capped(slot.member, verdict, full)
             })
             .collect();
         decision.candidates = candidates.clone();

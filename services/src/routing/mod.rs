@@ -372,14 +372,7 @@ impl Router {
                 let full = pool
                     .cap
                     .is_some_and(|cap| open.get(&id).copied().unwrap_or(0) >= i64::from(cap));
-                Candidate {
-                    member: slot.member,
-                    verdict: if verdict == Verdict::Assignable && full {
-                        Verdict::AtCapacity
-                    } else {
-                        verdict
-                    },
-                }
+                Candidate::capped(slot.member, verdict, full)
             })
             .collect())
     }

@@ -181,8 +181,7 @@ fn dry_run_view(run: DryRun) -> DryRunDecision {
             .map(|o| serde_json::to_value(o).unwrap_or_default()),
         kept_existing_owner: run.kept_existing_owner,
         not_routed: run.not_routed.map(|r| r.code().to_string()),
-        decision: serde_json::to_value(leadroute_domain::routing::DecisionView::from(run.decision))
-            .unwrap_or_default(),
+        decision: serde_json::to_value(run.decision).unwrap_or_default(),
     }
 }
 
