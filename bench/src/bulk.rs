@@ -33,6 +33,7 @@ pub async fn run(leads: usize) -> anyhow::Result<()> {
             upstream_event_id: format!("e{i}"),
             fields: BTreeMap::from([("country".to_string(), serde_json::json!("DE"))]),
             route: true,
+            occurred_at: None,
         })
         .collect();
     let started = Instant::now();

@@ -21,10 +21,19 @@ pub trait Decider {
     fn evolve(&mut self, event: &Self::Event);
 }
 
-/// A display name with surrounding whitespace removed, or `None` when nothing is left.
-pub fn required_name(name: &str) -> Option<String> {
-    let name = name.trim();
-    (!name.is_empty()).then(|| name.to_string())
+/// A display name with surrounding whitespace removed: `blank` when nothing is left,
+/// `invalid` when it breaks the limits of a name (one line, no control characters, at most
+/// [`MAX_NAME_CHARS`](crate::limits::MAX_NAME_CHARS) characters).
+pub fn required_name<E>(
+    name: &str,
+    blank: E,
+    invalid: impl FnOnce(crate::limits::TextFault) -> E,
+) -> Result<String, E> {
+    match crate::limits::line("name", name, crate::limits::MAX_NAME_CHARS) {
+        Ok(name) => Ok(name),
+        Err(crate::limits::TextFault::Empty(_)) => Err(blank),
+        Err(fault) => Err(invalid(fault)),
+    }
 }
 
 /// `Ok(())` when `rule_holds`, else the refusal: `ensure(!self.active, AlreadyActive)?`.

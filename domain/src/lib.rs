@@ -10,6 +10,7 @@ pub mod bulk;
 pub mod decider;
 pub mod ids;
 pub mod lead;
+pub mod limits;
 pub mod org;
 pub mod partner_account;
 pub mod partner_user;

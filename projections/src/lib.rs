@@ -6,6 +6,7 @@
 
 pub mod log;
 pub mod projectors;
+pub mod quarantine;
 pub mod queries;
 pub mod rebuild;
 pub mod runtime;

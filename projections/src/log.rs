@@ -88,6 +88,9 @@ pub enum AnyEvent {
     /// Not decoded: of an aggregate type the reader did not ask for (its payload was not
     /// read), or read raw (see [`LogEvent::raw_payload`] and [`Reading`]).
     Unread,
+    /// Its payload does not decode with the current types and upcasters (why): the
+    /// projector runtime quarantines it for the reader instead of stopping.
+    Undecodable(String),
 }
 
 /// One event as read from the log.
@@ -122,18 +125,6 @@ pub enum LogError {
     /// The database failed.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// A stored event does not decode with the current types and upcasters.
-    #[error("event {event_id} ({aggregate_type}/{event_type}) does not decode: {reason}")]
-    Undecodable {
-        /// The event.
-        event_id: Uuid,
-        /// Its aggregate type.
-        aggregate_type: String,
-        /// Its event type.
-        event_type: String,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// Upper bound of a read, inclusive.
@@ -207,6 +198,30 @@ pub async fn read_batch_of(
         .collect()
 }
 
+/// The event at `position`, read as `reading` says (for an operator's retry of a
+/// quarantined event); `None` when no event is there.
+pub async fn read_at(
+    conn: &mut PgConnection,
+    position: Checkpoint,
+    reading: Reading,
+) -> Result<Option<LogEvent>, LogError> {
+    let row = sqlx::query(&format!(
+        "SELECT aggregate_type, aggregate_id, sequence, event_type, event_version,
+                CASE WHEN $2::text[] IS NULL OR aggregate_type = ANY($2) THEN payload::text END AS payload,
+                metadata->>'org_id' AS org_id,
+                transaction_id::text AS txid, global_position, recorded_at, event_id
+           FROM {EVENTS_TABLE} WHERE (transaction_id, global_position) = ($1::text::xid8, $3)"
+    ))
+    .bind(position.transaction_id.to_string())
+    .bind(reading.types)
+    .bind(position.global_position)
+    .fetch_optional(conn)
+    .await?;
+    let upcasters = leadroute_domain::upcasters::upcasters();
+    row.map(|row| decode_row(&row, &upcasters, reading.raw))
+        .transpose()
+}
+
 /// Parse an xid8 selected as text (it always is a decimal number).
 pub(crate) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
     text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
@@ -224,18 +239,12 @@ fn decode_row(
     let event_id: Uuid = row.try_get("event_id")?;
     let sequence: i64 = row.try_get("sequence")?;
     let payload: Option<&str> = row.try_get("payload")?;
-    let undecodable = |reason: String| LogError::Undecodable {
-        event_id,
-        aggregate_type: aggregate_type.clone(),
-        event_type: event_type.clone(),
-        reason,
-    };
     let keep_raw = raw
         && !upcasters
             .iter()
             .any(|u| u.can_upcast(&event_type, &event_version));
     let raw_payload = payload.filter(|_| keep_raw).map(str::to_string);
-    let event = if keep_raw {
+    let mut event = if keep_raw {
         AnyEvent::Unread
     } else if let Some(payload) = payload {
         decode_stored(
@@ -247,18 +256,20 @@ fn decode_row(
             &event_version,
             upcasters,
         )
-        .map_err(undecodable)?
+        .unwrap_or_else(AnyEvent::Undecodable)
     } else {
         AnyEvent::Unread
     };
+    let parsed_id = aggregate_id.parse().unwrap_or_else(|e| {
+        event = AnyEvent::Undecodable(format!("aggregate id {aggregate_id:?}: {e}"));
+        Uuid::nil()
+    });
     Ok(LogEvent {
         position: Checkpoint {
             transaction_id: parse_xid(row.try_get::<&str, _>("txid")?)?,
             global_position: row.try_get("global_position")?,
         },
-        aggregate_id: aggregate_id
-            .parse()
-            .map_err(|e| undecodable(format!("aggregate id: {e}")))?,
+        aggregate_id: parsed_id,
         sequence,
         event_type,
         recorded_at: row.try_get("recorded_at")?,

@@ -7,8 +7,13 @@
 //! lock and take over when the active one's connection ends. The checkpoint lock taken by
 //! every batch keeps two instances from ever applying the same events, even if both
 //! believed they were active. Wakes on NOTIFY, polls as a fallback.
+//!
+//! An event a projector can never handle (undecodable, refused by its tables or its sink) is
+//! quarantined for that projector after its batch failed and was retried event by event;
+//! the projector goes on with the next events (see [`crate::quarantine`]).
 
-use crate::log::{self, Checkpoint, LogError, LogEvent, Upto};
+use crate::log::{self, AnyEvent, Checkpoint, LogError, LogEvent, Upto};
+use crate::quarantine;
 use crate::schema::EVENTS_CHANNEL;
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
@@ -40,9 +45,33 @@ pub enum ProjectionError {
     /// A projector's sink outside PostgreSQL (e.g. NATS) failed.
     #[error("sink failed: {0}")]
     Sink(String),
+    /// This reader can never handle the event (undecodable, too large for its sink): no
+    /// retry helps, so the runtime quarantines it.
+    #[error("{0}")]
+    Poison(String),
     /// No projector has that name.
     #[error("no projection named {0:?} (known: {1})")]
     UnknownProjection(String, String),
+}
+
+impl ProjectionError {
+    /// Whether the failure lies in the events themselves, so that applying them again can
+    /// never succeed: PostgreSQL's data exceptions (SQLSTATE class 22), integrity
+    /// violations (23) and program limits (54, e.g. an index row too large), and
+    /// [`ProjectionError::Poison`]. Everything else (connections, NATS) is transient.
+    pub fn is_permanent(&self) -> bool {
+        let database = match self {
+            ProjectionError::Poison(_) => return true,
+            ProjectionError::Database(e) | ProjectionError::Log(LogError::Database(e)) => e,
+            _ => return false,
+        };
+        match database {
+            sqlx::Error::Database(e) => e
+                .code()
+                .is_some_and(|code| matches!(code.get(..2), Some("22" | "23" | "54"))),
+            _ => false,
+        }
+    }
 }
 
 /// A read model built from the log.
@@ -143,6 +172,11 @@ pub(crate) async fn step_in(
 }
 
 /// Apply `events` (read after the locked checkpoint) and move the checkpoint past them.
+///
+/// A batch that fails for a reason that lies in its events ([`ProjectionError::is_permanent`])
+/// is applied again event by event, each under its own savepoint: an event that fails alone
+/// is quarantined for this reader ([`crate::quarantine`]) and the others apply, so one bad
+/// event never stops the reader. Quarantined events count as handled in `events_applied`.
 async fn apply_locked(
     conn: &mut PgConnection,
     projector: &dyn Projector,
@@ -151,7 +185,16 @@ async fn apply_locked(
     let Some(last) = events.last() else {
         return Ok(());
     };
-    projector.apply(conn, events).await?;
+    savepoint(conn, "SAVEPOINT lr_batch").await?;
+    match apply_checked(conn, projector, events).await {
+        Ok(()) => savepoint(conn, "RELEASE SAVEPOINT lr_batch").await?,
+        Err(e) if e.is_permanent() => {
+            savepoint(conn, "ROLLBACK TO SAVEPOINT lr_batch").await?;
+            tracing::warn!(projection = projector.name(), error = %e, events = events.len(), "a batch failed for good; applying its events one by one");
+            isolate(conn, projector, events).await?;
+        }
+        Err(e) => return Err(e),
+    }
     sqlx::query(
         "UPDATE projection_checkpoints
             SET transaction_id = $2::text::xid8, global_position = $3,
@@ -164,6 +207,60 @@ async fn apply_locked(
     .bind(events.len() as i64)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+async fn savepoint(conn: &mut PgConnection, statement: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(statement).execute(conn).await.map(|_| ())
+}
+
+/// Hand `events` to the projector, unless one of them does not decode (then none is
+/// applied and the error is permanent).
+pub(crate) async fn apply_checked(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[LogEvent],
+) -> Result<(), ProjectionError> {
+    if let Some((event, reason)) = events.iter().find_map(|e| match &e.event {
+        AnyEvent::Undecodable(reason) => Some((e, reason)),
+        _ => None,
+    }) {
+        return Err(ProjectionError::Poison(format!(
+            "event {} ({}/{}) does not decode: {reason}",
+            event.event_id, event.aggregate_type, event.event_type
+        )));
+    }
+    projector.apply(conn, events).await
+}
+
+/// Apply `events` one by one; quarantine those that fail for good (and those set aside
+/// before), stop at a transient failure.
+async fn isolate(
+    conn: &mut PgConnection,
+    projector: &dyn Projector,
+    events: &[LogEvent],
+) -> Result<(), ProjectionError> {
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
+    let set_aside = quarantine::set_aside(conn, projector.name(), &ids).await?;
+    for event in events {
+        if set_aside.contains(&event.event_id) {
+            continue;
+        }
+        savepoint(conn, "SAVEPOINT lr_event").await?;
+        match apply_checked(conn, projector, std::slice::from_ref(event)).await {
+            Ok(()) => savepoint(conn, "RELEASE SAVEPOINT lr_event").await?,
+            Err(e) if e.is_permanent() => {
+                savepoint(conn, "ROLLBACK TO SAVEPOINT lr_event").await?;
+                tracing::error!(
+                    projection = projector.name(), event_id = %event.event_id,
+                    position = %event.position, org_id = ?event.org_id, error = %e,
+                    "event quarantined for this projection; see `leadroute projections quarantine`"
+                );
+                quarantine::record(conn, projector.name(), event, &e.to_string()).await?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(())
 }
 

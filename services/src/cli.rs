@@ -270,13 +270,48 @@ pub enum DlqCommand {
 /// `leadroute projections ...`
 #[derive(Debug, Subcommand)]
 pub enum ProjectionsCommand {
-    /// Print each projection's checkpoint and lag (events and seconds behind the log).
+    /// Print each projection's checkpoint, lag (events and seconds behind the log) and the
+    /// events it has quarantined and not yet retried or skipped.
     Status(DatabaseArgs),
     /// Rebuild one projection from position zero into fresh tables, then swap them in
     /// (the service keeps running).
     Rebuild {
         /// Projection name: directory, leads or ownership_history.
         name: String,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// List the events a projection (or the publisher) set aside because it could not
+    /// handle them, oldest first, with the reason; the projection goes on without them.
+    Quarantine {
+        /// Resolved ones (retried, skipped) too.
+        #[arg(long)]
+        all: bool,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Apply a quarantined event now (after fixing its cause), after the events that
+    /// followed it; if it fails again it stays quarantined and the error says why.
+    Retry {
+        /// Projection name: directory, leads, ownership_history or publisher.
+        name: String,
+        /// The event's id (from `projections quarantine`).
+        event_id: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// NATS (for the publisher).
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Skip a quarantined event for good: the projection never applies it.
+    Skip {
+        /// Projection name: directory, leads, ownership_history or publisher.
+        name: String,
+        /// The event's id (from `projections quarantine`).
+        event_id: uuid::Uuid,
         /// The database.
         #[command(flatten)]
         database: DatabaseArgs,
@@ -288,8 +323,8 @@ pub enum ProjectionsCommand {
 pub enum AuditCommand {
     /// Rebuild every projection in a scratch schema up to its live checkpoint and compare:
     /// for each differing table the number of rows only live / only rebuilt and up to 10 of
-    /// them, and any difference in the count of applied events; exits 0 only when there is
-    /// none.
+    /// them, any difference in the count of applied events, and every quarantined event not
+    /// yet retried or skipped; exits 0 only when there is none.
     Verify(DatabaseArgs),
 }
 

@@ -248,6 +248,7 @@ async fn seed_leads(
             .map(|(k, v)| (k.to_string(), v))
             .collect(),
             route: true,
+            occurred_at: None,
         };
         let (lead, committed) = commands.receive_lead(&meta(), org, &new).await?;
         fresh &= committed.events > 0;

@@ -13,6 +13,7 @@ pub mod db;
 pub mod dead_letters;
 pub mod demo;
 pub mod embedded;
+pub mod input;
 pub mod mailer;
 pub mod nats;
 pub mod read_side;

@@ -94,6 +94,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Projections(ProjectionsCommand::Rebuild { name, database }) => {
             read_side::rebuild(&connect(&database).await?, &name).await?;
         }
+        Command::Projections(ProjectionsCommand::Quarantine { all, database }) => {
+            read_side::print_quarantine(&connect(&database).await?, all).await?;
+        }
+        Command::Projections(ProjectionsCommand::Retry {
+            name,
+            event_id,
+            database,
+            nats,
+        }) => {
+            read_side::retry_quarantined(&connect(&database).await?, &name, event_id, &nats)
+                .await?;
+        }
+        Command::Projections(ProjectionsCommand::Skip {
+            name,
+            event_id,
+            database,
+        }) => {
+            read_side::skip_quarantined(&connect(&database).await?, &name, event_id).await?;
+        }
         Command::Audit(AuditCommand::Verify(database)) => {
             if !read_side::verify(&connect(&database).await?).await? {
                 std::process::exit(1);

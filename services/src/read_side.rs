@@ -6,6 +6,7 @@ use crate::dead_letters;
 use crate::nats;
 use leadroute_projections::log::Checkpoint;
 use leadroute_projections::projectors;
+use leadroute_projections::quarantine::{self, Resolved};
 use leadroute_projections::rebuild::{self, TableDifference};
 use leadroute_projections::runtime::{self, Projector, RunOptions};
 use leadroute_projections::status;
@@ -222,20 +223,79 @@ pub async fn print_status(pool: &PgPool) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
-        "{:<20} {:>22} {:>14} {:>14} {:>10}",
-        "projection", "checkpoint (tx/pos)", "applied", "behind", "lag (s)"
+        "{:<20} {:>22} {:>14} {:>14} {:>10} {:>12}",
+        "projection", "checkpoint (tx/pos)", "applied", "behind", "lag (s)", "quarantined"
     )?;
     for s in status::status(pool, &names).await? {
         let checkpoint = format!(
             "{}/{}",
             s.checkpoint.transaction_id, s.checkpoint.global_position
         );
+        let quarantined = quarantine::open_count(pool, &s.name).await?;
         writeln!(
             out,
-            "{:<20} {:>22} {:>14} {:>14} {:>10.1}",
-            s.name, checkpoint, s.events_applied, s.events_behind, s.seconds_behind
+            "{:<20} {:>22} {:>14} {:>14} {:>10.1} {:>12}",
+            s.name, checkpoint, s.events_applied, s.events_behind, s.seconds_behind, quarantined
         )?;
     }
+    Ok(())
+}
+
+/// `leadroute projections quarantine [--all]`.
+pub async fn print_quarantine(pool: &PgPool, all: bool) -> anyhow::Result<()> {
+    let rows = quarantine::list(pool, all).await?;
+    let mut out = std::io::stdout().lock();
+    for q in &rows {
+        writeln!(
+            out,
+            "{} {} at {} ({}/{}, org {}) since {}{}\n  {}",
+            q.projection,
+            q.event_id,
+            q.position,
+            q.aggregate_type,
+            q.event_type,
+            q.org_id.map_or("-".to_string(), |org| org.to_string()),
+            q.quarantined_at,
+            q.resolution
+                .as_deref()
+                .map_or(String::new(), |r| format!(" [{r}]")),
+            q.reason
+        )?;
+    }
+    writeln!(out, "{} quarantined event(s)", rows.len())?;
+    Ok(())
+}
+
+/// `leadroute projections retry NAME EVENT_ID`.
+pub async fn retry_quarantined(
+    pool: &PgPool,
+    name: &str,
+    event_id: Uuid,
+    nats: &crate::cli::NatsArgs,
+) -> anyhow::Result<()> {
+    let resolved = if name == nats::publisher::PUBLISHER {
+        let js = nats::connect(&nats.nats_url).await?;
+        let publisher = nats::publisher::Publisher::new(js, nats.names()?);
+        quarantine::retry(pool, &publisher, event_id).await?
+    } else {
+        quarantine::retry(pool, projectors::by_name(name)?, event_id).await?
+    };
+    anyhow::ensure!(
+        resolved == Resolved::Done,
+        "event {event_id} is not quarantined for {name}"
+    );
+    writeln!(std::io::stdout(), "retried {event_id} for {name}: applied")?;
+    Ok(())
+}
+
+/// `leadroute projections skip NAME EVENT_ID`.
+pub async fn skip_quarantined(pool: &PgPool, name: &str, event_id: Uuid) -> anyhow::Result<()> {
+    let resolved = quarantine::skip(pool, name, event_id).await?;
+    anyhow::ensure!(
+        resolved == Resolved::Done,
+        "event {event_id} is not quarantined for {name}"
+    );
+    writeln!(std::io::stdout(), "skipped {event_id} for {name}")?;
     Ok(())
 }
 
@@ -273,11 +333,19 @@ pub async fn verify(pool: &PgPool) -> anyhow::Result<bool> {
             writeln!(out, "  {side}: {row}")?;
         }
     }
-    if differences.is_empty() {
+    let open = quarantine::list(pool, false).await?;
+    for q in &open {
+        writeln!(
+            out,
+            "{}: event {} at {} ({}/{}) is quarantined: {}",
+            q.projection, q.event_id, q.position, q.aggregate_type, q.event_type, q.reason
+        )?;
+    }
+    if differences.is_empty() && open.is_empty() {
         writeln!(
             out,
             "audit verify: every projection matches a rebuild from the log (0 differences)"
         )?;
     }
-    Ok(differences.is_empty())
+    Ok(differences.is_empty() && open.is_empty())
 }

@@ -27,6 +27,7 @@ async fn leads(app: &TestApp, org: OrgId) -> Vec<LeadId> {
             upstream_event_id: format!("e{i}"),
             fields: BTreeMap::new(),
             route: true,
+            occurred_at: None,
         })
         .collect();
     let mut ids = Vec::new();

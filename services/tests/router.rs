@@ -104,6 +104,7 @@ impl World {
             upstream_event_id: uuid::Uuid::new_v4().to_string(),
             fields,
             route: true,
+            occurred_at: None,
         };
         self.app
             .commands
@@ -369,6 +370,7 @@ async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
         upstream_event_id: event.into(),
         fields: fields(pairs),
         route: true,
+        occurred_at: None,
     };
     let meta = world.app.meta();
     let (lead, _) = world

@@ -135,6 +135,26 @@ impl TestApi {
         }
     }
 
+    /// `POST path` with `body` as it is, labelled JSON.
+    pub async fn post_raw(&self, path: &str, token: &str, body: Vec<u8>) -> Answer {
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request reaches the api");
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.bytes().await.expect("response body");
+        Answer {
+            status,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            headers,
+        }
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str, token: &str) -> Answer {
         self.call_with(Method::GET, path, Some(token), None, &[])

@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod generate;
+pub mod hostile;
 pub mod smtp;
 
 use chrono::{Duration, Utc};
@@ -364,6 +365,7 @@ impl TestApp {
             upstream_event_id: uuid::Uuid::new_v4().to_string(),
             fields: [("company".to_string(), serde_json::json!("Globex"))].into(),
             route: true,
+            occurred_at: None,
         };
         self.commands
             .receive_lead(&self.meta(), org, &new)

@@ -29,6 +29,7 @@ async fn leads(api: &TestApi, org: OrgId, n: usize) -> Vec<Uuid> {
                 json!(if i % 2 == 0 { "DE" } else { "FR" }),
             )]),
             route: true,
+            occurred_at: None,
         })
         .collect();
     for chunk in all.chunks(1000) {

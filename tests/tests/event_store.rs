@@ -23,6 +23,7 @@ fn new_lead(event_id: &str, company: &str) -> NewLead {
         upstream_event_id: event_id.into(),
         fields: [("company".to_string(), json!(company))].into(),
         route: true,
+        occurred_at: None,
     }
 }
 

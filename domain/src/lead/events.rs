@@ -71,6 +71,9 @@ pub enum LeadEvent {
         fields: LeadFields,
         /// False when upstream opted out of automatic routing.
         route: bool,
+        /// When it happened upstream (events written before 1.2 have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        occurred_at: Option<DateTime<Utc>>,
         /// Who delivered it.
         actor: Actor,
         /// When.
@@ -86,6 +89,26 @@ pub enum LeadEvent {
         /// before the field existed read as true).
         #[serde(default = "routable")]
         route: bool,
+        /// When it happened upstream (events written before 1.2 have none).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        occurred_at: Option<DateTime<Utc>>,
+        /// Who delivered it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Upstream sent an event older (by `occurred_at`) than the newest one applied, e.g. a
+    /// redelivery after a crash: it overwrites nothing and routes nothing. Only fields the
+    /// lead has no value for yet are taken from it (`filled`).
+    LeadUpdateStale {
+        /// The upstream event.
+        upstream_event_id: String,
+        /// When it happened upstream.
+        occurred_at: DateTime<Utc>,
+        /// The newest `occurred_at` applied before it.
+        newest_applied: DateTime<Utc>,
+        /// Fields the lead did not have, taken from the stale event.
+        filled: LeadFields,
         /// Who delivered it.
         actor: Actor,
         /// When.
@@ -153,9 +176,12 @@ fn routable() -> bool {
 
 // 1.1: a pool decision's record is stored in its compact form (see `routing::Decision`);
 // 1.0 records, stored whole, still decode.
-crate::domain_event!(LeadEvent, version "1.1", {
+// 1.2: `LeadReceived` and `LeadUpdated` carry the upstream `occurred_at`; `LeadUpdateStale`
+// records an older upstream event that changed nothing. 1.1 events decode without it.
+crate::domain_event!(LeadEvent, version "1.2", {
     LeadReceived => "LeadReceived",
     LeadUpdated => "LeadUpdated",
+    LeadUpdateStale => "LeadUpdateStale",
     LeadReassigned => "LeadReassigned",
     LeadEnqueued => "LeadEnqueued",
     LeadClaimed => "LeadClaimed",
@@ -182,6 +208,7 @@ impl LeadEvent {
             | LeadEvent::LeadRouted { change, .. } => Some(change),
             LeadEvent::LeadReceived { .. }
             | LeadEvent::LeadUpdated { .. }
+            | LeadEvent::LeadUpdateStale { .. }
             | LeadEvent::LeadOwnerKept { .. }
             | LeadEvent::LeadNotRouted { .. } => None,
         }

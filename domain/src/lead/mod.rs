@@ -73,6 +73,8 @@ pub struct ReceiveLead {
     pub fields: LeadFields,
     /// False when the upstream event opts out of automatic routing.
     pub route: bool,
+    /// When it happened upstream; an event older than the newest applied is stale.
+    pub occurred_at: Option<DateTime<Utc>>,
     /// Who delivered it.
     pub actor: Actor,
     /// When.
@@ -184,6 +186,9 @@ pub struct Lead {
     pub last_change: Option<OwnerChange>,
     /// Upstream event ids already applied (duplicates are no-ops).
     pub seen_upstream_events: BTreeSet<String>,
+    /// The newest upstream `occurred_at` applied (older events are stale).
+    #[serde(default)]
+    pub upstream_occurred_at: Option<DateTime<Utc>>,
     /// Routing triggers already decided (a redelivered trigger is a no-op).
     pub routed_triggers: BTreeSet<Uuid>,
     /// Bulk operations that moved the lead (a repeated move of one operation is a no-op).
@@ -215,6 +220,7 @@ impl Lead {
             upstream_event_id,
             fields,
             route,
+            occurred_at,
             actor,
             at,
         } = command;
@@ -233,9 +239,27 @@ impl Lead {
                 upstream_event_id,
                 fields,
                 route,
+                occurred_at,
                 actor,
                 at,
             }]);
+        }
+        match (occurred_at, self.upstream_occurred_at) {
+            (Some(occurred_at), Some(newest_applied)) if occurred_at < newest_applied => {
+                let filled = fields
+                    .into_iter()
+                    .filter(|(name, _)| !self.fields.contains_key(name))
+                    .collect();
+                return Ok(vec![LeadEvent::LeadUpdateStale {
+                    upstream_event_id,
+                    occurred_at,
+                    newest_applied,
+                    filled,
+                    actor,
+                    at,
+                }]);
+            }
+            _ => {}
         }
         let changed: LeadFields = fields
             .into_iter()
@@ -245,6 +269,7 @@ impl Lead {
             upstream_event_id,
             changed,
             route,
+            occurred_at,
             actor,
             at,
         }])
@@ -384,6 +409,7 @@ impl Decider for Lead {
                 upstream,
                 upstream_event_id,
                 fields,
+                occurred_at,
                 ..
             } => {
                 self.id = Some(*lead_id);
@@ -391,13 +417,24 @@ impl Decider for Lead {
                 self.upstream = Some(upstream.clone());
                 self.fields = fields.clone();
                 self.seen_upstream_events.insert(upstream_event_id.clone());
+                self.upstream_occurred_at = *occurred_at;
             }
             LeadEvent::LeadUpdated {
                 upstream_event_id,
                 changed,
+                occurred_at,
                 ..
             } => {
                 self.fields.extend(changed.clone());
+                self.seen_upstream_events.insert(upstream_event_id.clone());
+                self.upstream_occurred_at = self.upstream_occurred_at.max(*occurred_at);
+            }
+            LeadEvent::LeadUpdateStale {
+                upstream_event_id,
+                filled,
+                ..
+            } => {
+                self.fields.extend(filled.clone());
                 self.seen_upstream_events.insert(upstream_event_id.clone());
             }
             LeadEvent::LeadReassigned {

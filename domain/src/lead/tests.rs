@@ -47,6 +47,7 @@ fn receive(event_id: &str, f: LeadFields) -> LeadCommand {
         upstream_event_id: event_id.into(),
         fields: f,
         route: true,
+        occurred_at: None,
         actor: crm(),
         at: t0(),
     })
@@ -60,6 +61,7 @@ fn received() -> LeadEvent {
         upstream_event_id: "evt-1".into(),
         fields: fields(&[("company", json!("Globex")), ("country", json!("DE"))]),
         route: true,
+        occurred_at: None,
         actor: crm(),
         at: t0(),
     }
@@ -161,6 +163,7 @@ fn an_update_records_only_the_changed_fields() {
             upstream_event_id: "evt-2".into(),
             changed: fields(&[("country", json!("FR"))]),
             route: true,
+            occurred_at: None,
             actor: crm(),
             at: t0(),
         }]);
@@ -502,4 +505,87 @@ fn a_lead_moves_at_most_once_per_bulk_operation() {
             Owner::PartnerUser(user(2)),
             8,
         )]);
+}
+
+fn received_at(minute: i64, pairs: &[(&str, serde_json::Value)]) -> LeadEvent {
+    match received() {
+        LeadEvent::LeadReceived {
+            lead_id,
+            org_id,
+            upstream,
+            route,
+            actor,
+            at,
+            ..
+        } => LeadEvent::LeadReceived {
+            lead_id,
+            org_id,
+            upstream,
+            upstream_event_id: "evt-1".into(),
+            fields: fields(pairs),
+            route,
+            occurred_at: Some(t0() + chrono::Duration::minutes(minute)),
+            actor,
+            at,
+        },
+        _ => unreachable!(),
+    }
+}
+
+fn receive_at(event_id: &str, minute: i64, pairs: &[(&str, serde_json::Value)]) -> LeadCommand {
+    let LeadCommand::ReceiveLead(mut command) = receive(event_id, fields(pairs)) else {
+        unreachable!()
+    };
+    command.occurred_at = Some(t0() + chrono::Duration::minutes(minute));
+    LeadCommand::ReceiveLead(command)
+}
+
+#[test]
+fn an_upstream_event_older_than_the_newest_applied_changes_no_value() {
+    LeadTest::with(())
+        .given(vec![received_at(10, &[("country", json!("FR"))])])
+        .when(receive_at(
+            "evt-0",
+            5,
+            &[("country", json!("DE")), ("company", json!("Globex"))],
+        ))
+        .then_expect_events(vec![LeadEvent::LeadUpdateStale {
+            upstream_event_id: "evt-0".into(),
+            occurred_at: t0() + chrono::Duration::minutes(5),
+            newest_applied: t0() + chrono::Duration::minutes(10),
+            filled: fields(&[("company", json!("Globex"))]),
+            actor: crm(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn an_upstream_event_as_new_as_the_newest_applied_is_applied_in_arrival_order() {
+    LeadTest::with(())
+        .given(vec![received_at(10, &[("country", json!("FR"))])])
+        .when(receive_at("evt-2", 10, &[("country", json!("DE"))]))
+        .then_expect_events(vec![LeadEvent::LeadUpdated {
+            upstream_event_id: "evt-2".into(),
+            changed: fields(&[("country", json!("DE"))]),
+            route: true,
+            occurred_at: Some(t0() + chrono::Duration::minutes(10)),
+            actor: crm(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn a_stale_event_is_remembered_so_its_redelivery_is_a_no_op() {
+    let stale = LeadEvent::LeadUpdateStale {
+        upstream_event_id: "evt-0".into(),
+        occurred_at: t0(),
+        newest_applied: t0() + chrono::Duration::minutes(10),
+        filled: LeadFields::new(),
+        actor: crm(),
+        at: t0(),
+    };
+    LeadTest::with(())
+        .given(vec![received_at(10, &[("country", json!("FR"))]), stale])
+        .when(receive_at("evt-0", 0, &[("country", json!("DE"))]))
+        .then_expect_events(vec![]);
 }

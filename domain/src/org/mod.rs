@@ -128,6 +128,9 @@ pub enum OrgError {
     /// A name is required.
     #[error("the org name must not be empty")]
     NameRequired,
+    /// The name breaks the limits of a name (`limits::line`).
+    #[error("{0}")]
+    InvalidName(crate::limits::TextFault),
     /// A field name is blank.
     #[error("field names must not be empty")]
     BlankFieldName,
@@ -151,6 +154,7 @@ impl Refusal for OrgError {
             OrgError::OrgAlreadyExists => "org_already_exists",
             OrgError::OrgNotFound => "org_not_found",
             OrgError::NameRequired => "name_required",
+            OrgError::InvalidName(_) => "invalid_name",
             OrgError::BlankFieldName => "blank_field_name",
             OrgError::SharingReviewNotAcknowledged => "sharing_review_not_acknowledged",
             OrgError::PrmAlreadyEnabled => "prm_already_enabled",
@@ -191,7 +195,7 @@ impl Decider for Org {
                 at,
             } => {
                 ensure(self.id.is_none(), OrgError::OrgAlreadyExists)?;
-                let name = required_name(&name).ok_or(OrgError::NameRequired)?;
+                let name = required_name(&name, OrgError::NameRequired, OrgError::InvalidName)?;
                 Ok(vec![OrgEvent::OrgCreated {
                     org_id,
                     name,

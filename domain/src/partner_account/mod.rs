@@ -126,6 +126,9 @@ pub enum PartnerAccountError {
     /// A name is required.
     #[error("the partner account name must not be empty")]
     NameRequired,
+    /// The name breaks the limits of a name (`limits::line`).
+    #[error("{0}")]
+    InvalidName(crate::limits::TextFault),
     /// Partners can only be activated once the org has enabled PRM.
     #[error("the org has not enabled PRM, so no account can be activated as a partner")]
     PrmNotEnabled,
@@ -146,6 +149,7 @@ impl Refusal for PartnerAccountError {
             PartnerAccountError::AccountAlreadyExists => "partner_account_already_exists",
             PartnerAccountError::AccountNotFound => "partner_account_not_found",
             PartnerAccountError::NameRequired => "name_required",
+            PartnerAccountError::InvalidName(_) => "invalid_name",
             PartnerAccountError::PrmNotEnabled => "prm_not_enabled",
             PartnerAccountError::AlreadyActive => "partner_account_already_active",
             PartnerAccountError::NotActive => "partner_account_not_active",
@@ -201,7 +205,7 @@ impl Decider for PartnerAccount {
                 at,
             } => {
                 ensure(self.id.is_none(), E::AccountAlreadyExists)?;
-                let name = required_name(&name).ok_or(E::NameRequired)?;
+                let name = required_name(&name, E::NameRequired, E::InvalidName)?;
                 Ok(vec![V::PartnerAccountCreated {
                     account_id,
                     org_id,

@@ -160,6 +160,9 @@ pub enum PartnerUserError {
     /// A name is required.
     #[error("the contact name must not be empty")]
     NameRequired,
+    /// The name breaks the limits of a name (`limits::line`).
+    #[error("{0}")]
+    InvalidName(crate::limits::TextFault),
     /// The email is not an address.
     #[error("the email address is not valid")]
     InvalidEmail,
@@ -189,6 +192,7 @@ impl Refusal for PartnerUserError {
             PartnerUserError::ContactAlreadyExists => "contact_already_exists",
             PartnerUserError::ContactNotFound => "contact_not_found",
             PartnerUserError::NameRequired => "name_required",
+            PartnerUserError::InvalidName(_) => "invalid_name",
             PartnerUserError::InvalidEmail => "invalid_email",
             PartnerUserError::PartnerAccountNotActive => "partner_account_not_active",
             PartnerUserError::InvitationExpiryInPast => "invitation_expiry_in_past",
@@ -235,7 +239,8 @@ fn normalise_email(email: &str) -> Option<String> {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !domain.contains('@')
-        && !email.chars().any(char::is_whitespace);
+        && !email.chars().any(char::is_whitespace)
+        && crate::limits::text("email", &email, crate::limits::MAX_EMAIL_CHARS).is_ok();
     valid.then_some(email)
 }
 
@@ -274,7 +279,7 @@ impl Decider for PartnerUser {
                 at,
             } => {
                 ensure(self.id.is_none(), E::ContactAlreadyExists)?;
-                let name = required_name(&name).ok_or(E::NameRequired)?;
+                let name = required_name(&name, E::NameRequired, E::InvalidName)?;
                 let email = normalise_email(&email).ok_or(E::InvalidEmail)?;
                 Ok(vec![V::ContactAdded {
                     user_id,

@@ -154,6 +154,9 @@ pub enum PoolError {
     /// A name is required.
     #[error("the pool name must not be empty")]
     NameRequired,
+    /// The name breaks the limits of a name (`limits::line`).
+    #[error("{0}")]
+    InvalidName(crate::limits::TextFault),
     /// Weights are integers from 1 to [`MAX_WEIGHT`].
     #[error("a member's weight must be an integer from 1 to {MAX_WEIGHT}")]
     InvalidWeight,
@@ -177,6 +180,7 @@ impl Refusal for PoolError {
             PoolError::PoolAlreadyExists => "pool_already_exists",
             PoolError::PoolNotFound => "pool_not_found",
             PoolError::NameRequired => "name_required",
+            PoolError::InvalidName(_) => "invalid_name",
             PoolError::InvalidWeight => "invalid_weight",
             PoolError::InvalidCap => "invalid_cap",
             PoolError::AlreadyMember => "already_member",
@@ -269,7 +273,7 @@ impl Decider for Pool {
                 at,
             } => {
                 ensure(self.id.is_none(), PoolError::PoolAlreadyExists)?;
-                let name = required_name(&name).ok_or(PoolError::NameRequired)?;
+                let name = required_name(&name, PoolError::NameRequired, PoolError::InvalidName)?;
                 ensure(cap != Some(0), PoolError::InvalidCap)?;
                 Ok(vec![PoolEvent::PoolCreated {
                     pool_id,

@@ -110,6 +110,9 @@ pub enum QueueError {
     /// A name is required.
     #[error("the queue name must not be empty")]
     NameRequired,
+    /// The name breaks the limits of a name (`limits::line`).
+    #[error("{0}")]
+    InvalidName(crate::limits::TextFault),
     /// Already a member.
     #[error("already a member of this queue")]
     AlreadyMember,
@@ -124,6 +127,7 @@ impl Refusal for QueueError {
             QueueError::QueueAlreadyExists => "queue_already_exists",
             QueueError::QueueNotFound => "queue_not_found",
             QueueError::NameRequired => "name_required",
+            QueueError::InvalidName(_) => "invalid_name",
             QueueError::AlreadyMember => "already_member",
             QueueError::NotAMember => "not_a_member",
         }
@@ -170,7 +174,7 @@ impl Decider for Queue {
                 at,
             } => {
                 ensure(self.id.is_none(), QueueError::QueueAlreadyExists)?;
-                let name = required_name(&name).ok_or(QueueError::NameRequired)?;
+                let name = required_name(&name, QueueError::NameRequired, QueueError::InvalidName)?;
                 Ok(vec![QueueEvent::QueueCreated {
                     queue_id,
                     org_id,

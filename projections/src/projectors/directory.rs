@@ -53,7 +53,8 @@ impl Projector for DirectoryProjector {
                 | AnyEvent::RuleSet(_)
                 | AnyEvent::Templates(_)
                 | AnyEvent::Bulk(_)
-                | AnyEvent::Unread => {}
+                | AnyEvent::Unread
+                | AnyEvent::Undecodable(_) => {}
             }
         }
         Ok(())

@@ -80,7 +80,12 @@ impl LeadRow {
     fn apply(&mut self, event: &LeadEvent) {
         match event {
             LeadEvent::LeadReceived { .. } => {}
-            LeadEvent::LeadUpdated { changed, at, .. } => {
+            LeadEvent::LeadUpdated { changed, at, .. }
+            | LeadEvent::LeadUpdateStale {
+                filled: changed,
+                at,
+                ..
+            } => {
                 if let Value::Object(fields) = &mut self.fields {
                     fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
                 }
@@ -128,7 +133,12 @@ impl Patch {
     fn apply(&mut self, event: &LeadEvent) {
         match event {
             LeadEvent::LeadReceived { .. } => {}
-            LeadEvent::LeadUpdated { changed, at, .. } => {
+            LeadEvent::LeadUpdated { changed, at, .. }
+            | LeadEvent::LeadUpdateStale {
+                filled: changed,
+                at,
+                ..
+            } => {
                 let fields = self.fields.get_or_insert_with(Default::default);
                 fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
                 self.updated_at = Some(*at);

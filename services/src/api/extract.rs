@@ -1,5 +1,6 @@
 //! Extractors that report bad input as `validation_failed` naming the field (`body.to.id`,
-//! `query.at`, `path`), instead of axum's plain-text rejections.
+//! `query.at`, `path`), instead of axum's plain-text rejections. Bodies are strict JSON
+//! objects ([`crate::input`]): no NUL or control characters, no repeated keys, bounded depth.
 
 use super::problem::ApiError;
 use axum::body::Bytes;
@@ -27,8 +28,15 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
         } else {
             &bytes
         };
-        let de = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(de)
+        let value = crate::input::parse(bytes).map_err(|fault| match fault.path.as_str() {
+            "" => ApiError::invalid("body", fault.message),
+            path => ApiError::invalid(format!("body.{path}"), fault.message),
+        })?;
+        // Every body is an object: serde would read an array positionally into a struct.
+        if !value.is_object() {
+            return Err(ApiError::invalid("body", "the body must be a JSON object"));
+        }
+        serde_path_to_error::deserialize(value)
             .map(Json)
             .map_err(|e| named("body", e.path().to_string(), e.into_inner().to_string()))
     }

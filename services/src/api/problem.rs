@@ -173,6 +173,8 @@ fn is_input_refusal(code: &str) -> bool {
             "blank_field_name"
                 | "sharing_review_not_acknowledged"
                 | "unknown_target"
+                | "unstorable_input"
+                | "event_too_large"
                 | "validation_failed"
         )
 }

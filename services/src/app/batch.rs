@@ -49,15 +49,21 @@ impl Batch {
         let (events, metadata) = super::decide(loaded, command, meta).await?;
         let metadata = serde_json::to_string(&metadata).map_err(store_error)?;
         let mut ids = Vec::with_capacity(events.len());
-        for payload in events {
+        let payloads = events
+            .iter()
+            .map(|payload| serde_json::to_string(payload).map_err(store_error))
+            .collect::<Result<Vec<_>, _>>()?;
+        for text in &payloads {
+            super::check_event_size(text.len())?;
+        }
+        for (payload, text) in events.into_iter().zip(payloads) {
             loaded.current_sequence += 1;
             self.aggregate_types.push(A::TYPE);
             self.aggregate_ids.push(loaded.aggregate_id.clone());
             self.sequences.push(loaded.current_sequence as i64);
             self.event_types.push(payload.event_type());
             self.event_versions.push(payload.event_version());
-            self.payloads
-                .push(serde_json::to_string(&payload).map_err(store_error)?);
+            self.payloads.push(text);
             self.metadata.push(metadata.clone());
             let id = Uuid::new_v4();
             self.event_ids.push(id);
@@ -202,7 +208,7 @@ impl Commands {
                 aggregate: "batch",
                 attempts: 1,
             }),
-            Err(e) => Err(store_error(e)),
+            Err(e) => Err(AppError::from(e)),
         }
     }
 }

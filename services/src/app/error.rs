@@ -67,9 +67,39 @@ impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
                 aggregate: "aggregate",
                 attempts: 1,
             },
-            AggregateError::DatabaseConnectionError(e)
-            | AggregateError::DeserializationError(e)
-            | AggregateError::UnexpectedError(e) => AppError::Store(e),
+            AggregateError::DatabaseConnectionError(e) | AggregateError::UnexpectedError(e) => {
+                AppError::store(e)
+            }
+            AggregateError::DeserializationError(e) => AppError::Store(e),
+        }
+    }
+}
+
+impl AppError {
+    /// A store failure as an application error: one that the input itself causes and that
+    /// no retry can cure (PostgreSQL's data exceptions, SQLSTATE class 22, such as a NUL in
+    /// text or a date out of range, and its program limits, class 54, such as an index row
+    /// too large) is refused as `unstorable_input`; every other failure is transient.
+    pub fn store(error: Box<dyn std::error::Error + Send + Sync>) -> AppError {
+        match error.downcast::<sqlx::Error>() {
+            Ok(e) => AppError::from(*e),
+            Err(other) => AppError::Store(other),
+        }
+    }
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(error: sqlx::Error) -> Self {
+        let class = match &error {
+            sqlx::Error::Database(e) => e.code().map(|code| code[..2.min(code.len())].to_owned()),
+            _ => None,
+        };
+        match class.as_deref() {
+            Some("22" | "54") => AppError::Refused {
+                code: "unstorable_input",
+                message: format!("the input cannot be stored: {error}"),
+            },
+            _ => AppError::Store(Box::new(error)),
         }
     }
 }

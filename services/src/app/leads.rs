@@ -19,6 +19,9 @@ pub struct NewLead {
     pub fields: LeadFields,
     /// False when upstream opts out of automatic routing.
     pub route: bool,
+    /// When it happened upstream, if known: an event older than the newest applied to its
+    /// lead is stale (recorded, changes nothing).
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl NewLead {
@@ -47,6 +50,7 @@ impl NewLead {
             upstream_event_id: self.upstream_event_id.clone(),
             fields: self.fields.clone(),
             route: self.route,
+            occurred_at: self.occurred_at,
             actor: meta.actor.clone(),
             at: meta.at,
         })

@@ -239,6 +239,11 @@ impl Commands {
         A::Error: Refusal + Send + Sync + 'static,
     {
         let (events, metadata) = decide(&mut loaded, command, meta).await?;
+        for event in &events {
+            let mut size = ByteCount(0);
+            serde_json::to_writer(&mut size, event).map_err(|e| AppError::Store(Box::new(e)))?;
+            check_event_size(size.0)?;
+        }
         let aggregate_id = loaded.aggregate_id.clone();
         let before = loaded.current_sequence;
         if events.is_empty() {
@@ -320,6 +325,36 @@ where
         metadata.insert("org_id".to_string(), org.to_string());
     }
     Ok((events, metadata))
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Refuse an event larger than any reader can carry ([`limits::MAX_EVENT_BYTES`] as JSON):
+/// the edges bound every input well below it, so this is the last line, never reached by
+/// valid input.
+///
+/// [`limits::MAX_EVENT_BYTES`]: leadroute_domain::limits::MAX_EVENT_BYTES
+pub(crate) fn check_event_size(bytes: usize) -> Result<(), AppError> {
+    let max = leadroute_domain::limits::MAX_EVENT_BYTES;
+    if bytes > max {
+        return Err(AppError::Refused {
+            code: "event_too_large",
+            message: format!("the event would take {bytes} bytes; at most {max} are stored"),
+        });
+    }
+    Ok(())
 }
 
 /// Run `attempt` until it does not lose an optimistic-concurrency race, at most

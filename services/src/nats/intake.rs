@@ -115,20 +115,9 @@ impl Handler for Intake {
         }
         let meta = CommandMeta::now(Actor::System(SOURCE.to_string()));
         for (org, (indexes, leads)) in by_org {
-            match self.router.receive_and_route(&meta, org, &leads).await {
-                Ok(answers) => {
-                    for (i, (_, answer)) in indexes.into_iter().zip(answers) {
-                        outcomes[i] = Some(match answer {
-                            Ok(_) => Outcome::Done,
-                            Err(e) => outcome_of(org, e),
-                        });
-                    }
-                }
-                Err(e) => {
-                    for i in indexes {
-                        outcomes[i] = Some(outcome_of(org, copy_error(&e)));
-                    }
-                }
+            let answers = self.receive(&meta, org, &leads).await;
+            for (i, outcome) in indexes.into_iter().zip(answers) {
+                outcomes[i] = Some(outcome);
             }
         }
         outcomes
@@ -136,6 +125,43 @@ impl Handler for Intake {
             .map(|o| o.unwrap_or(Outcome::Done))
             .collect()
     }
+}
+
+impl Intake {
+    /// Receive (and route) the lead events of one org in one transaction; one outcome per
+    /// event. When the transaction fails for a reason no retry cures (input the store
+    /// refuses), each event is received alone, so only the bad one is dead-lettered and the
+    /// others of its batch still arrive. A transient failure redelivers them all.
+    async fn receive(&self, meta: &CommandMeta, org: OrgId, leads: &[NewLead]) -> Vec<Outcome> {
+        match self.router.receive_and_route(meta, org, leads).await {
+            Ok(answers) => answers
+                .into_iter()
+                .map(|(_, answer)| match answer {
+                    Ok(_) => Outcome::Done,
+                    Err(e) => outcome_of(org, e),
+                })
+                .collect(),
+            Err(e) if leads.len() > 1 && !is_transient(&e) => {
+                tracing::warn!(%org, error = %e, leads = leads.len(), "a batch failed for good; receiving its leads one by one");
+                let mut outcomes = Vec::with_capacity(leads.len());
+                for lead in leads {
+                    let mut one =
+                        Box::pin(self.receive(meta, org, std::slice::from_ref(lead))).await;
+                    outcomes.push(one.pop().unwrap_or(Outcome::Done));
+                }
+                outcomes
+            }
+            Err(e) => leads
+                .iter()
+                .map(|_| outcome_of(org, copy_error(&e)))
+                .collect(),
+        }
+    }
+}
+
+/// Whether a retry may cure `error` (a lost race, a store failure).
+fn is_transient(error: &AppError) -> bool {
+    matches!(error, AppError::Conflict { .. } | AppError::Store(_))
 }
 
 /// A copy of `error` for each message it concerns (a store error keeps its text only).

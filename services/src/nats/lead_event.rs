@@ -3,10 +3,13 @@
 //! exactly what to fix.
 
 use crate::app::NewLead;
-use chrono::{DateTime, Utc};
+use crate::input;
+use chrono::{DateTime, Datelike, Utc};
 use leadroute_domain::ids::{OrgId, UpstreamRef};
 use leadroute_domain::lead::LeadFields;
+use leadroute_domain::limits::{self, TextFault};
 use serde::Deserialize;
+#[cfg(test)]
 use serde_json::Value;
 
 /// The schema version this build reads.
@@ -44,6 +47,7 @@ impl From<LeadEventV1> for NewLead {
             upstream_event_id: event.upstream_event_id,
             fields: event.fields,
             route: !event.do_not_route,
+            occurred_at: Some(event.occurred_at),
         }
     }
 }
@@ -82,10 +86,23 @@ pub fn org_of_subject(crm_prefix: &str, subject: &str) -> Result<OrgId, Invalid>
     }
 }
 
-/// Parse and validate a message body.
+/// Earliest `occurred_at` accepted (year 1900).
+const EARLIEST_YEAR: i32 = 1900;
+/// Latest `occurred_at` year accepted (PostgreSQL stores far later, but nothing real is).
+const LATEST_YEAR: i32 = 9999;
+
+/// Parse and validate a message body: strict JSON ([`crate::input`]), the schema, and the
+/// limits of `leadroute_domain::limits` (ids at most 256 characters on one line, fields
+/// bounded in number, depth and size, no NUL or control characters anywhere). Every
+/// refusal names the field.
 pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
-    let value: Value =
-        serde_json::from_slice(payload).map_err(|e| invalid("not_json", e.to_string()))?;
+    let value = input::parse(payload).map_err(|fault| match fault.syntax {
+        true => invalid("not_json", fault.message),
+        false => invalid("invalid_event", field_fault(&fault.path, &fault.message)),
+    })?;
+    if !value.is_object() {
+        return Err(invalid("invalid_event", "the event must be a JSON object"));
+    }
     match value.get("schema_version") {
         None => return Err(invalid("invalid_event", "missing field `schema_version`")),
         Some(v) if v.as_u64() != Some(SCHEMA_VERSION) => {
@@ -101,7 +118,7 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
     let event: LeadEventV1 = serde_path_to_error::deserialize(value).map_err(|e| {
         let detail = match e.path().to_string().as_str() {
             "." => e.inner().to_string(),
-            path => format!("field `{path}`: {}", e.inner()),
+            path => field_fault(path, &e.inner().to_string()),
         };
         invalid("invalid_event", detail)
     })?;
@@ -110,14 +127,36 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
         ("upstream_system", &event.upstream_system),
         ("upstream_lead_id", &event.upstream_lead_id),
     ] {
-        if text.trim().is_empty() {
-            return Err(invalid(
-                "empty_field",
-                format!("field `{name}` must not be empty"),
-            ));
+        match limits::line(name, text, limits::MAX_ID_CHARS) {
+            Ok(_) => {}
+            Err(TextFault::Empty(_)) => {
+                return Err(invalid(
+                    "empty_field",
+                    format!("field `{name}` must not be empty"),
+                ))
+            }
+            Err(fault) => return Err(invalid("invalid_event", fault.to_string())),
         }
     }
+    let year = event.occurred_at.year();
+    if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&year) {
+        return Err(invalid(
+            "invalid_event",
+            format!("`occurred_at` must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}"),
+        ));
+    }
+    limits::lead_fields("fields", &event.fields)
+        .map_err(|fault| invalid("invalid_event", fault.to_string()))?;
     Ok(event)
+}
+
+/// A detail naming `path` the way the other refusals do (`` `fields.company`: ... ``).
+fn field_fault(path: &str, message: &str) -> String {
+    if message.starts_with('`') {
+        message.to_string()
+    } else {
+        format!("field `{path}`: {message}")
+    }
 }
 
 #[cfg(test)]

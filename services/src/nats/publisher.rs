@@ -103,7 +103,7 @@ pub fn envelope(event: &LogEvent) -> Value {
         AnyEvent::RuleSet(e) => serde_json::to_value(e),
         AnyEvent::Templates(e) => serde_json::to_value(e),
         AnyEvent::Bulk(e) => serde_json::to_value(e),
-        AnyEvent::Unread => event
+        AnyEvent::Undecodable(_) | AnyEvent::Unread => event
             .raw_payload
             .as_deref()
             .map_or(Ok(Value::Null), serde_json::from_str),
@@ -138,6 +138,14 @@ impl Projector for Publisher {
     ) -> Result<(), ProjectionError> {
         let sink =
             |e: &dyn std::fmt::Display| ProjectionError::Sink(format!("publishing to NATS: {e}"));
+        // A message NATS will never take is this event's fault, not NATS's: the runtime
+        // quarantines it and publishes the rest.
+        let publish_error = |e: jetstream::context::PublishError| match e.kind() {
+            jetstream::context::PublishErrorKind::MaxPayloadExceeded => {
+                ProjectionError::Poison(format!("too large for NATS: {e}"))
+            }
+            _ => sink(&e),
+        };
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
             let subject =
@@ -151,11 +159,11 @@ impl Projector for Publisher {
                 self.js
                     .send_publish(subject, message)
                     .await
-                    .map_err(|e| sink(&e))?,
+                    .map_err(publish_error)?,
             );
         }
         for ack in acks {
-            ack.await.map_err(|e| sink(&e))?;
+            ack.await.map_err(publish_error)?;
         }
         Ok(())
     }
@@ -182,6 +190,7 @@ mod tests {
             upstream_event_id: "e1".into(),
             fields: [("country".to_string(), serde_json::json!("DE"))].into(),
             route: true,
+            occurred_at: None,
             actor: Actor::System("intake".into()),
             at: chrono::DateTime::UNIX_EPOCH,
         };

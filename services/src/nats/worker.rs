@@ -22,6 +22,37 @@ use std::time::Duration;
 /// (database down) is never dropped by the server.
 pub const MAX_DELIVER: i64 = 8;
 
+/// Deliveries after which a message whose dead letter still cannot be written is
+/// acknowledged anyway, with an error in the log naming it (subject, stream sequence,
+/// reason), so that no message can hold a place in `max_ack_pending` for ever.
+pub const MAX_DEAD_LETTER_DELIVER: i64 = MAX_DELIVER + 8;
+
+/// Most characters of a dead letter's detail, subject and each header kept.
+const MAX_LETTER_TEXT: usize = 2_000;
+/// Most headers of a dead letter kept.
+const MAX_LETTER_HEADERS: usize = 64;
+/// Most bytes of the payload copied into the message republished on the DLQ subject (the
+/// table keeps the whole payload).
+const MAX_REPUBLISHED_PAYLOAD: usize = 32 * 1024;
+
+/// `text` as it can always be stored and shown: control characters other than tab and line
+/// breaks escaped (a NUL becomes `\0`), at most `max` characters.
+fn storable(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Wait before the redelivery that follows delivery `delivered` (1 s, 5 s, 15 s, then 30 s).
 fn redelivery_delay(delivered: i64) -> Duration {
     const DELAYS: [u64; 4] = [1, 5, 15, 30];
@@ -209,6 +240,14 @@ impl<H: Handler> Worker<H> {
             Outcome::Dead(invalid) => {
                 match self.dead_letter(message, stream_sequence, &invalid).await {
                     Ok(()) => AckKind::Ack,
+                    Err(e) if delivered >= MAX_DEAD_LETTER_DELIVER => {
+                        tracing::error!(
+                            error = %e, source = H::SOURCE, subject = %storable(&message.subject, MAX_LETTER_TEXT),
+                            stream = %self.stream, stream_sequence, delivered, reason = invalid.reason,
+                            "cannot store a dead letter after every attempt; acknowledging the message to unblock the consumer (it stays in its stream at this sequence)"
+                        );
+                        AckKind::Ack
+                    }
                     Err(e) => {
                         tracing::error!(error = %e, "cannot store a dead letter; redelivering");
                         AckKind::Nak(Some(redelivery_delay(delivered)))
@@ -237,29 +276,44 @@ impl<H: Handler> Worker<H> {
             .flat_map(|headers| headers.iter())
             .map(|(name, values)| {
                 (
-                    name.to_string(),
-                    Value::from(values.iter().map(|v| v.to_string()).collect::<Vec<_>>()),
+                    storable(&name.to_string(), MAX_LETTER_TEXT),
+                    Value::from(
+                        values
+                            .iter()
+                            .take(MAX_LETTER_HEADERS)
+                            .map(|v| storable(&v.to_string(), MAX_LETTER_TEXT))
+                            .collect::<Vec<_>>(),
+                    ),
                 )
             })
+            .take(MAX_LETTER_HEADERS)
             .collect();
+        let subject = storable(&message.subject, MAX_LETTER_TEXT);
+        let detail = storable(&invalid.detail, MAX_LETTER_TEXT);
         let letter = NewDeadLetter {
             source: H::SOURCE,
             stream: &self.stream,
             stream_sequence,
-            subject: &message.subject,
+            subject: &subject,
             headers: Value::Object(headers),
             payload: &message.payload,
             reason: invalid.reason,
-            detail: &invalid.detail,
+            detail: &detail,
         };
         // A redelivered message finds its row and republishes under the same message id,
         // so the DLQ subject gets it exactly once even if an earlier publish failed.
         let id = dead_letters::record(&self.pool, &letter).await?;
-        tracing::warn!(%id, reason = invalid.reason, detail = %invalid.detail, subject = %message.subject, "dead-lettered");
+        tracing::warn!(%id, reason = invalid.reason, %detail, %subject, "dead-lettered");
+        // A bounded copy: escaping can make a payload several times larger than the original,
+        // and the original is in the table (`leadroute dlq show`).
+        let payload = &message.payload;
+        let shown = &payload[..payload.len().min(MAX_REPUBLISHED_PAYLOAD)];
         let body = serde_json::json!({
-            "id": id, "source": H::SOURCE, "subject": message.subject.as_str(), "stream_sequence": stream_sequence,
-            "reason": invalid.reason, "detail": invalid.detail,
-            "payload": String::from_utf8_lossy(&message.payload),
+            "id": id, "source": H::SOURCE, "subject": subject, "stream_sequence": stream_sequence,
+            "reason": invalid.reason, "detail": detail,
+            "payload": storable(&String::from_utf8_lossy(shown), MAX_REPUBLISHED_PAYLOAD),
+            "payload_bytes": payload.len(),
+            "payload_truncated": shown.len() < payload.len(),
         });
         let publish = PublishMessage::build()
             .payload(body.to_string().into())

@@ -1,0 +1,280 @@
+//! Hostile input over NATS, against real NATS and PostgreSQL: the corpus of
+//! `leadroute_tests::hostile`, interleaved with valid leads of the same org in one burst,
+//! ends with each hostile message dead-lettered with its reason and every valid lead
+//! received; nothing stays unacknowledged. A lead the store itself refuses costs only that
+//! lead, not the others of its batch. A poison event planted in the log is quarantined for
+//! each reader that cannot handle it while the other orgs' events keep flowing.
+
+use leadroute_projections::quarantine;
+use leadroute_projections::status;
+use leadroute_services::nats::publisher::PUBLISHER;
+use leadroute_services::nats::Names;
+use leadroute_services::read_side::{self, ConsumerWorkers, ProjectorTasks};
+use leadroute_tests::hostile::{corpus, valid};
+use leadroute_tests::{eventually, TestApp, TestNats};
+use std::collections::HashMap;
+use std::time::Duration;
+
+async fn acknowledged_all(nats: &TestNats, names: &Names) -> bool {
+    let Ok(stream) = nats.js.get_stream(names.crm_stream()).await else {
+        return false;
+    };
+    let Ok(info) = stream.consumer_info(names.intake_consumer()).await else {
+        return false;
+    };
+    let last = stream.cached_info().state.last_sequence;
+    info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
+}
+
+async fn count(app: &TestApp, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hostile_message_is_dead_lettered_and_the_valid_ones_around_it_all_arrive() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let org = app.org().await;
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    // Create the streams and consumer first, publish everything, then start the worker, so
+    // the hostile and valid messages share batches.
+    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+    let subject = names.crm_subject(org.0, "created");
+    let cases = corpus("nats");
+    let mut valid_count = 0;
+    for (i, case) in cases.iter().enumerate() {
+        for j in 0..3 {
+            let body = valid(&format!("ok-{i}-{j}"), &format!("L-{i}-{j}"));
+            nats.js
+                .publish(subject.clone(), body.to_string().into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            valid_count += 1;
+        }
+        nats.js
+            .publish(subject.clone(), case.body.clone().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let workers = ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap();
+    let settled = eventually(Duration::from_secs(60), || async {
+        acknowledged_all(&nats, &names).await.then_some(())
+    })
+    .await;
+    workers.stop().await;
+    assert!(settled.is_some(), "every message was acknowledged");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE event_type = 'LeadReceived'"
+        )
+        .await,
+        valid_count,
+        "every valid lead interleaved with the hostile ones arrived"
+    );
+    let letters: Vec<(Vec<u8>, String, String)> =
+        sqlx::query_as("SELECT payload, reason, detail FROM dead_letters")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let by_payload: HashMap<Vec<u8>, (String, String)> = letters
+        .into_iter()
+        .map(|(payload, reason, detail)| (payload, (reason, detail)))
+        .collect();
+    for case in &cases {
+        let (reason, detail) = by_payload
+            .get(&case.body)
+            .unwrap_or_else(|| panic!("{} was dead-lettered with its payload intact", case.name));
+        assert_eq!(reason, case.reason, "{}: {detail}", case.name);
+        assert!(
+            detail.chars().count() <= 2_001 && !detail.contains('\0'),
+            "{}: the detail is bounded and storable",
+            case.name
+        );
+    }
+    assert_eq!(
+        by_payload.len(),
+        cases.len(),
+        "nothing else was dead-lettered"
+    );
+    let dlq = nats.messages(&names.dlq_stream()).await;
+    assert_eq!(
+        dlq.len(),
+        cases.len(),
+        "each republished on the DLQ subject"
+    );
+    assert!(dlq
+        .iter()
+        .all(|(_, _, body)| body.to_string().len() < 512 * 1024));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_the_store_refuses_costs_only_that_lead_not_its_batch() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let org = app.org().await;
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    // Stands for any input the store refuses for good (a data exception, SQLSTATE class
+    // 22) that the edge checks did not foresee.
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_marked() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF NEW.payload::text LIKE '%store-refuses-this%' THEN
+             RAISE EXCEPTION 'refused by the test' USING ERRCODE = '22023';
+           END IF;
+           RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_marked BEFORE INSERT ON events
+           FOR EACH ROW EXECUTE FUNCTION refuse_marked();",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+    let subject = names.crm_subject(org.0, "created");
+    let mut poisoned = valid("bad", "L-bad");
+    poisoned["fields"]["company"] = "store-refuses-this".into();
+    let mut bodies: Vec<serde_json::Value> = (0..10)
+        .map(|i| valid(&format!("a{i}"), &format!("A{i}")))
+        .collect();
+    bodies.push(poisoned);
+    bodies.extend((0..10).map(|i| valid(&format!("b{i}"), &format!("B{i}"))));
+    for body in bodies {
+        nats.js
+            .publish(subject.clone(), body.to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let workers = ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap();
+    let settled = eventually(Duration::from_secs(60), || async {
+        acknowledged_all(&nats, &names).await.then_some(())
+    })
+    .await;
+    workers.stop().await;
+    assert!(settled.is_some(), "every message was acknowledged");
+    assert_eq!(
+        count(
+            &app,
+            "SELECT count(*) FROM events WHERE event_type = 'LeadReceived'"
+        )
+        .await,
+        20
+    );
+    let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM dead_letters")
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(reasons, ["unstorable_input"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_in_the_log_is_quarantined_while_other_orgs_keep_flowing() {
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    let (victim, other) = (app.prm_org().await, app.prm_org().await);
+    let account = app.active_partner(victim).await;
+    app.contact(victim, account).await;
+    // Planted straight into the log: an undecodable partner user event and a lead event
+    // too large for NATS's 1 MiB messages.
+    let planted: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata)
+         VALUES ('PartnerUser', gen_random_uuid()::text, 1, 'ContactAdded', '1.0',
+                 '{\"ContactAdded\": {\"garbage\": true}}', jsonb_build_object('org_id', $1::text)),
+                ('Lead', gen_random_uuid()::text, 1, 'LeadNoted', '1.0',
+                 jsonb_build_object('LeadNoted', jsonb_build_object('note', repeat('x', 1200000))),
+                 jsonb_build_object('org_id', $1::text))
+         RETURNING event_id",
+    )
+    .bind(victim.0.to_string())
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    let lead = app.lead(other).await;
+
+    let publisher = read_side::publisher(&nats.url, names.clone())
+        .await
+        .unwrap();
+    let tasks = [
+        ProjectorTasks::spawn(&app.db.pool, Default::default()),
+        ProjectorTasks::spawn_for(&app.db.pool, vec![publisher], Default::default()),
+    ];
+    let names_all = ["directory", "leads", "ownership_history", PUBLISHER];
+    let caught_up = eventually(Duration::from_secs(60), || async {
+        let all = status::status(&app.db.pool, &names_all).await.ok()?;
+        all.iter().all(|s| s.events_behind == 0).then_some(())
+    })
+    .await;
+    assert!(caught_up.is_some(), "every reader went past the poison");
+    let projected: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_leads WHERE lead_id = $1")
+        .bind(lead.0)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        projected, 1,
+        "the other org's lead reached the inbox tables"
+    );
+    let published = nats.messages(&names.events_stream()).await;
+    assert!(
+        published
+            .iter()
+            .any(|(subject, _, _)| subject.contains(&other.0.to_string())),
+        "the other org's events were published"
+    );
+
+    let open = quarantine::list(&app.db.pool, false).await.unwrap();
+    let set_aside: Vec<(&str, uuid::Uuid)> = open
+        .iter()
+        .map(|q| (q.projection.as_str(), q.event_id))
+        .collect();
+    assert!(
+        set_aside.contains(&("directory", planted[0])),
+        "{set_aside:?}"
+    );
+    assert!(set_aside.contains(&("leads", planted[1])), "{set_aside:?}");
+    assert!(
+        set_aside.contains(&(PUBLISHER, planted[1])),
+        "{set_aside:?}"
+    );
+    assert!(open.iter().all(|q| !q.reason.is_empty()));
+    assert!(
+        !read_side::verify(&app.db.pool).await.unwrap(),
+        "audit verify reports open quarantined events"
+    );
+    for q in &open {
+        let skipped = quarantine::skip(&app.db.pool, &q.projection, q.event_id)
+            .await
+            .unwrap();
+        assert_eq!(skipped, quarantine::Resolved::Done);
+    }
+    assert!(quarantine::list(&app.db.pool, false)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        read_side::verify(&app.db.pool).await.unwrap(),
+        "after skipping, a rebuild sets aside the same events and matches"
+    );
+    for task in tasks {
+        task.stop().await;
+    }
+}
