@@ -348,3 +348,164 @@ async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {
             .unwrap();
     assert!(replayed);
 }
+
+/// Upstream event `event` of lead `lead` that happened at `hour`:00, with `country`.
+fn at_hour(event: &str, lead: usize, hour: u32, country: &str) -> Vec<u8> {
+    json!({
+        "schema_version": 1,
+        "upstream_event_id": event,
+        "upstream_system": "salesforce",
+        "upstream_lead_id": format!("00Q{lead}"),
+        "occurred_at": format!("2026-11-28T{hour:02}:00:00Z"),
+        "fields": { "company": format!("Company {lead}"), "country": country }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_event_redelivered_after_an_intake_crash_changes_nothing_and_routes_nothing() {
+    use leadroute_domain::routing::criteria::Criterion;
+    use leadroute_domain::routing::rules::{Entry, RuleSetSpec, Target};
+    use leadroute_services::read_side::{self, ProjectorTasks};
+
+    let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
+    let org = app.org().await;
+    let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
+    let (de, fr) = (app.queue(org).await, app.queue(org).await);
+    let to = |country: &str, queue| Entry {
+        criteria: vec![Criterion::Equals {
+            field: "country".into(),
+            value: country.into(),
+        }],
+        target: Target::Queue(queue),
+        keep_owner: false,
+        notify: false,
+    };
+    let rules = RuleSetSpec {
+        entries: vec![to("DE", de), to("FR", fr)],
+        watched_fields: ["country".to_string()].into(),
+        ..Default::default()
+    };
+    app.commands
+        .publish_rule_set(&app.meta(), org, &rules)
+        .await
+        .unwrap();
+    let publisher = read_side::publisher(&nats.url, names.clone())
+        .await
+        .unwrap();
+    let tasks = [
+        ProjectorTasks::spawn(&app.db.pool, Default::default()),
+        ProjectorTasks::spawn_for(&app.db.pool, vec![publisher], Default::default()),
+    ];
+    let router = ConsumerWorkers::router(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap();
+    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+
+    // Creates at 08:00 (DE); the intake is killed while it holds some of them ...
+    let leads = 3000;
+    let publish = |subject: String, body: Vec<u8>| {
+        let js = nats.js.clone();
+        async move {
+            js.publish(subject, body.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap()
+        }
+    };
+    for i in 0..leads {
+        let body = at_hour(&format!("c-{i}"), i, 8, "DE");
+        publish(names.crm_subject(org.0, "created"), body).await;
+    }
+    let mut intake = leadroute(&app, &nats, &["intake"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let midway = eventually(Duration::from_secs(60), || async {
+        let n = leads_received(&app).await;
+        (n > 0 && n < leads as i64).then_some(n)
+    })
+    .await;
+    intake.kill().await.unwrap();
+    assert!(midway.is_some(), "killed midway");
+    // ... updates at 09:00 (FR) are published, and arrive before the held creates, which
+    // come back only once their acknowledgement wait has passed.
+    for i in 0..leads {
+        let body = at_hour(&format!("u-{i}"), i, 9, "FR");
+        publish(names.crm_subject(org.0, "updated"), body).await;
+    }
+    let mut restarted = leadroute(&app, &nats, &["intake"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let done = eventually(Duration::from_secs(180), || async {
+        settled(&nats, &names).await.then_some(())
+    })
+    .await;
+    restarted.kill().await.unwrap();
+    assert!(
+        done.is_some(),
+        "every message acknowledged after the restart"
+    );
+    leadroute_tests::drained(
+        &app.db.pool,
+        &nats,
+        &names.events_stream(),
+        &names.router_consumer(),
+    )
+    .await;
+    router.stop().await;
+
+    assert_eq!(leads_received(&app).await, leads as i64);
+    // Every lead has its newest fields, and is owned by the queue they route to.
+    let newest = eventually(Duration::from_secs(60), || async {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM rm_leads WHERE fields->>'country' = 'FR' AND owner_id = $1",
+        )
+        .bind(fr.0)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+        (n == leads as i64).then_some(())
+    })
+    .await;
+    assert!(
+        newest.is_some(),
+        "every lead kept its newest fields and owner"
+    );
+    // One routing decision per real change: the arrival, and an update of a watched field.
+    let mismatched: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT aggregate_id,
+                count(*) FILTER (WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')),
+                count(*) FILTER (WHERE event_type = 'LeadReceived'
+                                    OR (event_type = 'LeadUpdated' AND payload->'LeadUpdated'->'changed' ? 'country'))
+           FROM events WHERE aggregate_type = 'Lead'
+          GROUP BY aggregate_id
+         HAVING count(*) FILTER (WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted'))
+             <> count(*) FILTER (WHERE event_type = 'LeadReceived'
+                                    OR (event_type = 'LeadUpdated' AND payload->'LeadUpdated'->'changed' ? 'country'))",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert!(
+        mismatched.is_empty(),
+        "{:?}",
+        &mismatched[..mismatched.len().min(5)]
+    );
+    let stale: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'LeadUpdateStale'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert!(stale > 0, "some creates came back after the newer updates");
+    for task in tasks {
+        task.stop().await;
+    }
+}
