@@ -145,14 +145,15 @@ pub async fn queue_view(
 pub struct OwnerChangeRow {
     /// The lead's event sequence number.
     pub sequence: i64,
-    /// Previous owner kind (`None`: unassigned).
+    /// Previous owner kind (`None`: unassigned; `outside_territory` when a channel manager
+    /// may not see it).
     pub from_kind: Option<String>,
     /// Previous owner id.
     pub from_id: Option<Uuid>,
-    /// New owner kind.
+    /// New owner kind (`outside_territory` when a channel manager may not see it).
     pub to_kind: String,
-    /// New owner id.
-    pub to_id: Uuid,
+    /// New owner id (none when hidden).
+    pub to_id: Option<Uuid>,
     /// Who made the change.
     pub actor: Value,
     /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun` or `bulk`.
@@ -188,11 +189,15 @@ pub async fn ownership_history(
 /// An owner as stored: kind and id.
 #[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, utoipa::ToSchema)]
 pub struct OwnerRef {
-    /// `partner_user`, `queue` or `internal_user`.
+    /// `partner_user`, `queue` or `internal_user` (`outside_territory` when a channel
+    /// manager may not see it).
     pub kind: String,
-    /// Its id.
-    pub id: Uuid,
+    /// Its id (none when hidden).
+    pub id: Option<Uuid>,
 }
+
+/// What a channel manager sees of an owner outside their territory.
+pub const OUTSIDE_TERRITORY: &str = "outside_territory";
 
 /// The owner of `lead` at time `at`: `None` when the lead is not in `org`, `Some(None)`
 /// when it had no owner then.
@@ -366,26 +371,47 @@ pub struct QueueRow {
 pub async fn queues(
     pool: &PgPool,
     org: OrgId,
-    member: Option<(PartnerUserId, PartnerAccountId)>,
+    scope: QueueScope,
 ) -> Result<Vec<QueueRow>, sqlx::Error> {
-    let (user, account) = member.map_or((None, None), |(u, a)| (Some(u.0), Some(a.0)));
+    let (user, account, manager) = match scope {
+        QueueScope::Org => (None, None, None),
+        QueueScope::Member(u, a) => (Some(u.0), Some(a.0), None),
+        QueueScope::Territory(m) => (None, None, Some(m.0)),
+    };
     sqlx::query_as(
-        "SELECT q.queue_id, q.name,
+        "WITH accounts AS (SELECT account_id FROM rm_partner_accounts WHERE org_id = $1 AND channel_manager = $4),
+              users AS (SELECT user_id FROM rm_partner_users WHERE account_id IN (SELECT account_id FROM accounts))
+         SELECT q.queue_id, q.name,
                 coalesce(array_agg(m.member_id) FILTER (WHERE m.member_kind = 'partner_user'), '{}') AS partner_users,
                 coalesce(array_agg(m.member_id) FILTER (WHERE m.member_kind = 'partner_account'), '{}') AS partner_accounts
            FROM rm_queues q LEFT JOIN rm_queue_members m USING (queue_id)
           WHERE q.org_id = $1
           GROUP BY q.queue_id, q.name
-         HAVING $2::uuid IS NULL
+         HAVING ($2::uuid IS NULL AND $4::uuid IS NULL)
              OR bool_or(m.member_kind = 'partner_user' AND m.member_id = $2)
              OR bool_or(m.member_kind = 'partner_account' AND m.member_id = $3)
+             OR bool_or(m.member_kind = 'partner_user' AND m.member_id IN (SELECT user_id FROM users))
+             OR bool_or(m.member_kind = 'partner_account' AND m.member_id IN (SELECT account_id FROM accounts))
           ORDER BY q.name, q.queue_id",
     )
     .bind(org.0)
     .bind(user)
     .bind(account)
+    .bind(manager)
     .fetch_all(pool)
     .await
+}
+
+/// Which queues of an org a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueScope {
+    /// Every queue (admins).
+    Org,
+    /// The queues with this partner user, or their account, as a member.
+    Member(PartnerUserId, PartnerAccountId),
+    /// The queues in this channel manager's territory: with a user or account of an
+    /// account they own as a member.
+    Territory(InternalUserId),
 }
 
 /// Whether an owner (`partner_user` or `queue`) lies in the territory of channel manager

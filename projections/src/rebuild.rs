@@ -49,7 +49,14 @@ impl Scratch {
         conn: &mut PgConnection,
         projector: &dyn Projector,
     ) -> Result<Scratch, sqlx::Error> {
-        let schema = format!("lr_scratch_{}", uuid::Uuid::new_v4().simple());
+        drop_abandoned(conn).await?;
+        let schema = format!("{SCRATCH_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        // Held by this session for the scratch schema's life: a run killed before it drops
+        // its schema releases it, which tells the next run the schema is abandoned.
+        sqlx::query(&format!("SELECT pg_advisory_lock({SCRATCH_LOCK})"))
+            .bind(&schema)
+            .execute(&mut *conn)
+            .await?;
         let mut tx = conn.begin().await?;
         sqlx::query(&format!("CREATE SCHEMA {schema}"))
             .execute(&mut *tx)
@@ -63,10 +70,51 @@ impl Scratch {
 
     async fn drop(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         sqlx::query(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+            .execute(&mut *conn)
+            .await?;
+        self.release(conn).await
+    }
+
+    /// Release the schema's lock (after the schema was dropped or swapped away).
+    async fn release(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("SELECT pg_advisory_unlock({SCRATCH_LOCK})"))
+            .bind(&self.schema)
             .execute(conn)
             .await
             .map(|_| ())
     }
+}
+
+/// Names of scratch schemas start with this.
+pub const SCRATCH_PREFIX: &str = "lr_scratch_";
+
+/// The advisory-lock key of the scratch schema named by `$1`.
+const SCRATCH_LOCK: &str = "hashtextextended('leadroute.scratch.' || $1, 0)";
+
+/// Drop the scratch schemas of earlier runs that were killed before they cleaned up (those
+/// whose lock nobody holds); returns how many.
+pub async fn drop_abandoned(conn: &mut PgConnection) -> Result<usize, sqlx::Error> {
+    let schemas: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE starts_with(nspname::text, $1)",
+    )
+    .bind(SCRATCH_PREFIX)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut dropped = 0;
+    for schema in schemas {
+        let free: bool =
+            sqlx::query_scalar(&format!("SELECT pg_try_advisory_lock({SCRATCH_LOCK})"))
+                .bind(&schema)
+                .fetch_one(&mut *conn)
+                .await?;
+        if free {
+            let scratch = Scratch { schema };
+            tracing::info!(schema = %scratch.schema, "dropping the scratch schema of an earlier run that did not finish");
+            scratch.drop(conn).await?;
+            dropped += 1;
+        }
+    }
+    Ok(dropped)
 }
 
 /// `CREATE TABLE schema.table (LIKE public.table)` with the live constraints under their
@@ -132,6 +180,8 @@ pub async fn rebuild(
     let result = rebuild_into(pool, &mut conn, projector, &scratch).await;
     if result.is_err() {
         let _ = scratch.drop(&mut conn).await;
+    } else {
+        scratch.release(&mut conn).await?;
     }
     result
 }

@@ -344,6 +344,12 @@ pub struct DatabaseArgs {
     /// Maximum connections in the pool.
     #[arg(long, env = "LEADROUTE_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
+
+    /// How long a long-running process (api, projector, publisher, intake, router, mailer)
+    /// started while PostgreSQL or NATS is down keeps retrying to connect, in seconds
+    /// (0: give up at once).
+    #[arg(long, env = "LEADROUTE_STARTUP_WAIT_SECS", default_value_t = 300)]
+    pub startup_wait_secs: u64,
 }
 
 impl DatabaseArgs {

@@ -32,6 +32,9 @@ fn options(url: &str) -> anyhow::Result<PgConnectOptions> {
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<PgPool> {
     PgPoolOptions::new()
         .max_connections(max_connections)
+        // A request waits this long for a connection while the database is away, then
+        // fails (answered 503 with Retry-After), instead of sqlx's 30 s.
+        .acquire_timeout(std::time::Duration::from_secs(5))
         .connect_with(options(url)?)
         .await
         .with_context(|| format!("cannot connect to PostgreSQL at {}", redact_url(url)))

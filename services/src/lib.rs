@@ -18,5 +18,6 @@ pub mod mailer;
 pub mod nats;
 pub mod read_side;
 pub mod routing;
+pub mod startup;
 pub mod telemetry;
 pub mod up;

@@ -10,7 +10,7 @@ use leadroute_services::cli::{
     ProjectionsCommand, PublisherArgs,
 };
 use leadroute_services::read_side::{self, ProjectorTasks};
-use leadroute_services::{bulk, db, telemetry, up};
+use leadroute_services::{bulk, db, startup, telemetry, up};
 use std::io::Write;
 use std::time::Duration;
 
@@ -32,7 +32,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projector(database) => {
             let shutdown = up::ShutdownSignal::listen()?;
-            let pool = connect(&database).await?;
+            let pool = connect_waiting(&database).await?;
             let tasks = ProjectorTasks::spawn(&pool, Default::default());
             shutdown.recv().await;
             tasks.stop().await;
@@ -55,17 +55,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Publisher(args) => {
             let shutdown = up::ShutdownSignal::listen()?;
-            let pool = connect(&args.database).await?;
-            let publisher = read_side::publisher(&args.nats.nats_url, args.nats.names()?).await?;
+            let pool = connect_waiting(&args.database).await?;
+            let names = args.nats.names()?;
+            let publisher = startup::retry("connecting to NATS", wait(&args.database), || {
+                read_side::publisher(&args.nats.nats_url, names.clone())
+            })
+            .await?;
             let tasks = ProjectorTasks::spawn_for(&pool, vec![publisher], Default::default());
             shutdown.recv().await;
             tasks.stop().await;
         }
         Command::Router(args) => {
-            run_workers(&args.database.clone(), |pool| async move {
-                let names = args.nats.names()?;
-                read_side::ConsumerWorkers::router(&pool, &args.nats.nats_url, names, args.workers)
+            run_workers(&args.database.clone(), |pool| {
+                let args = args.clone();
+                async move {
+                    let names = args.nats.names()?;
+                    read_side::ConsumerWorkers::router(
+                        &pool,
+                        &args.nats.nats_url,
+                        names,
+                        args.workers,
+                    )
                     .await
+                }
             })
             .await?;
         }
@@ -73,18 +85,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.mail.mail_transport == "log" {
                 tracing::warn!("--mail-transport log: emails are recorded in the notifications table, not sent; use --mail-transport smtp to send them");
             }
-            run_workers(&args.database.clone(), |pool| async move {
-                let (url, names) = (&args.nats.nats_url, args.nats.names()?);
-                read_side::ConsumerWorkers::mailer(&pool, url, names, args.workers, &args.mail)
-                    .await
+            run_workers(&args.database.clone(), |pool| {
+                let args = args.clone();
+                async move {
+                    let (url, names) = (&args.nats.nats_url, args.nats.names()?);
+                    read_side::ConsumerWorkers::mailer(&pool, url, names, args.workers, &args.mail)
+                        .await
+                }
             })
             .await?;
         }
         Command::Intake(args) => {
-            run_workers(&args.database.clone(), |pool| async move {
-                let names = args.nats.names()?;
-                read_side::ConsumerWorkers::intake(&pool, &args.nats.nats_url, names, args.workers)
+            run_workers(&args.database.clone(), |pool| {
+                let args = args.clone();
+                async move {
+                    let names = args.nats.names()?;
+                    read_side::ConsumerWorkers::intake(
+                        &pool,
+                        &args.nats.nats_url,
+                        names,
+                        args.workers,
+                    )
                     .await
+                }
             })
             .await?;
         }
@@ -120,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Api(ApiArgs { database, api }) => {
             let shutdown = up::ShutdownSignal::listen()?;
-            let server = Api::build(connect(&database).await?, &api).await?;
+            let server = Api::build(connect_waiting(&database).await?, &api).await?;
             tracing::info!(address = %server.local_addr(), "API listening");
             server.run_until_stopped(shutdown.recv()).await?;
         }
@@ -178,17 +201,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Start consumer workers on the configured database and run them until a shutdown signal.
+/// Start consumer workers on the configured database and run them until a shutdown signal;
+/// while PostgreSQL or NATS is down at start-up, retry (see [`startup`]).
 async fn run_workers<F, Fut>(database: &DatabaseArgs, start: F) -> anyhow::Result<()>
 where
-    F: FnOnce(sqlx::PgPool) -> Fut,
+    F: Fn(sqlx::PgPool) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<read_side::ConsumerWorkers>>,
 {
     let shutdown = up::ShutdownSignal::listen()?;
-    let workers = start(connect(database).await?).await?;
+    let pool = connect_waiting(database).await?;
+    let workers =
+        startup::retry("connecting to NATS", wait(database), || start(pool.clone())).await?;
     shutdown.recv().await;
     workers.stop().await;
     Ok(())
+}
+
+/// How long a long-running process waits for its servers at start-up.
+fn wait(database: &DatabaseArgs) -> Duration {
+    Duration::from_secs(database.startup_wait_secs)
+}
+
+/// [`connect`], retried while the database is down (see [`startup`]).
+async fn connect_waiting(database: &DatabaseArgs) -> anyhow::Result<sqlx::PgPool> {
+    startup::retry("connecting to PostgreSQL", wait(database), || {
+        connect(database)
+    })
+    .await
 }
 
 /// Connect to the configured database and bring its schema up to date.

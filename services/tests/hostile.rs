@@ -278,3 +278,56 @@ async fn a_poison_event_in_the_log_is_quarantined_while_other_orgs_keep_flowing(
         task.stop().await;
     }
 }
+
+#[tokio::test]
+async fn scratch_schemas_left_by_killed_runs_are_dropped_and_live_ones_kept() {
+    let app = TestApp::spawn().await;
+    sqlx::raw_sql("CREATE SCHEMA lr_scratch_killed; CREATE TABLE lr_scratch_killed.t (x int);")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    // A run still going holds its schema's lock on its own session.
+    let mut running = app.db.pool.acquire().await.unwrap();
+    sqlx::raw_sql(
+        "CREATE SCHEMA lr_scratch_running;
+         SELECT pg_advisory_lock(hashtextextended('leadroute.scratch.' || 'lr_scratch_running', 0));",
+    )
+    .execute(&mut *running)
+    .await
+    .unwrap();
+    assert!(read_side::verify(&app.db.pool).await.unwrap());
+    let left: Vec<String> = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname LIKE 'lr\\_scratch\\_%' ORDER BY 1",
+    )
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(left, ["lr_scratch_running"]);
+}
+
+#[tokio::test]
+async fn a_worker_started_while_nats_is_down_waits_instead_of_exiting() {
+    let app = TestApp::spawn().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let mut intake = tokio::process::Command::new(env!("CARGO_BIN_EXE_leadroute"))
+        .args(["intake", "--database-url", &app.db.url])
+        .args(["--nats-url", &format!("nats://127.0.0.1:{port}")])
+        .args(["--startup-wait-secs", "3"])
+        .env("LEADROUTE_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        intake.try_wait().unwrap().is_none(),
+        "still waiting for NATS after 1.5 s"
+    );
+    let out = intake.wait_with_output().await.unwrap();
+    assert!(!out.status.success(), "gives up after --startup-wait-secs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("connecting to NATS"), "{stderr}");
+}

@@ -546,8 +546,12 @@ async fn a_deactivated_partner_user_is_refused_as_owner_and_signed_out() {
         (refused.status, refused.code()),
         (StatusCode::CONFLICT, "inactive")
     );
+    // The right password of a deactivated user answers like a wrong one.
     let signin = api.sign_in(org.id, "gone@partner.example", PASSWORD).await;
-    assert_eq!(signin.code(), "partner_user_not_active");
+    assert_eq!(
+        (signin.status, signin.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
 
     let other = api
         .post(

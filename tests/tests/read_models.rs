@@ -199,7 +199,7 @@ async fn history_records_every_owner_change_and_answers_owner_at_time_t() {
             ("claim", "partner_user", Some("queue"))
         ]
     );
-    assert_eq!(history[1].to_id, user("ada@northwind.example").0);
+    assert_eq!(history[1].to_id, Some(user("ada@northwind.example").0));
     assert_eq!(history[1].actor["kind"], "partner_user");
 
     let before = history[0].changed_at - chrono::Duration::microseconds(1);
@@ -216,14 +216,14 @@ async fn history_records_every_owner_change_and_answers_owner_at_time_t() {
         .unwrap();
     assert_eq!(
         (queued.kind.as_str(), queued.id),
-        ("queue", demo_uuid("queue emea"))
+        ("queue", Some(demo_uuid("queue emea")))
     );
     let now = queries::owner_at(pool, org, lead("L-1005"), Utc::now())
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(now.id, user("ada@northwind.example").0);
+    assert_eq!(now.id, Some(user("ada@northwind.example").0));
     assert_eq!(
         queries::ownership_history(pool, OrgId::new_random(), lead("L-1005"))
             .await

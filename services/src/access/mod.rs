@@ -7,6 +7,7 @@
 
 mod passwords;
 mod secrets;
+pub mod throttle;
 
 pub use passwords::{SignedIn, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN};
 
@@ -141,6 +142,13 @@ pub enum AccessError {
     /// A command (RecordSignIn) or lookup of the application layer failed.
     #[error(transparent)]
     App(#[from] AppError),
+    /// Too many failed sign-ins for this account or from this address; retry after the
+    /// duration.
+    #[error("too many failed sign-in attempts; retry in {} s", .0.as_secs().max(1))]
+    Throttled(Duration),
+    /// Every password hasher stayed busy for the longest queue wait.
+    #[error("sign-in is busy; retry shortly")]
+    Busy,
     /// The credential tables failed.
     #[error("credential store error: {0}")]
     Store(#[from] sqlx::Error),
@@ -158,6 +166,8 @@ impl AccessError {
             AccessError::PasswordTooLong => "password_too_long",
             AccessError::EmailInUse => "email_in_use",
             AccessError::App(e) => e.code(),
+            AccessError::Throttled(_) => "too_many_attempts",
+            AccessError::Busy => "sign_in_busy",
             AccessError::Store(_) => "store_unavailable",
         }
     }
@@ -172,9 +182,15 @@ pub struct Access {
     commands: Commands,
     /// How long a partner session lasts.
     session_ttl: Duration,
-    /// Bounds concurrent argon2 hashing (memory- and CPU-hard by design).
+    /// Bounds concurrent argon2 hashing (memory- and CPU-hard by design): one per core;
+    /// a caller waits at most [`HASHING_QUEUE_WAIT`] for one.
     hashing: Arc<Semaphore>,
+    /// Failed sign-ins per account and source, checked before hashing.
+    throttle: Arc<throttle::Throttle>,
 }
+
+/// Longest wait for a password hasher before the answer is `sign_in_busy` (503).
+pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 impl Access {
     /// Credentials in `pool`'s database; sessions last `session_ttl`.
@@ -183,7 +199,10 @@ impl Access {
             pool,
             commands,
             session_ttl,
-            hashing: Arc::new(Semaphore::new(2)),
+            hashing: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+            throttle: Arc::default(),
         }
     }
 
@@ -311,6 +330,35 @@ impl Access {
             key,
             secret,
         })
+    }
+
+    /// End every session of the users of a partner account (on its deactivation, so that
+    /// a reactivation never revives them).
+    pub async fn end_account_sessions(
+        &self,
+        account: PartnerAccountId,
+    ) -> Result<u64, AccessError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE account_id = $1")
+            .bind(account.0)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Forget a partner user's password and end their sessions (on reactivation: the user
+    /// sets a new password through the new invitation's link).
+    pub async fn forget_password(&self, user: PartnerUserId) -> Result<(), AccessError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM partner_credentials WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// End every session of a partner user (on deactivation).

@@ -9,6 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{Actor, OrgId, PartnerAccountId, PartnerUserId};
+use leadroute_domain::limits;
 use leadroute_domain::partner_user::PartnerUser;
 use std::sync::OnceLock;
 use uuid::Uuid;
@@ -138,33 +139,65 @@ impl Access {
         Ok((invitation, OrgId(org), PartnerUserId(user)))
     }
 
-    /// Sign a partner user in with email and password: records `RecordSignIn` (refused when
-    /// the user is no longer active) and opens a session.
+    /// Sign a partner user in with email and password from `source` (the client address,
+    /// for throttling): records `RecordSignIn` and opens a session. Throttled before any
+    /// hashing (`too_many_attempts`); an unknown email, a wrong password, an inactive user
+    /// and an inactive account all answer `invalid_credentials` alike.
     pub async fn sign_in(
         &self,
         org: OrgId,
         email: &str,
         password: &str,
+        source: Option<std::net::IpAddr>,
     ) -> Result<SignedIn, AccessError> {
-        let row: Option<(Uuid, Uuid, String)> = sqlx::query_as(
-            "SELECT user_id, account_id, password_hash FROM partner_credentials
-              WHERE org_id = $1 AND email = $2",
-        )
-        .bind(org.0)
-        .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
+        let email = email.trim().to_lowercase();
+        let key = (
+            org.0,
+            email.chars().take(limits::MAX_EMAIL_CHARS + 1).collect(),
+        );
+        self.throttle
+            .check(&key, source)
+            .map_err(AccessError::Throttled)?;
+        let row: Option<(Uuid, Uuid, String)> =
+            if email.chars().count() > limits::MAX_EMAIL_CHARS || email.contains('\0') {
+                None
+            } else {
+                sqlx::query_as(
+                    "SELECT user_id, account_id, password_hash FROM partner_credentials
+                  WHERE org_id = $1 AND email = $2",
+                )
+                .bind(org.0)
+                .bind(&email)
+                .fetch_optional(&self.pool)
+                .await?
+            };
         // An unknown email costs one verification too, so timing tells nothing.
         let stored = row
             .as_ref()
             .map_or(dummy_hash(), |(_, _, hash)| hash.clone());
-        let matches = self.verify_password(password, stored).await;
-        let Some((user, account, _)) = row.filter(|_| matches) else {
+        let matches = self.verify_password(password, stored).await?;
+        let active = match row.filter(|_| matches) {
+            Some((user, account, _)) => {
+                let (user, account) = (PartnerUserId(user), PartnerAccountId(account));
+                self.may_sign_in(org, user, account)
+                    .await?
+                    .then_some((user, account))
+            }
+            None => None,
+        };
+        let Some((user, account)) = active else {
+            self.throttle.failed(&key, source);
             return Err(AccessError::InvalidCredentials);
         };
-        let (user, account) = (PartnerUserId(user), PartnerAccountId(account));
+        self.throttle.succeeded(&key);
         let meta = CommandMeta::now(Actor::PartnerUser(user));
-        self.commands.record_sign_in(&meta, org, user).await?;
+        match self.commands.record_sign_in(&meta, org, user).await {
+            // Deactivated in between: the same answer as any refused sign-in.
+            Err(crate::app::AppError::Refused { .. }) => {
+                return Err(AccessError::InvalidCredentials)
+            }
+            other => other?,
+        };
         let (token, hash) = new_token(SESSION_PREFIX);
         let expires_at = meta.at + self.session_ttl;
         sqlx::query(
@@ -187,6 +220,32 @@ impl Access {
     }
 }
 
+impl Access {
+    /// Whether the user and their account are both active (and the user still belongs to
+    /// that account).
+    async fn may_sign_in(
+        &self,
+        org: OrgId,
+        user: PartnerUserId,
+        account: PartnerAccountId,
+    ) -> Result<bool, AccessError> {
+        let user_state = self.commands.state::<PartnerUser>(org, user).await?;
+        let account_state = self
+            .commands
+            .state::<leadroute_domain::partner_account::PartnerAccount>(org, account)
+            .await?;
+        Ok(user_state.active && user_state.account_id == Some(account) && account_state.active)
+    }
+
+    /// A password hasher, waiting at most [`super::HASHING_QUEUE_WAIT`].
+    async fn hasher(&self) -> Result<tokio::sync::SemaphorePermit<'_>, AccessError> {
+        tokio::time::timeout(super::HASHING_QUEUE_WAIT, self.hashing.acquire())
+            .await
+            .map_err(|_| AccessError::Busy)
+            .map(|permit| permit.expect("the semaphore is never closed"))
+    }
+}
+
 fn check_length(password: &str) -> Result<(), AccessError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AccessError::PasswordTooShort);
@@ -199,11 +258,7 @@ fn check_length(password: &str) -> Result<(), AccessError> {
 
 impl Access {
     async fn hash_password(&self, password: &str) -> Result<String, AccessError> {
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.hasher().await?;
         let password = password.to_string();
         tokio::task::spawn_blocking(move || {
             let salt =
@@ -217,17 +272,13 @@ impl Access {
         .map_err(|e| AccessError::App(crate::app::AppError::Store(Box::new(e))))
     }
 
-    async fn verify_password(&self, password: &str, stored: String) -> bool {
+    async fn verify_password(&self, password: &str, stored: String) -> Result<bool, AccessError> {
         if password.len() > MAX_PASSWORD_LEN {
-            return false;
+            return Ok(false);
         }
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let _permit = self.hasher().await?;
         let password = password.to_string();
-        tokio::task::spawn_blocking(move || {
+        Ok(tokio::task::spawn_blocking(move || {
             PasswordHash::new(&stored).is_ok_and(|parsed| {
                 Argon2::default()
                     .verify_password(password.as_bytes(), &parsed)
@@ -235,7 +286,7 @@ impl Access {
             })
         })
         .await
-        .unwrap_or(false)
+        .unwrap_or(false))
     }
 }
 

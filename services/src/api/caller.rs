@@ -215,6 +215,11 @@ fn missing_user(id: PartnerUserId) -> ApiError {
 pub struct FieldFilter(Option<std::collections::BTreeSet<String>>);
 
 impl FieldFilter {
+    /// Whether the caller may see the value named `name`.
+    pub fn shows(&self, name: &str) -> bool {
+        self.0.as_ref().is_none_or(|visible| visible.contains(name))
+    }
+
     /// Drop the fields the caller may not see from a JSON object of lead fields.
     pub fn apply(&self, fields: Value) -> Value {
         match (&self.0, fields) {

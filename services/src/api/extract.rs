@@ -42,6 +42,31 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
     }
 }
 
+/// The client's address, for throttling: the connection's peer, or the first
+/// `X-Forwarded-For` address when the API is configured to trust its proxy
+/// (`--trust-forwarded-for`). `None` when neither is known.
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl FromRequestParts<super::ApiState> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &super::ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let forwarded = state
+            .trust_forwarded_for
+            .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok())
+            .flatten()
+            .and_then(|list| list.split(',').next()?.trim().parse().ok());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        Ok(ClientIp(forwarded.or(peer)))
+    }
+}
+
 /// Query-string parameters.
 pub struct Query<T>(pub T);
 

@@ -11,6 +11,7 @@ mod idempotency;
 mod problem;
 mod reads;
 mod routes;
+pub mod server;
 
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use problem::{ApiError, Problem};
@@ -29,6 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::OpenApi;
@@ -50,6 +52,35 @@ pub struct ApiConfig {
     /// it, orgs are created only by `leadroute org create`.
     #[arg(long, env = "LEADROUTE_OPERATOR_TOKEN", hide_env_values = true)]
     pub operator_token: Option<String>,
+    /// Take the client address for sign-in throttling from the first `X-Forwarded-For`
+    /// entry (set only behind a proxy that writes that header; otherwise clients choose it).
+    #[arg(long, env = "LEADROUTE_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Longest wait for a request's headers, and longest a keep-alive connection may sit
+    /// idle, in seconds.
+    #[arg(long, env = "LEADROUTE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Longest wait for a request's body, in seconds (answered 408).
+    #[arg(long, env = "LEADROUTE_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Longest a request may take to answer, in seconds (answered 503).
+    #[arg(long, env = "LEADROUTE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Most HTTP connections open at once; further ones wait in the listen backlog.
+    #[arg(long, env = "LEADROUTE_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+}
+
+impl ApiConfig {
+    /// The server limits these options set.
+    pub fn limits(&self) -> server::Limits {
+        server::Limits {
+            header_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            body_timeout: Duration::from_secs(self.body_timeout_secs.max(1)),
+            request_timeout: Duration::from_secs(self.request_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -59,6 +90,11 @@ impl Default for ApiConfig {
             session_ttl_minutes: 720,
             read_wait_ms: 3000,
             operator_token: None,
+            trust_forwarded_for: false,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            request_timeout_secs: 60,
+            max_connections: 1024,
         }
     }
 }
@@ -80,6 +116,8 @@ pub struct ApiState {
     pub(crate) router: crate::routing::Router,
     /// Runs bulk reassignments in the background.
     pub(crate) bulk: crate::bulk::BulkRunner,
+    /// Whether `X-Forwarded-For` names the client (see [`ApiConfig::trust_forwarded_for`]).
+    pub(crate) trust_forwarded_for: bool,
 }
 
 impl ApiState {
@@ -99,6 +137,7 @@ impl ApiState {
             read_wait: Duration::from_millis(config.read_wait_ms),
             router: crate::routing::Router::new(pool.clone()),
             bulk: crate::bulk::BulkRunner::new(pool.clone()),
+            trust_forwarded_for: config.trust_forwarded_for,
             pool,
             commands,
         }
@@ -135,6 +174,14 @@ impl utoipa::Modify for BearerAuth {
 
 /// The router and the OpenAPI document describing every route of it.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
+    router_with(state, &ApiConfig::default().limits())
+}
+
+/// Longest request target (path and query) accepted, in bytes (longer: 414).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// [`router`] with the body and request timeouts of `limits`.
+pub fn router_with(state: ApiState, limits: &server::Limits) -> (Router, utoipa::openapi::OpenApi) {
     let authenticated = routes::authenticated()
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -159,17 +206,58 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(|| async { ApiError::not_found("route_not_found", "route", "requested") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(RequestBodyLimitLayer::new(1 << 20))
+        .layer(RequestBodyTimeoutLayer::new(limits.body_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .layer(middleware::from_fn(bounded_uri))
+        .layer(middleware::map_response(problem_everywhere))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     (router, openapi)
 }
 
-/// Ready when the database answers.
+/// Refuse a request target longer than [`MAX_URI_BYTES`] before anything reads it.
+async fn bounded_uri(request: axum::extract::Request, next: middleware::Next) -> Response {
+    let length = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if length > MAX_URI_BYTES {
+        return ApiError::UriTooLong.into_response();
+    }
+    next.run(request).await
+}
+
+/// Give every error answer a problem+json body, also those that layers and extractors
+/// outside the handlers write as plain text (413, 408, 503 on a timeout, ...).
+async fn problem_everywhere(response: Response) -> Response {
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/problem+json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    ApiError::Status(status).into_response()
+}
+
+/// Longest `/readyz` waits for the database.
+const READY_WAIT: Duration = Duration::from_secs(2);
+
+/// Ready when the database answers within [`READY_WAIT`].
 async fn ready(State(state): State<ApiState>) -> Response {
-    match sqlx::query("SELECT 1").execute(&state.pool).await {
-        Ok(_) => "ready".into_response(),
-        Err(e) => {
+    let answered = tokio::time::timeout(READY_WAIT, sqlx::query("SELECT 1").execute(&state.pool));
+    match answered.await {
+        Ok(Ok(_)) => "ready".into_response(),
+        Ok(Err(e)) => {
             tracing::warn!(error = %e, "not ready: database unavailable");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not answer within {READY_WAIT:?}");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
@@ -183,6 +271,8 @@ pub struct Api {
     router: Router,
     /// Runs and resumes bulk reassignments.
     bulk: crate::bulk::BulkRunner,
+    /// Timeouts and connection limits.
+    limits: server::Limits,
 }
 
 impl Api {
@@ -193,11 +283,13 @@ impl Api {
         })?;
         let state = ApiState::new(pool, config);
         let bulk = state.bulk.clone();
-        let (router, _) = router(state);
+        let limits = config.limits();
+        let (router, _) = router_with(state, &limits);
         Ok(Api {
             listener,
             router,
             bulk,
+            limits,
         })
     }
 
@@ -215,9 +307,7 @@ impl Api {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let resume = tokio::spawn(self.bulk.run_until_stopped(std::future::pending()));
-        let served = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = server::serve(self.listener, self.router, self.limits, shutdown).await;
         resume.abort();
         served
     }

@@ -39,6 +39,13 @@ pub enum ApiError {
     /// The request body is larger than the API accepts.
     #[error("the request body is larger than 1 MiB")]
     TooLarge,
+    /// The request target is longer than the API reads.
+    #[error("the request target (path and query) is longer than 8 KiB")]
+    UriTooLong,
+    /// An answer a layer outside the handlers decided (body timeout, handler timeout, ...),
+    /// given a problem body.
+    #[error("{}", status_detail(*.0))]
+    Status(StatusCode),
     /// The route exists, but not with this method.
     #[error("this route does not accept that method")]
     MethodNotAllowed,
@@ -112,6 +119,8 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound { code, .. } => (StatusCode::NOT_FOUND, code),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UriTooLong => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            ApiError::Status(status) => (*status, status_code_name(*status)),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::ProjectionBehind { .. } => {
@@ -130,8 +139,11 @@ impl ApiError {
             ApiError::Access(e @ AccessError::InvitationInvalid) => {
                 (StatusCode::NOT_FOUND, e.code())
             }
-            ApiError::Access(e @ AccessError::Store(_)) => {
+            ApiError::Access(e @ (AccessError::Store(_) | AccessError::Busy)) => {
                 (StatusCode::SERVICE_UNAVAILABLE, e.code())
+            }
+            ApiError::Access(e @ AccessError::Throttled(_)) => {
+                (StatusCode::TOO_MANY_REQUESTS, e.code())
             }
             ApiError::Access(e) => (StatusCode::GONE, e.code()),
             ApiError::Read(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -146,6 +158,31 @@ impl ApiError {
             }
             _ => None,
         }
+    }
+}
+
+/// The stable code of an answer written outside the handlers.
+fn status_code_name(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::REQUEST_TIMEOUT => "request_timeout",
+        StatusCode::SERVICE_UNAVAILABLE => "timeout",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_FOUND => "route_not_found",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        s if s.is_server_error() => "server_error",
+        _ => "bad_request",
+    }
+}
+
+/// What an answer written outside the handlers means, for a human.
+fn status_detail(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than 1 MiB",
+        StatusCode::REQUEST_TIMEOUT => "the request body did not arrive in time",
+        StatusCode::SERVICE_UNAVAILABLE => "the request took too long to answer; retry later",
+        _ => "the request could not be handled",
     }
 }
 
@@ -182,6 +219,10 @@ fn is_input_refusal(code: &str) -> bool {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        let retry_after = match &self {
+            ApiError::Access(AccessError::Throttled(wait)) => wait.as_secs().max(1),
+            _ => 1,
+        };
         let detail = if status.is_server_error() {
             tracing::error!(code, error = %self, "request failed");
             match self {
@@ -205,8 +246,8 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

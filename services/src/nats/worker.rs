@@ -276,12 +276,12 @@ impl<H: Handler> Worker<H> {
             .flat_map(|headers| headers.iter())
             .map(|(name, values)| {
                 (
-                    storable(&name.to_string(), MAX_LETTER_TEXT),
+                    storable(name.as_ref(), MAX_LETTER_TEXT),
                     Value::from(
                         values
                             .iter()
                             .take(MAX_LETTER_HEADERS)
-                            .map(|v| storable(&v.to_string(), MAX_LETTER_TEXT))
+                            .map(|v| storable(v.as_ref(), MAX_LETTER_TEXT))
                             .collect::<Vec<_>>(),
                     ),
                 )

@@ -129,6 +129,9 @@ async fn deactivate_account(
         .commands
         .deactivate_partner(&caller.meta(), caller.org(), id)
         .await?;
+    // Sessions of an inactive account no longer authenticate; ending them means a later
+    // reactivation does not revive them.
+    state.access.end_account_sessions(id).await?;
     Ok(axum::Json(state.written(id.0, committed).await?))
 }
 

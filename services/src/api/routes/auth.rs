@@ -3,7 +3,7 @@
 
 use crate::access::{Principal, SignedIn};
 use crate::api::caller::Caller;
-use crate::api::extract::Json;
+use crate::api::extract::{ClientIp, Json};
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -75,12 +75,18 @@ pub(crate) struct Session {
     partner_account_id: Uuid,
 }
 
-/// Sign a partner user in; the first sign-in makes the user assignable.
+/// Sign a partner user in; the first sign-in makes the user assignable. An unknown email,
+/// a wrong password and an inactive user or account all answer `invalid_credentials`.
+/// After 5 failures for one account in 5 minutes, or 20 from one address in a minute, the
+/// answer is 429 `too_many_attempts` with `Retry-After` (no password is checked then).
 #[utoipa::path(post, path = "/v1/auth/sign-in", tag = "auth", request_body = SignIn,
     security(()),
-    responses((status = 200, body = Session), (status = 401, body = crate::api::Problem)))]
+    responses((status = 200, body = Session), (status = 401, body = crate::api::Problem),
+        (status = 422, body = crate::api::Problem), (status = 429, body = crate::api::Problem),
+        (status = 503, body = crate::api::Problem)))]
 async fn sign_in(
     State(state): State<ApiState>,
+    ClientIp(source): ClientIp,
     Json(body): Json<SignIn>,
 ) -> Result<axum::Json<Session>, ApiError> {
     let SignedIn {
@@ -90,7 +96,7 @@ async fn sign_in(
         account,
     } = state
         .access
-        .sign_in(OrgId(body.org_id), &body.email, &body.password)
+        .sign_in(OrgId(body.org_id), &body.email, &body.password, source)
         .await?;
     Ok(axum::Json(Session {
         token,

@@ -115,10 +115,14 @@ impl From<Owner> for OwnerTarget {
 pub(crate) struct LeadView {
     /// The lead.
     lead_id: Uuid,
-    /// Upstream CRM.
-    upstream_system: String,
-    /// Upstream id.
-    upstream_lead_id: String,
+    /// Upstream CRM (shown to partner users only when the org made `upstream_system` a
+    /// partner-visible field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_system: Option<String>,
+    /// Upstream id (shown to partner users only when the org made `upstream_lead_id` a
+    /// partner-visible field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream_lead_id: Option<String>,
     /// Fields (partner users see the org's partner-visible fields only).
     fields: Value,
     /// Current owner; none while unassigned.
@@ -143,8 +147,8 @@ async fn get_lead(
         .unwrap_or_default();
     Ok(axum::Json(LeadView {
         lead_id: id,
-        upstream_system,
-        upstream_lead_id,
+        upstream_system: filter.shows("upstream_system").then_some(upstream_system),
+        upstream_lead_id: filter.shows("upstream_lead_id").then_some(upstream_lead_id),
         fields: filter.apply(serde_json::to_value(lead.fields).unwrap_or_default()),
         owner: lead.owner.map(Into::into),
         owner_since: lead.last_change.map(|change| change.at),
@@ -283,13 +287,42 @@ async fn history(
     Path(id): Path<Uuid>,
     Query(min): Query<MinPosition>,
 ) -> Result<axum::Json<Vec<OwnerChangeRow>>, ApiError> {
-    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
     caller.readable_lead(&state, LeadId(id)).await?;
     state.caught_up(&[LEADS, OWNERSHIP_HISTORY], &min).await?;
-    queries::ownership_history(&state.pool, caller.org(), LeadId(id))
+    let mut rows = queries::ownership_history(&state.pool, caller.org(), LeadId(id))
         .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_projected_yet(id))
+        .ok_or_else(|| not_projected_yet(id))?;
+    if role == Role::ChannelManager {
+        for row in &mut rows {
+            hide_outside(&state, caller.org(), me, &mut row.to_kind, &mut row.to_id).await?;
+            if let Some(kind) = &mut row.from_kind {
+                hide_outside(&state, caller.org(), me, kind, &mut row.from_id).await?;
+            }
+        }
+    }
+    Ok(axum::Json(rows))
+}
+
+/// Replace an owner outside channel manager `me`'s territory by `outside_territory` with
+/// no id (internal users stay visible: they are the org's own people).
+async fn hide_outside(
+    state: &ApiState,
+    org: leadroute_domain::ids::OrgId,
+    me: InternalUserId,
+    kind: &mut String,
+    id: &mut Option<Uuid>,
+) -> Result<(), ApiError> {
+    let owner = match (kind.as_str(), *id) {
+        ("partner_user", Some(user)) => Owner::PartnerUser(PartnerUserId(user)),
+        ("queue", Some(queue)) => Owner::Queue(QueueId(queue)),
+        _ => return Ok(()),
+    };
+    if !queries::in_manager_territory(&state.pool, org, me, &owner).await? {
+        *kind = queries::OUTSIDE_TERRITORY.to_string();
+        *id = None;
+    }
+    Ok(())
 }
 
 /// The time to ask about.
@@ -311,13 +344,16 @@ async fn owner_at(
     Query(at): Query<At>,
     Query(min): Query<MinPosition>,
 ) -> Result<axum::Json<Option<OwnerRef>>, ApiError> {
-    caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
+    let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager, Role::Integration])?;
     caller.readable_lead(&state, LeadId(id)).await?;
     state.caught_up(&[LEADS, OWNERSHIP_HISTORY], &min).await?;
-    queries::owner_at(&state.pool, caller.org(), LeadId(id), at.at)
+    let mut owner = queries::owner_at(&state.pool, caller.org(), LeadId(id), at.at)
         .await?
-        .map(axum::Json)
-        .ok_or_else(|| not_projected_yet(id))
+        .ok_or_else(|| not_projected_yet(id))?;
+    if let (Role::ChannelManager, Some(owner)) = (role, &mut owner) {
+        hide_outside(&state, caller.org(), me, &mut owner.kind, &mut owner.id).await?;
+    }
+    Ok(axum::Json(owner))
 }
 
 /// The lead exists in the log but the read models have not caught up with it.

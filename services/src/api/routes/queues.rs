@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use leadroute_domain::ids::{PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
-use leadroute_projections::queries::{self, QueueRow, QueuedLead};
+use leadroute_projections::queries::{self, QueueRow, QueueScope, QueuedLead};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -52,8 +52,9 @@ async fn create_queue(
     ))
 }
 
-/// The org's queues; for a partner user, the queues they are a member of. Member lists are
-/// shown to admins only.
+/// The org's queues (admins); a channel manager's territory's queues (those with a user
+/// or account of an account they own as a member); for a partner user, the queues they are
+/// a member of. Member lists are shown to admins only.
 #[utoipa::path(get, path = "/v1/queues", tag = "queues", params(MinPosition),
     responses((status = 200, body = Vec<QueueRow>)))]
 async fn list_queues(
@@ -61,15 +62,15 @@ async fn list_queues(
     caller: Caller,
     Query(min): Query<MinPosition>,
 ) -> Result<axum::Json<Vec<QueueRow>>, ApiError> {
-    let (member, admin) = match caller.partner() {
-        Ok(me) => (Some(me), false),
-        Err(_) => {
-            let (role, _) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
-            (None, role == Role::Admin)
-        }
+    let (scope, admin) = match caller.partner() {
+        Ok((user, account)) => (QueueScope::Member(user, account), false),
+        Err(_) => match caller.internal(&[Role::Admin, Role::ChannelManager])? {
+            (Role::Admin, _) => (QueueScope::Org, true),
+            (_, manager) => (QueueScope::Territory(manager), false),
+        },
     };
     state.caught_up(&[DIRECTORY], &min).await?;
-    let mut queues = queries::queues(&state.pool, caller.org(), member).await?;
+    let mut queues = queries::queues(&state.pool, caller.org(), scope).await?;
     if !admin {
         // Members may belong to other partners or territories: only admins see them.
         for queue in &mut queues {

@@ -102,6 +102,9 @@ async fn activate_user(
         .commands
         .activate_partner_user(&meta, caller.org(), id, InvitationId::new_random(), expires)
         .await?;
+    // A reactivated user sets a new password through the new invitation's link (a first
+    // activation has none to forget).
+    state.access.forget_password(id).await?;
     Ok(axum::Json(state.written(id.0, committed).await?))
 }
 
