@@ -460,4 +460,14 @@ pub enum OrgCommand {
         #[command(flatten)]
         database: DatabaseArgs,
     },
+    /// Mint a new admin API key for an existing org and print it (shown once): the way back
+    /// for an operator when an org's admin keys are lost.
+    Rekey {
+        /// The org's id.
+        #[arg(long)]
+        org: uuid::Uuid,
+        /// The database.
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
 }

@@ -1,7 +1,7 @@
 //! The `leadroute` binary: parse the command line, start logging, run the command.
 
 use clap::Parser;
-use leadroute_domain::ids::Actor;
+use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_services::access::{Access, NewOrg};
 use leadroute_services::api::Api;
 use leadroute_services::app::{CommandMeta, Commands};
@@ -154,6 +154,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let NewOrg {
                 org, key, secret, ..
             } = access.create_org(&meta, &name).await?;
+            let mut out = std::io::stdout();
+            writeln!(out, "org_id:        {org}")?;
+            writeln!(out, "admin key id:  {}", key.key_id)?;
+            writeln!(out, "admin key:     {secret}")?;
+            writeln!(
+                out,
+                "(the key is shown once; send it as `Authorization: Bearer <key>`)"
+            )?;
+        }
+        Command::Org(OrgCommand::Rekey { org, database }) => {
+            let pool = connect(&database).await?;
+            let access = Access::new(pool.clone(), Commands::new(pool), Duration::ZERO);
+            let (key, secret) = access.rekey(OrgId(org)).await?;
             let mut out = std::io::stdout();
             writeln!(out, "org_id:        {org}")?;
             writeln!(out, "admin key id:  {}", key.key_id)?;

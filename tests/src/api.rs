@@ -82,6 +82,7 @@ impl TestApi {
             listen: ([127, 0, 0, 1], 0).into(),
             operator_token: Some(OPERATOR_TOKEN.to_string()),
             read_wait_ms: 1000,
+            header_timeout_secs: 2,
             ..ApiConfig::default()
         };
         let api = Api::build(db.pool.clone(), &config)

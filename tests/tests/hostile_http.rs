@@ -95,3 +95,125 @@ async fn names_that_no_read_model_could_index_are_refused_and_the_directory_keep
         .await;
     assert_eq!(listed.status, 200, "{listed:?}");
 }
+
+#[tokio::test]
+async fn every_error_is_problem_json_and_a_forbidden_role_hears_so_before_its_body_is_read() {
+    let api = TestApi::spawn().await;
+    let org = api.org().await;
+    let (integration, _) = api.key(&org.admin, "integration").await;
+    let is_problem = |answer: &leadroute_tests::api::Answer| {
+        answer.headers["content-type"] == "application/problem+json"
+            && answer.body["code"].is_string()
+    };
+    // A bad body from a role that may never create queues: 403, not 422.
+    let answer = api
+        .post_raw("/v1/queues", &integration, b"{not json".to_vec())
+        .await;
+    assert_eq!((answer.status.as_u16(), answer.code()), (403, "forbidden"));
+    // Too large (the body limit answers before any handler).
+    let answer = api
+        .post_raw("/v1/leads", &org.admin, vec![b' '; 2 << 20])
+        .await;
+    assert_eq!(answer.status, 413);
+    assert!(is_problem(&answer), "{answer:?}");
+    // A request target past 8 KiB.
+    let answer = api
+        .get(&format!("/v1/queues?x={}", "a".repeat(9_000)), &org.admin)
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.code()),
+        (414, "uri_too_long")
+    );
+    assert!(is_problem(&answer));
+    // A date PostgreSQL cannot hold is the input's fault: 422, never 503.
+    let (lead, position) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+    let answer = api
+        .get(
+            &format!(
+                "/v1/leads/{lead}/owner-at?at=+200000-01-01T00:00:00Z&min_position={position}"
+            ),
+            &org.admin,
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert!(is_problem(&answer));
+}
+
+#[tokio::test]
+async fn the_last_admin_key_stays_and_org_creation_is_idempotent_by_key() {
+    let api = TestApi::spawn().await;
+    let org = api.org().await;
+    let keys = api.get("/v1/api-keys", &org.admin).await.ok();
+    let first = keys.body[0]["key_id"].as_str().unwrap().to_string();
+    let refused = api
+        .call_with(
+            reqwest::Method::DELETE,
+            &format!("/v1/api-keys/{first}"),
+            Some(&org.admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (409, "last_admin_key")
+    );
+    let (second, _) = api.key(&org.admin, "admin").await;
+    let revoked = api
+        .call_with(
+            reqwest::Method::DELETE,
+            &format!("/v1/api-keys/{first}"),
+            Some(&second),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(revoked.status, 204);
+
+    let create = |name: &str| {
+        api.call_with(
+            reqwest::Method::POST,
+            "/v1/orgs",
+            Some(leadroute_tests::api::OPERATOR_TOKEN),
+            Some(json!({"name": name})),
+            &[("Idempotency-Key", "create-acme-1")],
+        )
+    };
+    let created = create("Acme").await;
+    assert_eq!(created.status, 201, "{created:?}");
+    assert!(created.body["admin_key"].is_string());
+    let repeated = create("Acme").await;
+    assert_eq!(repeated.status, 200, "{repeated:?}");
+    assert_eq!(repeated.body["org_id"], created.body["org_id"]);
+    assert_eq!(repeated.body["admin_key_id"], created.body["admin_key_id"]);
+    assert!(
+        repeated.body.get("admin_key").is_none(),
+        "the key is shown once"
+    );
+    let reused = create("Other name").await;
+    assert_eq!(
+        (reused.status.as_u16(), reused.code()),
+        (409, "idempotency_key_reused")
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = TestApi::spawn().await;
+    let address = api.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        slow.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        matches!(closed, Ok(Ok(_))),
+        "the server closed the connection once the header timeout passed"
+    );
+}

@@ -142,6 +142,9 @@ pub enum AccessError {
     /// A command (RecordSignIn) or lookup of the application layer failed.
     #[error(transparent)]
     App(#[from] AppError),
+    /// The org's last live admin key may not be revoked.
+    #[error("this is the org's last admin key; create another admin key before revoking it")]
+    LastAdminKey,
     /// Too many failed sign-ins for this account or from this address; retry after the
     /// duration.
     #[error("too many failed sign-in attempts; retry in {} s", .0.as_secs().max(1))]
@@ -167,6 +170,7 @@ impl AccessError {
             AccessError::EmailInUse => "email_in_use",
             AccessError::App(e) => e.code(),
             AccessError::Throttled(_) => "too_many_attempts",
+            AccessError::LastAdminKey => "last_admin_key",
             AccessError::Busy => "sign_in_busy",
             AccessError::Store(_) => "store_unavailable",
         }
@@ -242,17 +246,53 @@ impl Access {
         .await?)
     }
 
-    /// Revoke a key of `org`; false when there is no such key.
+    /// Revoke a key of `org`; false when there is no such key. The org's last live admin
+    /// key is never revoked (`last_admin_key`): mint another first (or, as an operator,
+    /// `leadroute org rekey`).
     pub async fn revoke_api_key(&self, org: OrgId, key_id: Uuid) -> Result<bool, AccessError> {
+        let mut tx = self.pool.begin().await?;
+        // One revocation per org at a time, so two admins cannot revoke each other's last key.
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('leadroute.api_keys.' || $1::text, 0))",
+        )
+        .bind(org.0)
+        .execute(&mut *tx)
+        .await?;
+        let live_admins_left: Option<i64> = sqlx::query_scalar(
+            "SELECT count(*) FILTER (WHERE role = 'admin' AND revoked_at IS NULL AND key_id <> $2)
+               FROM api_keys WHERE org_id = $1
+             HAVING bool_or(key_id = $2 AND role = 'admin' AND revoked_at IS NULL)",
+        )
+        .bind(org.0)
+        .bind(key_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if live_admins_left == Some(0) {
+            return Err(AccessError::LastAdminKey);
+        }
         let done = sqlx::query(
             "UPDATE api_keys SET revoked_at = coalesce(revoked_at, clock_timestamp())
               WHERE org_id = $1 AND key_id = $2",
         )
         .bind(org.0)
         .bind(key_id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// The first admin key of `org`, listed (what an idempotent repeat of its creation
+    /// names).
+    pub async fn first_admin_key(&self, org: OrgId) -> Result<Option<ApiKeyInfo>, AccessError> {
+        Ok(sqlx::query_as(
+            "SELECT key_id, name, role, internal_user_id, created_at, revoked_at
+               FROM api_keys WHERE org_id = $1 AND role = 'admin'
+              ORDER BY created_at, key_id LIMIT 1",
+        )
+        .bind(org.0)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// Revoke every live key of `org` called `name`; returns how many.
@@ -318,7 +358,18 @@ impl Access {
     /// Create an org and its first admin API key (printed once by `leadroute org create`,
     /// returned once by `POST /v1/orgs`).
     pub async fn create_org(&self, meta: &CommandMeta, name: &str) -> Result<NewOrg, AccessError> {
-        let org = OrgId::new_random();
+        self.create_org_with_id(meta, OrgId::new_random(), name)
+            .await
+    }
+
+    /// [`Access::create_org`] under a given id (an idempotent creation derives it from its
+    /// key): refused with `org_already_exists` when it exists.
+    pub async fn create_org_with_id(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        name: &str,
+    ) -> Result<NewOrg, AccessError> {
         let committed = self.commands.create_org(meta, org, name).await?;
         let admin = InternalUserId::new_random();
         let (key, secret) = self
@@ -330,6 +381,20 @@ impl Access {
             key,
             secret,
         })
+    }
+
+    /// A new admin key for an existing org (`leadroute org rekey`, for operators).
+    pub async fn rekey(&self, org: OrgId) -> Result<(ApiKeyInfo, String), AccessError> {
+        self.commands
+            .state::<leadroute_domain::org::Org>(org, org)
+            .await?;
+        self.create_api_key(
+            org,
+            "operator rekey",
+            Role::Admin,
+            InternalUserId::new_random(),
+        )
+        .await
     }
 
     /// End every session of the users of a partner account (on its deactivation, so that

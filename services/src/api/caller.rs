@@ -77,6 +77,52 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
 const ROLE_FORBIDDEN: &str = "the caller's role may not do this";
 
+/// A set of roles a route admits (see [`Allowed`]).
+pub trait Roles: Send + Sync {
+    /// Internal roles admitted.
+    const ROLES: &'static [Role];
+    /// Whether partner users (and nobody else) are admitted instead.
+    const PARTNER: bool = false;
+}
+
+/// Admins only.
+pub struct AdminRole;
+impl Roles for AdminRole {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// Admins and channel managers.
+pub struct StaffRole;
+impl Roles for StaffRole {
+    const ROLES: &'static [Role] = &[Role::Admin, Role::ChannelManager];
+}
+
+/// Partner users only.
+pub struct PartnerRole;
+impl Roles for PartnerRole {
+    const ROLES: &'static [Role] = &[];
+    const PARTNER: bool = true;
+}
+
+/// Extractor: the caller's role is admitted by `R`, else 403. Placed before a body
+/// extractor, it answers a forbidden role before the body is read, so a caller who may
+/// never do something learns that first (not that their body was malformed).
+pub struct Allowed<R>(std::marker::PhantomData<R>);
+
+impl<R: Roles, S: Send + Sync> FromRequestParts<S> for Allowed<R> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if R::PARTNER {
+            caller.partner()?;
+        } else {
+            caller.internal(R::ROLES)?;
+        }
+        Ok(Allowed(std::marker::PhantomData))
+    }
+}
+
 impl Caller {
     /// The caller's org: every read and command is scoped to it.
     pub fn org(&self) -> OrgId {

@@ -135,7 +135,9 @@ impl ApiError {
             ApiError::Access(
                 e @ (AccessError::PasswordTooShort | AccessError::PasswordTooLong),
             ) => (StatusCode::UNPROCESSABLE_ENTITY, e.code()),
-            ApiError::Access(e @ AccessError::EmailInUse) => (StatusCode::CONFLICT, e.code()),
+            ApiError::Access(e @ (AccessError::EmailInUse | AccessError::LastAdminKey)) => {
+                (StatusCode::CONFLICT, e.code())
+            }
             ApiError::Access(e @ AccessError::InvitationInvalid) => {
                 (StatusCode::NOT_FOUND, e.code())
             }
@@ -146,6 +148,13 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, e.code())
             }
             ApiError::Access(e) => (StatusCode::GONE, e.code()),
+            // A value the database cannot take (a date out of its range, ...): the input's
+            // fault, not the store's.
+            ApiError::Read(sqlx::Error::Database(e))
+                if e.code().is_some_and(|code| code.starts_with("22")) =>
+            {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
+            }
             ApiError::Read(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         }
     }

@@ -3,7 +3,7 @@
 //! the org, channel managers on the accounts they own.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{Allowed, Caller, StaffRole};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
@@ -49,6 +49,7 @@ pub(crate) struct CreateAccount {
 async fn create_account(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<StaffRole>,
     Json(body): Json<CreateAccount>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
@@ -150,6 +151,7 @@ async fn change_manager(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<ChangeManager>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let id = PartnerAccountId(id);
@@ -184,6 +186,7 @@ async fn add_contact(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<AddContact>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     let account_id = PartnerAccountId(id);

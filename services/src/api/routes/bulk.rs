@@ -4,7 +4,7 @@
 //! restart (`crate::bulk`).
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{Allowed, Caller, StaffRole};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::Written;
 use crate::api::{ApiError, ApiState, IDEMPOTENCY_KEY};
@@ -70,6 +70,7 @@ async fn start(
     State(state): State<ApiState>,
     caller: Caller,
     headers: HeaderMap,
+    _: Allowed<StaffRole>,
     Json(body): Json<StartBody>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     let (role, user) = caller.internal(&[Role::Admin, Role::ChannelManager])?;

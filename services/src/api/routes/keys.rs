@@ -2,7 +2,7 @@
 //! revoke.
 
 use crate::access::{ApiKeyInfo, Role};
-use crate::api::caller::Caller;
+use crate::api::caller::{AdminRole, Allowed, Caller};
 use crate::api::extract::{Json, Path};
 use crate::api::idempotency::ShownOnce;
 use crate::api::{ApiError, ApiState};
@@ -48,6 +48,7 @@ pub(crate) struct CreatedKey {
 async fn create_key(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<CreateKey>,
 ) -> Result<Response, ApiError> {
     caller.internal(&[Role::Admin])?;

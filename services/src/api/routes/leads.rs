@@ -3,7 +3,7 @@
 //! time T, and a channel manager's leads.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{Allowed, Caller, PartnerRole, StaffRole};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
@@ -176,6 +176,7 @@ async fn reassign(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<Reassign>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let lead = LeadId(id);
@@ -218,6 +219,7 @@ async fn enqueue(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<Enqueue>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let (role, _) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
@@ -256,6 +258,7 @@ async fn claim(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<PartnerRole>,
     Json(body): Json<Claim>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let (user, account) = caller.partner()?;

@@ -1,14 +1,15 @@
 //! The org: creation by the platform operator, PRM (one-way, with the sharing review),
 //! the partner-visible fields and the sharing-review report.
 
-use crate::access::{NewOrg, Role};
-use crate::api::caller::Caller;
+use crate::access::{AccessError, NewOrg, Role};
+use crate::api::caller::{AdminRole, Allowed, Caller};
 use crate::api::extract::Json;
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
+use crate::app::AppError;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use leadroute_domain::ids::Actor;
+use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_domain::org::{Org, SharingReviewAck, VisibleFields};
 use leadroute_projections::projectors::LEADS;
 use leadroute_projections::queries;
@@ -45,15 +46,27 @@ pub(crate) struct CreatedOrg {
     org_id: Uuid,
     /// The admin key's id.
     admin_key_id: Uuid,
-    /// The admin key: `Authorization: Bearer <admin_key>`. Not shown again.
-    admin_key: String,
+    /// The admin key: `Authorization: Bearer <admin_key>`. Shown once: absent from the
+    /// answer to a repeat with the same `Idempotency-Key` (an operator who lost it mints
+    /// another with `leadroute org rekey`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    admin_key: Option<String>,
     /// Log position of `OrgCreated`.
     position: Option<String>,
 }
 
-/// Create an org (platform operator token only) and its first admin API key.
-#[utoipa::path(post, path = "/v1/orgs", tag = "org", request_body = CreateOrg,
-    responses((status = 201, body = CreatedOrg), (status = 401, body = crate::api::Problem)))]
+/// Namespace of the org ids derived from operators' idempotency keys.
+const ORG_KEY_NAMESPACE: Uuid = Uuid::from_u128(0x6c6f_7267_2d69_6465_6d70_6f74_656e_7401);
+
+/// Create an org (platform operator token only) and its first admin API key. With an
+/// `Idempotency-Key` header the org id derives from the key: a repeat with the same key and
+/// name answers 200 with the same org and key id, without the key itself (shown once); the
+/// same key with another name is `idempotency_key_reused`.
+#[utoipa::path(post, path = "/v1/orgs", tag = "org", request_body = CreateOrg, security(()),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 characters")),
+    responses((status = 201, body = CreatedOrg), (status = 200, body = CreatedOrg),
+        (status = 401, body = crate::api::Problem), (status = 403, body = crate::api::Problem),
+        (status = 409, body = crate::api::Problem), (status = 422, body = crate::api::Problem)))]
 async fn create_org(
     State(state): State<ApiState>,
     headers: HeaderMap,
@@ -72,23 +85,83 @@ async fn create_org(
             "the operator token is missing or wrong",
         ));
     }
+    let key = match headers.get(crate::api::IDEMPOTENCY_KEY) {
+        None => None,
+        Some(key) => Some(
+            key.to_str()
+                .ok()
+                .filter(|k| (1..=255).contains(&k.len()))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "header.idempotency-key",
+                        "must be 1 to 255 visible ASCII characters",
+                    )
+                })?
+                .to_string(),
+        ),
+    };
+    let org = key.as_ref().map_or_else(OrgId::new_random, |key| {
+        OrgId(Uuid::new_v5(&ORG_KEY_NAMESPACE, key.as_bytes()))
+    });
     let meta = crate::app::CommandMeta::now(Actor::System("operator".into()));
-    let NewOrg {
-        org,
-        committed,
-        key,
-        secret,
-    } = state.access.create_org(&meta, &body.name).await?;
-    let written = state.written(org.0, committed).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Json(CreatedOrg {
-            org_id: org.0,
-            admin_key_id: key.key_id,
-            admin_key: secret,
-            position: written.position,
+    match state
+        .access
+        .create_org_with_id(&meta, org, &body.name)
+        .await
+    {
+        Ok(NewOrg {
+            org,
+            committed,
+            key,
+            secret,
+        }) => {
+            let written = state.written(org.0, committed).await?;
+            Ok((
+                StatusCode::CREATED,
+                axum::Json(CreatedOrg {
+                    org_id: org.0,
+                    admin_key_id: key.key_id,
+                    admin_key: Some(secret),
+                    position: written.position,
+                }),
+            ))
+        }
+        Err(AccessError::App(AppError::Refused {
+            code: "org_already_exists",
+            ..
+        })) if key.is_some() => replay_create_org(&state, org, &body.name).await,
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer to a repeated idempotent org creation.
+async fn replay_create_org(
+    state: &ApiState,
+    org: OrgId,
+    name: &str,
+) -> Result<(StatusCode, axum::Json<CreatedOrg>), ApiError> {
+    let existing = state.commands.state::<Org>(org, org).await?;
+    let first_key = state.access.first_admin_key(org).await?;
+    match first_key {
+        // The first request is still between creating the org and its key.
+        None => Err(ApiError::Idempotency {
+            code: "idempotency_key_in_flight",
+            message: "a request with this idempotency key is still running; retry shortly",
         }),
-    ))
+        Some(first) if existing.name == name.trim() => Ok((
+            StatusCode::OK,
+            axum::Json(CreatedOrg {
+                org_id: org.0,
+                admin_key_id: first.key_id,
+                admin_key: None,
+                position: None,
+            }),
+        )),
+        Some(_) => Err(ApiError::Idempotency {
+            code: "idempotency_key_reused",
+            message: "this idempotency key created an org with another name",
+        }),
+    }
 }
 
 /// Field names partner users may see.
@@ -167,6 +240,7 @@ pub(crate) struct EnablePrm {
 async fn enable_prm(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<EnablePrm>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let (_, admin) = caller.internal(&[Role::Admin])?;
@@ -202,6 +276,7 @@ async fn disable_prm(
 async fn set_visible_fields(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<FieldSet>,
 ) -> Result<axum::Json<Written>, ApiError> {
     caller.internal(&[Role::Admin])?;

@@ -2,7 +2,7 @@
 //! they are members of), and the queue view of unclaimed leads.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{AdminRole, Allowed, Caller};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
@@ -38,6 +38,7 @@ pub(crate) struct CreateQueue {
 async fn create_queue(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<CreateQueue>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     caller.internal(&[Role::Admin])?;
@@ -117,6 +118,7 @@ async fn add_member(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<AdminRole>,
     Json(member): Json<Member>,
 ) -> Result<axum::Json<Written>, ApiError> {
     caller.internal(&[Role::Admin])?;

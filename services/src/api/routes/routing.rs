@@ -3,7 +3,7 @@
 //! Rule sets, pools, dry runs and re-runs are for admins.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{AdminRole, Allowed, Caller};
 use crate::api::extract::{Json, Path};
 use crate::api::reads::Written;
 use crate::api::{ApiError, ApiState};
@@ -52,6 +52,7 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 async fn publish_rule_set(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(spec): Json<RuleSetSpec>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     caller.internal(&[Role::Admin])?;
@@ -140,6 +141,7 @@ pub(crate) struct DryRunDecision {
 async fn dry_run(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<DryRunRequest>,
 ) -> Result<axum::Json<Vec<DryRunDecision>>, ApiError> {
     caller.internal(&[Role::Admin])?;
@@ -200,6 +202,7 @@ pub(crate) struct CreatePool {
 async fn create_pool(
     State(state): State<ApiState>,
     caller: Caller,
+    _: Allowed<AdminRole>,
     Json(body): Json<CreatePool>,
 ) -> Result<(StatusCode, axum::Json<Written>), ApiError> {
     caller.internal(&[Role::Admin])?;
@@ -284,6 +287,7 @@ async fn add_pool_member(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<AdminRole>,
     Json(body): Json<AddPoolMember>,
 ) -> Result<axum::Json<Written>, ApiError> {
     caller.internal(&[Role::Admin])?;

@@ -4,7 +4,7 @@
 //! the emails recorded by the mailer.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{AdminRole, Allowed, Caller};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::Written;
 use crate::api::{ApiError, ApiState};
@@ -124,6 +124,7 @@ async fn set_template(
     State(state): State<ApiState>,
     caller: Caller,
     Path(kind): Path<Kind>,
+    _: Allowed<AdminRole>,
     Json(body): Json<Body>,
 ) -> Result<axum::Json<Written>, ApiError> {
     caller.internal(&[Role::Admin])?;
@@ -164,6 +165,7 @@ async fn preview(
     State(state): State<ApiState>,
     caller: Caller,
     Path(kind): Path<Kind>,
+    _: Allowed<AdminRole>,
     Json(draft): Json<Draft>,
 ) -> Result<axum::Json<Preview>, ApiError> {
     caller.internal(&[Role::Admin])?;

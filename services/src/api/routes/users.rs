@@ -3,7 +3,7 @@
 //! routing, and a partner user's inbox.
 
 use crate::access::Role;
-use crate::api::caller::Caller;
+use crate::api::caller::{Allowed, Caller, StaffRole};
 use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
@@ -85,6 +85,7 @@ async fn activate_user(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<Activate>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let id = PartnerUserId(id);
@@ -142,6 +143,7 @@ async fn pause_user(
     State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
     Json(body): Json<Pause>,
 ) -> Result<axum::Json<Written>, ApiError> {
     let id = PartnerUserId(id);
