@@ -67,6 +67,19 @@ pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatu
     Ok(out)
 }
 
+/// Whether an event is stored at exactly `position` (positions that commands answer always
+/// are; any other is not a write a reader could wait for).
+pub async fn is_written(pool: &PgPool, position: Checkpoint) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM {EVENTS_TABLE}
+                         WHERE transaction_id = $1::text::xid8 AND global_position = $2)"
+    ))
+    .bind(position.transaction_id.to_string())
+    .bind(position.global_position)
+    .fetch_one(pool)
+    .await
+}
+
 /// The first of `names` whose checkpoint has not reached `position` (a projection without a
 /// checkpoint row has reached nothing), or `None` when every one has: a reader that wrote at
 /// `position` can then read its own write from all of them.

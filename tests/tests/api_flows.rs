@@ -397,6 +397,7 @@ async fn a_read_waits_for_its_min_position_and_says_when_it_is_not_reached() {
         .await
         .ok();
     assert_eq!(history.body, json!([]));
+    // A position no write answered is refused, not waited for.
     let future = api
         .get(
             "/v1/partner-accounts?min_position=99999999/99999999",
@@ -404,13 +405,40 @@ async fn a_read_waits_for_its_min_position_and_says_when_it_is_not_reached() {
         )
         .await;
     assert_eq!(
-        (future.status, future.code()),
+        (future.status, future.body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("query.min_position"))
+    );
+    // A real write the directory projector cannot reach yet (its checkpoint lock is held
+    // here) answers 503 naming the projection.
+    let mut holder = api.db.pool.begin().await.unwrap();
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('leadroute.checkpoint.public.directory', 0))")
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (_, manager) = api.key(&org.admin, "channel_manager").await;
+    let account = api
+        .post(
+            "/v1/partner-accounts",
+            &org.admin,
+            json!({"name": "Held", "channel_manager": manager}),
+        )
+        .await
+        .ok();
+    let held = api
+        .get(
+            &format!(
+                "/v1/partner-accounts?min_position={}",
+                account.body["position"].as_str().unwrap()
+            ),
+            &org.admin,
+        )
+        .await;
+    holder.rollback().await.unwrap();
+    assert_eq!(
+        (held.status, held.code()),
         (StatusCode::SERVICE_UNAVAILABLE, "projection_behind")
     );
-    assert!(future.body["detail"]
-        .as_str()
-        .unwrap()
-        .contains("directory"));
+    assert!(held.body["detail"].as_str().unwrap().contains("directory"));
     let bad = api
         .get("/v1/partner-accounts?min_position=soon", &org.admin)
         .await;

@@ -8,6 +8,7 @@
 mod caller;
 mod extract;
 mod idempotency;
+mod openapi;
 mod problem;
 mod reads;
 mod routes;
@@ -195,7 +196,10 @@ pub fn router_with(state: ApiState, limits: &server::Limits) -> (Router, utoipa:
         .merge(routes::public())
         .merge(authenticated)
         .split_for_parts();
-    let document = openapi.clone();
+    let mut openapi = openapi;
+    openapi::document_errors(&mut openapi);
+    let mut document = serde_json::to_value(&openapi).expect("the OpenAPI document serialises");
+    openapi::constrain_text(&mut document);
     let router = router
         .route(
             "/openapi.json",

@@ -61,8 +61,18 @@ impl ApiState {
             .parse()
             .map_err(|e: String| ApiError::invalid("query.min_position", e))?;
         let deadline = Instant::now() + self.read_wait;
+        let mut checked = false;
         loop {
             let behind = status::first_behind(&self.pool, projections, position).await?;
+            if behind.is_some() && !std::mem::replace(&mut checked, true) {
+                // Waiting only makes sense for a position some write returned.
+                if !status::is_written(&self.pool, position).await? {
+                    return Err(ApiError::invalid(
+                        "query.min_position",
+                        format!("no write is at position {position}; pass a `position` a command answered"),
+                    ));
+                }
+            }
             match behind {
                 None => return Ok(()),
                 Some(projection) if Instant::now() >= deadline => {
@@ -81,6 +91,7 @@ impl ApiState {
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MinPosition {
-    /// A `position` returned by a command; the read waits until it is applied.
+    /// A `position` returned by a command (`TX/POS`); the read waits until it is applied.
+    #[param(pattern = r"^[0-9]+/[0-9]+$")]
     pub min_position: Option<String>,
 }

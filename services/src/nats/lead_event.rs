@@ -20,12 +20,28 @@ pub const SCHEMA_VERSION: u64 = 1;
 #[serde(deny_unknown_fields)]
 pub struct LeadEventV1 {
     /// Always 1.
+    #[schema(minimum = 1, maximum = 1)]
     pub schema_version: u64,
     /// The upstream system's id of this event.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub upstream_event_id: String,
     /// Name of the upstream CRM.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub upstream_system: String,
     /// The upstream id of the lead.
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub upstream_lead_id: String,
     /// When it happened upstream.
     pub occurred_at: DateTime<Utc>,

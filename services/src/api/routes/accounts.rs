@@ -29,8 +29,14 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 
 /// A partner account to create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateAccount {
     /// Display name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     /// Owning channel manager (internal user id). Admins must name one; a channel manager
     /// may only name themself, the default.
@@ -138,6 +144,7 @@ async fn deactivate_account(
 
 /// A new owning channel manager.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ChangeManager {
     /// The internal user id of the channel manager.
     channel_manager: Uuid,
@@ -170,8 +177,14 @@ async fn change_manager(
 
 /// A contact to add.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AddContact {
     /// Full name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     /// Email address (the partner user's sign-in name).
     email: String,

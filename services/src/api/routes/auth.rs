@@ -26,6 +26,7 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
 
 /// A password set through the invitation link.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SetPassword {
     /// The token of the set-password link.
     token: String,
@@ -38,7 +39,8 @@ pub(crate) struct SetPassword {
 /// `invitation_invalid`).
 #[utoipa::path(post, path = "/v1/auth/set-password", tag = "auth", request_body = SetPassword,
     security(()),
-    responses((status = 204), (status = 410, body = crate::api::Problem),
+    responses((status = 204), (status = 404, body = crate::api::Problem),
+        (status = 409, body = crate::api::Problem), (status = 410, body = crate::api::Problem),
         (status = 422, body = crate::api::Problem)))]
 async fn set_password(
     State(state): State<ApiState>,
@@ -53,6 +55,7 @@ async fn set_password(
 
 /// Partner-user credentials.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct SignIn {
     /// The partner user's org.
     org_id: Uuid,

@@ -23,8 +23,14 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 
 /// A key to create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateKey {
     /// A label.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     /// Its role.
     role: Role,
@@ -52,15 +58,18 @@ async fn create_key(
     Json(body): Json<CreateKey>,
 ) -> Result<Response, ApiError> {
     caller.internal(&[Role::Admin])?;
-    if body.name.trim().is_empty() {
-        return Err(ApiError::invalid("body.name", "must not be empty"));
-    }
+    let name = leadroute_domain::limits::line(
+        "name",
+        &body.name,
+        leadroute_domain::limits::MAX_NAME_CHARS,
+    )
+    .map_err(|fault| ApiError::invalid("body.name", fault.to_string()))?;
     let user = body
         .internal_user_id
         .map_or_else(InternalUserId::new_random, InternalUserId);
     let (key, secret) = state
         .access
-        .create_api_key(caller.org(), body.name.trim(), body.role, user)
+        .create_api_key(caller.org(), &name, body.role, user)
         .await?;
     let mut response =
         (StatusCode::CREATED, axum::Json(CreatedKey { key, secret })).into_response();

@@ -82,6 +82,7 @@ pub(crate) enum OwnerKind {
 
 /// A lead owner.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct OwnerTarget {
     /// Its kind.
     kind: OwnerKind,
@@ -157,6 +158,7 @@ async fn get_lead(
 
 /// A manual owner change.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Reassign {
     /// The new owner: a partner user (assignable: active and signed in once) or a queue;
     /// internal users for admins only.
@@ -206,6 +208,7 @@ async fn reassign(
 
 /// A queue to put a lead into.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Enqueue {
     /// The queue.
     queue_id: Uuid,
@@ -243,6 +246,7 @@ async fn enqueue(
 
 /// A claim from a queue.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Claim {
     /// The queue the lead waits in.
     queue_id: Uuid,

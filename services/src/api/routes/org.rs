@@ -34,8 +34,14 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
 
 /// A new org.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateOrg {
     /// Display name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
 }
 
@@ -166,6 +172,7 @@ async fn replay_create_org(
 
 /// Field names partner users may see.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct FieldSet {
     /// Lead fields (upstream names).
     #[serde(default)]
@@ -227,6 +234,7 @@ async fn get_org(
 
 /// Enabling PRM: the acknowledged sharing review.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct EnablePrm {
     /// The field set the admin reviewed (from `GET /v1/org/sharing-review`); it becomes
     /// the partner-visible fields. Required: without it the command is refused.

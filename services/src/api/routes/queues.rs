@@ -27,8 +27,14 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 
 /// A queue to create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreateQueue {
     /// Display name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
 }
 
@@ -95,6 +101,7 @@ pub(crate) enum MemberKind {
 /// A queue member.
 #[derive(Debug, Deserialize, ToSchema, IntoParams)]
 #[into_params(parameter_in = Path)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Member {
     /// `partner_user` or `partner_account`.
     kind: MemberKind,

@@ -105,6 +105,7 @@ async fn current_rule_set(
 
 /// A dry run: a draft against one lead, a list, or the leads received in a window.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct DryRunRequest {
     /// The draft rule set (same shape as `POST /v1/rule-sets`).
     #[schema(value_type = Object)]
@@ -189,8 +190,14 @@ fn dry_run_view(run: DryRun) -> DryRunDecision {
 
 /// A pool to create.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct CreatePool {
     /// Display name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     name: String,
     /// Most open leads a member may hold for new automatic assignments.
     cap: Option<u32>,
@@ -271,6 +278,7 @@ fn member(kind: PoolMemberKind, id: Uuid) -> Member {
 
 /// A member to add.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct AddPoolMember {
     /// `partner_user` or `queue`.
     kind: PoolMemberKind,

@@ -46,6 +46,7 @@ impl From<Kind> for TemplateKind {
 
 /// A template's content.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Body {
     /// Subject line (minijinja).
     subject: String,
@@ -148,6 +149,7 @@ pub(crate) struct Preview {
 
 /// A draft to preview; without `subject` and `text`, the current template is previewed.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Draft {
     /// Subject line.
     subject: Option<String>,

@@ -8,6 +8,7 @@ use crate::api::extract::{Json, Path, Query};
 use crate::api::reads::{MinPosition, Written};
 use crate::api::{ApiError, ApiState};
 use axum::extract::State;
+use chrono::Datelike;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{InvitationId, PartnerUserId};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
@@ -69,6 +70,7 @@ async fn list_users(
 
 /// Activation options.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Activate {
     /// Hours the set-password link stays valid (1 to 720, default 72).
     #[serde(default)]
@@ -130,6 +132,7 @@ async fn deactivate_user(
 
 /// A pause of automatic routing.
 #[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Pause {
     /// End of the pause (out of office); open-ended when omitted.
     #[serde(default)]
@@ -148,6 +151,13 @@ async fn pause_user(
 ) -> Result<axum::Json<Written>, ApiError> {
     let id = PartnerUserId(id);
     caller.managed_user(&state, id).await?;
+    // Read models store the end as a timestamp: keep it within what one can hold.
+    if body.until.is_some_and(|until| until.year() > 9999) {
+        return Err(ApiError::invalid(
+            "body.until",
+            "must lie before the year 10000",
+        ));
+    }
     let committed = state
         .commands
         .pause_auto_assignment(&caller.meta(), caller.org(), id, body.until)
