@@ -26,6 +26,39 @@ async fn acknowledged_all(nats: &TestNats, names: &Names) -> bool {
     info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
 }
 
+/// Publish `bodies` on `subject` before any intake worker runs (so they share batches),
+/// then run one worker until every message is acknowledged.
+async fn publish_then_drain(
+    app: &TestApp,
+    nats: &TestNats,
+    names: &Names,
+    subject: &str,
+    bodies: Vec<Vec<u8>>,
+) {
+    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap()
+        .stop()
+        .await;
+    for body in bodies {
+        nats.js
+            .publish(subject.to_string(), body.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let workers = ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
+        .await
+        .unwrap();
+    let settled = eventually(Duration::from_secs(60), || async {
+        acknowledged_all(nats, names).await.then_some(())
+    })
+    .await;
+    workers.stop().await;
+    assert!(settled.is_some(), "every message was acknowledged");
+}
+
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(&app.db.pool)
@@ -38,43 +71,18 @@ async fn each_hostile_message_is_dead_lettered_and_the_valid_ones_around_it_all_
     let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
     let org = app.org().await;
     let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
-    // Create the streams and consumer first, publish everything, then start the worker, so
-    // the hostile and valid messages share batches.
-    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
-        .await
-        .unwrap()
-        .stop()
-        .await;
     let subject = names.crm_subject(org.0, "created");
     let cases = corpus("nats");
-    let mut valid_count = 0;
+    let mut bodies = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         for j in 0..3 {
             let body = valid(&format!("ok-{i}-{j}"), &format!("L-{i}-{j}"));
-            nats.js
-                .publish(subject.clone(), body.to_string().into())
-                .await
-                .unwrap()
-                .await
-                .unwrap();
-            valid_count += 1;
+            bodies.push(body.to_string().into_bytes());
         }
-        nats.js
-            .publish(subject.clone(), case.body.clone().into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
+        bodies.push(case.body.clone());
     }
-    let workers = ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
-        .await
-        .unwrap();
-    let settled = eventually(Duration::from_secs(60), || async {
-        acknowledged_all(&nats, &names).await.then_some(())
-    })
-    .await;
-    workers.stop().await;
-    assert!(settled.is_some(), "every message was acknowledged");
+    let valid_count = (bodies.len() - cases.len()) as i64;
+    publish_then_drain(&app, &nats, &names, &subject, bodies).await;
     assert_eq!(
         count(
             &app,
@@ -141,11 +149,6 @@ async fn a_lead_the_store_refuses_costs_only_that_lead_not_its_batch() {
     .execute(&app.db.pool)
     .await
     .unwrap();
-    ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
-        .await
-        .unwrap()
-        .stop()
-        .await;
     let subject = names.crm_subject(org.0, "created");
     let mut poisoned = valid("bad", "L-bad");
     poisoned["fields"]["company"] = "store-refuses-this".into();
@@ -154,23 +157,8 @@ async fn a_lead_the_store_refuses_costs_only_that_lead_not_its_batch() {
         .collect();
     bodies.push(poisoned);
     bodies.extend((0..10).map(|i| valid(&format!("b{i}"), &format!("B{i}"))));
-    for body in bodies {
-        nats.js
-            .publish(subject.clone(), body.to_string().into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
-    let workers = ConsumerWorkers::intake(&app.db.pool, &nats.url, names.clone(), 1)
-        .await
-        .unwrap();
-    let settled = eventually(Duration::from_secs(60), || async {
-        acknowledged_all(&nats, &names).await.then_some(())
-    })
-    .await;
-    workers.stop().await;
-    assert!(settled.is_some(), "every message was acknowledged");
+    let bodies = bodies.iter().map(|b| b.to_string().into_bytes()).collect();
+    publish_then_drain(&app, &nats, &names, &subject, bodies).await;
     assert_eq!(
         count(
             &app,

@@ -23,6 +23,21 @@ pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 /// Largest body read for hashing or stored.
 const MAX_BODY: usize = 1 << 20;
 
+/// An `Idempotency-Key` header's value: 1 to 255 visible ASCII characters.
+pub(crate) fn key_text(value: &HeaderValue) -> Result<String, ApiError> {
+    value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()))
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "header.idempotency-key",
+                "must be 1 to 255 visible ASCII characters",
+            )
+        })
+}
+
 /// Middleware on the authenticated routes (after `authenticate`).
 pub async fn idempotent(
     State(state): State<ApiState>,
@@ -35,17 +50,7 @@ pub async fn idempotent(
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         return Ok(next.run(request).await);
     }
-    let key = key
-        .to_str()
-        .ok()
-        .filter(|k| (1..=255).contains(&k.len()))
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "header.idempotency-key",
-                "must be 1 to 255 visible ASCII characters",
-            )
-        })?
-        .to_string();
+    let key = key_text(&key)?;
     let (mut parts, body) = request.into_parts();
     let caller = Caller::from_request_parts(&mut parts, &state).await?;
     let body = to_bytes(body, MAX_BODY)

@@ -91,21 +91,10 @@ async fn create_org(
             "the operator token is missing or wrong",
         ));
     }
-    let key = match headers.get(crate::api::IDEMPOTENCY_KEY) {
-        None => None,
-        Some(key) => Some(
-            key.to_str()
-                .ok()
-                .filter(|k| (1..=255).contains(&k.len()))
-                .ok_or_else(|| {
-                    ApiError::invalid(
-                        "header.idempotency-key",
-                        "must be 1 to 255 visible ASCII characters",
-                    )
-                })?
-                .to_string(),
-        ),
-    };
+    let key = headers
+        .get(crate::api::IDEMPOTENCY_KEY)
+        .map(crate::api::idempotency::key_text)
+        .transpose()?;
     let org = key.as_ref().map_or_else(OrgId::new_random, |key| {
         OrgId(Uuid::new_v5(&ORG_KEY_NAMESPACE, key.as_bytes()))
     });
