@@ -5,7 +5,8 @@
 //! partner-inbox query (first page) latency over many leads and partner users. It works in
 //! a fresh database (dropped at the end) on the server of LEADROUTE_TEST_DATABASE_URL.
 //!
-//! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`; `e2e`: see `e2e.rs`.
+//! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`; `e2e`: see `e2e.rs`; `parse`: see
+//! `parse.rs`.
 
 use clap::{Parser, Subcommand};
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
@@ -81,11 +82,19 @@ enum Bench {
         #[arg(long, default_value_t = 1)]
         router_workers: usize,
     },
+    /// What the strict edge (strict JSON, schema, limits) costs per lead event, next to a
+    /// plain serde_json parse of the same events (no servers needed).
+    Parse {
+        /// Parses of each kind.
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+    },
 }
 
 mod bulk;
 mod e2e;
 mod intake;
+mod parse;
 
 fn say(line: impl AsRef<str>) {
     let _ = writeln!(std::io::stdout(), "{}", line.as_ref());
@@ -104,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
         } => (leads, users, queues, queries, keep, generate_only),
         Bench::Intake { events } => return intake::run(events).await,
         Bench::Bulk { leads } => return bulk::run(leads).await,
+        Bench::Parse { events } => return parse::run(events),
         Bench::E2e {
             leads,
             half_rate_seconds,

@@ -1,5 +1,6 @@
 //! leadroute's schema and read side: the embedded migrations (from `deploy/migrations`, the
-//! only schema source), the commit-safe event-log reader, the projector runtime, the
+//! only schema source), the commit-safe event-log reader, the projector runtime (which
+//! quarantines an event a reader cannot handle instead of stopping: `quarantine`), the
 //! projectors and the read-model queries.
 //!
 //! This crate owns SQL and holds no domain rules; it never writes the events table.

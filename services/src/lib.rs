@@ -1,6 +1,7 @@
 //! leadroute's runnable parts: the application layer that executes commands through the
-//! event store, database plumbing, the embedded local PostgreSQL and NATS of `up`, the demo
-//! seed, and the `leadroute` command line.
+//! event store, strict parsing of outside input (`input`), database plumbing, start-up that
+//! waits for its servers (`startup`), the embedded local PostgreSQL and NATS of `up`, the
+//! demo seed, and the `leadroute` command line.
 //!
 //! Domain rules live in `leadroute-domain`; schema and read models in `leadroute-projections`.
 

@@ -87,6 +87,18 @@ impl ApiState {
     }
 }
 
+/// A page size given as `?limit=`: `default` when absent, refused outside 1 to `max`.
+pub(crate) fn page_limit(given: Option<i64>, default: i64, max: i64) -> Result<i64, ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=max).contains(&limit) {
+        return Err(ApiError::invalid(
+            "query.limit",
+            format!("must be 1 to {max}"),
+        ));
+    }
+    Ok(limit)
+}
+
 /// `?min_position=TX/POS`: read only once the read models include that write.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]

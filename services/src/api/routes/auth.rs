@@ -30,7 +30,8 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
 pub(crate) struct SetPassword {
     /// The token of the set-password link.
     token: String,
-    /// The new password (at least 12 characters).
+    /// The new password (at least 12 characters, at most 1024 bytes).
+    #[schema(min_length = 12, max_length = 1024)]
     password: String,
 }
 

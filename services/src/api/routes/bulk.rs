@@ -187,6 +187,7 @@ pub(crate) struct ResultsParams {
     /// Skip this many results (of the chosen kind), in selection order.
     offset: Option<usize>,
     /// At most this many, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
     /// Only `moved`, `skipped` or `refused`.
     #[param(value_type = Option<String>)]

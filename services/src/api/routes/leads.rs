@@ -378,6 +378,7 @@ pub(crate) struct Territory {
     /// The channel manager (admins only; a channel manager always gets their own).
     channel_manager: Option<Uuid>,
     /// At most this many, 1 to 5000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
     limit: Option<i64>,
 }
 
@@ -403,7 +404,7 @@ async fn managed_leads(
         _ => me,
     };
     state.caught_up(&[DIRECTORY, LEADS], &min).await?;
-    let limit = params.limit.unwrap_or(500);
+    let limit = crate::api::reads::page_limit(params.limit, 500, 5000)?;
     Ok(axum::Json(
         queries::channel_manager_leads(&state.pool, caller.org(), manager, limit).await?,
     ))

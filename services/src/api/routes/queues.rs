@@ -175,6 +175,7 @@ async fn remove_member(
 #[into_params(parameter_in = Query)]
 pub(crate) struct QueueParams {
     /// At most this many leads, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -202,8 +203,13 @@ async fn queue_leads(
     }
     state.caught_up(&[LEADS], &min).await?;
     let filter = caller.visible_fields(&state).await?;
-    let leads =
-        queries::queue_view(&state.pool, caller.org(), id, params.limit.unwrap_or(100)).await?;
+    let leads = queries::queue_view(
+        &state.pool,
+        caller.org(),
+        id,
+        crate::api::reads::page_limit(params.limit, 100, 500)?,
+    )
+    .await?;
     Ok(axum::Json(
         leads
             .into_iter()

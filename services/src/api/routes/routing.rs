@@ -199,7 +199,8 @@ pub(crate) struct CreatePool {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     name: String,
-    /// Most open leads a member may hold for new automatic assignments.
+    /// Most open leads a member may hold for new automatic assignments (at least 1).
+    #[schema(minimum = 1)]
     cap: Option<u32>,
 }
 

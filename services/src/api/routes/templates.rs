@@ -204,6 +204,7 @@ async fn preview(
 #[into_params(parameter_in = Query)]
 pub(crate) struct Limit {
     /// At most this many, 1 to 500 (default 100).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -216,7 +217,11 @@ async fn notifications(
     Query(limit): Query<Limit>,
 ) -> Result<axum::Json<Vec<NotificationRow>>, ApiError> {
     caller.internal(&[Role::Admin])?;
-    let rows =
-        queries::notifications(&state.pool, caller.org(), limit.limit.unwrap_or(100)).await?;
+    let rows = queries::notifications(
+        &state.pool,
+        caller.org(),
+        crate::api::reads::page_limit(limit.limit, 100, 500)?,
+    )
+    .await?;
     Ok(axum::Json(rows))
 }

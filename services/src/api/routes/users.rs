@@ -74,6 +74,7 @@ async fn list_users(
 pub(crate) struct Activate {
     /// Hours the set-password link stays valid (1 to 720, default 72).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 720)]
     invitation_valid_hours: Option<i64>,
 }
 
@@ -195,6 +196,7 @@ pub(crate) struct InboxParams {
     /// Next page: `lead_id` of the last item seen.
     after_lead_id: Option<Uuid>,
     /// Page size, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<i64>,
 }
 
@@ -242,7 +244,7 @@ async fn inbox(
         state: params.state,
         received_since: params.received_since,
         after,
-        limit: params.limit.unwrap_or(50).clamp(1, 500),
+        limit: crate::api::reads::page_limit(params.limit, 50, 500)?,
     };
     let filter = caller.visible_fields(&state).await?;
     let items = queries::partner_inbox(&state.pool, caller.org(), id, &query).await?;
