@@ -109,6 +109,16 @@ pub fn line(field: &str, value: &str, max: usize) -> Result<String, TextFault> {
 /// per array or object, text values at most [`MAX_FIELD_VALUE_CHARS`]; at most
 /// [`MAX_FIELDS_BYTES`] as JSON in all.
 pub fn lead_fields(root: &str, fields: &BTreeMap<String, Value>) -> Result<(), TextFault> {
+    lead_fields_within(root, fields, usize::MAX)
+}
+
+/// [`lead_fields`] for fields known to take at most `upper_bound` bytes as JSON (the size
+/// of the body they came in): the size is measured only when that bound is over the limit.
+pub fn lead_fields_within(
+    root: &str,
+    fields: &BTreeMap<String, Value>,
+    upper_bound: usize,
+) -> Result<(), TextFault> {
     if fields.len() > MAX_FIELDS {
         return Err(TextFault::TooMany(root.to_string(), MAX_FIELDS));
     }
@@ -116,6 +126,9 @@ pub fn lead_fields(root: &str, fields: &BTreeMap<String, Value>) -> Result<(), T
         let path = format!("{root}.{}", printable(name));
         line(&path, name, MAX_FIELD_NAME_CHARS)?;
         field_value(&path, value, 0)?;
+    }
+    if upper_bound <= MAX_FIELDS_BYTES {
+        return Ok(());
     }
     let bytes = serde_json::to_vec(fields).map_or(usize::MAX, |json| json.len());
     if bytes > MAX_FIELDS_BYTES {
@@ -250,6 +263,12 @@ mod tests {
             lead_fields("fields", &large),
             Err(TextFault::TooLarge("fields".into(), MAX_FIELDS_BYTES))
         );
+        // Measured only when the bound the caller knows could exceed the limit.
+        assert_eq!(
+            lead_fields_within("fields", &large, 200_000),
+            Err(TextFault::TooLarge("fields".into(), MAX_FIELDS_BYTES))
+        );
+        assert_eq!(lead_fields_within("fields", &large, 1_000), Ok(()));
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn parse(bytes: &[u8]) -> Result<Value, JsonFault> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let node = Node {
         fault: &fault,
-        path: String::new(),
+        parent: None,
+        segment: Segment::Root,
         depth: 0,
     };
     let parsed = node.deserialize(&mut de).and_then(|value| {
@@ -68,46 +69,100 @@ fn syntax(message: &str) -> JsonFault {
     }
 }
 
-/// One value being read, with the path that leads to it.
+/// Where a value sits below its parent.
+#[derive(Clone, Copy)]
+enum Segment<'a> {
+    /// The body itself.
+    Root,
+    /// A key of an object.
+    Key(&'a str),
+    /// An index of an array.
+    Index(usize),
+}
+
+/// One value being read, with the way to it (built into a path only for a refusal, so a
+/// valid body costs no path strings).
 struct Node<'a> {
     fault: &'a RefCell<Option<JsonFault>>,
-    path: String,
+    parent: Option<&'a Node<'a>>,
+    segment: Segment<'a>,
     depth: usize,
 }
 
-impl Node<'_> {
-    fn child(&self, segment: fmt::Arguments<'_>) -> Node<'_> {
+impl<'a> Node<'a> {
+    fn child(&'a self, segment: Segment<'a>) -> Node<'a> {
         Node {
             fault: self.fault,
-            path: format!("{}{segment}", self.path),
+            parent: Some(self),
+            segment,
             depth: self.depth + 1,
         }
     }
 
-    /// Record the fault and abort the parse.
-    fn refuse<E: de::Error>(&self, path: &str, message: String) -> E {
+    /// `fields.company`, `entries[0].target`; empty for the body.
+    fn path(&self) -> String {
+        let mut segments = Vec::new();
+        let mut node = Some(self);
+        while let Some(n) = node {
+            segments.push(n.segment);
+            node = n.parent;
+        }
+        let mut path = String::new();
+        for segment in segments.into_iter().rev() {
+            match segment {
+                Segment::Root => {}
+                Segment::Key(key) => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(&limits::printable(key));
+                }
+                Segment::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        path
+    }
+
+    /// Record the fault at this node and abort the parse.
+    fn refuse<E: de::Error>(&self, message: impl FnOnce(&str) -> String) -> E {
+        let path = self.path();
+        let message = message(&path);
         *self.fault.borrow_mut() = Some(JsonFault {
-            path: path.to_string(),
+            path,
             message,
             syntax: false,
         });
         E::custom("refused")
     }
 
-    fn check_text<E: de::Error>(&self, path: &str, text: &str) -> Result<(), E> {
-        let shown = if path.is_empty() { "body" } else { path };
-        limits::text(shown, text, limits::MAX_TEXT_CHARS)
-            .map_err(|fault: TextFault| self.refuse(path, fault.to_string()))
+    fn check_text<E: de::Error>(&self, text: &str) -> Result<(), E> {
+        limits::text("", text, limits::MAX_TEXT_CHARS).map_err(|fault: TextFault| {
+            self.refuse(|path| {
+                let shown = if path.is_empty() { "body" } else { path };
+                relabel(&fault, shown).to_string()
+            })
+        })
     }
 
     fn nest<E: de::Error>(&self) -> Result<(), E> {
         if self.depth >= MAX_DEPTH {
-            return Err(self.refuse(
-                &self.path,
-                format!("the body nests deeper than {MAX_DEPTH} levels"),
-            ));
+            return Err(self.refuse(|_| format!("the body nests deeper than {MAX_DEPTH} levels")));
         }
         Ok(())
+    }
+}
+
+/// `fault` naming `field` instead of the field it was found under.
+fn relabel(fault: &TextFault, field: &str) -> TextFault {
+    let field = field.to_string();
+    match fault {
+        TextFault::Nul(_) => TextFault::Nul(field),
+        TextFault::Control(_, c) => TextFault::Control(field, *c),
+        TextFault::TooLong(_, n) => TextFault::TooLong(field, *n),
+        TextFault::Empty(_) => TextFault::Empty(field),
+        TextFault::TooMany(_, n) => TextFault::TooMany(field, *n),
+        TextFault::TooDeep(_, n) => TextFault::TooDeep(field, *n),
+        TextFault::TooLarge(_, n) => TextFault::TooLarge(field, *n),
     }
 }
 
@@ -141,16 +196,16 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Value, E> {
         Number::from_f64(v)
             .map(Value::Number)
-            .ok_or_else(|| self.refuse(&self.path, "not a finite number".into()))
+            .ok_or_else(|| self.refuse(|_| "not a finite number".into()))
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
-        self.check_text(&self.path, v)?;
+        self.check_text(v)?;
         Ok(Value::String(v.to_string()))
     }
 
     fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
-        self.check_text(&self.path, &v)?;
+        self.check_text(&v)?;
         Ok(Value::String(v))
     }
 
@@ -161,9 +216,7 @@ impl<'de> Visitor<'de> for Node<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
         self.nest()?;
         let mut items = Vec::new();
-        while let Some(item) =
-            seq.next_element_seed(self.child(format_args!("[{}]", items.len())))?
-        {
+        while let Some(item) = seq.next_element_seed(self.child(Segment::Index(items.len())))? {
             items.push(item);
         }
         Ok(Value::Array(items))
@@ -173,12 +226,10 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.nest()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            let dot = if self.path.is_empty() { "" } else { "." };
-            let shown = limits::printable(&key);
-            let child = self.child(format_args!("{dot}{shown}"));
-            self.check_text(&child.path, &key)?;
+            let child = self.child(Segment::Key(&key));
+            child.check_text(&key)?;
             if object.contains_key(&key) {
-                return Err(self.refuse(&child.path, format!("`{}` appears twice", child.path)));
+                return Err(child.refuse(|path| format!("`{path}` appears twice")));
             }
             let value = map.next_value_seed(child)?;
             object.insert(key, value);

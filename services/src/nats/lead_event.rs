@@ -161,7 +161,10 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
             format!("`occurred_at` must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}"),
         ));
     }
-    limits::lead_fields("fields", &event.fields)
+    // Written as compact JSON the fields take at most the body's size, but for numbers,
+    // whose shortest form can be longer than the one sent (`9e9` → `9000000000.0`): never
+    // six times longer.
+    limits::lead_fields_within("fields", &event.fields, payload.len().saturating_mul(6))
         .map_err(|fault| invalid("invalid_event", fault.to_string()))?;
     Ok(event)
 }
