@@ -8,7 +8,8 @@
 
 use crate::log::Checkpoint;
 use crate::runtime::{
-    catch_up_copy, lock_checkpoint, step_in, use_schema, ProjectionError, Projector, BATCH_SIZE,
+    catch_up_copy, lock_checkpoint, step_in, use_schema, Mode, ProjectionError, Projector,
+    BATCH_SIZE,
 };
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -205,7 +206,7 @@ async fn rebuild_into(
     lock_checkpoint(&mut tx, projector.name()).await?;
     use_schema(&mut tx, schema).await?;
     loop {
-        match step_in(&mut tx, projector, None, BATCH_SIZE).await? {
+        match step_in(&mut tx, projector, None, BATCH_SIZE, Mode::Careful).await? {
             0 => break,
             n => events += n,
         }
@@ -277,7 +278,7 @@ async fn verify_one(
     let mut tx = conn.begin().await?;
     let live = lock_checkpoint(&mut tx, projector.name()).await?;
     use_schema(&mut tx, schema).await?;
-    while step_in(&mut tx, projector, Some(live), BATCH_SIZE).await? > 0 {}
+    while step_in(&mut tx, projector, Some(live), BATCH_SIZE, Mode::Careful).await? > 0 {}
     let mut differences = Vec::new();
     for table in projector.tables() {
         if let Some(difference) = compare(&mut tx, projector.name(), table, schema).await? {

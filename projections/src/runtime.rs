@@ -157,6 +157,18 @@ pub(crate) async fn lock_checkpoint(
     })
 }
 
+/// How a batch is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// In one go: a failure that lies in the events aborts the caller's transaction, and
+    /// the caller applies the batch again `Careful`ly in a new one (no savepoint costs on
+    /// the common path).
+    Fast,
+    /// Under savepoints, quarantining the events that fail for good (for callers whose
+    /// transaction must survive, and for the retry of a failed `Fast` batch).
+    Careful,
+}
+
 /// Apply the next batch inside the caller's transaction (which must have locked nothing
 /// else); returns how many events it applied (0 when caught up).
 pub(crate) async fn step_in(
@@ -164,36 +176,44 @@ pub(crate) async fn step_in(
     projector: &dyn Projector,
     upto: Upto,
     limit: i64,
+    mode: Mode,
 ) -> Result<usize, ProjectionError> {
     let checkpoint = lock_checkpoint(conn, projector.name()).await?;
     let events = log::read_batch_of(conn, checkpoint, upto, limit, projector.reading()).await?;
-    apply_locked(conn, projector, &events).await?;
+    apply_locked(conn, projector, &events, mode).await?;
     Ok(events.len())
 }
 
 /// Apply `events` (read after the locked checkpoint) and move the checkpoint past them.
 ///
 /// A batch that fails for a reason that lies in its events ([`ProjectionError::is_permanent`])
-/// is applied again event by event, each under its own savepoint: an event that fails alone
-/// is quarantined for this reader ([`crate::quarantine`]) and the others apply, so one bad
-/// event never stops the reader. Quarantined events count as handled in `events_applied`.
+/// is applied again ([`Mode::Careful`]) event by event, each under its own savepoint: an
+/// event that fails alone is quarantined for this reader ([`crate::quarantine`]) and the
+/// others apply, so one bad event never stops the reader. Quarantined events count as
+/// handled in `events_applied`.
 async fn apply_locked(
     conn: &mut PgConnection,
     projector: &dyn Projector,
     events: &[LogEvent],
+    mode: Mode,
 ) -> Result<(), ProjectionError> {
     let Some(last) = events.last() else {
         return Ok(());
     };
-    savepoint(conn, "SAVEPOINT lr_batch").await?;
-    match apply_checked(conn, projector, events).await {
-        Ok(()) => savepoint(conn, "RELEASE SAVEPOINT lr_batch").await?,
-        Err(e) if e.is_permanent() => {
-            savepoint(conn, "ROLLBACK TO SAVEPOINT lr_batch").await?;
-            tracing::warn!(projection = projector.name(), error = %e, events = events.len(), "a batch failed for good; applying its events one by one");
-            isolate(conn, projector, events).await?;
+    match mode {
+        Mode::Fast => apply_checked(conn, projector, events).await?,
+        Mode::Careful => {
+            savepoint(conn, "SAVEPOINT lr_batch").await?;
+            match apply_checked(conn, projector, events).await {
+                Ok(()) => savepoint(conn, "RELEASE SAVEPOINT lr_batch").await?,
+                Err(e) if e.is_permanent() => {
+                    savepoint(conn, "ROLLBACK TO SAVEPOINT lr_batch").await?;
+                    tracing::warn!(projection = projector.name(), error = %e, events = events.len(), "a batch failed for good; applying its events one by one");
+                    isolate(conn, projector, events).await?;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Err(e) => return Err(e),
     }
     sqlx::query(
         "UPDATE projection_checkpoints
@@ -311,8 +331,21 @@ pub async fn catch_up_copy(
             reader.abort();
             return Err(ProjectionError::CopyNotPrivate(search_path.to_string()));
         }
-        apply_locked(&mut tx, projector, &batch).await?;
-        tx.commit().await?;
+        match apply_locked(&mut tx, projector, &batch, Mode::Fast).await {
+            Ok(()) => tx.commit().await?,
+            Err(e) if e.is_permanent() => {
+                drop(tx);
+                let mut tx = conn.begin().await?;
+                use_schema(&mut tx, search_path).await?;
+                lock_checkpoint(&mut tx, projector.name()).await?;
+                apply_locked(&mut tx, projector, &batch, Mode::Careful).await?;
+                tx.commit().await?;
+            }
+            Err(e) => {
+                reader.abort();
+                return Err(e);
+            }
+        }
         total += batch.len();
     }
     reader
@@ -333,13 +366,22 @@ pub async fn step(
     projector: &dyn Projector,
     limit: i64,
 ) -> Result<usize, ProjectionError> {
-    let mut tx = conn.begin().await?;
-    sqlx::query("SET LOCAL synchronous_commit = off")
-        .execute(&mut *tx)
-        .await?;
-    let applied = step_in(&mut tx, projector, None, limit).await?;
-    tx.commit().await?;
-    Ok(applied)
+    for mode in [Mode::Fast, Mode::Careful] {
+        let mut tx = conn.begin().await?;
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await?;
+        match step_in(&mut tx, projector, None, limit, mode).await {
+            Ok(applied) => {
+                tx.commit().await?;
+                return Ok(applied);
+            }
+            // Rolled back; the same batch again, carefully.
+            Err(e) if e.is_permanent() && mode == Mode::Fast => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    unreachable!("a careful step ends the loop")
 }
 
 /// Apply batches to the live tables until nothing more is readable; returns the events

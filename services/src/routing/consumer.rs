@@ -174,6 +174,14 @@ impl Handler for RouterConsumer {
             // Routing is not set up in this org: nothing to do.
             Err(AppError::Refused { code, .. }) if code == super::NO_RULE_SET => Outcome::Done,
             Err(e @ (AppError::Conflict { .. } | AppError::Store(_))) => Outcome::Retry(e),
+            // The store refuses the decision itself: no retry can cure that.
+            Err(AppError::Refused {
+                code: code @ ("unstorable_input" | "event_too_large"),
+                message,
+            }) => Outcome::Dead(Invalid {
+                reason: code,
+                detail: message,
+            }),
             // A refusal may come from a race with a concurrent change (a user deactivated
             // between the pick and the commit): retry, then dead-letter with the reason.
             Err(e @ AppError::Refused { .. }) => Outcome::Retry(e),
