@@ -45,10 +45,36 @@ pub fn ensure<E>(rule_holds: bool, refusal: E) -> Result<(), E> {
     }
 }
 
-/// A refusal with a stable machine code, as reported to API clients and dead letters.
+/// What a refusal says about the command, which decides how an edge answers it (HTTP: 422,
+/// 404, 409, 403), never the spelling of its code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The input itself is not acceptable, whatever the state (`invalid_name`).
+    InvalidInput,
+    /// What the command names does not exist (in the caller's org).
+    NotFound,
+    /// The current state does not allow it (`already_claimed`, `never_signed_in`).
+    Conflict,
+    /// The caller may never do this.
+    Forbidden,
+}
+
+/// A refusal with a stable machine code and its kind, as reported to API clients and dead
+/// letters.
 pub trait Refusal: std::error::Error {
-    /// Stable, snake_case code of the rule that refused the command (`never_signed_in`).
-    fn code(&self) -> &'static str;
+    /// The stable, snake_case code of the rule that refused the command
+    /// (`never_signed_in`), declared next to its kind.
+    fn describe(&self) -> (&'static str, RefusalKind);
+
+    /// The stable code.
+    fn code(&self) -> &'static str {
+        self.describe().0
+    }
+
+    /// The kind.
+    fn kind(&self) -> RefusalKind {
+        self.describe().1
+    }
 }
 
 /// Implements `cqrs_es::Aggregate` for a [`Decider`] under a stored type name that never

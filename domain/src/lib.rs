@@ -24,4 +24,4 @@ pub mod upcasters;
 #[cfg(test)]
 mod test_support;
 
-pub use decider::{Decider, Refusal};
+pub use decider::{Decider, Refusal, RefusalKind};

@@ -5,7 +5,7 @@
 //! the recorded outcomes are always exactly the moves made and a restarted runner resumes
 //! after the last recorded lead. Pure: no I/O, no clock.
 
-use crate::decider::{ensure, Decider, Refusal};
+use crate::decider::{ensure, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerAccountId};
 use crate::routing::criteria::Criterion;
 use crate::routing::rules::Target;
@@ -207,13 +207,14 @@ pub enum BulkError {
 }
 
 impl Refusal for BulkError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            BulkError::NotFound => "bulk_operation_not_found",
-            BulkError::ReasonRequired => "validation_failed",
-            BulkError::KeyReused => "idempotency_key_reused",
-            BulkError::Finished(_) => "bulk_operation_finished",
-            BulkError::OutOfOrder => "bulk_outcome_out_of_order",
+            BulkError::NotFound => ("bulk_operation_not_found", NotFound),
+            BulkError::ReasonRequired => ("validation_failed", InvalidInput),
+            BulkError::KeyReused => ("idempotency_key_reused", Conflict),
+            BulkError::Finished(_) => ("bulk_operation_finished", Conflict),
+            BulkError::OutOfOrder => ("bulk_outcome_out_of_order", Conflict),
         }
     }
 }

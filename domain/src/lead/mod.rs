@@ -2,7 +2,7 @@
 //! (manual reassignment, enqueue, claim). Pure: no I/O, no clock; facts about the target
 //! (is it assignable, is the claimant a member) arrive in the command.
 
-use crate::decider::{ensure, Decider, Refusal};
+use crate::decider::{ensure, Decider, Refusal, RefusalKind};
 use crate::ids::{
     Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef,
 };
@@ -156,15 +156,16 @@ pub enum LeadError {
 }
 
 impl Refusal for LeadError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            LeadError::LeadNotFound => "lead_not_found",
-            LeadError::UpstreamEventIdRequired => "upstream_event_id_required",
-            LeadError::NotAssignable(reason) => reason.code(),
-            LeadError::AlreadyOwner => "already_owner",
-            LeadError::NotInQueue => "not_in_queue",
-            LeadError::AlreadyClaimed => "already_claimed",
-            LeadError::NotAQueueMember => "not_a_queue_member",
+            LeadError::LeadNotFound => ("lead_not_found", NotFound),
+            LeadError::UpstreamEventIdRequired => ("upstream_event_id_required", InvalidInput),
+            LeadError::NotAssignable(reason) => (reason.code(), Conflict),
+            LeadError::AlreadyOwner => ("already_owner", Conflict),
+            LeadError::NotInQueue => ("not_in_queue", Conflict),
+            LeadError::AlreadyClaimed => ("already_claimed", Conflict),
+            LeadError::NotAQueueMember => ("not_a_queue_member", Conflict),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The Org aggregate: an org's existence, its one-way PRM switch and the fields partner
 //! users may see. Pure: no I/O, no clock.
 
-use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, InternalUserId, OrgId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -149,17 +149,20 @@ pub enum OrgError {
 }
 
 impl Refusal for OrgError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            OrgError::OrgAlreadyExists => "org_already_exists",
-            OrgError::OrgNotFound => "org_not_found",
-            OrgError::NameRequired => "name_required",
-            OrgError::InvalidName(_) => "invalid_name",
-            OrgError::BlankFieldName => "blank_field_name",
-            OrgError::SharingReviewNotAcknowledged => "sharing_review_not_acknowledged",
-            OrgError::PrmAlreadyEnabled => "prm_already_enabled",
-            OrgError::PrmIrreversible => "prm_irreversible",
-            OrgError::PrmNotEnabled => "prm_not_enabled",
+            OrgError::OrgAlreadyExists => ("org_already_exists", Conflict),
+            OrgError::OrgNotFound => ("org_not_found", NotFound),
+            OrgError::NameRequired => ("name_required", InvalidInput),
+            OrgError::InvalidName(_) => ("invalid_name", InvalidInput),
+            OrgError::BlankFieldName => ("blank_field_name", InvalidInput),
+            OrgError::SharingReviewNotAcknowledged => {
+                ("sharing_review_not_acknowledged", InvalidInput)
+            }
+            OrgError::PrmAlreadyEnabled => ("prm_already_enabled", Conflict),
+            OrgError::PrmIrreversible => ("prm_irreversible", Conflict),
+            OrgError::PrmNotEnabled => ("prm_not_enabled", Conflict),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The PartnerAccount aggregate: a reseller or distributor owned by one channel manager,
 //! activated as a partner only while its org has PRM enabled. Pure: no I/O, no clock.
 
-use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, InternalUserId, OrgId, PartnerAccountId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -144,16 +144,19 @@ pub enum PartnerAccountError {
 }
 
 impl Refusal for PartnerAccountError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            PartnerAccountError::AccountAlreadyExists => "partner_account_already_exists",
-            PartnerAccountError::AccountNotFound => "partner_account_not_found",
-            PartnerAccountError::NameRequired => "name_required",
-            PartnerAccountError::InvalidName(_) => "invalid_name",
-            PartnerAccountError::PrmNotEnabled => "prm_not_enabled",
-            PartnerAccountError::AlreadyActive => "partner_account_already_active",
-            PartnerAccountError::NotActive => "partner_account_not_active",
-            PartnerAccountError::UnchangedChannelManager => "unchanged_channel_manager",
+            PartnerAccountError::AccountAlreadyExists => {
+                ("partner_account_already_exists", Conflict)
+            }
+            PartnerAccountError::AccountNotFound => ("partner_account_not_found", NotFound),
+            PartnerAccountError::NameRequired => ("name_required", InvalidInput),
+            PartnerAccountError::InvalidName(_) => ("invalid_name", InvalidInput),
+            PartnerAccountError::PrmNotEnabled => ("prm_not_enabled", Conflict),
+            PartnerAccountError::AlreadyActive => ("partner_account_already_active", Conflict),
+            PartnerAccountError::NotActive => ("partner_account_not_active", Conflict),
+            PartnerAccountError::UnchangedChannelManager => ("unchanged_channel_manager", Conflict),
         }
     }
 }

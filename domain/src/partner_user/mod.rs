@@ -2,7 +2,7 @@
 //! with a one-time invitation, and the assignability rule every owner change obeys.
 //! Pure: no I/O, no clock.
 
-use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -187,19 +187,20 @@ pub enum PartnerUserError {
 }
 
 impl Refusal for PartnerUserError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            PartnerUserError::ContactAlreadyExists => "contact_already_exists",
-            PartnerUserError::ContactNotFound => "contact_not_found",
-            PartnerUserError::NameRequired => "name_required",
-            PartnerUserError::InvalidName(_) => "invalid_name",
-            PartnerUserError::InvalidEmail => "invalid_email",
-            PartnerUserError::PartnerAccountNotActive => "partner_account_not_active",
-            PartnerUserError::InvitationExpiryInPast => "invitation_expiry_in_past",
-            PartnerUserError::AlreadyActive => "partner_user_already_active",
-            PartnerUserError::NotActive => "partner_user_not_active",
-            PartnerUserError::AlreadyPaused => "already_paused",
-            PartnerUserError::NotPaused => "not_paused",
+            PartnerUserError::ContactAlreadyExists => ("contact_already_exists", Conflict),
+            PartnerUserError::ContactNotFound => ("contact_not_found", NotFound),
+            PartnerUserError::NameRequired => ("name_required", InvalidInput),
+            PartnerUserError::InvalidName(_) => ("invalid_name", InvalidInput),
+            PartnerUserError::InvalidEmail => ("invalid_email", InvalidInput),
+            PartnerUserError::PartnerAccountNotActive => ("partner_account_not_active", Conflict),
+            PartnerUserError::InvitationExpiryInPast => ("invitation_expiry_in_past", InvalidInput),
+            PartnerUserError::AlreadyActive => ("partner_user_already_active", Conflict),
+            PartnerUserError::NotActive => ("partner_user_not_active", Conflict),
+            PartnerUserError::AlreadyPaused => ("already_paused", Conflict),
+            PartnerUserError::NotPaused => ("not_paused", Conflict),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! concurrency; a repeated pick for the same trigger returns the first answer and moves
 //! nothing. Pure: no I/O, no clock; candidates' verdicts arrive in the command.
 
-use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, LeadId, OrgId, PoolId};
 use crate::routing::rotation::{Member, Rotation, Slot};
 use crate::routing::{is_assignable, Candidate, NotRouted};
@@ -175,17 +175,18 @@ pub enum PoolError {
 }
 
 impl Refusal for PoolError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            PoolError::PoolAlreadyExists => "pool_already_exists",
-            PoolError::PoolNotFound => "pool_not_found",
-            PoolError::NameRequired => "name_required",
-            PoolError::InvalidName(_) => "invalid_name",
-            PoolError::InvalidWeight => "invalid_weight",
-            PoolError::InvalidCap => "invalid_cap",
-            PoolError::AlreadyMember => "already_member",
-            PoolError::NotAMember => "not_a_member",
-            PoolError::NoEligibleMember(reason) => reason.code(),
+            PoolError::PoolAlreadyExists => ("pool_already_exists", Conflict),
+            PoolError::PoolNotFound => ("pool_not_found", NotFound),
+            PoolError::NameRequired => ("name_required", InvalidInput),
+            PoolError::InvalidName(_) => ("invalid_name", InvalidInput),
+            PoolError::InvalidWeight => ("invalid_weight", InvalidInput),
+            PoolError::InvalidCap => ("invalid_cap", InvalidInput),
+            PoolError::AlreadyMember => ("already_member", Conflict),
+            PoolError::NotAMember => ("not_a_member", Conflict),
+            PoolError::NoEligibleMember(reason) => (reason.code(), Conflict),
         }
     }
 }

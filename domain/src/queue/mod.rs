@@ -1,7 +1,7 @@
 //! The Queue aggregate: a partner queue and its members (single partner users or whole
 //! partner accounts). Pure: no I/O, no clock.
 
-use crate::decider::{ensure, required_name, Decider, Refusal};
+use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, OrgId, PartnerAccountId, PartnerUserId, QueueId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -122,14 +122,15 @@ pub enum QueueError {
 }
 
 impl Refusal for QueueError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            QueueError::QueueAlreadyExists => "queue_already_exists",
-            QueueError::QueueNotFound => "queue_not_found",
-            QueueError::NameRequired => "name_required",
-            QueueError::InvalidName(_) => "invalid_name",
-            QueueError::AlreadyMember => "already_member",
-            QueueError::NotAMember => "not_a_member",
+            QueueError::QueueAlreadyExists => ("queue_already_exists", Conflict),
+            QueueError::QueueNotFound => ("queue_not_found", NotFound),
+            QueueError::NameRequired => ("name_required", InvalidInput),
+            QueueError::InvalidName(_) => ("invalid_name", InvalidInput),
+            QueueError::AlreadyMember => ("already_member", Conflict),
+            QueueError::NotAMember => ("not_a_member", Conflict),
         }
     }
 }

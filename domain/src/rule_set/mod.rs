@@ -3,7 +3,7 @@
 //! published versions never change. The aggregate's id is the org's id. Pure: no I/O; the
 //! existence of the targets is looked up before the command.
 
-use crate::decider::{ensure, Decider, Refusal};
+use crate::decider::{ensure, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, OrgId};
 use crate::routing::rules::RuleSetSpec;
 use chrono::{DateTime, Utc};
@@ -62,10 +62,11 @@ pub enum RuleSetError {
 }
 
 impl Refusal for RuleSetError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            RuleSetError::InvalidRuleSet(_) => "invalid_rule_set",
-            RuleSetError::UnknownTarget(_) => "unknown_target",
+            RuleSetError::InvalidRuleSet(_) => ("invalid_rule_set", InvalidInput),
+            RuleSetError::UnknownTarget(_) => ("unknown_target", InvalidInput),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! I/O; whether a template parses and names only known variables is judged before the
 //! command (by the template engine at the edge) and arrives in it.
 
-use crate::decider::{Decider, Refusal};
+use crate::decider::{Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, OrgId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -93,9 +93,10 @@ pub enum TemplatesError {
 }
 
 impl Refusal for TemplatesError {
-    fn code(&self) -> &'static str {
+    fn describe(&self) -> (&'static str, RefusalKind) {
+        use RefusalKind::*;
         match self {
-            TemplatesError::InvalidTemplate(_) => "invalid_template",
+            TemplatesError::InvalidTemplate(_) => ("invalid_template", InvalidInput),
         }
     }
 }

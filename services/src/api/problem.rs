@@ -6,6 +6,7 @@ use crate::access::AccessError;
 use crate::app::AppError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use leadroute_domain::RefusalKind;
 use serde::Serialize;
 
 /// The body of every error response.
@@ -195,34 +196,20 @@ fn status_detail(status: StatusCode) -> &'static str {
     }
 }
 
-/// Domain refusals are conflicts with the current state, except those that reject the
-/// input itself (422); store failures are 503.
+/// A refusal answers by its kind; a missing resource 404, a lost race 409, a store failure
+/// 503.
 fn app_status(error: &AppError) -> StatusCode {
     match error {
-        AppError::Refused { code, .. } if is_input_refusal(code) => {
-            StatusCode::UNPROCESSABLE_ENTITY
-        }
-        AppError::Refused { code, .. } if code.ends_with("_not_found") => StatusCode::NOT_FOUND,
-        AppError::Refused { .. } => StatusCode::CONFLICT,
+        AppError::Refused { kind, .. } => match kind {
+            RefusalKind::InvalidInput => StatusCode::UNPROCESSABLE_ENTITY,
+            RefusalKind::NotFound => StatusCode::NOT_FOUND,
+            RefusalKind::Conflict => StatusCode::CONFLICT,
+            RefusalKind::Forbidden => StatusCode::FORBIDDEN,
+        },
         AppError::NotFound { .. } => StatusCode::NOT_FOUND,
         AppError::Conflict { .. } => StatusCode::CONFLICT,
         AppError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
-}
-
-fn is_input_refusal(code: &str) -> bool {
-    code.ends_with("_required")
-        || code.starts_with("invalid_")
-        || code.ends_with("_in_past")
-        || matches!(
-            code,
-            "blank_field_name"
-                | "sharing_review_not_acknowledged"
-                | "unknown_target"
-                | "unstorable_input"
-                | "event_too_large"
-                | "validation_failed"
-        )
 }
 
 impl IntoResponse for ApiError {
@@ -262,5 +249,33 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: &'static str, kind: RefusalKind) -> StatusCode {
+        ApiError::App(AppError::refusal(code, kind, "refused"))
+            .status_and_code()
+            .0
+    }
+
+    #[test]
+    fn a_refusal_answers_by_its_kind_whatever_its_code_says() {
+        assert_eq!(
+            status("looks_like_not_found", RefusalKind::InvalidInput),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            status("invalid_but_a_conflict", RefusalKind::Conflict),
+            StatusCode::CONFLICT
+        );
+        assert_eq!(status("gone", RefusalKind::NotFound), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status("never_allowed", RefusalKind::Forbidden),
+            StatusCode::FORBIDDEN
+        );
     }
 }

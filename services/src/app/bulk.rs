@@ -96,10 +96,11 @@ impl Commands {
         let (selection, leads, out_of_scope) = match &request.selection {
             BulkSelection::Leads(ids) => {
                 if ids.len() > MAX_LIST {
-                    return Err(AppError::Refused {
-                        code: "validation_failed",
-                        message: format!("lead_ids: at most {MAX_LIST} leads per operation"),
-                    });
+                    return Err(AppError::refusal(
+                        super::error::codes::VALIDATION_FAILED,
+                        leadroute_domain::RefusalKind::InvalidInput,
+                        format!("lead_ids: at most {MAX_LIST} leads per operation"),
+                    ));
                 }
                 let (inside, outside) = match &within {
                     None => (ids.clone(), vec![]),
@@ -148,10 +149,11 @@ impl Commands {
             .retry(|| async {
                 let mut op = self.load::<BulkOperation>(id).await?;
                 if op.aggregate.org_id.is_some_and(|o| o != org) {
-                    return Err(AppError::Refused {
-                        code: "idempotency_key_reused",
-                        message: "this operation id belongs to another org".into(),
-                    });
+                    return Err(AppError::refusal(
+                        super::error::codes::IDEMPOTENCY_KEY_REUSED,
+                        leadroute_domain::RefusalKind::Conflict,
+                        "this operation id belongs to another org",
+                    ));
                 }
                 let mut batch = Batch::default();
                 let before = op.current_sequence;

@@ -2,16 +2,34 @@
 //! (or other-org) resource, an exhausted conflict retry, or a store failure.
 
 use cqrs_es::AggregateError;
-use leadroute_domain::Refusal;
+use leadroute_domain::{Refusal, RefusalKind};
+
+/// Stable codes of the refusals the application layer makes itself (the domain's are
+/// declared with their errors).
+pub mod codes {
+    /// The store refuses the value for good (a data exception or program limit).
+    pub const UNSTORABLE_INPUT: &str = "unstorable_input";
+    /// An event larger than any reader can carry.
+    pub const EVENT_TOO_LARGE: &str = "event_too_large";
+    /// Bad input found by the application layer.
+    pub const VALIDATION_FAILED: &str = "validation_failed";
+    /// An idempotency key names another request.
+    pub const IDEMPOTENCY_KEY_REUSED: &str = "idempotency_key_reused";
+    /// A claim lost to another member.
+    pub const ALREADY_CLAIMED: &str = "already_claimed";
+}
 
 /// Why a command did not commit.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// A domain rule refused the command; `code` is stable (`never_signed_in`).
+    /// A domain rule refused the command; `code` is stable (`never_signed_in`), `kind`
+    /// says how an edge answers it.
     #[error("{message}")]
     Refused {
         /// Stable machine code of the rule.
         code: &'static str,
+        /// What the refusal says about the command.
+        kind: RefusalKind,
         /// Human message.
         message: String,
     },
@@ -76,6 +94,15 @@ impl<E: Refusal + Send + Sync + 'static> From<AggregateError<E>> for AppError {
 }
 
 impl AppError {
+    /// A refusal the application layer makes itself (`code` from [`codes`]).
+    pub fn refusal(code: &'static str, kind: RefusalKind, message: impl Into<String>) -> Self {
+        AppError::Refused {
+            code,
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// A store failure as an application error: one that the input itself causes and that
     /// no retry can cure (PostgreSQL's data exceptions, SQLSTATE class 22, such as a NUL in
     /// text or a date out of range, and its program limits, class 54, such as an index row
@@ -95,10 +122,11 @@ impl From<sqlx::Error> for AppError {
             _ => None,
         };
         match class.as_deref() {
-            Some("22" | "54") => AppError::Refused {
-                code: "unstorable_input",
-                message: format!("the input cannot be stored: {error}"),
-            },
+            Some("22" | "54") => AppError::refusal(
+                codes::UNSTORABLE_INPUT,
+                RefusalKind::InvalidInput,
+                format!("the input cannot be stored: {error}"),
+            ),
             _ => AppError::Store(Box::new(error)),
         }
     }
@@ -106,8 +134,6 @@ impl From<sqlx::Error> for AppError {
 
 /// A domain refusal as an application error.
 pub(crate) fn refused(refusal: impl Refusal) -> AppError {
-    AppError::Refused {
-        code: refusal.code(),
-        message: refusal.to_string(),
-    }
+    let (code, kind) = refusal.describe();
+    AppError::refusal(code, kind, refusal.to_string())
 }

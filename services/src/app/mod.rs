@@ -19,7 +19,7 @@ mod templates;
 
 pub(crate) use batch::Batch;
 pub use bulk::{BulkRequest, BulkScope, BulkSelection, BATCH as BULK_BATCH};
-pub use error::AppError;
+pub use error::{codes, AppError};
 pub use leads::NewLead;
 pub use lookups::InOrg;
 pub use partners::{NewContact, NewPartnerAccount};
@@ -349,10 +349,11 @@ impl std::io::Write for ByteCount {
 pub(crate) fn check_event_size(bytes: usize) -> Result<(), AppError> {
     let max = leadroute_domain::limits::MAX_EVENT_BYTES;
     if bytes > max {
-        return Err(AppError::Refused {
-            code: "event_too_large",
-            message: format!("the event would take {bytes} bytes; at most {max} are stored"),
-        });
+        return Err(AppError::refusal(
+            error::codes::EVENT_TOO_LARGE,
+            leadroute_domain::RefusalKind::InvalidInput,
+            format!("the event would take {bytes} bytes; at most {max} are stored"),
+        ));
     }
     Ok(())
 }
@@ -474,10 +475,11 @@ mod tests {
         let result: Result<(), _> = retry(|| {
             calls.set(calls.get() + 1);
             async {
-                Err(AppError::Refused {
-                    code: "already_claimed",
-                    message: "taken".into(),
-                })
+                Err(AppError::refusal(
+                    super::codes::ALREADY_CLAIMED,
+                    leadroute_domain::RefusalKind::Conflict,
+                    "taken",
+                ))
             }
         })
         .await;

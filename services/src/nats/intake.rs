@@ -77,7 +77,7 @@ fn outcome_of(org: OrgId, error: AppError) -> Outcome {
             reason: "unknown_org",
             detail: format!("no org {org}"),
         }),
-        AppError::Refused { code, message }
+        AppError::Refused { code, message, .. }
         | AppError::NotFound {
             code,
             what: _,
@@ -167,10 +167,11 @@ fn is_transient(error: &AppError) -> bool {
 /// A copy of `error` for each message it concerns (a store error keeps its text only).
 fn copy_error(error: &AppError) -> AppError {
     match error {
-        AppError::Refused { code, message } => AppError::Refused {
+        AppError::Refused {
             code,
-            message: message.clone(),
-        },
+            kind,
+            message,
+        } => AppError::refusal(code, *kind, message.clone()),
         AppError::NotFound { code, what, id } => AppError::NotFound {
             code,
             what,

@@ -6,7 +6,7 @@
 //! redelivery and dead letters) with the intake.
 
 use super::Router;
-use crate::app::AppError;
+use crate::app::{codes, AppError};
 use crate::nats::lead_event::Invalid;
 use crate::nats::publisher::Envelope;
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
@@ -176,8 +176,9 @@ impl Handler for RouterConsumer {
             Err(e @ (AppError::Conflict { .. } | AppError::Store(_))) => Outcome::Retry(e),
             // The store refuses the decision itself: no retry can cure that.
             Err(AppError::Refused {
-                code: code @ ("unstorable_input" | "event_too_large"),
+                code: code @ (codes::UNSTORABLE_INPUT | codes::EVENT_TOO_LARGE),
                 message,
+                ..
             }) => Outcome::Dead(Invalid {
                 reason: code,
                 detail: message,

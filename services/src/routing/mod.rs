@@ -206,10 +206,11 @@ impl Router {
         pick: PickRequest<'_>,
     ) -> Result<(Decision, RouteOutcome), AppError> {
         let Some(rules) = self.rules(pick.org).await? else {
-            return Err(AppError::Refused {
-                code: NO_RULE_SET,
-                message: "the org has no published rule set".into(),
-            });
+            return Err(AppError::refusal(
+                NO_RULE_SET,
+                leadroute_domain::RefusalKind::Conflict,
+                "the org has no published rule set",
+            ));
         };
         self.decide_with(&rules, lead, kind, pick).await
     }
