@@ -5,6 +5,15 @@
 //! Nothing here does I/O or reads a clock: time, ids and looked-up facts (is the target
 //! assignable, is the claimant a queue member) arrive inside the commands. Each aggregate is
 //! a pure [`decider::Decider`] with a thin `cqrs_es::Aggregate` adapter.
+//!
+//! # Layout
+//! - `decider`: the decide/evolve shape, the cqrs-es adapter, typed refusals (code and kind).
+//! - `ids`: typed ids, owners and actors.
+//! - `limits`: the bounds of every input and the checks of text and lead fields.
+//! - `org`, `partner_account`, `partner_user`, `queue`, `lead`, `pool`, `rule_set`,
+//!   `templates`, `bulk`: one aggregate each (commands, events, state, refusals).
+//! - `routing`: criteria, compiled rule sets, weighted round-robin, decision records.
+//! - `upcasters`: upcasters of stored event versions (none today).
 
 pub mod bulk;
 pub mod decider;

@@ -4,6 +4,19 @@
 //! demo seed, and the `leadroute` command line.
 //!
 //! Domain rules live in `leadroute-domain`; schema and read models in `leadroute-projections`.
+//!
+//! # Layout
+//! - `app`: commands through the event store, facts looked up first, batches, conflicts.
+//! - `access`: API keys, partner passwords and sessions, sign-in throttling.
+//! - `input`: strict JSON for every edge.
+//! - `api`: the HTTP server loop, routes, scoping, problem+json, idempotency, OpenAPI.
+//! - `nats`: subjects and streams, the consumer worker, intake, the publisher.
+//! - `routing`: the router's engine, routing at intake, the router consumer, dry runs.
+//! - `mailer`: access and assignment emails, templates, transports.
+//! - `bulk`: the bulk-reassignment runner and its CLI printers.
+//! - `dead_letters`: the dead-letter table.
+//! - `read_side`: projector and worker tasks, the read-side commands.
+//! - `db`, `startup`, `embedded`, `up`, `demo`, `telemetry`, `cli`: running the binary.
 
 pub mod access;
 pub mod api;

@@ -4,6 +4,12 @@
 //!
 //! The server comes from `LEADROUTE_TEST_DATABASE_URL` (an admin connection; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`); nothing here mocks PostgreSQL.
+//!
+//! # Layout
+//! - `api`: the API on port 0 over a fresh database, one typed method per call.
+//! - `hostile`: the corpus of hostile lead events, one for every edge.
+//! - `generate`: generated lead events for tests and benchmarks.
+//! - `smtp`: a recording SMTP server for the mailer's tests.
 
 pub mod api;
 pub mod generate;

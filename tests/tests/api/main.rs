@@ -1,0 +1,17 @@
+//! The end-to-end tests over the HTTP API and the read side, as one program, against real
+//! PostgreSQL and NATS (one module per area). `cargo test -p leadroute-tests --test api
+//! <module>::` runs one area.
+
+mod api_authorization;
+mod api_bulk;
+mod api_flows;
+mod api_routing;
+mod api_templates;
+mod event_store;
+mod hostile_http;
+mod log_reader;
+mod partner_flows;
+mod projector_runtime;
+mod read_models;
+mod sign_in_abuse;
+mod territory;
