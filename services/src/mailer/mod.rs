@@ -140,6 +140,7 @@ impl From<AppError> for Failure {
             AppError::NotFound { code, what, id } => Failure::Dead(Invalid {
                 reason: code,
                 detail: format!("{what} {id} not found"),
+                field: None,
             }),
             other => Failure::Retry(other),
         }
@@ -315,6 +316,7 @@ impl Mailer {
                         other => Failure::Dead(Invalid {
                             reason: other.code(),
                             detail: other.to_string(),
+                            field: None,
                         }),
                     })?;
             Ok(context(format!(
@@ -450,6 +452,7 @@ impl Mailer {
             Failure::Dead(Invalid {
                 reason: "template_failed",
                 detail: e.to_string(),
+                field: None,
             })
         })?;
         sqlx::query(
@@ -482,10 +485,10 @@ impl Mailer {
                 .bind(&error)
                 .execute(&self.pool)
                 .await?;
-            return Err(Failure::Dead(Invalid {
+            return Err(Failure::Dead(Invalid::new(
                 reason,
-                detail: format!("{}: {error}", recipient.email),
-            }));
+                format!("{}: {error}", recipient.email),
+            )));
         }
         self.update(
             key,

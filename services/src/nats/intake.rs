@@ -76,6 +76,7 @@ fn outcome_of(org: OrgId, error: AppError) -> Outcome {
         } => Outcome::Dead(Invalid {
             reason: "unknown_org",
             detail: format!("no org {org}"),
+            field: None,
         }),
         AppError::Refused { code, message, .. }
         | AppError::NotFound {
@@ -85,6 +86,7 @@ fn outcome_of(org: OrgId, error: AppError) -> Outcome {
         } => Outcome::Dead(Invalid {
             reason: code,
             detail: message,
+            field: None,
         }),
         e @ (AppError::Conflict { .. } | AppError::Store(_)) => Outcome::Retry(e),
     }

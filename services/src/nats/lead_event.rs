@@ -76,12 +76,30 @@ pub struct Invalid {
     pub reason: &'static str,
     /// What exactly is wrong (names the field).
     pub detail: String,
+    /// The field at fault (`fields.company`, `occurred_at`), when one is.
+    pub field: Option<String>,
+}
+
+impl Invalid {
+    /// Why a message can never succeed, with no particular field at fault.
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> Invalid {
+        Invalid {
+            reason,
+            detail: detail.into(),
+            field: None,
+        }
+    }
 }
 
 fn invalid(reason: &'static str, detail: impl Into<String>) -> Invalid {
+    Invalid::new(reason, detail)
+}
+
+/// A refusal of the value of `field`.
+fn invalid_at(reason: &'static str, field: &str, detail: impl Into<String>) -> Invalid {
     Invalid {
-        reason,
-        detail: detail.into(),
+        field: (!field.is_empty()).then(|| field.to_string()),
+        ..Invalid::new(reason, detail)
     }
 }
 
@@ -114,16 +132,27 @@ const LATEST_YEAR: i32 = 9999;
 pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
     let value = input::parse(payload).map_err(|fault| match fault.syntax {
         true => invalid("not_json", fault.message),
-        false => invalid("invalid_event", field_fault(&fault.path, &fault.message)),
+        false => invalid_at(
+            "invalid_event",
+            &fault.path,
+            field_fault(&fault.path, &fault.message),
+        ),
     })?;
     if !value.is_object() {
         return Err(invalid("invalid_event", "the event must be a JSON object"));
     }
     match value.get("schema_version") {
-        None => return Err(invalid("invalid_event", "missing field `schema_version`")),
+        None => {
+            return Err(invalid_at(
+                "invalid_event",
+                "schema_version",
+                "missing field `schema_version`",
+            ))
+        }
         Some(v) if v.as_u64() != Some(SCHEMA_VERSION) => {
-            return Err(invalid(
+            return Err(invalid_at(
                 "unsupported_schema_version",
+                "schema_version",
                 format!("schema_version {v} (this build reads {SCHEMA_VERSION})"),
             ))
         }
@@ -132,11 +161,15 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
     // The path names the field of a mistyped value; missing and unknown fields name
     // themselves in the message.
     let event: LeadEventV1 = serde_path_to_error::deserialize(value).map_err(|e| {
-        let detail = match e.path().to_string().as_str() {
-            "." => e.inner().to_string(),
-            path => field_fault(path, &e.inner().to_string()),
-        };
-        invalid("invalid_event", detail)
+        let message = e.inner().to_string();
+        match e.path().to_string().as_str() {
+            // `missing field `x`` and `unknown field `x`` name themselves.
+            "." => {
+                let named = message.split('`').nth(1).unwrap_or_default().to_string();
+                invalid_at("invalid_event", &named, message)
+            }
+            path => invalid_at("invalid_event", path, field_fault(path, &message)),
+        }
     })?;
     for (name, text) in [
         ("upstream_event_id", &event.upstream_event_id),
@@ -146,18 +179,20 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
         match limits::line(name, text, limits::MAX_ID_CHARS) {
             Ok(_) => {}
             Err(TextFault::Empty(_)) => {
-                return Err(invalid(
+                return Err(invalid_at(
                     "empty_field",
+                    name,
                     format!("field `{name}` must not be empty"),
                 ))
             }
-            Err(fault) => return Err(invalid("invalid_event", fault.to_string())),
+            Err(fault) => return Err(invalid_at("invalid_event", name, fault.to_string())),
         }
     }
     let year = event.occurred_at.year();
     if !(EARLIEST_YEAR..=LATEST_YEAR).contains(&year) {
-        return Err(invalid(
+        return Err(invalid_at(
             "invalid_event",
+            "occurred_at",
             format!("`occurred_at` must lie in the years {EARLIEST_YEAR} to {LATEST_YEAR}"),
         ));
     }
@@ -165,7 +200,7 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
     // whose shortest form can be longer than the one sent (`9e9` → `9000000000.0`): never
     // six times longer.
     limits::lead_fields_within("fields", &event.fields, payload.len().saturating_mul(6))
-        .map_err(|fault| invalid("invalid_event", fault.to_string()))?;
+        .map_err(|fault| invalid_at("invalid_event", fault.field(), fault.to_string()))?;
     Ok(event)
 }
 
@@ -236,6 +271,24 @@ mod tests {
         let mut v = valid();
         v["colour"] = "red".into();
         assert_eq!(reason(v), "invalid_event");
+    }
+
+    #[test]
+    fn names_the_field_at_fault() {
+        let field = |v: Value| parse(v.to_string().as_bytes()).unwrap_err().field;
+        let mut v = valid();
+        v.as_object_mut().unwrap().remove("upstream_lead_id");
+        assert_eq!(field(v).as_deref(), Some("upstream_lead_id"));
+        let mut v = valid();
+        v["fields"]["company"] = "Glo\u{0}bex".into();
+        assert_eq!(field(v).as_deref(), Some("fields.company"));
+        let mut v = valid();
+        v["occurred_at"] = "1066-10-14T09:00:00Z".into();
+        assert_eq!(field(v).as_deref(), Some("occurred_at"));
+        let mut v = valid();
+        v["colour"] = "red".into();
+        assert_eq!(field(v).as_deref(), Some("colour"));
+        assert_eq!(parse(b"{not json").unwrap_err().field, None);
     }
 
     #[test]

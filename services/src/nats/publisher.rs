@@ -52,6 +52,7 @@ impl<P: serde::de::DeserializeOwned> Envelope<P> {
         serde_json::from_slice(body).map_err(|e| super::lead_event::Invalid {
             reason: "invalid_envelope",
             detail: e.to_string(),
+            field: None,
         })
     }
 }

@@ -232,6 +232,7 @@ impl<H: Handler> Worker<H> {
             Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid {
                 reason: "redelivery_exhausted",
                 detail: format!("failed {delivered} times; last: {e}"),
+                field: None,
             }),
             outcome => outcome,
         };

@@ -161,6 +161,7 @@ impl Handler for RouterConsumer {
             return Outcome::Dead(Invalid {
                 reason: "invalid_envelope",
                 detail: "the event has no org_id".into(),
+                field: None,
             });
         };
         let lead = LeadId(envelope.aggregate_id);
@@ -182,6 +183,7 @@ impl Handler for RouterConsumer {
             }) => Outcome::Dead(Invalid {
                 reason: code,
                 detail: message,
+                field: None,
             }),
             // A refusal may come from a race with a concurrent change (a user deactivated
             // between the pick and the commit): retry, then dead-letter with the reason.
@@ -189,6 +191,7 @@ impl Handler for RouterConsumer {
             Err(AppError::NotFound { code, what, id }) => Outcome::Dead(Invalid {
                 reason: code,
                 detail: format!("{what} {id} not found"),
+                field: None,
             }),
         }
     }

@@ -49,9 +49,8 @@ async fn receive_lead(
     caller.internal(&[Role::Admin, Role::Integration])?;
     let event = lead_event::parse(&body).map_err(|invalid| {
         let field = invalid
-            .detail
-            .split('`')
-            .nth(1)
+            .field
+            .as_ref()
             .map_or("body".to_string(), |name| format!("body.{name}"));
         ApiError::invalid(field, format!("{}: {}", invalid.reason, invalid.detail))
     })?;
