@@ -219,14 +219,17 @@ impl IntoResponse for ApiError {
             ApiError::Access(AccessError::Throttled(wait)) => wait.as_secs().max(1),
             _ => 1,
         };
-        let detail = if status.is_server_error() {
-            tracing::error!(code, error = %self, "request failed");
-            match self {
-                ApiError::ProjectionBehind { .. } => self.to_string(),
-                _ => "the service could not complete the request; retry later".to_string(),
+        let detail = match &self {
+            // Expected under load and answered for the client to retry: not worth a warning.
+            ApiError::ProjectionBehind { .. } | ApiError::Access(AccessError::Busy) => {
+                tracing::debug!(code, error = %self, "request answered for a retry");
+                self.to_string()
             }
-        } else {
-            self.to_string()
+            _ if status.is_server_error() => {
+                tracing::error!(code, error = %self, "request failed");
+                "the service could not complete the request; retry later".to_string()
+            }
+            _ => self.to_string(),
         };
         let problem = Problem {
             kind: format!("urn:leadroute:problem:{code}"),
