@@ -6,9 +6,10 @@ use leadroute_services::access::{Access, NewOrg};
 use leadroute_services::api::Api;
 use leadroute_services::app::{CommandMeta, Commands};
 use leadroute_services::cli::{
-    ApiArgs, AuditCommand, BulkCommand, Cli, Command, DatabaseArgs, DlqCommand, OrgCommand,
-    ProjectionsCommand, PublisherArgs,
+    ApiArgs, AuditCommand, BulkCommand, Cli, Command, DatabaseArgs, DlqCommand, NatsArgs,
+    OrgCommand, ProjectionsCommand, PublisherArgs,
 };
+use leadroute_services::nats::Names;
 use leadroute_services::read_side::{self, ProjectorTasks};
 use leadroute_services::{bulk, db, startup, telemetry, up};
 use std::io::Write;
@@ -66,18 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             tasks.stop().await;
         }
         Command::Router(args) => {
-            run_workers(&args.database.clone(), |pool| {
-                let args = args.clone();
-                async move {
-                    let names = args.nats.names()?;
-                    read_side::ConsumerWorkers::router(
-                        &pool,
-                        &args.nats.nats_url,
-                        names,
-                        args.workers,
-                    )
-                    .await
-                }
+            let workers = args.workers;
+            run_workers(&args.database, &args.nats, |pool, url, names| async move {
+                read_side::ConsumerWorkers::router(&pool, &url, names, workers).await
             })
             .await?;
         }
@@ -85,29 +77,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             if args.mail.mail_transport == "log" {
                 tracing::warn!("--mail-transport log: emails are recorded in the notifications table, not sent; use --mail-transport smtp to send them");
             }
-            run_workers(&args.database.clone(), |pool| {
-                let args = args.clone();
-                async move {
-                    let (url, names) = (&args.nats.nats_url, args.nats.names()?);
-                    read_side::ConsumerWorkers::mailer(&pool, url, names, args.workers, &args.mail)
-                        .await
-                }
+            let (workers, mail) = (args.workers, &args.mail);
+            run_workers(&args.database, &args.nats, |pool, url, names| async move {
+                read_side::ConsumerWorkers::mailer(&pool, &url, names, workers, mail).await
             })
             .await?;
         }
         Command::Intake(args) => {
-            run_workers(&args.database.clone(), |pool| {
-                let args = args.clone();
-                async move {
-                    let names = args.nats.names()?;
-                    read_side::ConsumerWorkers::intake(
-                        &pool,
-                        &args.nats.nats_url,
-                        names,
-                        args.workers,
-                    )
-                    .await
-                }
+            let workers = args.workers;
+            run_workers(&args.database, &args.nats, |pool, url, names| async move {
+                read_side::ConsumerWorkers::intake(&pool, &url, names, workers).await
             })
             .await?;
         }
@@ -216,15 +195,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Start consumer workers on the configured database and run them until a shutdown signal;
 /// while PostgreSQL or NATS is down at start-up, retry (see [`startup`]).
-async fn run_workers<F, Fut>(database: &DatabaseArgs, start: F) -> anyhow::Result<()>
+async fn run_workers<F, Fut>(
+    database: &DatabaseArgs,
+    nats: &NatsArgs,
+    start: F,
+) -> anyhow::Result<()>
 where
-    F: Fn(sqlx::PgPool) -> Fut,
+    F: Fn(sqlx::PgPool, String, Names) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<read_side::ConsumerWorkers>>,
 {
     let shutdown = up::ShutdownSignal::listen()?;
+    let names = nats.names()?;
     let pool = connect_waiting(database).await?;
-    let workers =
-        startup::retry("connecting to NATS", wait(database), || start(pool.clone())).await?;
+    let workers = startup::retry("connecting to NATS", wait(database), || {
+        start(pool.clone(), nats.nats_url.clone(), names.clone())
+    })
+    .await?;
     shutdown.recv().await;
     workers.stop().await;
     Ok(())
