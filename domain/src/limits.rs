@@ -58,6 +58,20 @@ pub enum TextFault {
 }
 
 impl TextFault {
+    /// The same fault, naming `field` instead.
+    pub fn named(self, field: impl Into<String>) -> TextFault {
+        let field = field.into();
+        match self {
+            TextFault::Nul(_) => TextFault::Nul(field),
+            TextFault::Control(_, c) => TextFault::Control(field, c),
+            TextFault::TooLong(_, n) => TextFault::TooLong(field, n),
+            TextFault::Empty(_) => TextFault::Empty(field),
+            TextFault::TooMany(_, n) => TextFault::TooMany(field, n),
+            TextFault::TooDeep(_, n) => TextFault::TooDeep(field, n),
+            TextFault::TooLarge(_, n) => TextFault::TooLarge(field, n),
+        }
+    }
+
     /// The field the fault names.
     pub fn field(&self) -> &str {
         match self {
@@ -168,19 +182,36 @@ fn field_value(path: &str, value: &Value, depth: usize) -> Result<(), TextFault>
     }
 }
 
-/// A name as it may appear inside a fault's field path: control characters escaped and
-/// cut to a readable length, so the path itself can always be stored and shown.
+/// A name as it may appear inside a fault's field path: on one line, control characters
+/// escaped (`\0`), cut to a readable length, so the path itself can always be stored and
+/// shown.
 pub fn printable(name: &str) -> String {
-    const SHOWN: usize = 64;
-    let mut shown: String = name
-        .chars()
-        .take(SHOWN)
-        .flat_map(char::escape_debug)
-        .collect();
-    if name.chars().nth(SHOWN).is_some() {
-        shown.push('…');
+    escaped(name, 64, |_| false)
+}
+
+/// Text as it can always be stored and shown (dead letters, quarantine reasons): control
+/// characters but tab and line breaks escaped (a NUL becomes `\0`), at most `max`
+/// characters (then `…`).
+pub fn storable(text: &str, max: usize) -> String {
+    escaped(text, max, |c| matches!(c, '\t' | '\n' | '\r'))
+}
+
+/// `text` with every control character that `keep` does not keep escaped, cut after `max`
+/// characters.
+fn escaped(text: &str, max: usize, keep: fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len().min(max));
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() && !keep(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
     }
-    shown
+    out
 }
 
 #[cfg(test)]
@@ -204,6 +235,17 @@ mod tests {
         assert_eq!(
             text("f", "ééééé!", 5),
             Err(TextFault::TooLong("f".into(), 5))
+        );
+    }
+
+    #[test]
+    fn storable_text_keeps_line_breaks_escapes_the_rest_and_is_cut() {
+        assert_eq!(storable("a\0b\nc\u{1}", 10), "a\\0b\nc\\u{1}");
+        assert_eq!(storable("abcdef", 3), "abc…");
+        assert_eq!(printable("a\nb"), "a\\nb");
+        assert_eq!(
+            TextFault::Nul("x".into()).named("y"),
+            TextFault::Nul("y".into())
         );
     }
 

@@ -58,15 +58,10 @@ pub(crate) async fn record(
     .bind(&event.aggregate_type)
     .bind(&event.event_type)
     .bind(event.org_id)
-    .bind(bounded(reason))
+    .bind(leadroute_domain::limits::storable(reason, 2_000))
     .execute(conn)
     .await
     .map(|_| ())
-}
-
-/// A reason as it can always be stored: no NUL, at most 2,000 characters.
-fn bounded(reason: &str) -> String {
-    reason.replace('\0', "\\0").chars().take(2_000).collect()
 }
 
 /// Of `ids`, those `projection` set aside and nobody retried: they stay aside when the

@@ -139,7 +139,7 @@ impl<'a> Node<'a> {
         limits::text("", text, limits::MAX_TEXT_CHARS).map_err(|fault: TextFault| {
             self.refuse(|path| {
                 let shown = if path.is_empty() { "body" } else { path };
-                relabel(&fault, shown).to_string()
+                fault.named(shown).to_string()
             })
         })
     }
@@ -149,20 +149,6 @@ impl<'a> Node<'a> {
             return Err(self.refuse(|_| format!("the body nests deeper than {MAX_DEPTH} levels")));
         }
         Ok(())
-    }
-}
-
-/// `fault` naming `field` instead of the field it was found under.
-fn relabel(fault: &TextFault, field: &str) -> TextFault {
-    let field = field.to_string();
-    match fault {
-        TextFault::Nul(_) => TextFault::Nul(field),
-        TextFault::Control(_, c) => TextFault::Control(field, *c),
-        TextFault::TooLong(_, n) => TextFault::TooLong(field, *n),
-        TextFault::Empty(_) => TextFault::Empty(field),
-        TextFault::TooMany(_, n) => TextFault::TooMany(field, *n),
-        TextFault::TooDeep(_, n) => TextFault::TooDeep(field, *n),
-        TextFault::TooLarge(_, n) => TextFault::TooLarge(field, *n),
     }
 }
 

@@ -12,6 +12,7 @@ use crate::app::AppError;
 use crate::dead_letters::{self, NewDeadLetter};
 use async_nats::jetstream::{self, consumer::pull, message::PublishMessage, AckKind};
 use futures::StreamExt;
+use leadroute_domain::limits;
 use serde_json::{Map, Value};
 use sqlx::PgPool;
 use std::future::Future;
@@ -34,24 +35,6 @@ const MAX_LETTER_HEADERS: usize = 64;
 /// Most bytes of the payload copied into the message republished on the DLQ subject (the
 /// table keeps the whole payload).
 const MAX_REPUBLISHED_PAYLOAD: usize = 32 * 1024;
-
-/// `text` as it can always be stored and shown: control characters other than tab and line
-/// breaks escaped (a NUL becomes `\0`), at most `max` characters.
-fn storable(text: &str, max: usize) -> String {
-    let mut out = String::with_capacity(text.len().min(max));
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
-            out.extend(c.escape_debug());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 /// Wait before the redelivery that follows delivery `delivered` (1 s, 5 s, 15 s, then 30 s).
 fn redelivery_delay(delivered: i64) -> Duration {
@@ -243,7 +226,7 @@ impl<H: Handler> Worker<H> {
                     Ok(()) => AckKind::Ack,
                     Err(e) if delivered >= MAX_DEAD_LETTER_DELIVER => {
                         tracing::error!(
-                            error = %e, source = H::SOURCE, subject = %storable(&message.subject, MAX_LETTER_TEXT),
+                            error = %e, source = H::SOURCE, subject = %limits::storable(&message.subject, MAX_LETTER_TEXT),
                             stream = %self.stream, stream_sequence, delivered, reason = invalid.reason,
                             "cannot store a dead letter after every attempt; acknowledging the message to unblock the consumer (it stays in its stream at this sequence)"
                         );
@@ -277,20 +260,20 @@ impl<H: Handler> Worker<H> {
             .flat_map(|headers| headers.iter())
             .map(|(name, values)| {
                 (
-                    storable(name.as_ref(), MAX_LETTER_TEXT),
+                    limits::storable(name.as_ref(), MAX_LETTER_TEXT),
                     Value::from(
                         values
                             .iter()
                             .take(MAX_LETTER_HEADERS)
-                            .map(|v| storable(v.as_ref(), MAX_LETTER_TEXT))
+                            .map(|v| limits::storable(v.as_ref(), MAX_LETTER_TEXT))
                             .collect::<Vec<_>>(),
                     ),
                 )
             })
             .take(MAX_LETTER_HEADERS)
             .collect();
-        let subject = storable(&message.subject, MAX_LETTER_TEXT);
-        let detail = storable(&invalid.detail, MAX_LETTER_TEXT);
+        let subject = limits::storable(&message.subject, MAX_LETTER_TEXT);
+        let detail = limits::storable(&invalid.detail, MAX_LETTER_TEXT);
         let letter = NewDeadLetter {
             source: H::SOURCE,
             stream: &self.stream,
@@ -312,7 +295,7 @@ impl<H: Handler> Worker<H> {
         let body = serde_json::json!({
             "id": id, "source": H::SOURCE, "subject": subject, "stream_sequence": stream_sequence,
             "reason": invalid.reason, "detail": detail,
-            "payload": storable(&String::from_utf8_lossy(shown), MAX_REPUBLISHED_PAYLOAD),
+            "payload": limits::storable(&String::from_utf8_lossy(shown), MAX_REPUBLISHED_PAYLOAD),
             "payload_bytes": payload.len(),
             "payload_truncated": shown.len() < payload.len(),
         });
