@@ -137,11 +137,9 @@ enum Failure {
 impl From<AppError> for Failure {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::NotFound { code, what, id } => Failure::Dead(Invalid {
-                reason: code,
-                detail: format!("{what} {id} not found"),
-                field: None,
-            }),
+            AppError::NotFound { code, what, id } => {
+                Failure::Dead(Invalid::new(code, format!("{what} {id} not found")))
+            }
             other => Failure::Retry(other),
         }
     }
@@ -313,11 +311,7 @@ impl Mailer {
                         AccessError::Store(e) => Failure::from(e),
                         // The password was set already (an earlier link): nothing to send.
                         AccessError::InvitationUsed => Failure::Skip,
-                        other => Failure::Dead(Invalid {
-                            reason: other.code(),
-                            detail: other.to_string(),
-                            field: None,
-                        }),
+                        other => Failure::Dead(Invalid::new(other.code(), other.to_string())),
                     })?;
             Ok(context(format!(
                 "{}/set-password?token={token}",
@@ -448,13 +442,8 @@ impl Mailer {
             }
             other => other?,
         };
-        let rendered = templates::render(&template, &context).map_err(|e| {
-            Failure::Dead(Invalid {
-                reason: "template_failed",
-                detail: e.to_string(),
-                field: None,
-            })
-        })?;
+        let rendered = templates::render(&template, &context)
+            .map_err(|e| Failure::Dead(Invalid::new("template_failed", e.to_string())))?;
         sqlx::query(
             "UPDATE notifications SET template_version = $3, subject = $4, text_body = $5,
                     html_body = $6, attempts = attempts + 1

@@ -73,21 +73,13 @@ fn outcome_of(org: OrgId, error: AppError) -> Outcome {
         AppError::NotFound {
             code: "org_not_found",
             ..
-        } => Outcome::Dead(Invalid {
-            reason: "unknown_org",
-            detail: format!("no org {org}"),
-            field: None,
-        }),
+        } => Outcome::Dead(Invalid::new("unknown_org", format!("no org {org}"))),
         AppError::Refused { code, message, .. }
         | AppError::NotFound {
             code,
             what: _,
             id: message,
-        } => Outcome::Dead(Invalid {
-            reason: code,
-            detail: message,
-            field: None,
-        }),
+        } => Outcome::Dead(Invalid::new(code, message)),
         e @ (AppError::Conflict { .. } | AppError::Store(_)) => Outcome::Retry(e),
     }
 }

@@ -91,10 +91,6 @@ impl Invalid {
     }
 }
 
-fn invalid(reason: &'static str, detail: impl Into<String>) -> Invalid {
-    Invalid::new(reason, detail)
-}
-
 /// A refusal of the value of `field`.
 fn invalid_at(reason: &'static str, field: &str, detail: impl Into<String>) -> Invalid {
     Invalid {
@@ -108,12 +104,12 @@ pub fn org_of_subject(crm_prefix: &str, subject: &str) -> Result<OrgId, Invalid>
     let tokens: Vec<&str> = subject.split('.').collect();
     match tokens.as_slice() {
         [p, org, "lead", "created" | "updated"] if *p == crm_prefix => org.parse().map_err(|_| {
-            invalid(
+            Invalid::new(
                 "bad_subject",
                 format!("{org:?} in subject {subject} is not an org id"),
             )
         }),
-        _ => Err(invalid(
+        _ => Err(Invalid::new(
             "bad_subject",
             format!("subject {subject} is not {crm_prefix}.<org>.lead.<created|updated>"),
         )),
@@ -131,7 +127,7 @@ const LATEST_YEAR: i32 = 9999;
 /// refusal names the field.
 pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
     let value = input::parse(payload).map_err(|fault| match fault.syntax {
-        true => invalid("not_json", fault.message),
+        true => Invalid::new("not_json", fault.message),
         false => invalid_at(
             "invalid_event",
             &fault.path,
@@ -139,7 +135,10 @@ pub fn parse(payload: &[u8]) -> Result<LeadEventV1, Invalid> {
         ),
     })?;
     if !value.is_object() {
-        return Err(invalid("invalid_event", "the event must be a JSON object"));
+        return Err(Invalid::new(
+            "invalid_event",
+            "the event must be a JSON object",
+        ));
     }
     match value.get("schema_version") {
         None => {

@@ -49,11 +49,8 @@ pub struct Envelope<P = Value> {
 impl<P: serde::de::DeserializeOwned> Envelope<P> {
     /// Read a message body; an unreadable one is `invalid_envelope`, for a dead letter.
     pub fn parse(body: &[u8]) -> Result<Envelope<P>, super::lead_event::Invalid> {
-        serde_json::from_slice(body).map_err(|e| super::lead_event::Invalid {
-            reason: "invalid_envelope",
-            detail: e.to_string(),
-            field: None,
-        })
+        serde_json::from_slice(body)
+            .map_err(|e| super::lead_event::Invalid::new("invalid_envelope", e.to_string()))
     }
 }
 

@@ -212,11 +212,10 @@ impl<H: Handler> Worker<H> {
         let Ok(info) = message.info() else { return };
         let (stream_sequence, delivered) = (info.stream_sequence, info.delivered);
         let outcome = match outcome {
-            Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid {
-                reason: "redelivery_exhausted",
-                detail: format!("failed {delivered} times; last: {e}"),
-                field: None,
-            }),
+            Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid::new(
+                "redelivery_exhausted",
+                format!("failed {delivered} times; last: {e}"),
+            )),
             outcome => outcome,
         };
         let ack = match outcome {

@@ -158,11 +158,7 @@ impl Handler for RouterConsumer {
             Err(invalid) => return Outcome::Dead(invalid),
         };
         let Some(org) = envelope.org_id.map(OrgId) else {
-            return Outcome::Dead(Invalid {
-                reason: "invalid_envelope",
-                detail: "the event has no org_id".into(),
-                field: None,
-            });
+            return Outcome::Dead(Invalid::new("invalid_envelope", "the event has no org_id"));
         };
         let lead = LeadId(envelope.aggregate_id);
         let kind = match self.trigger(org, &envelope.payload).await {
@@ -180,19 +176,13 @@ impl Handler for RouterConsumer {
                 code: code @ (codes::UNSTORABLE_INPUT | codes::EVENT_TOO_LARGE),
                 message,
                 ..
-            }) => Outcome::Dead(Invalid {
-                reason: code,
-                detail: message,
-                field: None,
-            }),
+            }) => Outcome::Dead(Invalid::new(code, message)),
             // A refusal may come from a race with a concurrent change (a user deactivated
             // between the pick and the commit): retry, then dead-letter with the reason.
             Err(e @ AppError::Refused { .. }) => Outcome::Retry(e),
-            Err(AppError::NotFound { code, what, id }) => Outcome::Dead(Invalid {
-                reason: code,
-                detail: format!("{what} {id} not found"),
-                field: None,
-            }),
+            Err(AppError::NotFound { code, what, id }) => {
+                Outcome::Dead(Invalid::new(code, format!("{what} {id} not found")))
+            }
         }
     }
 }
