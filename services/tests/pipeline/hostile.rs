@@ -15,17 +15,6 @@ use leadroute_tests::{eventually, TestApp, TestNats};
 use std::collections::HashMap;
 use std::time::Duration;
 
-async fn acknowledged_all(nats: &TestNats, names: &Names) -> bool {
-    let Ok(stream) = nats.js.get_stream(names.crm_stream()).await else {
-        return false;
-    };
-    let Ok(info) = stream.consumer_info(names.intake_consumer()).await else {
-        return false;
-    };
-    let last = stream.cached_info().state.last_sequence;
-    info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
-}
-
 /// Publish `bodies` on `subject` before any intake worker runs (so they share batches),
 /// then run one worker until every message is acknowledged.
 async fn publish_then_drain(
@@ -52,7 +41,7 @@ async fn publish_then_drain(
         .await
         .unwrap();
     let settled = eventually(Duration::from_secs(60), || async {
-        acknowledged_all(nats, names).await.then_some(())
+        super::intake::settled(nats, names).await.then_some(())
     })
     .await;
     workers.stop().await;

@@ -216,9 +216,15 @@ async fn leads_received(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-async fn settled(nats: &TestNats, names: &Names) -> bool {
-    let stream = nats.js.get_stream(names.crm_stream()).await.unwrap();
-    let info = stream.consumer_info(names.intake_consumer()).await.unwrap();
+/// Whether the intake consumer has acknowledged every message of the CRM stream (false
+/// while the stream or consumer does not exist yet).
+pub(crate) async fn settled(nats: &TestNats, names: &Names) -> bool {
+    let Ok(stream) = nats.js.get_stream(names.crm_stream()).await else {
+        return false;
+    };
+    let Ok(info) = stream.consumer_info(names.intake_consumer()).await else {
+        return false;
+    };
     let last = stream.cached_info().state.last_sequence;
     info.num_pending == 0 && info.num_ack_pending == 0 && info.ack_floor.stream_sequence == last
 }
