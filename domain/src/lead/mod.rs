@@ -138,6 +138,9 @@ pub enum LeadError {
     /// Upstream events must carry their own id.
     #[error("the upstream event id must not be empty")]
     UpstreamEventIdRequired,
+    /// Updates may not grow a lead past the number of fields one event may carry.
+    #[error("the lead would hold more than {} fields", crate::limits::MAX_FIELDS)]
+    TooManyFields,
     /// The target may not receive leads.
     #[error("{0}")]
     NotAssignable(NotAssignable),
@@ -161,6 +164,7 @@ impl Refusal for LeadError {
         match self {
             LeadError::LeadNotFound => ("lead_not_found", NotFound),
             LeadError::UpstreamEventIdRequired => ("upstream_event_id_required", InvalidInput),
+            LeadError::TooManyFields => ("too_many_fields", InvalidInput),
             LeadError::NotAssignable(reason) => (reason.code(), Conflict),
             LeadError::AlreadyOwner => ("already_owner", Conflict),
             LeadError::NotInQueue => ("not_in_queue", Conflict),
@@ -245,6 +249,16 @@ impl Lead {
                 at,
             }]);
         }
+        // Each event is bounded; so is what updates add up to on one lead (its read-model
+        // row and every email about it carry them all).
+        let added = fields
+            .keys()
+            .filter(|name| !self.fields.contains_key(*name))
+            .count();
+        ensure(
+            self.fields.len() + added <= crate::limits::MAX_FIELDS,
+            LeadError::TooManyFields,
+        )?;
         match (occurred_at, self.upstream_occurred_at) {
             (Some(occurred_at), Some(newest_applied)) if occurred_at < newest_applied => {
                 let filled = fields

@@ -589,3 +589,51 @@ fn a_stale_event_is_remembered_so_its_redelivery_is_a_no_op() {
         .when(receive_at("evt-0", 0, &[("country", json!("DE"))]))
         .then_expect_events(vec![]);
 }
+
+#[test]
+fn updates_may_not_grow_a_lead_past_the_field_limit() {
+    let many = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| (format!("f{i}"), json!(i)))
+            .collect::<LeadFields>()
+    };
+    let full = match received() {
+        LeadEvent::LeadReceived {
+            lead_id,
+            org_id,
+            upstream,
+            upstream_event_id,
+            route,
+            occurred_at,
+            actor,
+            at,
+            ..
+        } => LeadEvent::LeadReceived {
+            lead_id,
+            org_id,
+            upstream,
+            upstream_event_id,
+            fields: many(0, crate::limits::MAX_FIELDS),
+            route,
+            occurred_at,
+            actor,
+            at,
+        },
+        _ => unreachable!(),
+    };
+    LeadTest::with(())
+        .given(vec![full.clone()])
+        .when(receive("evt-2", many(crate::limits::MAX_FIELDS, 1)))
+        .then_expect_error(LeadError::TooManyFields);
+    LeadTest::with(())
+        .given(vec![full])
+        .when(receive("evt-3", many(0, 3)))
+        .then_expect_events(vec![LeadEvent::LeadUpdated {
+            upstream_event_id: "evt-3".into(),
+            changed: LeadFields::new(),
+            route: true,
+            occurred_at: None,
+            actor: crm(),
+            at: t0(),
+        }]);
+}
