@@ -1,7 +1,8 @@
 //! Read-your-writes: a command answers with the log position it wrote ([`Written`]); a
 //! read given `min_position` waits (briefly, bounded by `--read-wait-ms`) until the
 //! projections it reads from have applied that position, or answers 503
-//! `projection_behind` saying which one is behind.
+//! `projection_behind` saying which one is behind. A position no write answered is refused
+//! (422) rather than waited for.
 
 use super::problem::ApiError;
 use super::ApiState;
