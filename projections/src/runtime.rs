@@ -14,7 +14,7 @@
 
 use crate::log::{self, AnyEvent, Checkpoint, LogError, LogEvent, Upto};
 use crate::quarantine;
-use crate::schema::EVENTS_CHANNEL;
+use crate::schema::{sql_class, SqlClass, EVENTS_CHANNEL};
 use async_trait::async_trait;
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
@@ -65,12 +65,7 @@ impl ProjectionError {
             ProjectionError::Database(e) | ProjectionError::Log(LogError::Database(e)) => e,
             _ => return false,
         };
-        match database {
-            sqlx::Error::Database(e) => e
-                .code()
-                .is_some_and(|code| matches!(code.get(..2), Some("22" | "23" | "54"))),
-            _ => false,
-        }
+        sql_class(database) != SqlClass::Other
     }
 }
 

@@ -16,6 +16,33 @@ pub const UNUSED_SNAPSHOTS_TABLE: &str = "snapshots_unused";
 /// The LISTEN/NOTIFY channel signalled at every commit that inserts events.
 pub const EVENTS_CHANNEL: &str = "leadroute_events";
 
+/// Which class of PostgreSQL errors a database error belongs to, by SQLSTATE class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlClass {
+    /// Class 22, data exception: the value itself (a NUL in text, a date out of range).
+    Data,
+    /// Class 23, integrity constraint violation.
+    Integrity,
+    /// Class 54, program limit exceeded (an index row too large, a value too big).
+    Limit,
+    /// Anything else, and errors that are not the database's (connections, pools).
+    Other,
+}
+
+/// The [`SqlClass`] of `error`: the one place that reads SQLSTATE classes.
+pub fn sql_class(error: &sqlx::Error) -> SqlClass {
+    let code = match error {
+        sqlx::Error::Database(e) => e.code(),
+        _ => None,
+    };
+    match code.as_deref().and_then(|code| code.get(..2)) {
+        Some("22") => SqlClass::Data,
+        Some("23") => SqlClass::Integrity,
+        Some("54") => SqlClass::Limit,
+        _ => SqlClass::Other,
+    }
+}
+
 /// Every migration in `deploy/migrations`, embedded at build time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../deploy/migrations");
 

@@ -7,6 +7,7 @@ use crate::app::AppError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadroute_domain::RefusalKind;
+use leadroute_projections::schema::{sql_class, SqlClass};
 use serde::Serialize;
 
 /// The body of every error response.
@@ -151,9 +152,7 @@ impl ApiError {
             ApiError::Access(e) => (StatusCode::GONE, e.code()),
             // A value the database cannot take (a date out of its range, ...): the input's
             // fault, not the store's.
-            ApiError::Read(sqlx::Error::Database(e))
-                if e.code().is_some_and(|code| code.starts_with("22")) =>
-            {
+            ApiError::Read(e) if sql_class(e) == SqlClass::Data => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")
             }
             ApiError::Read(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

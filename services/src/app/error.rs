@@ -3,6 +3,7 @@
 
 use cqrs_es::AggregateError;
 use leadroute_domain::{Refusal, RefusalKind};
+use leadroute_projections::schema::{sql_class, SqlClass};
 
 /// Stable codes of the refusals the application layer makes itself (the domain's are
 /// declared with their errors).
@@ -117,12 +118,8 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(error: sqlx::Error) -> Self {
-        let class = match &error {
-            sqlx::Error::Database(e) => e.code().map(|code| code[..2.min(code.len())].to_owned()),
-            _ => None,
-        };
-        match class.as_deref() {
-            Some("22" | "54") => AppError::refusal(
+        match sql_class(&error) {
+            SqlClass::Data | SqlClass::Limit => AppError::refusal(
                 codes::UNSTORABLE_INPUT,
                 RefusalKind::InvalidInput,
                 format!("the input cannot be stored: {error}"),
