@@ -123,9 +123,10 @@ impl Handler for Intake {
 
 impl Intake {
     /// Receive (and route) the lead events of one org in one transaction; one outcome per
-    /// event. When the transaction fails for a reason no retry cures (input the store
-    /// refuses), each event is received alone, so only the bad one is dead-lettered and the
-    /// others of its batch still arrive. A transient failure redelivers them all.
+    /// event. When the transaction is refused (input the store refuses), each event is
+    /// received alone, so only the bad one is dead-lettered and the others of its batch
+    /// still arrive. A missing org dead-letters them all; a transient failure redelivers
+    /// them all.
     async fn receive(&self, meta: &CommandMeta, org: OrgId, leads: &[NewLead]) -> Vec<Outcome> {
         match self.router.receive_and_route(meta, org, leads).await {
             Ok(answers) => answers
@@ -135,7 +136,9 @@ impl Intake {
                     Err(e) => outcome_of(org, e),
                 })
                 .collect(),
-            Err(e) if leads.len() > 1 && !is_transient(&e) => {
+            // A refusal of the batch as a whole lies in one of its leads (a value the store
+            // refuses): find it. A missing org concerns them all, a transient failure too.
+            Err(e @ AppError::Refused { .. }) if leads.len() > 1 => {
                 tracing::warn!(%org, error = %e, leads = leads.len(), "a batch failed for good; receiving its leads one by one");
                 let mut outcomes = Vec::with_capacity(leads.len());
                 for lead in leads {
@@ -151,11 +154,6 @@ impl Intake {
                 .collect(),
         }
     }
-}
-
-/// Whether a retry may cure `error` (a lost race, a store failure).
-fn is_transient(error: &AppError) -> bool {
-    matches!(error, AppError::Conflict { .. } | AppError::Store(_))
 }
 
 /// A copy of `error` for each message it concerns (a store error keeps its text only).
