@@ -8,6 +8,9 @@
 //!
 //! # Layout
 //! - `decider`: the decide/evolve shape, the cqrs-es adapter, typed refusals (code and kind).
+//! - `engine`: the routing engine, one pure `resolve` from facts to a decision, and the
+//!   one pool pick.
+//! - `fields`: the lead fields type.
 //! - `ids`: typed ids, owners and actors.
 //! - `limits`: the bounds of every input and the checks of text and lead fields.
 //! - `org`, `partner_account`, `partner_user`, `queue`, `lead`, `pool`, `rule_set`,
@@ -17,6 +20,8 @@
 
 pub mod bulk;
 pub mod decider;
+pub mod engine;
+pub mod fields;
 pub mod ids;
 pub mod lead;
 pub mod limits;

@@ -11,7 +11,9 @@ use leadroute_domain::bulk::LeadFilter;
 use leadroute_domain::ids::{
     InternalUserId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId,
 };
+use leadroute_domain::partner_user::Standing;
 use leadroute_domain::routing::criteria::Criterion;
+use leadroute_domain::routing::{judge, Verdict};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::{FromRow, PgPool};
@@ -261,7 +263,7 @@ pub async fn partner_accounts(
 }
 
 /// A partner user in the directory.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DirectoryUser {
     /// Its id.
     pub user_id: Uuid,
@@ -284,28 +286,63 @@ pub struct DirectoryUser {
     pub assignable: bool,
 }
 
+/// A directory row with what judging it needs.
+#[derive(FromRow)]
+struct DirectoryRow {
+    user_id: Uuid,
+    account_id: Uuid,
+    name: String,
+    email: String,
+    active: bool,
+    signed_in_once: bool,
+    paused: bool,
+    paused_until: Option<DateTime<Utc>>,
+    account_active: bool,
+}
+
 /// The partner users of `org`, by name; with `assignable_only`, only those offered when
-/// picking an owner.
+/// picking an owner. Whether a user is assignable is `routing::judge`'s verdict on the
+/// row's standing, now: the rule the router applies.
 pub async fn partner_users(
     pool: &PgPool,
     org: OrgId,
     assignable_only: bool,
 ) -> Result<Vec<DirectoryUser>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT * FROM (
-             SELECT u.user_id, u.account_id, u.name, u.email, u.active, u.signed_in_once, u.paused,
-                    a.active AS account_active,
-                    (u.active AND u.signed_in_once AND a.active
-                     AND NOT (u.paused AND (u.paused_until IS NULL OR u.paused_until > clock_timestamp()))) AS assignable
-               FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
-              WHERE u.org_id = $1) d
-          WHERE assignable OR NOT $2
-          ORDER BY name, user_id",
+    let rows: Vec<DirectoryRow> = sqlx::query_as(
+        "SELECT u.user_id, u.account_id, u.name, u.email, u.active, u.signed_in_once, u.paused,
+                u.paused_until, a.active AS account_active
+           FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
+          WHERE u.org_id = $1
+          ORDER BY u.name, u.user_id",
     )
     .bind(org.0)
-    .bind(assignable_only)
     .fetch_all(pool)
-    .await
+    .await?;
+    let now = Utc::now();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let standing = Standing {
+                active: row.active,
+                signed_in_once: row.signed_in_once,
+                account_active: row.account_active,
+                paused: row.paused,
+                paused_until: row.paused_until,
+            };
+            DirectoryUser {
+                user_id: row.user_id,
+                account_id: row.account_id,
+                name: row.name,
+                email: row.email,
+                active: row.active,
+                signed_in_once: row.signed_in_once,
+                paused: row.paused,
+                account_active: row.account_active,
+                assignable: judge(&standing, now) == Verdict::Assignable,
+            }
+        })
+        .filter(|user| user.assignable || !assignable_only)
+        .collect())
 }
 
 /// A lead in a channel manager's view.
@@ -449,40 +486,6 @@ pub async fn lead_field_names(pool: &PgPool, org: OrgId) -> Result<Vec<String>, 
         "SELECT DISTINCT k FROM rm_leads, jsonb_object_keys(fields) AS k WHERE org_id = $1 ORDER BY k",
     )
     .bind(org.0)
-    .fetch_all(pool)
-    .await
-}
-
-/// What routing needs to know about a partner user, from the directory.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
-pub struct MemberFacts {
-    /// The user.
-    pub user_id: Uuid,
-    /// Active as a partner user.
-    pub active: bool,
-    /// Signed in at least once.
-    pub signed_in_once: bool,
-    /// Auto-assignment paused.
-    pub paused: bool,
-    /// Their account is an active partner.
-    pub account_active: bool,
-}
-
-/// Directory facts of the partner users `users` of `org` (missing users are left out).
-pub async fn member_facts(
-    pool: &PgPool,
-    org: OrgId,
-    users: &[Uuid],
-) -> Result<Vec<MemberFacts>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT u.user_id, u.active, u.signed_in_once,
-                (u.paused AND (u.paused_until IS NULL OR u.paused_until > clock_timestamp())) AS paused,
-                a.active AS account_active
-           FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
-          WHERE u.org_id = $1 AND u.user_id = ANY($2)",
-    )
-    .bind(org.0)
-    .bind(users)
     .fetch_all(pool)
     .await
 }

@@ -7,10 +7,10 @@ use crate::ids::{
     Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef,
 };
 use crate::partner_user::NotAssignable;
-use crate::routing::{Decision, NotRouted, Trigger};
+use crate::routing::{Decision, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 mod events;
@@ -19,8 +19,8 @@ mod tests;
 
 pub use events::{LeadEvent, OwnerChange, OwnerChangeCause};
 
-/// Lead fields as sent by the upstream CRM, by field name.
-pub type LeadFields = BTreeMap<String, serde_json::Value>;
+pub use crate::fields::LeadFields;
+pub use crate::routing::RouteOutcome;
 
 /// Commands on a lead.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,24 +109,6 @@ pub struct RouteLead {
     pub actor: Actor,
     /// When.
     pub at: DateTime<Utc>,
-}
-
-/// What a routing decision does to the lead.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RouteOutcome {
-    /// Give it to a partner user or queue.
-    Assign {
-        /// The new owner.
-        to: Owner,
-        /// Send the assignment email.
-        notify: bool,
-        /// Looked up before the command: whether the owner may receive it.
-        target: Result<(), NotAssignable>,
-    },
-    /// Keep the current owner.
-    Keep,
-    /// Leave it where it is, for this reason.
-    Leave(NotRouted),
 }
 
 /// Why a lead command is refused.

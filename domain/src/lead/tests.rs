@@ -349,14 +349,8 @@ fn reassigns_to_a_queue() {
 
 fn decision(trigger: crate::routing::Trigger) -> crate::routing::Decision {
     crate::routing::Decision {
-        rule_set_version: 3,
         matched_entry: Some(1),
-        default_owner: false,
-        owner_not_assignable: false,
-        candidates: vec![],
-        pool_before: None,
-        pool_after: None,
-        trigger,
+        ..crate::routing::Decision::new(3, trigger)
     }
 }
 

@@ -11,7 +11,7 @@ mod assignability;
 #[cfg(test)]
 mod tests;
 
-pub use assignability::NotAssignable;
+pub use assignability::{NotAssignable, Standing};
 
 /// Commands on a contact / partner user.
 #[derive(Debug, Clone, PartialEq)]
@@ -243,14 +243,6 @@ fn normalise_email(email: &str) -> Option<String> {
         && !email.chars().any(char::is_whitespace)
         && crate::limits::text("email", &email, crate::limits::MAX_EMAIL_CHARS).is_ok();
     valid.then_some(email)
-}
-
-impl PartnerUser {
-    /// Whether automatic routing skips this user at `now` (a pause with an end applies
-    /// until then).
-    pub fn paused_at(&self, now: DateTime<Utc>) -> bool {
-        self.paused && self.paused_until.is_none_or(|until| until > now)
-    }
 }
 
 impl Decider for PartnerUser {

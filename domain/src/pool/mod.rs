@@ -222,6 +222,14 @@ impl Pool {
         &self.rotation.slots
     }
 
+    /// The member whose turn it is among the assignable `candidates`, and the rotation
+    /// after the pick; `None` when nobody may take the lead. What a `PickMember` command
+    /// picks, without deciding it.
+    pub fn next_pick(&self, candidates: &[Candidate]) -> Option<(Member, Rotation)> {
+        self.rotation
+            .pick(|member| is_assignable(candidates, member))
+    }
+
     fn pick(
         &self,
         lead_id: LeadId,
@@ -233,8 +241,7 @@ impl Pool {
             return Ok(vec![]);
         }
         let (member, _) = self
-            .rotation
-            .pick(|member| is_assignable(candidates, member))
+            .next_pick(candidates)
             .ok_or_else(|| PoolError::NoEligibleMember(NotRouted::for_candidates(candidates)))?;
         let skipped = self
             .rotation

@@ -7,9 +7,10 @@ pub mod criteria;
 pub mod rotation;
 pub mod rules;
 
+use crate::fields::LeadFields;
 use crate::ids::Owner;
-use crate::lead::LeadFields;
-use crate::partner_user::NotAssignable;
+use crate::partner_user::{NotAssignable, Standing};
+use chrono::{DateTime, Utc};
 use rotation::{Member, Slot};
 use rules::{CompiledRules, Target};
 use serde::{Deserialize, Serialize};
@@ -56,14 +57,15 @@ impl Candidate {
     }
 }
 
-/// A partner user's verdict for automatic routing and pool picks: assignability first,
-/// then the pause.
-pub fn user_verdict(assignable: Result<(), NotAssignable>, paused: bool) -> Verdict {
-    match assignable {
+/// A partner user's verdict for automatic routing and pool picks at `now`: assignability
+/// first, then the pause. The one judge of a standing, for the aggregate's state and the
+/// directory's rows alike.
+pub fn judge(standing: &Standing, now: DateTime<Utc>) -> Verdict {
+    match standing.assignability() {
         Err(NotAssignable::Inactive) => Verdict::Inactive,
         Err(NotAssignable::NeverSignedIn) => Verdict::NeverSignedIn,
         Err(NotAssignable::PartnerAccountNotActive) => Verdict::PartnerAccountNotActive,
-        Ok(()) if paused => Verdict::Paused,
+        Ok(()) if standing.paused_at(now) => Verdict::Paused,
         Ok(()) => Verdict::Assignable,
     }
 }
@@ -116,6 +118,24 @@ impl NotRouted {
             NotRouted::NoAssignableMember
         }
     }
+}
+
+/// What a routing decision does to the lead (the `RouteLead` command carries it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteOutcome {
+    /// Give it to a partner user or queue.
+    Assign {
+        /// The new owner.
+        to: Owner,
+        /// Send the assignment email.
+        notify: bool,
+        /// Looked up before the command: whether the owner may receive it.
+        target: Result<(), NotAssignable>,
+    },
+    /// Keep the current owner.
+    Keep,
+    /// Leave it where it is, for this reason.
+    Leave(NotRouted),
 }
 
 /// What the rules say before any candidate is looked at.
@@ -207,6 +227,21 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// The record a decision under rule-set `version` starts from: nothing matched or
+    /// considered yet.
+    pub fn new(version: u32, trigger: Trigger) -> Decision {
+        Decision {
+            rule_set_version: version,
+            matched_entry: None,
+            default_owner: false,
+            owner_not_assignable: false,
+            candidates: vec![],
+            pool_before: None,
+            pool_after: None,
+            trigger,
+        }
+    }
+
     /// Replace the stored decision record inside `event` (an event payload's JSON, with a
     /// `decision` member) by the whole record; other JSON is left as it is.
     pub fn expand_in(event: &mut serde_json::Value) {

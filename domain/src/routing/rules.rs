@@ -8,8 +8,8 @@
 //! with no such criterion, in entry order. First match wins.
 
 use super::criteria::{Criterion, FieldValue};
+use crate::fields::LeadFields;
 use crate::ids::{PartnerUserId, PoolId, QueueId};
-use crate::lead::LeadFields;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 
@@ -266,5 +266,30 @@ fn keys(criterion: &Criterion) -> Vec<&str> {
         Criterion::Equals { value, .. } => vec![value.as_str()],
         Criterion::In { values, .. } => values.iter().map(String::as_str).collect(),
         _ => Vec::new(),
+    }
+}
+
+/// A published rule set, compiled: what routing evaluates.
+#[derive(Debug)]
+pub struct ActiveRules {
+    /// Its version.
+    pub version: u32,
+    /// The compiled entries.
+    pub compiled: CompiledRules,
+    /// Owner of leads no entry matches.
+    pub default_owner: Option<Target>,
+    /// Fields whose update re-routes a lead.
+    pub watched_fields: BTreeSet<String>,
+}
+
+impl ActiveRules {
+    /// Compile `spec` as `version`.
+    pub fn compile(version: u32, spec: &RuleSetSpec) -> ActiveRules {
+        ActiveRules {
+            version,
+            compiled: CompiledRules::compile(spec),
+            default_owner: spec.default_owner,
+            watched_fields: spec.watched_fields.clone(),
+        }
     }
 }

@@ -5,8 +5,8 @@
 use super::criteria::Criterion;
 use super::rules::{CompiledRules, Entry, RuleSetSpec, Target};
 use super::{plan, NotRouted, Plan};
+use crate::fields::LeadFields;
 use crate::ids::{Owner, PartnerUserId, QueueId};
-use crate::lead::LeadFields;
 use proptest::prelude::*;
 use serde_json::json;
 use uuid::Uuid;

@@ -46,7 +46,31 @@ impl Batch {
         A: InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let (events, metadata) = super::decide(loaded, command, meta).await?;
+        let events = super::decide(loaded, command).await?;
+        self.record(
+            &loaded.aggregate,
+            &loaded.aggregate_id,
+            &mut loaded.current_sequence,
+            events,
+            meta,
+        )
+    }
+
+    /// Queue `events` already applied to `aggregate` (stored as `id`, at `sequence` before
+    /// them, which advances); returns their ids. Refused as a whole when one is too large.
+    pub(crate) fn record<A>(
+        &mut self,
+        aggregate: &A,
+        id: &str,
+        sequence: &mut usize,
+        events: Vec<A::Event>,
+        meta: &CommandMeta,
+    ) -> Result<Vec<Uuid>, AppError>
+    where
+        A: InOrg,
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let metadata = super::event_metadata(meta, aggregate.org());
         let metadata = serde_json::to_string(&metadata).map_err(store_error)?;
         let mut ids = Vec::with_capacity(events.len());
         let payloads = events
@@ -57,10 +81,10 @@ impl Batch {
             super::check_event_size(text.len())?;
         }
         for (payload, text) in events.into_iter().zip(payloads) {
-            loaded.current_sequence += 1;
+            *sequence += 1;
             self.aggregate_types.push(A::TYPE);
-            self.aggregate_ids.push(loaded.aggregate_id.clone());
-            self.sequences.push(loaded.current_sequence as i64);
+            self.aggregate_ids.push(id.to_string());
+            self.sequences.push(*sequence as i64);
             self.event_types.push(payload.event_type());
             self.event_versions.push(payload.event_version());
             self.payloads.push(text);

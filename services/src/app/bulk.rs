@@ -6,20 +6,18 @@
 //! per operation (the lead aggregate also refuses a second move of one operation).
 
 use super::batch::Batch;
-use super::{AppError, CommandMeta, Commands, Committed, Loaded};
+use super::{missing, AppError, CommandMeta, Commands, Committed, Loaded, RoutingFacts};
 use chrono::Utc;
 use leadroute_domain::bulk::{
     BulkCommand, BulkOperation, LeadFilter, LeadOutcome, OutcomeKind, Selection, StartBulk,
 };
-use leadroute_domain::ids::{BulkOperationId, LeadId, OrgId, Owner, PartnerAccountId};
+use leadroute_domain::engine::{self, Caps, Facts};
+use leadroute_domain::ids::{BulkOperationId, LeadId, OrgId, Owner, PartnerAccountId, PoolId};
 use leadroute_domain::lead::{Lead, LeadCommand};
-use leadroute_domain::partner_account::PartnerAccount;
-use leadroute_domain::partner_user::{NotAssignable, PartnerUser};
-use leadroute_domain::pool::{Pool, PoolCommand};
+use leadroute_domain::partner_user::NotAssignable;
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::Target;
-use leadroute_domain::routing::{user_verdict, Candidate};
 use leadroute_projections::queries;
 use leadroute_projections::schema::EVENTS_TABLE;
 use uuid::Uuid;
@@ -70,8 +68,9 @@ enum TargetFacts {
     User(Owner, Result<(), NotAssignable>),
     /// A queue (it exists).
     Queue(Owner),
-    /// A pool, loaded, with each member's verdict.
-    Pool(Box<Loaded<Pool>>, Vec<Candidate>),
+    /// A pool, with the facts about its members (caps ignored: a bulk move is a person's
+    /// decision).
+    Pool(PoolId, Box<RoutingFacts>),
 }
 
 impl Commands {
@@ -272,8 +271,8 @@ impl Commands {
             } else {
                 let to = match &mut facts {
                     TargetFacts::User(owner, _) | TargetFacts::Queue(owner) => Ok(*owner),
-                    TargetFacts::Pool(pool, candidates) => {
-                        pick(&mut batch, pool, candidates, id, lead, &meta).await?
+                    TargetFacts::Pool(pool, facts) => {
+                        pick(&mut batch, *pool, facts, id, lead, &meta)?
                     }
                 };
                 match to {
@@ -296,6 +295,10 @@ impl Commands {
         };
         batch.decide(&mut op, record, &meta).await?;
         self.commit_batch(batch).await?;
+        if let TargetFacts::Pool(_, facts) = facts {
+            // The pool as this batch's picks left it is what is now stored.
+            self.remember(facts.into_pools());
+        }
         Ok(None)
     }
 
@@ -351,89 +354,51 @@ impl Commands {
                 TargetFacts::Queue(Owner::Queue(queue))
             }
             Target::Pool(pool) => {
-                let loaded = self.load_in_org::<Pool>(org, pool).await?;
-                let candidates = self.pool_candidates(&loaded.aggregate).await?;
-                TargetFacts::Pool(Box::new(loaded), candidates)
+                let facts = self.routing_facts(org, [target], [], Caps::Ignore).await?;
+                if facts.known.pool(pool).is_none() {
+                    return Err(missing(target));
+                }
+                TargetFacts::Pool(pool, Box::new(facts))
             }
         })
-    }
-
-    /// Each pool member's verdict, from the event store (users and their accounts
-    /// with one query each). Caps do not apply: a bulk move is a person's decision.
-    async fn pool_candidates(&self, pool: &Pool) -> Result<Vec<Candidate>, AppError> {
-        let members: Vec<Member> = pool.rotation.slots.iter().map(|slot| slot.member).collect();
-        let user_ids: Vec<String> = members
-            .iter()
-            .filter_map(|m| match m {
-                Member::PartnerUser(user) => Some(user.to_string()),
-                Member::Queue(_) => None,
-            })
-            .collect();
-        let users = self.load_many::<PartnerUser>(&user_ids).await?;
-        let account_ids: Vec<String> = users
-            .values()
-            .filter_map(|u| u.aggregate.account_id.map(|a| a.to_string()))
-            .collect();
-        let accounts = self.load_many::<PartnerAccount>(&account_ids).await?;
-        let now = Utc::now();
-        Ok(members
-            .into_iter()
-            .map(|member| {
-                let verdict = match member {
-                    Member::Queue(_) => leadroute_domain::routing::Verdict::Assignable,
-                    Member::PartnerUser(user) => {
-                        let user = &users[&user.to_string()].aggregate;
-                        let account_active = user
-                            .account_id
-                            .and_then(|a| accounts.get(&a.to_string()))
-                            .is_some_and(|a| a.aggregate.active);
-                        user_verdict(user.assignability(account_active), user.paused_at(now))
-                    }
-                };
-                Candidate { member, verdict }
-            })
-            .collect())
     }
 }
 
 /// The pool member a lead goes to: `Ok(owner)`, or `Err(reason)` when no member may take it.
 /// A lead already owned by an assignable member stays with it (the pool is not advanced).
-async fn pick(
+fn pick(
     batch: &mut Batch,
-    pool: &mut Loaded<Pool>,
-    candidates: &[Candidate],
+    pool_id: PoolId,
+    facts: &mut RoutingFacts,
     id: BulkOperationId,
     lead: &Loaded<Lead>,
     meta: &CommandMeta,
 ) -> Result<Result<Owner, &'static str>, AppError> {
+    let pool = facts
+        .known
+        .pool(pool_id)
+        .expect("the target pool was gathered");
+    let candidates = engine::candidates(pool, &facts.known, Caps::Ignore);
     if let Some(owner) = lead.aggregate.owner {
         let member = match owner {
             Owner::PartnerUser(user) => Some(Member::PartnerUser(user)),
             Owner::Queue(queue) => Some(Member::Queue(queue)),
             Owner::InternalUser(_) => None,
         };
-        if member.is_some_and(|m| leadroute_domain::routing::is_assignable(candidates, m)) {
+        if member.is_some_and(|m| leadroute_domain::routing::is_assignable(&candidates, m)) {
             return Ok(Ok(owner));
         }
     }
     let lead_id = lead.aggregate.id.expect("an existing lead");
     let trigger = Uuid::new_v5(&PICK_NAMESPACE, format!("{id}\u{1f}{lead_id}").as_bytes());
-    let command = PoolCommand::PickMember {
-        lead_id,
-        trigger,
-        candidates: candidates.to_vec(),
-        at: meta.at,
+    let picked = match engine::pick_member(pool, lead_id, trigger, candidates, meta.at) {
+        Ok(picked) => picked,
+        Err((reason, _)) => return Ok(Err(reason.code())),
     };
-    match batch.decide(pool, command, meta).await {
-        Ok(_) => {}
-        Err(AppError::Refused { code, .. }) => return Ok(Err(code)),
-        Err(other) => return Err(other),
+    if let Some(command) = picked.command {
+        facts.record_pick(batch, pool_id, command, meta)?;
     }
-    let member = pool
-        .aggregate
-        .picked_for(trigger)
-        .expect("a successful pick is remembered");
-    Ok(Ok(match member {
+    Ok(Ok(match picked.member {
         Member::PartnerUser(user) => Owner::PartnerUser(user),
         Member::Queue(queue) => Owner::Queue(queue),
     }))

@@ -9,6 +9,7 @@
 mod batch;
 mod bulk;
 mod error;
+mod facts;
 mod leads;
 mod lookups;
 mod org;
@@ -19,11 +20,12 @@ mod templates;
 
 pub(crate) use batch::Batch;
 pub use bulk::{BulkRequest, BulkScope, BulkSelection, BATCH as BULK_BATCH};
+pub(crate) use error::refused;
 pub use error::{codes, AppError};
+pub(crate) use facts::{missing, RoutingFacts};
 pub use leads::NewLead;
 pub use lookups::InOrg;
 pub use partners::{NewContact, NewPartnerAccount};
-pub use routing::Picked;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, PersistenceError};
@@ -238,7 +240,8 @@ impl Commands {
         A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let (events, metadata) = decide(&mut loaded, command, meta).await?;
+        let events = decide(&mut loaded, command).await?;
+        let metadata = event_metadata(meta, loaded.aggregate.org());
         for event in &events {
             let mut size = ByteCount(0);
             serde_json::to_writer(&mut size, event).map_err(|e| AppError::Store(Box::new(e)))?;
@@ -301,13 +304,8 @@ impl Commands {
     }
 }
 
-/// Decide `command` against `loaded` (its state advances by the events at once), and the
-/// metadata the events are stored with: actor, correlation, causation and org ids.
-async fn decide<A>(
-    loaded: &mut Loaded<A>,
-    command: A::Command,
-    meta: &CommandMeta,
-) -> Result<(Vec<A::Event>, HashMap<String, String>), AppError>
+/// Decide `command` against `loaded`; its state advances by the events at once.
+async fn decide<A>(loaded: &mut Loaded<A>, command: A::Command) -> Result<Vec<A::Event>, AppError>
 where
     A: lookups::InOrg,
     A::Error: Refusal + Send + Sync + 'static,
@@ -318,13 +316,20 @@ where
         .handle(command, &(), &sink)
         .await
         .map_err(error::refused)?;
-    let events = sink.collect().await;
+    Ok(sink.collect().await)
+}
+
+/// The metadata events are stored with: actor, correlation, causation and the org id.
+fn event_metadata(
+    meta: &CommandMeta,
+    org: Option<leadroute_domain::ids::OrgId>,
+) -> HashMap<String, String> {
     let mut metadata = meta.to_event_metadata();
-    if let Some(org) = loaded.aggregate.org() {
+    if let Some(org) = org {
         // Lets log readers (publisher, exports) route an event by org without its payload.
         metadata.insert("org_id".to_string(), org.to_string());
     }
-    Ok((events, metadata))
+    metadata
 }
 
 /// Counts the bytes written to it.

@@ -1,15 +1,14 @@
-//! Dry run: evaluate a draft rule set against leads, writing nothing. Pools advance in
-//! memory from their current state, so a window of leads is spread as it would be.
+//! Dry run: evaluate a draft rule set against leads, writing nothing. The facts are
+//! gathered once for all the leads and pools advance in memory, so a window of leads is
+//! spread (and counted against caps) as it would be.
 
-use super::{ActiveRules, PickRequest, Router};
-use crate::app::{AppError, CommandMeta};
-use leadroute_domain::ids::{Actor, LeadId, OrgId, Owner, PoolId};
+use super::{targets, ActiveRules, Router};
+use crate::app::{missing, AppError};
+use leadroute_domain::engine::{resolve, Caps};
+use leadroute_domain::ids::{LeadId, OrgId, Owner};
 use leadroute_domain::lead::{Lead, RouteOutcome};
-use leadroute_domain::pool::Pool;
 use leadroute_domain::routing::rules::RuleSetSpec;
 use leadroute_domain::routing::{Decision, NotRouted, Trigger};
-use std::collections::HashMap;
-use std::sync::Mutex;
 use uuid::Uuid;
 
 /// What the draft would do with one lead.
@@ -37,22 +36,27 @@ impl Router {
         leads: &[LeadId],
     ) -> Result<Vec<DryRun>, AppError> {
         let rules = ActiveRules::compile(0, draft);
-        let pools: Mutex<HashMap<PoolId, Pool>> = Mutex::default();
-        let meta = CommandMeta::now(Actor::System(super::ROUTER.into()));
-        let mut out = Vec::with_capacity(leads.len());
+        let mut states = Vec::with_capacity(leads.len());
         for &lead_id in leads {
-            let lead = self.commands.state::<Lead>(org, lead_id).await?;
-            let pick = PickRequest {
-                org,
-                lead_id,
-                trigger: Uuid::new_v4(),
-                meta: &meta,
-                simulated: Some(&pools),
-            };
-            let (decision, outcome) = self
-                .decide_with(&rules, &lead, Trigger::Rerun, pick)
-                .await?;
-            let (owner, kept, not_routed) = match outcome {
+            states.push(self.commands.state::<Lead>(org, lead_id).await?);
+        }
+        let (targets, users) = targets(&rules, &states);
+        let mut facts = self
+            .commands
+            .routing_facts(org, targets, users, Caps::Apply)
+            .await?;
+        let mut out = Vec::with_capacity(leads.len());
+        for (&lead_id, lead) in leads.iter().zip(&states) {
+            let trigger = Uuid::new_v4();
+            let resolution = resolve(&rules, lead_id, lead, trigger, Trigger::Rerun, &facts.known)
+                .map_err(missing)?;
+            if let Some((pool, command)) = resolution.pick {
+                facts
+                    .known
+                    .apply_pick(pool, command)
+                    .map_err(crate::app::refused)?;
+            }
+            let (owner, kept, not_routed) = match resolution.outcome {
                 RouteOutcome::Assign { to, .. } if lead.owner == Some(to) => (None, true, None),
                 RouteOutcome::Assign { to, .. } => (Some(to), false, None),
                 RouteOutcome::Keep => (None, true, None),
@@ -63,7 +67,7 @@ impl Router {
                 owner,
                 kept_existing_owner: kept,
                 not_routed,
-                decision,
+                decision: resolution.decision,
             });
         }
         Ok(out)

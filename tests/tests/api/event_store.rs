@@ -205,11 +205,14 @@ async fn a_non_member_cannot_claim() {
 
 #[tokio::test]
 async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
-    use leadroute_domain::ids::{LeadId, PoolId};
+    use leadroute_domain::ids::PoolId;
+    use leadroute_domain::lead::Lead;
     use leadroute_domain::pool::Pool;
     use leadroute_domain::routing::rotation::Member;
-    use leadroute_domain::routing::{Candidate, Verdict};
+    use leadroute_domain::routing::rules::{Entry, RuleSetSpec, Target};
+    use leadroute_domain::routing::Trigger;
     use leadroute_services::app::Commands;
+    use leadroute_services::routing::Router;
     let app = TestApp::spawn().await;
     let org = app.prm_org().await;
     let account = app.active_partner(org).await;
@@ -228,35 +231,36 @@ async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
             .unwrap();
         members.push(member);
     }
-    let all = |members: &[Member]| -> Vec<Candidate> {
-        members
-            .iter()
-            .map(|&member| Candidate {
-                member,
-                verdict: Verdict::Assignable,
-            })
-            .collect()
+    let spec = RuleSetSpec {
+        entries: vec![Entry {
+            criteria: vec![],
+            target: Target::Pool(pool),
+            keep_owner: false,
+            notify: false,
+        }],
+        ..RuleSetSpec::default()
     };
-    // Two processes, each with its own cache, pick in turn: each must see the other's picks.
-    let other = Commands::new(app.db.pool.clone());
+    app.commands
+        .publish_rule_set(&meta, org, &spec)
+        .await
+        .unwrap();
+    // Two processes, each with its own cache, route in turn: each must see the other's picks.
+    let routers = [
+        Router::new(app.db.pool.clone()),
+        Router::new(app.db.pool.clone()),
+    ];
     let mut picked = Vec::new();
     for n in 0..6 {
-        let commands = if n % 2 == 0 { &app.commands } else { &other };
-        let trigger = uuid::Uuid::new_v4();
-        let pick = commands
-            .pick_from_pool(
-                &meta,
-                org,
-                pool,
-                LeadId::new_random(),
-                trigger,
-                all(&members),
-                |_| async { Ok(Verdict::Assignable) },
-            )
+        let lead = app.lead(org).await;
+        routers[n % 2]
+            .route(org, lead, uuid::Uuid::new_v4(), Trigger::Rerun)
             .await
-            .unwrap()
-            .expect("someone is assignable");
-        picked.push(pick.member);
+            .unwrap();
+        let owner = app.commands.state::<Lead>(org, lead).await.unwrap().owner;
+        picked.push(match owner {
+            Some(leadroute_domain::ids::Owner::PartnerUser(user)) => Member::PartnerUser(user),
+            other => panic!("routed to a pool member, not {other:?}"),
+        });
     }
     assert_eq!(
         picked,
