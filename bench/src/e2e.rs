@@ -163,20 +163,8 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let cpu_after = cpu_by_program();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let after = commits(&app.db.pool).await?;
-    let write_transactions: i64 = sqlx::query_scalar(
-        "SELECT count(DISTINCT transaction_id) FROM events WHERE recorded_at >= $1",
-    )
-    .bind(phase_start)
-    .fetch_one(&app.db.pool)
-    .await?;
-    let sizes: Vec<(String, i64, f64, f64)> = sqlx::query_as(
-        "SELECT event_type, count(*), avg(pg_column_size(payload))::float8,
-                avg(octet_length(payload::text))::float8 FROM events
-          WHERE recorded_at >= $1 GROUP BY event_type ORDER BY event_type",
-    )
-    .bind(phase_start)
-    .fetch_all(&app.db.pool)
-    .await?;
+    let (write_transactions, sizes) =
+        leadroute_store::named::written_since(&app.db.pool, phase_start).await?;
     say(format!(
         "events written in the max-rate phase (type: count, mean payload bytes stored / as JSON text): {}",
         sizes

@@ -164,9 +164,9 @@ async fn main() -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut conn = pool.acquire().await?;
-    let (mut after, mut read) = (leadroute_projections::log::Checkpoint::ZERO, 0usize);
+    let (mut after, mut read) = (leadroute_store::log::Checkpoint::ZERO, 0usize);
     loop {
-        let batch = leadroute_projections::log::read_batch(&mut conn, after, None, 5000).await?;
+        let batch = leadroute_store::log::read_batch(&mut conn, after, None, 5000).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
         read += batch.len();

@@ -4,9 +4,9 @@
 //! `projections status` and `audit verify`. The table lives in `public` whichever copy a
 //! reader writes, so a rebuild sets aside exactly what the live projector set aside.
 
-use crate::log::{self, Checkpoint, LogEvent};
 use crate::runtime::{self, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
+use leadroute_store::log::{self, Checkpoint, LogEvent};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
 use std::collections::HashSet;
 use uuid::Uuid;

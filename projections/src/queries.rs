@@ -531,41 +531,6 @@ pub async fn leads_received_between(
     .await
 }
 
-/// One routing decision of a lead, straight from the event log.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
-pub struct DecisionRow {
-    /// The lead's event sequence number.
-    pub sequence: i64,
-    /// `LeadRouted`, `LeadOwnerKept` or `LeadNotRouted`.
-    pub event_type: String,
-    /// The event: owner change, reason and the decision record.
-    pub event: Value,
-    /// When it was recorded.
-    pub recorded_at: DateTime<Utc>,
-}
-
-/// Every routing decision of `lead` (already known to be in the caller's org), oldest
-/// first, read from the events table itself, each decision record shown whole.
-pub async fn routing_decisions(
-    pool: &PgPool,
-    lead: LeadId,
-) -> Result<Vec<DecisionRow>, sqlx::Error> {
-    let mut rows: Vec<DecisionRow> = sqlx::query_as(&format!(
-        "SELECT sequence, event_type, payload -> event_type AS event, recorded_at FROM {}
-          WHERE aggregate_type = 'Lead' AND aggregate_id = $1
-            AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')
-          ORDER BY sequence",
-        crate::schema::EVENTS_TABLE
-    ))
-    .bind(lead.to_string())
-    .fetch_all(pool)
-    .await?;
-    for row in &mut rows {
-        leadroute_domain::routing::Decision::expand_in(&mut row.event);
-    }
-    Ok(rows)
-}
-
 /// The active partner users of `account` in `org` (queue members through their account).
 pub async fn account_users(
     pool: &PgPool,

@@ -6,11 +6,11 @@
 //! the copies through search_path; the live projector keeps running until the swap, which
 //! holds its checkpoint lock.
 
-use crate::log::Checkpoint;
 use crate::runtime::{
     catch_up_copy, lock_checkpoint, step_in, use_schema, Mode, ProjectionError, Projector,
     BATCH_SIZE,
 };
+use leadroute_store::log::Checkpoint;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};
 
@@ -239,7 +239,7 @@ async fn rebuild_into(
         .await?;
     tx.commit().await?;
     let checkpoint = Checkpoint {
-        transaction_id: crate::log::parse_xid(&txid)?,
+        transaction_id: leadroute_store::log::parse_xid(&txid)?,
         global_position: position,
     };
     Ok(RebuildReport { events, checkpoint })

@@ -12,10 +12,10 @@
 //! quarantined for that projector after its batch failed and was retried event by event;
 //! the projector goes on with the next events (see [`crate::quarantine`]).
 
-use crate::log::{self, AnyEvent, Checkpoint, LogError, LogEvent, Upto};
 use crate::quarantine;
-use crate::schema::{sql_class, SqlClass, EVENTS_CHANNEL};
 use async_trait::async_trait;
+use leadroute_store::log::{self, AnyEvent, Checkpoint, LogError, LogEvent, Upto};
+use leadroute_store::schema::{sql_class, SqlClass, EVENTS_CHANNEL};
 use sqlx::postgres::PgListener;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::future::Future;

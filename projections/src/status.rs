@@ -1,9 +1,9 @@
 //! Projection status: each projector's checkpoint and how far it lags behind the log
 //! (events behind, seconds behind), for `leadroute projections status` and metrics.
 
-use crate::log::{parse_xid, Checkpoint};
-use crate::schema::EVENTS_TABLE;
 use chrono::{DateTime, Utc};
+use leadroute_store::log::{parse_xid, Checkpoint};
+use leadroute_store::named;
 use sqlx::PgPool;
 
 /// Where one projection stands.
@@ -45,16 +45,7 @@ pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatu
             ),
             None => (Checkpoint::ZERO, 0, None),
         };
-        let (events_behind, seconds_behind): (i64, f64) = sqlx::query_as(&format!(
-            "SELECT count(*),
-                    coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at))::float8, 0)
-               FROM {EVENTS_TABLE}
-              WHERE (transaction_id, global_position) > ($1::text::xid8, $2)"
-        ))
-        .bind(checkpoint.transaction_id.to_string())
-        .bind(checkpoint.global_position)
-        .fetch_one(pool)
-        .await?;
+        let (events_behind, seconds_behind) = named::behind(pool, checkpoint).await?;
         out.push(ProjectionStatus {
             name: name.to_string(),
             checkpoint,
@@ -70,14 +61,7 @@ pub async fn status(pool: &PgPool, names: &[&str]) -> Result<Vec<ProjectionStatu
 /// Whether an event is stored at exactly `position` (positions that commands answer always
 /// are; any other is not a write a reader could wait for).
 pub async fn is_written(pool: &PgPool, position: Checkpoint) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM {EVENTS_TABLE}
-                         WHERE transaction_id = $1::text::xid8 AND global_position = $2)"
-    ))
-    .bind(position.transaction_id.to_string())
-    .bind(position.global_position)
-    .fetch_one(pool)
-    .await
+    named::is_written(pool, position).await
 }
 
 /// The first of `names` whose checkpoint has not reached `position` (a projection without a

@@ -90,7 +90,7 @@ pub async fn connect_and_migrate(url: &str, max_connections: u32) -> anyhow::Res
             redact_url(url)
         );
     }
-    leadroute_projections::schema::migrate(&pool)
+    leadroute_store::schema::migrate(&pool)
         .await
         .context("applying migrations failed")?;
     Ok(pool)

@@ -4,12 +4,12 @@
 
 use crate::dead_letters;
 use crate::nats;
-use leadroute_projections::log::Checkpoint;
 use leadroute_projections::projectors;
 use leadroute_projections::quarantine::{self, Resolved};
 use leadroute_projections::rebuild::{self, TableDifference};
 use leadroute_projections::runtime::{self, Projector, RunOptions};
 use leadroute_projections::status;
+use leadroute_store::log::Checkpoint;
 use sqlx::PgPool;
 use std::io::Write;
 use std::ops::Deref;

@@ -5,7 +5,7 @@
 
 use leadroute_domain::ids::{OrgId, Owner};
 use leadroute_projections::projectors::owner_columns;
-use leadroute_projections::schema::EVENTS_TABLE;
+use leadroute_store::schema::EVENTS_TABLE;
 use sqlx::PgPool;
 use uuid::Uuid;
 

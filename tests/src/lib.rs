@@ -22,8 +22,8 @@ use leadroute_domain::ids::{
     UpstreamRef,
 };
 use leadroute_domain::org::{SharingReviewAck, VisibleFields};
-use leadroute_projections::schema::EVENTS_TABLE;
 use leadroute_services::app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
+use leadroute_store::schema::EVENTS_TABLE;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::Duration as StdDuration;
 

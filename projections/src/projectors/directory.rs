@@ -2,12 +2,12 @@
 //! their assignability), queues and queue members. These events are few, so it writes one
 //! statement per event.
 
-use crate::log::{AnyEvent, LogEvent};
 use crate::runtime::{ProjectionError, Projector};
 use async_trait::async_trait;
 use leadroute_domain::partner_account::PartnerAccountEvent as A;
 use leadroute_domain::partner_user::PartnerUserEvent as U;
 use leadroute_domain::queue::{QueueEvent as Q, QueueMember};
+use leadroute_store::log::{AnyEvent, LogEvent};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -29,8 +29,8 @@ impl Projector for DirectoryProjector {
         ]
     }
 
-    fn reading(&self) -> crate::log::Reading {
-        crate::log::Reading {
+    fn reading(&self) -> leadroute_store::log::Reading {
+        leadroute_store::log::Reading {
             types: Some(&["PartnerAccount", "PartnerUser", "Queue"]),
             raw: false,
         }

@@ -2,10 +2,10 @@
 //! time), appended in batches with one multi-row insert.
 
 use super::owner_columns;
-use crate::log::{AnyEvent, LogEvent};
 use crate::runtime::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use leadroute_store::log::{AnyEvent, LogEvent};
 use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -38,8 +38,8 @@ impl Projector for HistoryProjector {
         &["rm_ownership_history"]
     }
 
-    fn reading(&self) -> crate::log::Reading {
-        crate::log::Reading {
+    fn reading(&self) -> leadroute_store::log::Reading {
+        leadroute_store::log::Reading {
             types: Some(&["Lead"]),
             raw: false,
         }

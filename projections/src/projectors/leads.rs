@@ -7,12 +7,12 @@
 //! small.
 
 use super::owner_columns;
-use crate::log::{AnyEvent, LogEvent};
 use crate::runtime::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::Owner;
 use leadroute_domain::lead::LeadEvent;
+use leadroute_store::log::{AnyEvent, LogEvent};
 use serde_json::Value;
 use sqlx::PgConnection;
 use std::collections::HashMap;
@@ -177,8 +177,8 @@ impl Projector for LeadsProjector {
         std::time::Duration::ZERO
     }
 
-    fn reading(&self) -> crate::log::Reading {
-        crate::log::Reading {
+    fn reading(&self) -> leadroute_store::log::Reading {
+        leadroute_store::log::Reading {
             types: Some(&["Lead"]),
             raw: false,
         }

@@ -7,7 +7,7 @@ use crate::app::AppError;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use leadroute_domain::RefusalKind;
-use leadroute_projections::schema::{sql_class, SqlClass};
+use leadroute_store::schema::{sql_class, SqlClass};
 use serde::Serialize;
 
 /// The body of every error response.

@@ -7,8 +7,8 @@
 use super::problem::ApiError;
 use super::ApiState;
 use crate::app::Committed;
-use leadroute_projections::log::Checkpoint;
 use leadroute_projections::status;
+use leadroute_store::log::Checkpoint;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use tokio::time::Instant;

@@ -19,7 +19,7 @@ use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::Target;
 use leadroute_projections::queries;
-use leadroute_projections::schema::EVENTS_TABLE;
+use leadroute_store::named;
 use uuid::Uuid;
 
 /// Leads per batch (one transaction each).
@@ -170,12 +170,13 @@ impl Commands {
                     };
                     batch.decide(&mut op, record, meta).await?;
                 }
-                let events = self.commit_batch(batch).await?;
+                let (events, position) = self.commit_batch(batch).await?;
                 Ok(Committed {
                     aggregate_type: "BulkOperation",
                     aggregate_id: id.to_string(),
                     events,
                     sequence: before + events,
+                    position,
                 })
             })
             .await?;
@@ -216,15 +217,9 @@ impl Commands {
     pub async fn unfinished_bulk_operations(
         &self,
     ) -> Result<Vec<(OrgId, BulkOperationId)>, AppError> {
-        let rows: Vec<(String, Option<String>)> = sqlx::query_as(&format!(
-            "SELECT aggregate_id, min(metadata->>'org_id') FROM {EVENTS_TABLE}
-              WHERE aggregate_type = 'BulkOperation'
-              GROUP BY aggregate_id
-             HAVING bool_and(event_type NOT IN ('BulkOperationCompleted', 'BulkOperationCancelled'))"
-        ))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| AppError::Store(Box::new(e)))?;
+        let rows = named::unfinished_bulk_operations(&self.pool)
+            .await
+            .map_err(|e| AppError::Store(Box::new(e)))?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, org)| Some((org?.parse().ok()?, id.parse().ok()?)))

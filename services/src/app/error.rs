@@ -3,7 +3,7 @@
 
 use cqrs_es::AggregateError;
 use leadroute_domain::{Refusal, RefusalKind};
-use leadroute_projections::schema::{sql_class, SqlClass};
+use leadroute_store::schema::{sql_class, SqlClass};
 
 /// Stable codes of the refusals the application layer makes itself (the domain's are
 /// declared with their errors).
@@ -112,6 +112,25 @@ impl AppError {
         match error.downcast::<sqlx::Error>() {
             Ok(e) => AppError::from(*e),
             Err(other) => AppError::Store(other),
+        }
+    }
+}
+
+impl From<leadroute_store::StoreError> for AppError {
+    fn from(error: leadroute_store::StoreError) -> Self {
+        use leadroute_store::StoreError;
+        match error {
+            StoreError::Conflict => AppError::Conflict {
+                aggregate: "aggregate",
+                attempts: 1,
+            },
+            too_large @ StoreError::TooLarge { .. } => AppError::refusal(
+                codes::EVENT_TOO_LARGE,
+                RefusalKind::InvalidInput,
+                too_large.to_string(),
+            ),
+            StoreError::Database(e) => AppError::from(e),
+            StoreError::Codec(message) => AppError::Store(message.into()),
         }
     }
 }

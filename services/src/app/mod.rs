@@ -28,21 +28,18 @@ pub use lookups::InOrg;
 pub use partners::{NewContact, NewPartnerAccount};
 
 use chrono::{DateTime, Utc};
-use cqrs_es::persist::{PersistedEventRepository, PersistedEventStore, PersistenceError};
-use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use cqrs_es::Aggregate;
 use leadroute_domain::ids::Actor;
 use leadroute_domain::Refusal;
-use leadroute_projections::log::Checkpoint;
-use leadroute_projections::schema::{EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE};
-use postgres_es::PostgresEventRepository;
+use leadroute_store::log::Checkpoint;
+use leadroute_store::{named, EventStore};
 use sqlx::PgPool;
-use std::any::Any;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -105,35 +102,43 @@ pub struct Committed {
     pub events: usize,
     /// The aggregate's sequence number after the command.
     pub sequence: usize,
+    /// The log position of the last event written, as the commit answered it (`None` for
+    /// a no-op).
+    pub position: Option<Checkpoint>,
 }
 
-type Store<A> = PersistedEventStore<PostgresEventRepository, A>;
-pub(crate) type Loaded<A> = cqrs_es::persist::EventStoreAggregateContext<A>;
+pub(crate) type Loaded<A> = leadroute_store::Loaded<A>;
 
 /// Executes commands against the event store.
 #[derive(Clone)]
 pub struct Commands {
-    /// Pool of the database that holds the `events` table.
+    /// Pool of the database that holds the `events` table and the read models.
     pool: PgPool,
+    /// The event store, with this process's cache of aggregate states.
+    store: EventStore,
     /// Optimistic-concurrency races lost and retried so far (a metric, and the proof in
     /// tests that concurrent commands really raced).
     conflicts_retried: Arc<AtomicU64>,
-    /// States of `InOrg::CACHED` aggregates with their sequence, by type and id: the next
-    /// load reads only the events after it.
-    cache: Arc<Mutex<HashMap<(&'static str, String), CachedState>>>,
 }
-
-/// A cached aggregate state and the sequence it has applied.
-type CachedState = Box<dyn Any + Send + Sync>;
 
 impl Commands {
     /// Commands over the event store in `pool`'s database (migrations already applied).
     pub fn new(pool: PgPool) -> Self {
+        Self::with_store(EventStore::new(pool))
+    }
+
+    /// Commands over `store` (shared with the other parts of the process, and its cache).
+    pub fn with_store(store: EventStore) -> Self {
         Self {
-            pool,
+            pool: store.pool().clone(),
+            store,
             conflicts_retried: Arc::default(),
-            cache: Arc::default(),
         }
+    }
+
+    /// The event store.
+    pub fn store(&self) -> &EventStore {
+        &self.store
     }
 
     /// How many lost optimistic-concurrency races were retried since creation.
@@ -150,81 +155,37 @@ impl Commands {
         retry(&self.conflicts_retried, attempt).await
     }
 
-    fn store<A: Aggregate>(&self) -> Store<A> {
-        let repo = PostgresEventRepository::new(self.pool.clone())
-            .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
-        PersistedEventStore::new_event_store(repo)
-            .with_upcasters(leadroute_domain::upcasters::upcasters())
-    }
-
     /// Load an aggregate by replaying its events.
     async fn load<A>(&self, id: impl ToString) -> Result<Loaded<A>, AppError>
     where
-        A: Aggregate<Services = ()>,
-        A::Error: Refusal + Send + Sync + 'static,
+        A: Aggregate,
     {
-        Ok(self.store::<A>().load_aggregate(&id.to_string()).await?)
+        Ok(self.store.load::<A>(&id.to_string()).await?)
     }
 
-    /// Load an aggregate from its cached state, reading only the events after it (the
-    /// result is exactly what a full replay gives: the same events applied in order). Falls
-    /// back to a full load when upcasters are configured.
+    /// Load an aggregate from this process's cached state, reading only the events after it.
     async fn load_cached<A>(&self, id: &str) -> Result<Loaded<A>, AppError>
     where
         A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        if !leadroute_domain::upcasters::upcasters().is_empty() {
-            return self.load::<A>(id).await;
-        }
-        let key = (A::TYPE, id.to_string());
-        let cached = self
-            .cache
-            .lock()
-            .expect("aggregate cache lock")
-            .get(&key)
-            .and_then(|state| state.downcast_ref::<(A, usize)>().cloned());
-        let (mut aggregate, mut sequence) = cached.unwrap_or_default();
-        let repo = PostgresEventRepository::new(self.pool.clone())
-            .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
-        let newer = repo
-            .get_last_events::<A>(id, sequence)
-            .await
-            .map_err(|e| AppError::from(AggregateError::<A::Error>::from(e)))?;
-        for serialized in newer {
-            let envelope: EventEnvelope<A> =
-                serialized.try_into().map_err(|e: PersistenceError| {
-                    AppError::from(AggregateError::<A::Error>::from(e))
-                })?;
-            sequence = envelope.sequence;
-            aggregate.apply(envelope.payload);
-        }
-        let loaded = Loaded {
-            aggregate_id: id.to_string(),
-            aggregate,
-            current_sequence: sequence,
-            current_snapshot: None,
-        };
-        self.remember([(loaded.aggregate.clone(), loaded.current_sequence, key.1)]);
-        Ok(loaded)
+        Ok(self.store.load_cached::<A>(id).await?)
     }
 
     /// Keep `(state, sequence, id)` of aggregates of type `A` as this process's cached
-    /// states: states a load just read, or a batch just committed (the next cached load
-    /// then reads none of the events this process wrote itself).
+    /// states: states a batch just committed (the next cached load then reads none of the
+    /// events this process wrote itself).
     pub(crate) fn remember<A>(&self, states: impl IntoIterator<Item = (A, usize, String)>)
     where
         A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let mut cache = self.cache.lock().expect("aggregate cache lock");
-        for (aggregate, sequence, id) in states {
-            cache.insert((A::TYPE, id), Box::new((aggregate, sequence)));
-        }
+        self.store.remember(states);
     }
 
     /// Decide `command` against the loaded aggregate and commit the events it produces, with
-    /// the actor, correlation, causation and org ids as metadata.
+    /// the actor, correlation, causation and org ids as metadata: a batch of one command,
+    /// through the store's one commit path.
     #[tracing::instrument(level = "debug", skip_all, fields(
         aggregate = A::TYPE,
         aggregate_id = %loaded.aggregate_id,
@@ -240,67 +201,42 @@ impl Commands {
         A: lookups::InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
-        let events = decide(&mut loaded, command).await?;
-        let metadata = event_metadata(meta, loaded.aggregate.org());
-        for event in &events {
-            let mut size = ByteCount(0);
-            serde_json::to_writer(&mut size, event).map_err(|e| AppError::Store(Box::new(e)))?;
-            check_event_size(size.0)?;
-        }
-        let aggregate_id = loaded.aggregate_id.clone();
-        let before = loaded.current_sequence;
-        if events.is_empty() {
-            return Ok(Committed {
-                aggregate_type: A::TYPE,
-                aggregate_id,
-                events: 0,
-                sequence: before,
-            });
-        }
-        let written = self
-            .store::<A>()
-            .commit(events, loaded, metadata)
-            .await
-            .map_err(|e| match AppError::from(e) {
-                AppError::Conflict { attempts, .. } => AppError::Conflict {
-                    aggregate: A::TYPE,
-                    attempts,
-                },
-                other => other,
-            })?;
+        let mut batch = Batch::default();
+        let events = batch.decide(&mut loaded, command, meta).await?.len();
+        let position =
+            self.store
+                .commit(batch.into_inner())
+                .await
+                .map_err(|e| match AppError::from(e) {
+                    AppError::Conflict { attempts, .. } => AppError::Conflict {
+                        aggregate: A::TYPE,
+                        attempts,
+                    },
+                    other => other,
+                })?;
         Ok(Committed {
             aggregate_type: A::TYPE,
-            aggregate_id,
-            events: written.len(),
-            sequence: before + written.len(),
+            aggregate_id: loaded.aggregate_id,
+            events,
+            sequence: loaded.current_sequence,
+            position,
         })
     }
-}
 
-impl Commands {
     /// The log position of the last event a command wrote (or, for a no-op, of the
     /// aggregate's last event); `None` when the aggregate has no events. A reader whose
     /// projections reached it sees the command's effect.
     pub async fn position(&self, committed: &Committed) -> Result<Option<Checkpoint>, AppError> {
-        if committed.sequence == 0 {
-            return Ok(None);
+        if committed.position.is_some() || committed.sequence == 0 {
+            return Ok(committed.position);
         }
-        let row: Option<(String, i64)> = sqlx::query_as(&format!(
-            "SELECT transaction_id::text, global_position FROM {EVENTS_TABLE}
-              WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence = $3"
-        ))
-        .bind(committed.aggregate_type)
-        .bind(&committed.aggregate_id)
-        .bind(committed.sequence as i64)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| AppError::Store(Box::new(e)))?;
-        row.map(|(tx, pos)| {
-            format!("{tx}/{pos}")
-                .parse()
-                .map_err(|e: String| AppError::Store(e.into()))
-        })
-        .transpose()
+        Ok(named::position_of(
+            &self.pool,
+            committed.aggregate_type,
+            &committed.aggregate_id,
+            committed.sequence as i64,
+        )
+        .await?)
     }
 }
 
@@ -330,37 +266,6 @@ fn event_metadata(
         metadata.insert("org_id".to_string(), org.to_string());
     }
     metadata
-}
-
-/// Counts the bytes written to it.
-struct ByteCount(usize);
-
-impl std::io::Write for ByteCount {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len();
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Refuse an event larger than any reader can carry ([`limits::MAX_EVENT_BYTES`] as JSON):
-/// the edges bound every input well below it, so this is the last line, never reached by
-/// valid input.
-///
-/// [`limits::MAX_EVENT_BYTES`]: leadroute_domain::limits::MAX_EVENT_BYTES
-pub(crate) fn check_event_size(bytes: usize) -> Result<(), AppError> {
-    let max = leadroute_domain::limits::MAX_EVENT_BYTES;
-    if bytes > max {
-        return Err(AppError::refusal(
-            error::codes::EVENT_TOO_LARGE,
-            leadroute_domain::RefusalKind::InvalidInput,
-            format!("the event would take {bytes} bytes; at most {max} are stored"),
-        ));
-    }
-    Ok(())
 }
 
 /// Run `attempt` until it does not lose an optimistic-concurrency race, at most

@@ -7,8 +7,8 @@
 use super::Names;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
-use leadroute_projections::log::{AnyEvent, LogEvent, Reading};
 use leadroute_projections::runtime::{ProjectionError, Projector};
+use leadroute_store::log::{AnyEvent, LogEvent, Reading};
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 
@@ -172,7 +172,7 @@ mod tests {
     use super::{envelope, envelope_bytes};
     use leadroute_domain::ids::{Actor, LeadId, OrgId, UpstreamRef};
     use leadroute_domain::lead::LeadEvent;
-    use leadroute_projections::log::{AnyEvent, Checkpoint, LogEvent};
+    use leadroute_store::log::{AnyEvent, Checkpoint, LogEvent};
     use serde_json::Value;
     use uuid::Uuid;
 

@@ -15,7 +15,7 @@ use async_nats::jetstream;
 use leadroute_domain::ids::{LeadId, OrgId};
 use leadroute_domain::lead::LeadEvent;
 use leadroute_domain::routing::Trigger;
-use leadroute_projections::schema::EVENTS_TABLE;
+use leadroute_store::named;
 use sqlx::PgPool;
 use std::collections::HashSet;
 use uuid::Uuid;
@@ -72,18 +72,10 @@ impl RouterConsumer {
             .iter()
             .map(|(_, lead, _)| lead.to_string())
             .collect();
-        // A decision's causation id is its trigger (small metadata: no payload is read).
-        let triggers: Vec<Option<String>> = sqlx::query_scalar(&format!(
-            "SELECT metadata ->> 'causation_id' FROM {EVENTS_TABLE}
-              WHERE aggregate_type = 'Lead' AND aggregate_id = ANY($1)
-                AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')"
-        ))
-        .bind(&leads)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(triggers
+        // A decision's causation id is its trigger.
+        Ok(named::decided_triggers(&self.pool, &leads)
+            .await?
             .into_iter()
-            .flatten()
             .filter_map(|t| t.parse().ok())
             .collect())
     }

@@ -21,7 +21,7 @@ pub use leadroute_domain::routing::rules::ActiveRules;
 use leadroute_domain::routing::rules::Target;
 use leadroute_domain::routing::{plan, Plan, Trigger};
 use leadroute_domain::rule_set::RuleSet;
-use leadroute_projections::schema::EVENTS_TABLE;
+use leadroute_store::named;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -61,14 +61,13 @@ impl Router {
 
     /// The org's active rule set, compiled (from the cache while no newer version exists).
     pub async fn rules(&self, org: OrgId) -> Result<Option<Arc<ActiveRules>>, AppError> {
-        let version: Option<i64> = sqlx::query_scalar(&format!(
-            "SELECT max(sequence) FROM {EVENTS_TABLE} WHERE aggregate_type = $1 AND aggregate_id = $2"
-        ))
-        .bind(<RuleSet as cqrs_es::Aggregate>::TYPE)
-        .bind(org.to_string())
-        .fetch_one(&self.pool)
+        let version = named::last_sequence(
+            &self.pool,
+            <RuleSet as cqrs_es::Aggregate>::TYPE,
+            &org.to_string(),
+        )
         .await
-        .map_err(|e| AppError::Store(Box::new(e)))?;
+        .map_err(AppError::from)?;
         let Some(version) = version else {
             return Ok(None);
         };
@@ -134,6 +133,7 @@ impl Router {
             aggregate_id: lead_id.to_string(),
             events: 0,
             sequence: lead.current_sequence,
+            position: None,
         };
         if lead.aggregate.routed_triggers.contains(&trigger) {
             // Redelivered, or routed by the intake as it received the lead: done.
@@ -170,7 +170,7 @@ impl Router {
             .await?
             .len();
         committed.sequence = lead.current_sequence;
-        self.commands.commit_batch(batch).await?;
+        committed.position = self.commands.commit_batch(batch).await?.1;
         self.commands.remember(facts.into_pools());
         Ok(committed)
     }

@@ -4,8 +4,8 @@
 //!
 //! Needs the PostgreSQL and nats-server programs installed (the test script installs them).
 
-use leadroute_projections::schema::EVENTS_TABLE;
 use leadroute_services::embedded::port_answers;
+use leadroute_store::schema::EVENTS_TABLE;
 use sqlx::{Connection, PgConnection};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

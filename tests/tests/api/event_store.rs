@@ -5,8 +5,8 @@
 use futures::future::join_all;
 use leadroute_domain::ids::{OrgId, UpstreamRef};
 use leadroute_domain::queue::QueueMember;
-use leadroute_projections::schema::{EVENTS_CHANNEL, EVENTS_TABLE, MIGRATOR};
 use leadroute_services::app::{AppError, NewLead};
+use leadroute_store::schema::{EVENTS_CHANNEL, EVENTS_TABLE, MIGRATOR};
 use leadroute_tests::TestApp;
 use serde_json::json;
 use sqlx::postgres::PgListener;
@@ -273,4 +273,80 @@ async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
         .await
         .unwrap();
     assert_eq!(cached, replayed, "a cached load equals a full replay");
+}
+
+/// postgres-es as an oracle: what leadroute-store commits, postgres-es loads to the same
+/// state and sequence; what postgres-es commits, leadroute-store loads alike (plain and
+/// cached); and the position a commit answers is the position of its last row.
+#[tokio::test]
+async fn the_store_agrees_with_postgres_es_both_ways() {
+    use cqrs_es::persist::PersistedEventStore;
+    use cqrs_es::EventStore as _;
+    use leadroute_domain::ids::PartnerAccountId;
+    use leadroute_domain::partner_account::{PartnerAccount, PartnerAccountCommand};
+    use leadroute_store::schema::UNUSED_SNAPSHOTS_TABLE;
+    use leadroute_store::{named, Batch, EventStore};
+    use postgres_es::PostgresEventRepository;
+    let app = TestApp::spawn().await;
+    let org = app.prm_org().await;
+    let account = app.active_partner(org).await;
+    let oracle = || {
+        let repo = PostgresEventRepository::new(app.db.pool.clone())
+            .with_tables(EVENTS_TABLE, UNUSED_SNAPSHOTS_TABLE);
+        PersistedEventStore::<_, PartnerAccount>::new_event_store(repo)
+    };
+    let ours = EventStore::new(app.db.pool.clone());
+    let id = account.to_string();
+    // Written by leadroute-store (through the application layer), read by both.
+    let theirs = oracle().load_aggregate(&id).await.unwrap();
+    let mine = ours.load::<PartnerAccount>(&id).await.unwrap();
+    assert_eq!(mine.aggregate, theirs.aggregate);
+    assert_eq!(mine.current_sequence, theirs.current_sequence);
+    assert!(mine.current_sequence >= 2, "created and activated");
+    // Written by postgres-es, read by leadroute-store, cached or not.
+    let cached_before = ours.load_cached::<PartnerAccount>(&id).await.unwrap();
+    let command = PartnerAccountCommand::DeactivatePartner {
+        actor: app.meta().actor,
+        at: chrono::Utc::now(),
+    };
+    let context = oracle().load_aggregate(&id).await.unwrap();
+    let events = leadroute_domain::Decider::decide(&context.aggregate, command).unwrap();
+    oracle()
+        .commit(events, context, Default::default())
+        .await
+        .unwrap();
+    let theirs = oracle().load_aggregate(&id).await.unwrap();
+    let mine = ours.load::<PartnerAccount>(&id).await.unwrap();
+    let cached = ours.load_cached::<PartnerAccount>(&id).await.unwrap();
+    assert!(!theirs.aggregate.active);
+    assert_eq!(mine.aggregate, theirs.aggregate);
+    assert_eq!(cached.aggregate, theirs.aggregate);
+    assert_eq!(cached.current_sequence, cached_before.current_sequence + 1);
+    // A commit answers the position of its last row; a stale sequence is a conflict.
+    let mut batch = Batch::default();
+    let mut sequence = mine.current_sequence;
+    let reactivate = PartnerAccountCommand::ActivatePartner {
+        org_prm_enabled: true,
+        actor: app.meta().actor,
+        at: chrono::Utc::now(),
+    };
+    let events = leadroute_domain::Decider::decide(&mine.aggregate, reactivate).unwrap();
+    batch
+        .record::<PartnerAccount>(&id, &mut sequence, events.clone(), "{}")
+        .unwrap();
+    let position = ours.commit(batch).await.unwrap().expect("a position");
+    let stored = named::position_of(&app.db.pool, "PartnerAccount", &id, sequence as i64)
+        .await
+        .unwrap();
+    assert_eq!(Some(position), stored);
+    let mut stale = Batch::default();
+    let mut sequence = mine.current_sequence;
+    stale
+        .record::<PartnerAccount>(&id, &mut sequence, events, "{}")
+        .unwrap();
+    assert!(matches!(
+        ours.commit(stale).await,
+        Err(leadroute_store::StoreError::Conflict)
+    ));
+    let _: PartnerAccountId = account;
 }

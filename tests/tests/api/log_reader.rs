@@ -4,8 +4,8 @@
 use chrono::Utc;
 use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_domain::org::OrgEvent;
-use leadroute_projections::log::{read_batch, Checkpoint};
-use leadroute_projections::schema::EVENTS_TABLE;
+use leadroute_store::log::{read_batch, Checkpoint};
+use leadroute_store::schema::EVENTS_TABLE;
 use leadroute_tests::{eventually, TestDb};
 use sqlx::PgConnection;
 use std::collections::HashSet;

@@ -17,7 +17,8 @@ use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::RuleSetSpec;
 use leadroute_domain::routing::Trigger;
 use leadroute_domain::rule_set::RuleSet;
-use leadroute_projections::queries::{self, DecisionRow};
+use leadroute_projections::queries;
+use leadroute_store::named;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -371,7 +372,29 @@ async fn decisions(
 ) -> Result<axum::Json<Vec<DecisionRow>>, ApiError> {
     caller.internal(&[Role::Admin])?;
     caller.readable_lead(&state, LeadId(id)).await?;
+    let stored = named::routing_decisions(&state.pool, &LeadId(id).to_string()).await?;
     Ok(axum::Json(
-        queries::routing_decisions(&state.pool, LeadId(id)).await?,
+        stored
+            .into_iter()
+            .map(|row| DecisionRow {
+                sequence: row.sequence,
+                event_type: row.event_type,
+                event: row.event,
+                recorded_at: row.recorded_at,
+            })
+            .collect(),
     ))
+}
+
+/// One routing decision of a lead, straight from the event log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct DecisionRow {
+    /// The lead's event sequence number.
+    pub sequence: i64,
+    /// `LeadRouted`, `LeadOwnerKept` or `LeadNotRouted`.
+    pub event_type: String,
+    /// The event: owner change, reason and the decision record.
+    pub event: serde_json::Value,
+    /// When it was recorded.
+    pub recorded_at: chrono::DateTime<chrono::Utc>,
 }

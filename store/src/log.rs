@@ -223,7 +223,7 @@ pub async fn read_at(
 }
 
 /// Parse an xid8 selected as text (it always is a decimal number).
-pub(crate) fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
+pub fn parse_xid(text: &str) -> Result<u64, sqlx::Error> {
     text.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
