@@ -3,11 +3,11 @@
 //! PostgreSQL (16 clients, synchronous commit) measured in the same run. The operation runs
 //! through the application layer exactly as `leadroute bulk` and the API run it.
 
-use super::say;
 use crate::intake::single_row_commits;
+use crate::report::say;
+use leadroute_app::{BulkRequest, BulkScope, BulkSelection, NewLead, BULK_BATCH};
 use leadroute_domain::ids::{BulkOperationId, OrgId, PartnerUserId, UpstreamRef};
 use leadroute_domain::routing::rules::Target;
-use leadroute_services::app::{BulkRequest, BulkScope, BulkSelection, NewLead, BULK_BATCH};
 use leadroute_tests::TestApp;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -13,8 +13,8 @@
 //! the maximum rate, latency percentiles at half that rate, commits per routed lead, the
 //! peak RSS of each process, and the ratio routed leads/s ÷ commit rate.
 
-use super::say;
 use crate::intake::single_row_commits;
+use crate::report::say;
 use leadroute_domain::ids::{LeadId, OrgId, PartnerUserId, PoolId, QueueId, UpstreamRef};
 use leadroute_domain::queue::QueueMember;
 use leadroute_domain::routing::criteria::Criterion;
@@ -135,9 +135,9 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
             vec!["--workers".into(), options.intake_workers.to_string()],
         )?,
     ];
-    let names = leadroute_services::nats::Names::new(&nats.prefix, &nats.crm_prefix())?;
+    let names = leadroute_workers::nats::Names::new(&nats.prefix, &nats.crm_prefix())?;
     let subject = names.crm_subject(org.0, "created");
-    leadroute_services::nats::ensure_stream(&nats.js, names.crm_stream(), names.crm_subjects())
+    leadroute_workers::nats::ensure_stream(&nats.js, names.crm_stream(), names.crm_subjects())
         .await?;
 
     // Warm up (connections, caches), unmeasured.
@@ -575,7 +575,7 @@ fn percentiles(sorted: &[f64]) -> serde_json::Value {
     if sorted.is_empty() {
         return json!(null);
     }
-    let p = |q: f64| crate::percentile(sorted, q);
+    let p = |q: f64| crate::report::percentile(sorted, q);
     json!({"p50": p(0.5), "p95": p(0.95), "p99": p(0.99), "max": p(1.0)})
 }
 
@@ -583,7 +583,7 @@ fn summary(sorted: &[f64]) -> String {
     if sorted.is_empty() {
         return "no lead routed".into();
     }
-    let p = |q: f64| crate::percentile(sorted, q);
+    let p = |q: f64| crate::report::percentile(sorted, q);
     format!(
         "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         p(0.5),
@@ -666,7 +666,7 @@ fn leadroute_binary() -> anyhow::Result<PathBuf> {
     // leadroute-bench` gave them, and without the variables `cargo run` set for this
     // process (build scripts such as ring's watch CARGO_MANIFEST_DIR): neither build then
     // undoes the other's.
-    say("building the leadroute binary (cargo build -p leadroute-bench -p leadroute-services --bins)");
+    say("building the leadroute binary (cargo build -p leadroute-bench -p leadroute --bins)");
     let mut command = std::process::Command::new(cargo);
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
@@ -690,7 +690,7 @@ fn leadroute_binary() -> anyhow::Result<PathBuf> {
             "-p",
             "leadroute-bench",
             "-p",
-            "leadroute-services",
+            "leadroute",
             "--bins",
         ])
         .status()?;

@@ -2,12 +2,12 @@
 //! committed leads (1 and 4 workers sharing the durable consumer), next to the single-row
 //! commit rate of the same PostgreSQL (1 and 16 clients), all measured in one run.
 
-use super::say;
+use crate::report::say;
+use leadroute_app::{CommandMeta, Commands};
 use leadroute_domain::ids::{Actor, OrgId};
-use leadroute_services::app::{CommandMeta, Commands};
-use leadroute_services::nats::Names;
-use leadroute_services::read_side::ConsumerWorkers;
 use leadroute_tests::{TestDb, TestNats};
+use leadroute_workers::nats::Names;
+use leadroute_workers::tasks::Tasks;
 use sqlx::PgPool;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
         let nats = TestNats::new().await;
         let names = Names::new(&nats.prefix, &nats.crm_prefix())?;
         // Streams and consumer first, then a backlog, then the timed drain.
-        ConsumerWorkers::intake(&db.pool, &nats.url, names.clone(), 1)
+        Tasks::intake(&db.pool, &nats.url, names.clone(), 1)
             .await?
             .stop()
             .await;
@@ -50,7 +50,7 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
             .await?
             .await?;
         let started = Instant::now();
-        let running = ConsumerWorkers::intake(&db.pool, &nats.url, names.clone(), workers).await?;
+        let running = Tasks::intake(&db.pool, &nats.url, names.clone(), workers).await?;
         let stream = nats.js.get_stream(names.crm_stream()).await?;
         loop {
             let info = stream.consumer_info(names.intake_consumer()).await?;

@@ -15,7 +15,6 @@ use leadroute_projections::queries::{partner_inbox, InboxQuery};
 use leadroute_projections::rebuild::rebuild;
 use leadroute_tests::{generate, TestDb};
 use sqlx::PgPool;
-use std::io::Write;
 use std::time::Instant;
 use uuid::Uuid;
 
@@ -95,10 +94,9 @@ mod bulk;
 mod e2e;
 mod intake;
 mod parse;
+mod report;
 
-fn say(line: impl AsRef<str>) {
-    let _ = writeln!(std::io::stdout(), "{}", line.as_ref());
-}
+use report::{percentile, say};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -310,9 +308,4 @@ async fn inbox_latencies(
     }
     latencies.sort_by(f64::total_cmp);
     Ok(latencies)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }

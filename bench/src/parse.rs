@@ -3,7 +3,7 @@
 //! limits) and with a plain `serde_json::from_slice` into the same type, and prints both
 //! rates and the difference in microseconds per event.
 
-use leadroute_services::nats::lead_event::{self, LeadEventV1};
+use leadroute_app::lead_event::{self, LeadEventV1};
 use serde_json::json;
 use std::time::Instant;
 
@@ -38,20 +38,20 @@ pub fn run(events: usize) -> anyhow::Result<()> {
     let strict = time(&|body| lead_event::parse(body).is_ok());
     let plain = time(&|body| serde_json::from_slice::<LeadEventV1>(body).is_ok());
     let per = |seconds: f64| seconds / events as f64 * 1e6;
-    crate::say(format!(
+    crate::report::say(format!(
         "lead events of {bytes} bytes, {events} parses each"
     ));
-    crate::say(format!(
+    crate::report::say(format!(
         "strict edge (lead_event::parse): {:>10.0} events/s  {:>6.2} µs/event",
         events as f64 / strict,
         per(strict)
     ));
-    crate::say(format!(
+    crate::report::say(format!(
         "plain serde_json::from_slice:    {:>10.0} events/s  {:>6.2} µs/event",
         events as f64 / plain,
         per(plain)
     ));
-    crate::say(format!(
+    crate::report::say(format!(
         "cost of the checks: {:.2} µs per event",
         per(strict) - per(plain)
     ));

@@ -16,7 +16,7 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'schemathesis>=4,<5'
 fi
-cargo build -q -p leadroute-services --bin leadroute
+cargo build -q -p leadroute --bin leadroute
 db="api_fuzz_$$"
 admin="${LEADROUTE_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 psql "$admin" -qc "CREATE DATABASE $db"

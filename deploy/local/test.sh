@@ -65,3 +65,14 @@ if grep -E '^(sqlx|sqlx-[a-z-]+|async-nats|axum) ' <<<"$domain_deps"; then
   exit 1
 fi
 log "leadroute-domain depends on no sqlx, async-nats or axum"
+
+# No file imports a file that imports it back, in any crate.
+python3 deploy/local/import-cycles.py
+
+# SQL naming the events table lives only in the store crate.
+if grep -rnE "(FROM|INTO|UPDATE|JOIN) +events\b|EVENTS_TABLE" --include='*.rs' \
+     domain/src projections/src app/src api/src workers/src leadroute/src bench/src; then
+  log "only leadroute-store may write SQL against the events table"
+  exit 1
+fi
+log "only leadroute-store writes SQL against the events table"

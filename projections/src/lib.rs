@@ -6,6 +6,7 @@
 //! events table except through `leadroute-store`.
 //!
 //! # Layout
+//! - `projector`: the projector trait, batch errors, checkpoint locks.
 //! - `runtime`: the projector trait, batches with checkpoints, leadership, careful retries.
 //! - `quarantine`: events a reader set aside, and their resolution.
 //! - `projectors`: `directory`, `leads`, `ownership_history`.
@@ -13,6 +14,7 @@
 //! - `rebuild`: rebuild into a scratch schema and swap; `audit verify`.
 //! - `status`: checkpoints, lag, whether a position was written.
 
+pub mod projector;
 pub mod projectors;
 pub mod quarantine;
 pub mod queries;

@@ -4,7 +4,7 @@
 //! `projections status` and `audit verify`. The table lives in `public` whichever copy a
 //! reader writes, so a rebuild sets aside exactly what the live projector set aside.
 
-use crate::runtime::{self, ProjectionError, Projector};
+use crate::projector::{self, ProjectionError, Projector};
 use chrono::{DateTime, Utc};
 use leadroute_store::log::{self, Checkpoint, LogEvent};
 use sqlx::{Connection, FromRow, PgConnection, PgPool};
@@ -146,7 +146,7 @@ pub async fn retry(
 ) -> Result<Resolved, ProjectionError> {
     let mut conn = pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    runtime::lock_checkpoint(&mut tx, projector.name()).await?;
+    projector::lock_checkpoint(&mut tx, projector.name()).await?;
     let position: Option<(String, i64)> = sqlx::query_as(&format!(
         "SELECT transaction_id::text, global_position FROM {TABLE}
           WHERE projection = $1 AND event_id = $2 AND resolution IS NULL"
@@ -165,7 +165,7 @@ pub async fn retry(
     let Some(event) = log::read_at(&mut tx, position, projector.reading()).await? else {
         return Ok(Resolved::NotQuarantined);
     };
-    runtime::apply_checked(&mut tx, projector, std::slice::from_ref(&event)).await?;
+    projector::apply_checked(&mut tx, projector, std::slice::from_ref(&event)).await?;
     sqlx::query(&format!(
         "UPDATE {TABLE} SET resolution = 'retried', resolved_at = clock_timestamp()
           WHERE projection = $1 AND event_id = $2"

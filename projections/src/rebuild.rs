@@ -6,10 +6,8 @@
 //! the copies through search_path; the live projector keeps running until the swap, which
 //! holds its checkpoint lock.
 
-use crate::runtime::{
-    catch_up_copy, lock_checkpoint, step_in, use_schema, Mode, ProjectionError, Projector,
-    BATCH_SIZE,
-};
+use crate::projector::{lock_checkpoint, use_schema, ProjectionError, Projector};
+use crate::runtime::{catch_up_copy, step_in, Mode, BATCH_SIZE};
 use leadroute_store::log::Checkpoint;
 use serde_json::Value;
 use sqlx::{Connection, PgConnection, PgPool};

@@ -5,11 +5,13 @@
 //! queries for every other reader of the table. Nothing outside this crate writes SQL
 //! against `events`.
 //!
-//! No domain rules live here: commands are decided by the caller (`leadroute-services`'
-//! application layer) and only their events arrive.
+//! No domain rules live here: commands are decided by the caller (`leadroute-app`) and
+//! only their events arrive.
 //!
 //! # Layout
 //! - `schema`: table and channel names, the embedded migrator, SQLSTATE classes.
+//! - `db`: connection pools with leadroute's session settings, creating the database,
+//!   applying migrations, redacting URLs for logs.
 //! - `log`: log positions, the commit-safe log reader and decoded events.
 //! - `events`: `EventStore` (load, load many, cached loads, commit) and `Batch`.
 //! - `cache`: the typed, bounded cache of aggregate states.
@@ -17,6 +19,7 @@
 //!   bulk operations, a lead's routing decisions).
 
 mod cache;
+pub mod db;
 pub mod events;
 pub mod log;
 pub mod named;

@@ -3,11 +3,11 @@
 //! Every call goes over real HTTP.
 
 use crate::TestDb;
+use leadroute_api::{Api, ApiConfig};
+use leadroute_app::access::Access;
+use leadroute_app::Commands;
 use leadroute_domain::ids::{OrgId, PartnerUserId};
-use leadroute_services::access::Access;
-use leadroute_services::api::{Api, ApiConfig};
-use leadroute_services::app::Commands;
-use leadroute_services::read_side::ProjectorTasks;
+use leadroute_workers::tasks::Tasks;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -28,7 +28,7 @@ pub struct TestApi {
     pub access: Access,
     /// The database (dropped last).
     pub db: TestDb,
-    projectors: Option<ProjectorTasks>,
+    projectors: Option<Tasks>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -93,7 +93,7 @@ impl TestApi {
         tokio::spawn(api.run_until_stopped(async {
             let _ = stopped.await;
         }));
-        let projectors = ProjectorTasks::spawn(&db.pool, Default::default());
+        let projectors = Tasks::projectors(&db.pool, Default::default());
         let commands = Commands::new(db.pool.clone());
         TestApi {
             base,

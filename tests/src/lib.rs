@@ -14,15 +14,16 @@
 pub mod api;
 pub mod generate;
 pub mod hostile;
+pub mod pipeline;
 pub mod smtp;
 
 use chrono::{Duration, Utc};
+use leadroute_app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
 use leadroute_domain::ids::{
     Actor, InternalUserId, InvitationId, LeadId, OrgId, PartnerAccountId, PartnerUserId, QueueId,
     UpstreamRef,
 };
 use leadroute_domain::org::{SharingReviewAck, VisibleFields};
-use leadroute_services::app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
 use leadroute_store::schema::EVENTS_TABLE;
 use sqlx::{Connection, PgConnection, PgPool};
 use std::time::Duration as StdDuration;
@@ -53,9 +54,31 @@ pub struct TestDb {
     name: String,
 }
 
+/// With `TEST_LOG` set (`TEST_LOG=1`, or a filter such as `TEST_LOG=leadroute_app=debug`),
+/// the code under test logs to the test's output (shown for failing tests, or for all with
+/// `--nocapture`); `1` means `info`. Without it, tests log nothing. Called by every fixture.
+pub fn test_log() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        let Ok(filter) = std::env::var("TEST_LOG") else {
+            return;
+        };
+        let filter = if filter == "1" {
+            "info".to_string()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 impl TestDb {
     /// Create and migrate a fresh database.
     pub async fn new() -> TestDb {
+        test_log();
         let admin = admin_url();
         let name = format!("lrt_{}", uuid::Uuid::new_v4().simple());
         let mut conn = PgConnection::connect(&admin).await.unwrap_or_else(|e| {
@@ -66,7 +89,7 @@ impl TestDb {
             .await
             .expect("create test database");
         let url = url_for(&admin, &name);
-        let pool = leadroute_services::db::connect_and_migrate(&url, 30)
+        let pool = leadroute_store::db::connect_and_migrate(&url, 30)
             .await
             .expect("migrate test database");
         TestDb { pool, url, name }
@@ -113,6 +136,7 @@ pub struct TestNats {
 impl TestNats {
     /// A fresh prefix on the test server.
     pub async fn new() -> TestNats {
+        test_log();
         let url = nats_url();
         let client = async_nats::connect(&url).await.unwrap_or_else(|e| {
             panic!("tests need NATS with JetStream at {url} (LEADROUTE_TEST_NATS_URL): {e}")
@@ -202,7 +226,7 @@ where
 /// `consumer` of `stream` has nothing pending or unacknowledged.
 pub async fn drained(pool: &PgPool, nats: &TestNats, stream: &str, consumer: &str) {
     let published = eventually(StdDuration::from_secs(60), || async {
-        let publisher = leadroute_services::nats::publisher::PUBLISHER;
+        let publisher = leadroute_workers::nats::publisher::PUBLISHER;
         let status = leadroute_projections::status::status(pool, &[publisher])
             .await
             .ok()?;
@@ -245,7 +269,7 @@ impl TestApp {
     /// projection caught up.
     pub async fn with_demo() -> TestApp {
         let app = TestApp::spawn().await;
-        leadroute_services::demo::seed(&app.commands)
+        leadroute::demo::seed(&app.commands)
             .await
             .expect("demo seed");
         app.project().await;

@@ -2,7 +2,7 @@
 //! their assignability), queues and queue members. These events are few, so it writes one
 //! statement per event.
 
-use crate::runtime::{ProjectionError, Projector};
+use crate::projector::{ProjectionError, Projector};
 use async_trait::async_trait;
 use leadroute_domain::partner_account::PartnerAccountEvent as A;
 use leadroute_domain::partner_user::PartnerUserEvent as U;
@@ -17,7 +17,7 @@ pub struct DirectoryProjector;
 #[async_trait]
 impl Projector for DirectoryProjector {
     fn name(&self) -> &'static str {
-        super::DIRECTORY
+        super::shared::DIRECTORY
     }
 
     fn tables(&self) -> &'static [&'static str] {

@@ -1,8 +1,8 @@
 //! The ownership-history projector: one row per owner change (from, to, actor, cause,
 //! time), appended in batches with one multi-row insert.
 
-use super::owner_columns;
-use crate::runtime::{ProjectionError, Projector};
+use super::shared::owner_columns;
+use crate::projector::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use leadroute_store::log::{AnyEvent, LogEvent};
@@ -31,7 +31,7 @@ struct Rows {
 #[async_trait]
 impl Projector for HistoryProjector {
     fn name(&self) -> &'static str {
-        super::OWNERSHIP_HISTORY
+        super::shared::OWNERSHIP_HISTORY
     }
 
     fn tables(&self) -> &'static [&'static str] {

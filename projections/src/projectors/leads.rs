@@ -6,8 +6,8 @@
 //! and merged fields. Two statements per batch, no read-back, so the cost per event stays
 //! small.
 
-use super::owner_columns;
-use crate::runtime::{ProjectionError, Projector};
+use super::shared::owner_columns;
+use crate::projector::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::Owner;
@@ -165,7 +165,7 @@ impl Patch {
 #[async_trait]
 impl Projector for LeadsProjector {
     fn name(&self) -> &'static str {
-        super::LEADS
+        super::shared::LEADS
     }
 
     fn tables(&self) -> &'static [&'static str] {

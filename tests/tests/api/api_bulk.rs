@@ -2,8 +2,8 @@
 //! carrying its id; ineligible leads reported with their reasons; re-submission; pools;
 //! channel-manager scope; cancel; bad requests.
 
+use leadroute_app::{CommandMeta, Commands, NewLead};
 use leadroute_domain::ids::{Actor, OrgId, UpstreamRef};
-use leadroute_services::app::{CommandMeta, Commands, NewLead};
 use leadroute_tests::api::{Answer, TestApi, TestOrg};
 use leadroute_tests::eventually;
 use reqwest::{Method, StatusCode};

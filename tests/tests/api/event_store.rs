@@ -3,9 +3,9 @@
 //! and concurrent claims resolve to exactly one winner through optimistic concurrency.
 
 use futures::future::join_all;
+use leadroute_app::{AppError, NewLead};
 use leadroute_domain::ids::{OrgId, UpstreamRef};
 use leadroute_domain::queue::QueueMember;
-use leadroute_services::app::{AppError, NewLead};
 use leadroute_store::schema::{EVENTS_CHANNEL, EVENTS_TABLE, MIGRATOR};
 use leadroute_tests::TestApp;
 use serde_json::json;
@@ -205,14 +205,14 @@ async fn a_non_member_cannot_claim() {
 
 #[tokio::test]
 async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
+    use leadroute_app::router::Router;
+    use leadroute_app::Commands;
     use leadroute_domain::ids::PoolId;
     use leadroute_domain::lead::Lead;
     use leadroute_domain::pool::Pool;
     use leadroute_domain::routing::rotation::Member;
     use leadroute_domain::routing::rules::{Entry, RuleSetSpec, Target};
     use leadroute_domain::routing::Trigger;
-    use leadroute_services::app::Commands;
-    use leadroute_services::routing::Router;
     let app = TestApp::spawn().await;
     let org = app.prm_org().await;
     let account = app.active_partner(org).await;

@@ -1,8 +1,8 @@
 //! The partner flows against the real PostgreSQL, one fresh database per test: PRM switch,
 //! partner activation, assignability of partner users, org scoping.
 
+use leadroute_app::AppError;
 use leadroute_domain::ids::{Owner, QueueId};
-use leadroute_services::app::AppError;
 use leadroute_tests::TestApp;
 
 fn refusal_code<T: std::fmt::Debug>(result: Result<T, AppError>) -> &'static str {

@@ -1,15 +1,15 @@
 //! The projector runtime on the real PostgreSQL: rebuild and swap (also while events arrive
 //! and the live projector runs), audit verify, and one active instance per projection.
 
+use leadroute::demo::{self, demo_uuid};
 use leadroute_domain::ids::{LeadId, QueueId, UpstreamRef};
 use leadroute_projections::projectors::{self, LeadsProjector};
 use leadroute_projections::queries::{self, InboxQuery};
 use leadroute_projections::rebuild;
 use leadroute_projections::runtime::RunOptions;
 use leadroute_projections::status;
-use leadroute_services::demo::{self, demo_uuid};
-use leadroute_services::read_side::ProjectorTasks;
 use leadroute_tests::{eventually, TestApp};
+use leadroute_workers::tasks::Tasks;
 use std::time::Duration;
 
 fn lead(upstream_id: &str) -> LeadId {
@@ -128,7 +128,7 @@ async fn two_instances_of_a_projector_apply_every_event_once() {
         poll_interval: Duration::from_millis(50),
         standby_retry: Duration::from_millis(50),
     };
-    let instances = ProjectorTasks::spawn_for(&pool, vec![leads(), leads()], options);
+    let instances = Tasks::projectors_of(&pool, vec![leads(), leads()], options);
 
     let total = app.event_count().await as i64;
     let caught_up = eventually(Duration::from_secs(20), || async {
@@ -162,7 +162,7 @@ async fn a_rebuild_while_events_arrive_and_the_projector_runs_loses_nothing() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let live = ProjectorTasks::spawn_for(&pool, vec![leads()], options);
+    let live = Tasks::projectors_of(&pool, vec![leads()], options);
     let org = demo::demo_org_id();
     let owners = [leadroute_domain::ids::Owner::Queue(QueueId(demo_uuid(
         "queue emea",
@@ -228,7 +228,7 @@ async fn a_standby_takes_over_when_the_active_instance_dies() {
         poll_interval: Duration::from_millis(20),
         standby_retry: Duration::from_millis(50),
     };
-    let instances = ProjectorTasks::spawn_for(&pool, vec![leads(), leads()], options);
+    let instances = Tasks::projectors_of(&pool, vec![leads(), leads()], options);
     let leader_pid = || async {
         sqlx::query_scalar::<_, i32>(&format!("SELECT pid FROM pg_locks WHERE {LEADERSHIP_LOCK}"))
             .fetch_optional(&pool)

@@ -3,9 +3,9 @@
 //! view.
 
 use chrono::Utc;
+use leadroute::demo::{self, demo_uuid};
 use leadroute_domain::ids::{InternalUserId, LeadId, OrgId, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_projections::queries::{self, InboxQuery};
-use leadroute_services::demo::{self, demo_uuid};
 use leadroute_tests::TestApp;
 
 fn lead(upstream_id: &str) -> LeadId {

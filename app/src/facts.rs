@@ -1,0 +1,173 @@
+//! Gathering routing facts: what the routing engine (`leadroute_domain::engine`) needs to
+//! know about the targets of some leads, read from the event store (pools, partner users
+//! with their accounts, queues: this process's cached states plus the events committed
+//! since, one query per kind) and, for capped pools only, the members' open leads from the
+//! leads read model. Every path that routes gathers here and nowhere else; the decision is
+//! the engine's.
+
+use crate::commands::{Batch, CommandMeta, Commands};
+use crate::error::AppError;
+use crate::in_org::InOrg;
+use leadroute_domain::engine::{Caps, KnownFacts};
+use leadroute_domain::ids::{OrgId, PartnerUserId, PoolId, QueueId};
+use leadroute_domain::partner_account::PartnerAccount;
+use leadroute_domain::partner_user::PartnerUser;
+use leadroute_domain::pool::{Pool, PoolCommand};
+use leadroute_domain::queue::Queue;
+use leadroute_domain::routing::rotation::Member;
+use leadroute_domain::routing::rules::Target;
+use leadroute_projections::queries;
+use std::collections::{BTreeSet, HashMap};
+use uuid::Uuid;
+
+/// Facts gathered for routing, with the stored sequence of each pool (its picks are
+/// committed against it).
+pub(crate) struct RoutingFacts {
+    /// The facts, advanced by each pick applied.
+    pub(crate) known: KnownFacts,
+    /// Each pool's sequence, advanced with the picks queued in a batch.
+    sequences: HashMap<PoolId, usize>,
+}
+
+impl Commands {
+    /// The facts about `targets` and the partner users `users` of `org`, judged now. A
+    /// pool's members are gathered with it; a target of another org is left out (it is
+    /// missing to the engine). With [`Caps::Apply`], the open leads of capped pools'
+    /// members are counted.
+    pub(crate) async fn routing_facts(
+        &self,
+        org: OrgId,
+        targets: impl IntoIterator<Item = Target>,
+        users: impl IntoIterator<Item = PartnerUserId>,
+        caps: Caps,
+    ) -> Result<RoutingFacts, AppError> {
+        let mut users: BTreeSet<PartnerUserId> = users.into_iter().collect();
+        let mut queues: BTreeSet<QueueId> = BTreeSet::new();
+        let mut pools: BTreeSet<PoolId> = BTreeSet::new();
+        for target in targets {
+            match target {
+                Target::PartnerUser(user) => users.insert(user),
+                Target::Queue(queue) => queues.insert(queue),
+                Target::Pool(pool) => pools.insert(pool),
+            };
+        }
+        let mut facts = RoutingFacts {
+            known: KnownFacts::at(chrono::Utc::now()),
+            sequences: HashMap::new(),
+        };
+        let mut capped: Vec<Member> = Vec::new();
+        for (id, pool) in self.load_many_cached::<Pool>(&keys(&pools)).await? {
+            if pool.aggregate.org_id != Some(org) {
+                continue;
+            }
+            for slot in pool.aggregate.slots() {
+                match slot.member {
+                    Member::PartnerUser(user) => users.insert(user),
+                    Member::Queue(queue) => queues.insert(queue),
+                };
+                if pool.aggregate.cap.is_some() && caps == Caps::Apply {
+                    capped.push(slot.member);
+                }
+            }
+            let id: PoolId = id.parse().map_err(|e| AppError::Store(Box::new(e)))?;
+            facts.sequences.insert(id, pool.current_sequence);
+            facts.known.pools.insert(id, pool.aggregate);
+        }
+        let loaded_users = self.load_many_cached::<PartnerUser>(&keys(&users)).await?;
+        let accounts: BTreeSet<String> = loaded_users
+            .values()
+            .filter_map(|u| u.aggregate.account_id.map(|a| a.to_string()))
+            .collect();
+        let accounts = self
+            .load_many_cached::<PartnerAccount>(&accounts.into_iter().collect::<Vec<_>>())
+            .await?;
+        for user_id in users {
+            let user = &loaded_users[&user_id.to_string()].aggregate;
+            if user.org_id != Some(org) {
+                continue;
+            }
+            let account_active = user
+                .account_id
+                .and_then(|a| accounts.get(&a.to_string()))
+                .is_some_and(|a| a.aggregate.active);
+            facts
+                .known
+                .users
+                .insert(user_id, user.standing(account_active));
+        }
+        let loaded_queues = self.load_many_cached::<Queue>(&keys(&queues)).await?;
+        facts.known.queues = queues
+            .into_iter()
+            .filter(|q| loaded_queues[&q.to_string()].aggregate.org_id == Some(org))
+            .collect();
+        if !capped.is_empty() {
+            let ids: Vec<Uuid> = capped.iter().map(|m| member_uuid(*m)).collect();
+            let open: HashMap<Uuid, i64> = queries::open_leads(&self.pool, org, &ids)
+                .await
+                .map_err(|e| AppError::Store(Box::new(e)))?
+                .into_iter()
+                .collect();
+            for member in capped {
+                let held = open.get(&member_uuid(member)).copied().unwrap_or(0);
+                facts
+                    .known
+                    .open
+                    .insert(member, u32::try_from(held).unwrap_or(u32::MAX));
+            }
+        }
+        Ok(facts)
+    }
+}
+
+impl RoutingFacts {
+    /// Apply a pick to its pool and queue the pool's events in `batch`.
+    pub(crate) fn record_pick(
+        &mut self,
+        batch: &mut Batch,
+        pool: PoolId,
+        command: PoolCommand,
+        meta: &CommandMeta,
+    ) -> Result<(), AppError> {
+        let events = self
+            .known
+            .apply_pick(pool, command)
+            .map_err(crate::error::refused)?;
+        let state = &self.known.pools[&pool];
+        let sequence = self.sequences.entry(pool).or_default();
+        batch.record(state, &pool.to_string(), sequence, events, meta)?;
+        Ok(())
+    }
+
+    /// The pools as the picks applied left them, with their sequences: what a committed
+    /// batch stored (for [`Commands::remember`]).
+    pub(crate) fn into_pools(self) -> impl Iterator<Item = (Pool, usize, String)> {
+        let sequences = self.sequences;
+        self.known
+            .pools
+            .into_iter()
+            .map(move |(id, pool)| (pool, sequences[&id], id.to_string()))
+    }
+}
+
+fn keys<T: ToString>(ids: &BTreeSet<T>) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+/// The id of a pool member (a user or a queue) as the leads read model stores owners.
+fn member_uuid(member: Member) -> Uuid {
+    match member {
+        Member::PartnerUser(user) => user.0,
+        Member::Queue(queue) => queue.0,
+    }
+}
+
+/// The refusal for a target the rules name that does not exist in the org.
+pub(crate) fn missing(target: Target) -> AppError {
+    match target {
+        Target::PartnerUser(id) => {
+            AppError::not_found(PartnerUser::NOT_FOUND, PartnerUser::WHAT, id)
+        }
+        Target::Queue(id) => AppError::not_found(Queue::NOT_FOUND, Queue::WHAT, id),
+        Target::Pool(id) => AppError::not_found(Pool::NOT_FOUND, Pool::WHAT, id),
+    }
+}

@@ -1,0 +1,193 @@
+//! Lead commands: receive from upstream (create or update; repeated upstream event ids are
+//! no-ops), manual reassignment, enqueue and claim, each with its target facts looked up.
+
+use crate::commands::Batch;
+use crate::commands::{CommandMeta, Commands, Committed};
+use crate::error::AppError;
+use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
+use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLead};
+use leadroute_domain::org::Org;
+use leadroute_domain::queue::Queue;
+
+/// A lead event from upstream.
+#[derive(Debug, Clone)]
+pub struct NewLead {
+    /// Upstream system and lead id.
+    pub upstream: UpstreamRef,
+    /// The upstream event's id.
+    pub upstream_event_id: String,
+    /// Field values.
+    pub fields: LeadFields,
+    /// False when upstream opts out of automatic routing.
+    pub route: bool,
+    /// When it happened upstream, if known: an event older than the newest applied to its
+    /// lead is stale (recorded, changes nothing).
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl NewLead {
+    /// The lead id of each event of `org`, and the distinct ids as aggregate ids (for
+    /// `Commands::load_many`).
+    pub(crate) fn lead_ids(org: OrgId, leads: &[NewLead]) -> (Vec<LeadId>, Vec<String>) {
+        let ids: Vec<LeadId> = leads
+            .iter()
+            .map(|new| LeadId::for_upstream(org, &new.upstream))
+            .collect();
+        let keys = ids
+            .iter()
+            .map(LeadId::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        (ids, keys)
+    }
+
+    /// The `ReceiveLead` command of this event for `lead_id` of `org`.
+    pub(crate) fn receive(&self, lead_id: LeadId, org: OrgId, meta: &CommandMeta) -> LeadCommand {
+        LeadCommand::ReceiveLead(ReceiveLead {
+            lead_id,
+            org_id: org,
+            upstream: self.upstream.clone(),
+            upstream_event_id: self.upstream_event_id.clone(),
+            fields: self.fields.clone(),
+            route: self.route,
+            occurred_at: self.occurred_at,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+    }
+}
+
+impl Commands {
+    /// Receive a lead event; returns the lead id (derived from org and upstream ids).
+    pub async fn receive_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        new: &NewLead,
+    ) -> Result<(LeadId, Committed), AppError> {
+        let lead_id = LeadId::for_upstream(org, &new.upstream);
+        let committed = self
+            .retry(|| async {
+                self.load_in_org::<Org>(org, org).await?;
+                let loaded = self.load::<Lead>(lead_id).await?;
+                let command = new.receive(lead_id, org, meta);
+                self.commit(loaded, command, meta).await
+            })
+            .await?;
+        Ok((lead_id, committed))
+    }
+
+    /// Receive many lead events in one transaction, each exactly as [`receive_lead`] would
+    /// (a repeated upstream event id writes nothing; events for one lead apply in order).
+    /// Answers per event: the lead id and the number of events written, or the refusal.
+    /// A lost race on any lead retries the whole batch.
+    ///
+    /// [`receive_lead`]: Commands::receive_lead
+    pub async fn receive_leads(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        leads: &[NewLead],
+    ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
+        let (ids, keys) = NewLead::lead_ids(org, leads);
+        self.retry(|| async {
+            self.load_in_org::<Org>(org, org).await?;
+            let mut loaded = self.load_many::<Lead>(&keys).await?;
+            let mut batch = Batch::default();
+            let mut answers = Vec::with_capacity(leads.len());
+            for (new, lead_id) in leads.iter().zip(&ids) {
+                let lead = loaded
+                    .get_mut(&lead_id.to_string())
+                    .expect("every lead is loaded");
+                let command = new.receive(*lead_id, org, meta);
+                let answer = match batch.decide(lead, command, meta).await {
+                    Err(refused @ AppError::Refused { .. }) => Err(refused),
+                    Err(other) => return Err(other),
+                    Ok(written) => Ok(written.len()),
+                };
+                answers.push((*lead_id, answer));
+            }
+            self.commit_batch(batch).await?;
+            Ok(answers)
+        })
+        .await
+    }
+
+    /// Change a lead's owner by hand; refused with the reason when the target may not
+    /// receive it (`inactive`, `never_signed_in`, `partner_account_not_active`).
+    pub async fn reassign_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        to: Owner,
+        notify: bool,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            let loaded = self.load_in_org::<Lead>(org, lead).await?;
+            let target = self.owner_assignability(org, to).await?;
+            let command = LeadCommand::ReassignLead {
+                to,
+                target,
+                notify,
+                operation: None,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// Put a lead into a queue of the same org.
+    pub async fn enqueue_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        queue: QueueId,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            let loaded = self.load_in_org::<Lead>(org, lead).await?;
+            self.queue_exists(org, queue).await?;
+            let command = LeadCommand::EnqueueLead {
+                queue_id: queue,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            };
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// A partner user claims a lead from a queue; of concurrent claims exactly one wins, the
+    /// others are refused with `already_claimed`.
+    pub async fn claim_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        queue: QueueId,
+        claimant: PartnerUserId,
+    ) -> Result<Committed, AppError> {
+        self.retry(|| async {
+            let loaded = self.load_in_org::<Lead>(org, lead).await?;
+            let queue_state = self.load_in_org::<Queue>(org, queue).await?.aggregate;
+            let (user, claimant_assignable) =
+                self.partner_user_assignability(org, claimant).await?;
+            let claimant_is_member = user
+                .account_id
+                .is_some_and(|account| queue_state.has_member(claimant, account));
+            let command = LeadCommand::ClaimLead(ClaimLead {
+                queue_id: queue,
+                claimant,
+                claimant_is_member,
+                claimant_assignable,
+                at: meta.at,
+            });
+            self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+}

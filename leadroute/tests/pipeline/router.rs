@@ -1,0 +1,497 @@
+//! The router against real NATS and PostgreSQL: leads published by the publisher are routed
+//! by router workers on the durable consumer through a pool, fairly (equal shares, weights,
+//! a member deactivated midway skipped with the others keeping their order), and each lead
+//! is decided exactly once even with two router processes on one consumer. Also the
+//! default owner, `no_rule_matched`, keep-owner and watched-field updates.
+
+use leadroute_app::NewLead;
+use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, PoolId, QueueId, UpstreamRef};
+use leadroute_domain::lead::{Lead, LeadFields};
+use leadroute_domain::routing::criteria::Criterion;
+use leadroute_domain::routing::rotation::Member;
+use leadroute_domain::routing::rules::{Entry, RuleSetSpec, Target};
+use leadroute_store::schema::EVENTS_TABLE;
+use leadroute_tests::eventually;
+use leadroute_tests::pipeline::Pipeline;
+use leadroute_workers::tasks::Tasks;
+use serde_json::json;
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// An org on the shared pipeline fixture, with `routers` router processes.
+struct World {
+    pipeline: Pipeline,
+    org: OrgId,
+    routers: Vec<Tasks>,
+}
+
+impl std::ops::Deref for World {
+    type Target = Pipeline;
+    fn deref(&self) -> &Pipeline {
+        &self.pipeline
+    }
+}
+
+impl World {
+    async fn start(routers: usize) -> World {
+        let pipeline = Pipeline::start().await;
+        let org = pipeline.app.prm_org().await;
+        let mut workers = Vec::new();
+        for _ in 0..routers {
+            workers.push(pipeline.router(1).await);
+        }
+        World {
+            pipeline,
+            org,
+            routers: workers,
+        }
+    }
+
+    async fn users(&self, n: usize) -> Vec<PartnerUserId> {
+        let account = self.app.active_partner(self.org).await;
+        let mut users = Vec::new();
+        for _ in 0..n {
+            users.push(self.app.assignable_user(self.org, account).await);
+        }
+        users
+    }
+
+    async fn pool(&self, members: &[(PartnerUserId, u32)]) -> PoolId {
+        let pool = PoolId::new_random();
+        let meta = self.app.meta();
+        self.app
+            .commands
+            .create_pool(&meta, self.org, pool, "round-robin", None)
+            .await
+            .unwrap();
+        for (user, weight) in members {
+            let member = Member::PartnerUser(*user);
+            self.app
+                .commands
+                .add_pool_member(&meta, self.org, pool, member, Some(*weight))
+                .await
+                .unwrap();
+        }
+        pool
+    }
+
+    async fn publish(&self, spec: RuleSetSpec) {
+        self.app
+            .commands
+            .publish_rule_set(&self.app.meta(), self.org, &spec)
+            .await
+            .unwrap();
+    }
+
+    async fn lead(&self, fields: LeadFields) -> leadroute_domain::ids::LeadId {
+        let new = NewLead {
+            upstream: UpstreamRef {
+                system: "crm".into(),
+                lead_id: uuid::Uuid::new_v4().to_string(),
+            },
+            upstream_event_id: uuid::Uuid::new_v4().to_string(),
+            fields,
+            route: true,
+            occurred_at: None,
+        };
+        self.app
+            .commands
+            .receive_lead(&self.app.meta(), self.org, &new)
+            .await
+            .unwrap()
+            .0
+    }
+
+    /// The routing events of a lead once it has `n` of them.
+    async fn decided(&self, lead: leadroute_domain::ids::LeadId, n: usize) -> Vec<String> {
+        eventually(Duration::from_secs(60), || async {
+            let types = self.routing_events(lead).await;
+            (types.len() >= n).then_some(types)
+        })
+        .await
+        .unwrap_or_else(|| panic!("lead {lead} was not routed"))
+    }
+
+    async fn routing_events(&self, lead: leadroute_domain::ids::LeadId) -> Vec<String> {
+        sqlx::query_scalar(&format!(
+            "SELECT event_type FROM {EVENTS_TABLE} WHERE aggregate_id = $1
+                AND event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted') ORDER BY sequence"
+        ))
+        .bind(lead.to_string())
+        .fetch_all(&self.app.db.pool)
+        .await
+        .unwrap()
+    }
+
+    /// Wait until every committed event is published and the router consumer has nothing
+    /// pending or unacknowledged.
+    async fn drained(&self) {
+        self.pipeline.drained(&self.names.router_consumer()).await;
+    }
+
+    async fn owner(&self, lead: leadroute_domain::ids::LeadId) -> Option<Owner> {
+        self.app
+            .commands
+            .state::<Lead>(self.org, lead)
+            .await
+            .unwrap()
+            .owner
+    }
+
+    async fn stop(self) {
+        for workers in self.routers {
+            workers.stop().await;
+        }
+        self.pipeline.stop().await;
+    }
+}
+
+fn to(target: Target) -> RuleSetSpec {
+    RuleSetSpec {
+        entries: vec![Entry {
+            criteria: vec![],
+            target,
+            keep_owner: false,
+            notify: false,
+        }],
+        ..Default::default()
+    }
+}
+
+fn fields(pairs: &[(&str, serde_json::Value)]) -> LeadFields {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// Route `n` leads one after the other; the owner of each.
+async fn route_in_turn(world: &World, n: usize) -> Vec<Owner> {
+    let mut owners = Vec::new();
+    for _ in 0..n {
+        let lead = world.lead(fields(&[])).await;
+        assert_eq!(world.decided(lead, 1).await, ["LeadRouted"]);
+        owners.push(world.owner(lead).await.unwrap());
+    }
+    owners
+}
+
+#[tokio::test]
+async fn three_members_and_six_leads_give_two_each_and_a_deactivated_member_is_skipped() {
+    let world = World::start(1).await;
+    let users = world.users(3).await;
+    let pool = world
+        .pool(&[(users[0], 1), (users[1], 1), (users[2], 1)])
+        .await;
+    world.publish(to(Target::Pool(pool))).await;
+    let first = route_in_turn(&world, 6).await;
+    let expected: Vec<Owner> = [0, 1, 2, 0, 1, 2]
+        .iter()
+        .map(|&i| Owner::PartnerUser(users[i]))
+        .collect();
+    assert_eq!(first, expected, "two each, in turn");
+
+    // One more to A, then B is deactivated: C and A alternate, in their order.
+    assert_eq!(
+        route_in_turn(&world, 1).await,
+        [Owner::PartnerUser(users[0])]
+    );
+    world
+        .app
+        .commands
+        .deactivate_partner_user(&world.app.meta(), world.org, users[1])
+        .await
+        .unwrap();
+    let after = route_in_turn(&world, 4).await;
+    let expected: Vec<Owner> = [2, 0, 2, 0]
+        .iter()
+        .map(|&i| Owner::PartnerUser(users[i]))
+        .collect();
+    assert_eq!(after, expected, "B skipped; C and A keep their order");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn weights_two_one_one_over_forty_leads_give_twenty_ten_ten() {
+    let world = World::start(1).await;
+    let users = world.users(3).await;
+    let pool = world
+        .pool(&[(users[0], 2), (users[1], 1), (users[2], 1)])
+        .await;
+    world.publish(to(Target::Pool(pool))).await;
+    let mut leads = Vec::new();
+    for _ in 0..40 {
+        leads.push(world.lead(fields(&[])).await);
+    }
+    let mut counts: HashMap<Owner, usize> = HashMap::new();
+    for lead in leads {
+        world.decided(lead, 1).await;
+        *counts.entry(world.owner(lead).await.unwrap()).or_default() += 1;
+    }
+    let got: Vec<usize> = users
+        .iter()
+        .map(|u| counts[&Owner::PartnerUser(*u)])
+        .collect();
+    assert_eq!(got, [20, 10, 10]);
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn two_routers_on_one_consumer_decide_each_of_a_thousand_leads_once_and_fairly() {
+    let world = World::start(2).await;
+    let users = world.users(3).await;
+    let pool = world
+        .pool(&[(users[0], 3), (users[1], 2), (users[2], 1)])
+        .await;
+    world.publish(to(Target::Pool(pool))).await;
+    let mut leads = Vec::new();
+    for _ in 0..1000 {
+        leads.push(world.lead(fields(&[])).await);
+    }
+    let mut counts: HashMap<Owner, usize> = HashMap::new();
+    for lead in &leads {
+        assert_eq!(
+            world.decided(*lead, 1).await,
+            ["LeadRouted"],
+            "lead {lead} decided exactly once"
+        );
+        *counts.entry(world.owner(*lead).await.unwrap()).or_default() += 1;
+    }
+    for (user, weight) in users.iter().zip([3.0, 2.0, 1.0]) {
+        let share = 1000.0 * weight / 6.0;
+        let got = counts[&Owner::PartnerUser(*user)] as f64;
+        assert!(
+            (got - share).abs() <= 1.0,
+            "{got} leads against a share of {share}"
+        );
+    }
+    world.drained().await;
+    let decisions: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {EVENTS_TABLE}
+          WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        decisions, 1000,
+        "every lead decided exactly once, after every redelivery"
+    );
+    let picks: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'PoolMemberPicked'"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(picks, 1000, "one pick per lead");
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn unmatched_leads_go_to_the_default_owner_or_stay_with_no_rule_matched() {
+    let world = World::start(1).await;
+    let users = world.users(1).await;
+    let queue = world.app.queue(world.org).await;
+    let de = Criterion::Equals {
+        field: "country".into(),
+        value: "DE".into(),
+    };
+    let mut spec = RuleSetSpec {
+        entries: vec![Entry {
+            criteria: vec![de],
+            target: Target::PartnerUser(users[0]),
+            keep_owner: false,
+            notify: true,
+        }],
+        ..Default::default()
+    };
+    world.publish(spec.clone()).await;
+    let unmatched = world.lead(fields(&[("country", json!("US"))])).await;
+    assert_eq!(world.decided(unmatched, 1).await, ["LeadNotRouted"]);
+    assert_eq!(world.owner(unmatched).await, None);
+
+    spec.default_owner = Some(Target::Queue(queue));
+    world.publish(spec).await;
+    let defaulted = world.lead(fields(&[("country", json!("US"))])).await;
+    assert_eq!(world.decided(defaulted, 1).await, ["LeadRouted"]);
+    assert_eq!(world.owner(defaulted).await, Some(Owner::Queue(queue)));
+    let matched = world.lead(fields(&[("country", json!(" de "))])).await;
+    world.decided(matched, 1).await;
+    assert_eq!(
+        world.owner(matched).await,
+        Some(Owner::PartnerUser(users[0]))
+    );
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
+    let world = World::start(1).await;
+    let queues: Vec<QueueId> = vec![
+        world.app.queue(world.org).await,
+        world.app.queue(world.org).await,
+    ];
+    let by_country = |country: &str, queue: QueueId| Entry {
+        criteria: vec![Criterion::Equals {
+            field: "country".into(),
+            value: country.into(),
+        }],
+        target: Target::Queue(queue),
+        keep_owner: false,
+        notify: false,
+    };
+    let spec = RuleSetSpec {
+        entries: vec![by_country("DE", queues[0]), by_country("FR", queues[1])],
+        watched_fields: ["country".to_string()].into(),
+        ..Default::default()
+    };
+    world.publish(spec).await;
+    let upstream = UpstreamRef {
+        system: "crm".into(),
+        lead_id: "L-1".into(),
+    };
+    let send = |event: &str, pairs: &[(&str, serde_json::Value)]| NewLead {
+        upstream: upstream.clone(),
+        upstream_event_id: event.into(),
+        fields: fields(pairs),
+        route: true,
+        occurred_at: None,
+    };
+    let meta = world.app.meta();
+    let (lead, _) = world
+        .app
+        .commands
+        .receive_lead(&meta, world.org, &send("e1", &[("country", json!("DE"))]))
+        .await
+        .unwrap();
+    world.decided(lead, 1).await;
+    assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[0])));
+    world
+        .app
+        .commands
+        .receive_lead(
+            &meta,
+            world.org,
+            &send("e2", &[("country", json!("DE")), ("phone", json!("555"))]),
+        )
+        .await
+        .unwrap();
+    world
+        .app
+        .commands
+        .receive_lead(&meta, world.org, &send("e3", &[("country", json!("FR"))]))
+        .await
+        .unwrap();
+    assert_eq!(
+        world.decided(lead, 2).await,
+        ["LeadRouted", "LeadRouted"],
+        "only the watched update re-routed"
+    );
+    assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[1])));
+    let mut opted_out = send("e4", &[("country", json!("DE"))]);
+    opted_out.route = false;
+    world
+        .app
+        .commands
+        .receive_lead(&meta, world.org, &opted_out)
+        .await
+        .unwrap();
+    world.drained().await;
+    assert_eq!(
+        world.routing_events(lead).await.len(),
+        2,
+        "an update opted out of routing is not routed"
+    );
+    assert_eq!(world.owner(lead).await, Some(Owner::Queue(queues[1])));
+    world.stop().await;
+}
+
+#[tokio::test]
+async fn leads_from_the_intake_are_routed_in_the_transaction_that_receives_them_once_and_fairly() {
+    let world = World::start(1).await;
+    let intake = world.intake(2).await;
+    let users = world.users(3).await;
+    let pool = world
+        .pool(&[(users[0], 3), (users[1], 2), (users[2], 1)])
+        .await;
+    world.publish(to(Target::Pool(pool))).await;
+    let subject = world.names.crm_subject(world.org.0, "created");
+    let mut acks = Vec::new();
+    for i in 0..600 {
+        let body = json!({
+            "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
+            "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
+            "fields": {"company": format!("Company {i}")}
+        });
+        acks.push(
+            world
+                .nats
+                .js
+                .publish(subject.clone(), body.to_string().into())
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let routed = eventually(Duration::from_secs(120), || async {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
+        ))
+        .fetch_one(&world.app.db.pool)
+        .await
+        .ok()?;
+        (n == 600).then_some(())
+    })
+    .await;
+    assert!(routed.is_some(), "every lead is routed");
+    world.drained().await;
+    // Each decision is in its lead's receiving transaction, triggered by its LeadReceived.
+    let inline: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM {EVENTS_TABLE} r JOIN {EVENTS_TABLE} d
+            ON d.aggregate_id = r.aggregate_id AND d.aggregate_type = 'Lead'
+           AND d.event_type = 'LeadRouted' AND r.event_type = 'LeadReceived'
+         WHERE d.transaction_id = r.transaction_id
+           AND d.payload->'LeadRouted'->>'trigger' = r.event_id::text"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(inline, 600);
+    let (decisions, picks): (i64, i64) = sqlx::query_as(&format!(
+        "SELECT count(*) FILTER (WHERE event_type IN ('LeadRouted', 'LeadOwnerKept', 'LeadNotRouted')),
+                count(*) FILTER (WHERE event_type = 'PoolMemberPicked')
+           FROM {EVENTS_TABLE}"
+    ))
+    .fetch_one(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (decisions, picks),
+        (600, 600),
+        "the router consumer, seeing each trigger decided, adds nothing"
+    );
+    let owners = eventually(Duration::from_secs(30), || async {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT owner_id::text FROM rm_leads WHERE org_id = $1 AND owner_id IS NOT NULL",
+        )
+        .bind(world.org.0)
+        .fetch_all(&world.app.db.pool)
+        .await
+        .ok()?;
+        (rows.len() == 600).then_some(rows)
+    })
+    .await
+    .expect("the leads projection shows the 600 owners");
+    for (user, weight) in users.iter().zip([3.0, 2.0, 1.0]) {
+        let share = 600.0 * weight / 6.0;
+        let got = owners.iter().filter(|o| **o == user.to_string()).count() as f64;
+        assert!(
+            (got - share).abs() <= 1.0,
+            "{got} leads against a share of {share}"
+        );
+    }
+    intake.stop().await;
+    world.stop().await;
+}
