@@ -77,7 +77,7 @@ pub async fn reset_publisher(pool: &PgPool, to: &str) -> anyhow::Result<()> {
                 updated_at = clock_timestamp()
           WHERE name = $1 AND (transaction_id, global_position) >= ($2::text::xid8, $3)",
     )
-    .bind(nats::publisher::PUBLISHER)
+    .bind(leadroute_workers::publisher::PUBLISHER)
     .bind(tx.to_string())
     .bind(pos)
     .execute(pool)
@@ -97,7 +97,7 @@ pub async fn reset_publisher(pool: &PgPool, to: &str) -> anyhow::Result<()> {
 /// `leadroute projections status`.
 pub async fn print_status(pool: &PgPool) -> anyhow::Result<()> {
     let mut names: Vec<&str> = projectors::all().iter().map(|p| p.name()).collect();
-    names.push(nats::publisher::PUBLISHER);
+    names.push(leadroute_workers::publisher::PUBLISHER);
     let mut out = std::io::stdout().lock();
     writeln!(
         out,
@@ -151,9 +151,9 @@ pub async fn retry_quarantined(
     event_id: Uuid,
     nats: &crate::cli::NatsArgs,
 ) -> anyhow::Result<()> {
-    let resolved = if name == nats::publisher::PUBLISHER {
+    let resolved = if name == leadroute_workers::publisher::PUBLISHER {
         let js = nats::connect(&nats.nats_url).await?;
-        let publisher = nats::publisher::Publisher::new(js, nats.names()?);
+        let publisher = leadroute_workers::publisher::Publisher::new(js, nats.names()?);
         quarantine::retry(pool, &publisher, event_id).await?
     } else {
         quarantine::retry(pool, projectors::by_name(name)?, event_id).await?

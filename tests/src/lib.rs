@@ -226,7 +226,7 @@ where
 /// `consumer` of `stream` has nothing pending or unacknowledged.
 pub async fn drained(pool: &PgPool, nats: &TestNats, stream: &str, consumer: &str) {
     let published = eventually(StdDuration::from_secs(60), || async {
-        let publisher = leadroute_workers::nats::publisher::PUBLISHER;
+        let publisher = leadroute_workers::publisher::PUBLISHER;
         let status = leadroute_projections::status::status(pool, &[publisher])
             .await
             .ok()?;

@@ -6,15 +6,19 @@
 //! task group with one shutdown switch (`tasks`).
 //!
 //! # Layout
-//! - `nats`: subjects and streams, connecting; `nats::worker` the consumer worker;
-//!   `nats::intake` the intake consumer; `nats::publisher` the log publisher.
+//! - `nats`: the transport: subjects and streams, connecting; `nats::worker` the consumer
+//!   worker every consumer shares (batches, redelivery, dead letters).
+//! - `intake`: the intake consumer (upstream lead events in, routed in one transaction).
+//! - `publisher`: the log publisher (the event log onto JetStream).
 //! - `router`: the router consumer (the routing itself is `leadroute_app::router`).
 //! - `mailer`: the mailer consumer, its outbox and transports.
 //! - `dead_letters`: the dead-letter table.
 //! - `tasks`: the task group (projectors, publisher, consumers) and its shutdown.
 
 pub mod dead_letters;
+pub mod intake;
 pub mod mailer;
 pub mod nats;
+pub mod publisher;
 pub mod router;
 pub mod tasks;

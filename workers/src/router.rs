@@ -5,9 +5,9 @@
 //! event finds its trigger decided and changes nothing. Shares the consumer worker (and its
 //! redelivery and dead letters) with the intake.
 
-use crate::nats::publisher::Envelope;
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
+use crate::publisher::Envelope;
 use async_nats::jetstream;
 use leadroute_app::lead_event::{DeadReason, Invalid};
 use leadroute_app::router::Router;

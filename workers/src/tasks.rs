@@ -79,7 +79,7 @@ impl Tasks {
         workers: usize,
     ) -> anyhow::Result<Tasks> {
         let worker =
-            nats::intake::Intake::worker(pool.clone(), nats::connect(url).await?, names).await?;
+            crate::intake::Intake::worker(pool.clone(), nats::connect(url).await?, names).await?;
         Ok(Self::consumers(worker, workers))
     }
 
@@ -125,5 +125,5 @@ impl Tasks {
 pub async fn publisher(url: &str, names: nats::Names) -> anyhow::Result<Arc<dyn Projector>> {
     let js = nats::connect(url).await?;
     nats::ensure_events_stream(&js, &names).await?;
-    Ok(Arc::new(nats::publisher::Publisher::new(js, names)))
+    Ok(Arc::new(crate::publisher::Publisher::new(js, names)))
 }

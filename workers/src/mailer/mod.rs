@@ -13,9 +13,9 @@
 
 mod transport;
 
-use crate::nats::publisher::Envelope;
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
+use crate::publisher::Envelope;
 use async_nats::jetstream;
 use leadroute_app::access::{Access, AccessError};
 use leadroute_app::lead_event::{DeadReason, Invalid};

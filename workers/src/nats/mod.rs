@@ -5,8 +5,6 @@
 //! Only features of NATS 2.9 are used (DESIGN.md): JetStream here is a transport, never the
 //! system of record; the events table can always refill it.
 
-pub mod intake;
-pub mod publisher;
 pub mod worker;
 
 use async_nats::jetstream::{self, stream};

@@ -4,7 +4,7 @@
 //! transaction). A crash before the checkpoint moves republishes the batch, and JetStream's
 //! dedupe window drops what it already has; the events table is the outbox.
 
-use super::Names;
+use crate::nats::Names;
 use async_nats::jetstream::{self, message::PublishMessage};
 use async_trait::async_trait;
 use leadroute_projections::runtime::{ProjectionError, Projector};

@@ -1,14 +1,14 @@
 //! Intake: upstream lead events from JetStream into the event store.
 //!
-//! Workers share one durable pull consumer (see [`super::worker`] for acknowledgement,
+//! Workers share one durable pull consumer (see [`crate::nats::worker`] for acknowledgement,
 //! redelivery and dead letters). The lead events of one org that arrived together are
 //! received in one transaction, and the new leads are routed in that same transaction
 //! (`leadroute_app::router::Router::receive_and_route`); a message is acknowledged once it
 //! committed. A repeated upstream event id is a no-op, so redelivery is harmless. Invalid
 //! messages are dead-lettered with a specific reason.
 
-use super::worker::{ConsumerSpec, Handler, Outcome, Worker};
-use super::{Names, NatsError};
+use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
+use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
 use leadroute_app::lead_event::{self, DeadReason, Invalid};
 use leadroute_app::router::Router;
