@@ -12,6 +12,7 @@
 //! - `caller`: authentication, roles and org scoping; `extract`: strict extractors;
 //!   `problem`: problem+json errors; `idempotency`: idempotency keys; `reads`: answers of
 //!   commands and read-your-writes; `openapi`: the document's shared parts.
+//! - `views`: the response types of read-model rows.
 //! - `routes`: handlers by area.
 
 mod caller;
@@ -23,6 +24,7 @@ mod reads;
 pub(crate) mod routes;
 pub mod server;
 mod state;
+mod views;
 
 pub use idempotency::{IDEMPOTENCY_KEY, REPLAYED};
 pub use problem::{ApiError, Problem};

@@ -14,7 +14,6 @@ use leadroute_domain::ids::{
 use leadroute_domain::partner_user::Standing;
 use leadroute_domain::routing::criteria::Criterion;
 use leadroute_domain::routing::{judge, Verdict};
-use serde::Serialize;
 use serde_json::Value;
 use sqlx::{FromRow, PgPool};
 use uuid::Uuid;
@@ -36,7 +35,7 @@ pub struct InboxQuery {
 }
 
 /// One lead in a partner inbox.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct InboxItem {
     /// The lead.
     pub lead_id: Uuid,
@@ -107,7 +106,7 @@ pub async fn partner_inbox(
 }
 
 /// One unclaimed lead of a queue.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct QueuedLead {
     /// The lead.
     pub lead_id: Uuid,
@@ -143,7 +142,7 @@ pub async fn queue_view(
 }
 
 /// One owner change of a lead.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct OwnerChangeRow {
     /// The lead's event sequence number.
     pub sequence: i64,
@@ -189,7 +188,7 @@ pub async fn ownership_history(
 }
 
 /// An owner as stored: kind and id.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
 pub struct OwnerRef {
     /// `partner_user`, `queue` or `internal_user` (`outside_territory` when a channel
     /// manager may not see it).
@@ -232,7 +231,7 @@ async fn lead_in_org(pool: &PgPool, org: OrgId, lead: LeadId) -> Result<bool, sq
 }
 
 /// A partner account in the directory.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct DirectoryAccount {
     /// Its id.
     pub account_id: Uuid,
@@ -263,7 +262,7 @@ pub async fn partner_accounts(
 }
 
 /// A partner user in the directory.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DirectoryUser {
     /// Its id.
     pub user_id: Uuid,
@@ -346,7 +345,7 @@ pub async fn partner_users(
 }
 
 /// A lead in a channel manager's view.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct ManagedLead {
     /// The lead.
     pub lead_id: Uuid,
@@ -391,7 +390,7 @@ pub async fn channel_manager_leads(
 }
 
 /// A queue and its members.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct QueueRow {
     /// The queue.
     pub queue_id: Uuid,
@@ -548,7 +547,7 @@ pub async fn account_users(
 }
 
 /// An email the mailer sent or is sending.
-#[derive(Debug, Clone, PartialEq, FromRow, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct NotificationRow {
     /// The event that triggered it.
     pub event_id: Uuid,

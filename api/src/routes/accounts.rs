@@ -7,13 +7,14 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::{MinPosition, Written};
 use crate::state::ApiState;
+use crate::views::{self, DirectoryAccount};
 use axum::extract::State;
 use axum::http::StatusCode;
 use leadroute_app::access::Role;
 use leadroute_app::{NewContact, NewPartnerAccount};
 use leadroute_domain::ids::{InternalUserId, PartnerAccountId, PartnerUserId};
 use leadroute_projections::projectors::DIRECTORY;
-use leadroute_projections::queries::{self, DirectoryAccount};
+use leadroute_projections::queries;
 use serde::Deserialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -97,12 +98,12 @@ async fn list_accounts(
     let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
     state.caught_up(&[DIRECTORY], &min).await?;
     let accounts = queries::partner_accounts(&state.pool, caller.org()).await?;
-    Ok(axum::Json(
+    Ok(axum::Json(views::all(
         accounts
             .into_iter()
             .filter(|a| role == Role::Admin || a.channel_manager == me.0)
             .collect(),
-    ))
+    )))
 }
 
 /// Activate an account as a partner (`ActivatePartner`); refused with `prm_not_enabled`

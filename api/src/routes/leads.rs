@@ -7,6 +7,7 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::{MinPosition, Written};
 use crate::state::ApiState;
+use crate::views::{self, ManagedLead, OwnerChangeRow, OwnerRef};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,7 +18,7 @@ use leadroute_app::NewLead;
 use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
 use leadroute_domain::queue::Queue;
 use leadroute_projections::projectors::{DIRECTORY, LEADS, OWNERSHIP_HISTORY};
-use leadroute_projections::queries::{self, ManagedLead, OwnerChangeRow, OwnerRef};
+use leadroute_projections::queries;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -308,7 +309,7 @@ async fn history(
             }
         }
     }
-    Ok(axum::Json(rows))
+    Ok(axum::Json(views::all(rows)))
 }
 
 /// Replace an owner outside channel manager `me`'s territory by `outside_territory` with
@@ -360,7 +361,7 @@ async fn owner_at(
     if let (Role::ChannelManager, Some(owner)) = (role, &mut owner) {
         hide_outside(&state, caller.org(), me, &mut owner.kind, &mut owner.id).await?;
     }
-    Ok(axum::Json(owner))
+    Ok(axum::Json(owner.map(Into::into)))
 }
 
 /// The lead exists in the log but the read models have not caught up with it.
@@ -405,7 +406,7 @@ async fn managed_leads(
     };
     state.caught_up(&[DIRECTORY, LEADS], &min).await?;
     let limit = crate::reads::page_limit(params.limit, 500, 5000)?;
-    Ok(axum::Json(
+    Ok(axum::Json(views::all(
         queries::channel_manager_leads(&state.pool, caller.org(), manager, limit).await?,
-    ))
+    )))
 }

@@ -6,13 +6,14 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::{MinPosition, Written};
 use crate::state::ApiState;
+use crate::views::{self, QueueRow, QueuedLead};
 use axum::extract::State;
 use axum::http::StatusCode;
 use leadroute_app::access::Role;
 use leadroute_domain::ids::{PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
-use leadroute_projections::queries::{self, QueueRow, QueueScope, QueuedLead};
+use leadroute_projections::queries::{self, QueueScope};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -86,7 +87,7 @@ async fn list_queues(
             queue.partner_accounts.clear();
         }
     }
-    Ok(axum::Json(queues))
+    Ok(axum::Json(views::all(queues)))
 }
 
 /// Kind of queue member.
@@ -211,7 +212,7 @@ async fn queue_leads(
         crate::reads::page_limit(params.limit, 100, 500)?,
     )
     .await?;
-    Ok(axum::Json(
+    Ok(axum::Json(views::all(
         leads
             .into_iter()
             .map(|mut lead| {
@@ -219,5 +220,5 @@ async fn queue_leads(
                 lead
             })
             .collect(),
-    ))
+    )))
 }

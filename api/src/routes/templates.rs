@@ -8,12 +8,13 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::Written;
 use crate::state::ApiState;
+use crate::views::{self, NotificationRow};
 use axum::extract::State;
 use leadroute_app::access::Role;
 use leadroute_app::mail;
 use leadroute_app::AppError;
 use leadroute_domain::templates::{Template, TemplateKind, Templates};
-use leadroute_projections::queries::{self, NotificationRow};
+use leadroute_projections::queries;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -224,5 +225,5 @@ async fn notifications(
         crate::reads::page_limit(limit.limit, 100, 500)?,
     )
     .await?;
-    Ok(axum::Json(rows))
+    Ok(axum::Json(views::all(rows)))
 }

@@ -7,13 +7,14 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::{MinPosition, Written};
 use crate::state::ApiState;
+use crate::views::{self, DirectoryUser, InboxItem};
 use axum::extract::State;
 use chrono::Datelike;
 use chrono::{DateTime, Utc};
 use leadroute_app::access::Role;
 use leadroute_domain::ids::{InvitationId, PartnerUserId};
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
-use leadroute_projections::queries::{self, DirectoryUser, InboxItem, InboxQuery};
+use leadroute_projections::queries::{self, InboxQuery};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -66,7 +67,7 @@ async fn list_users(
         }
         _ => users,
     };
-    Ok(axum::Json(users))
+    Ok(axum::Json(views::all(users)))
 }
 
 /// Activation options.
@@ -249,7 +250,7 @@ async fn inbox(
     };
     let filter = caller.visible_fields(&state).await?;
     let items = queries::partner_inbox(&state.pool, caller.org(), id, &query).await?;
-    Ok(axum::Json(
+    Ok(axum::Json(views::all(
         items
             .into_iter()
             .map(|mut item| {
@@ -257,5 +258,5 @@ async fn inbox(
                 item
             })
             .collect(),
-    ))
+    )))
 }
