@@ -36,6 +36,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{middleware, Router};
+use leadroute_app::Commands;
 use sqlx::PgPool;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -185,10 +186,16 @@ pub struct Api {
 impl Api {
     /// Bind `config.listen` (port 0 works) over `pool`, which must be migrated.
     pub async fn build(pool: PgPool, config: &ApiConfig) -> anyhow::Result<Api> {
+        Self::build_with(Commands::new(pool), config).await
+    }
+
+    /// Bind `config.listen` (port 0 works), executing through `commands` (sharing its
+    /// event store and cache with the rest of the process).
+    pub async fn build_with(commands: Commands, config: &ApiConfig) -> anyhow::Result<Api> {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LEADROUTE_LISTEN): {e}", config.listen)
         })?;
-        let state = ApiState::new(pool, config);
+        let state = ApiState::with_commands(commands, config);
         let bulk = state.bulk.clone();
         let limits = config.limits();
         let (router, _) = router_with(state, &limits);

@@ -97,7 +97,13 @@ pub struct ApiState {
 impl ApiState {
     /// State over `pool` (migrated) with `config`.
     pub fn new(pool: PgPool, config: &ApiConfig) -> Self {
-        let commands = Commands::new(pool.clone());
+        Self::with_commands(Commands::new(pool), config)
+    }
+
+    /// State executing through `commands` (sharing its event store and cache) with
+    /// `config`.
+    pub fn with_commands(commands: Commands, config: &ApiConfig) -> Self {
+        let pool = commands.store().pool().clone();
         let ttl = Duration::from_secs(config.session_ttl_minutes.max(1) * 60);
         Self {
             access: Access::new(pool.clone(), commands.clone(), ttl),

@@ -31,10 +31,15 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
         let nats = TestNats::new().await;
         let names = Names::new(&nats.prefix, &nats.crm_prefix())?;
         // Streams and consumer first, then a backlog, then the timed drain.
-        Tasks::intake(&db.pool, &nats.url, names.clone(), 1)
-            .await?
-            .stop()
-            .await;
+        Tasks::intake(
+            &leadroute_app::Commands::new(db.pool.clone()),
+            &nats.url,
+            names.clone(),
+            1,
+        )
+        .await?
+        .stop()
+        .await;
         for i in 0..events {
             let body = serde_json::json!({
                 "schema_version": 1, "upstream_event_id": format!("w{workers}-e{i}"), "upstream_system": "bench",
@@ -50,7 +55,13 @@ pub async fn run(events: usize) -> anyhow::Result<()> {
             .await?
             .await?;
         let started = Instant::now();
-        let running = Tasks::intake(&db.pool, &nats.url, names.clone(), workers).await?;
+        let running = Tasks::intake(
+            &leadroute_app::Commands::new(db.pool.clone()),
+            &nats.url,
+            names.clone(),
+            workers,
+        )
+        .await?;
         let stream = nats.js.get_stream(names.crm_stream()).await?;
         loop {
             let info = stream.consumer_info(names.intake_consumer()).await?;

@@ -72,7 +72,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Router(args) => {
             let workers = args.workers;
             run_workers(&args.database, &args.nats, |pool, url, names| async move {
-                Tasks::router(&pool, &url, names, workers).await
+                Tasks::router(&Commands::new(pool), &url, names, workers).await
             })
             .await?;
         }
@@ -82,14 +82,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let (workers, mail) = (args.workers, &args.mail);
             run_workers(&args.database, &args.nats, |pool, url, names| async move {
-                Tasks::mailer(&pool, &url, names, workers, mail).await
+                Tasks::mailer(&Commands::new(pool), &url, names, workers, mail).await
             })
             .await?;
         }
         Command::Intake(args) => {
             let workers = args.workers;
             run_workers(&args.database, &args.nats, |pool, url, names| async move {
-                Tasks::intake(&pool, &url, names, workers).await
+                Tasks::intake(&Commands::new(pool), &url, names, workers).await
             })
             .await?;
         }

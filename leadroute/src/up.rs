@@ -76,12 +76,14 @@ impl Up {
         };
         // The consumers exist before the publisher runs, so the mailer (which starts with
         // new events only) sees everything published from the first start on.
+        // One event store and cache for the whole process.
+        let commands = Commands::new(pool.clone());
         let rest = async {
-            let intake = Tasks::intake(pool, nats_url, names.clone(), 1).await?;
+            let intake = Tasks::intake(&commands, nats_url, names.clone(), 1).await?;
             running.workers.push(intake);
-            let router = Tasks::router(pool, nats_url, names.clone(), 1).await?;
+            let router = Tasks::router(&commands, nats_url, names.clone(), 1).await?;
             running.workers.push(router);
-            let mailer = Tasks::mailer(pool, nats_url, names.clone(), 1, &config.mail);
+            let mailer = Tasks::mailer(&commands, nats_url, names.clone(), 1, &config.mail);
             running.workers.push(mailer.await?);
             let publisher = tasks::publisher(nats_url, names.clone()).await?;
             running.tasks.push(Tasks::projectors_of(
@@ -89,7 +91,7 @@ impl Up {
                 vec![publisher],
                 Default::default(),
             ));
-            Api::build(pool.clone(), &config.api).await
+            Api::build_with(commands.clone(), &config.api).await
         }
         .await;
         match rest {

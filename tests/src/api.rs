@@ -310,6 +310,75 @@ impl TestApi {
             answer.body["position"].as_str().unwrap().to_string(),
         )
     }
+    /// `POST /v1/queues`: a new queue named `name`; returns its id.
+    pub async fn create_queue(&self, token: &str, name: &str) -> Uuid {
+        self.post("/v1/queues", token, json!({ "name": name }))
+            .await
+            .ok()
+            .uuid("id")
+    }
+
+    /// `POST /v1/queues/{queue}/members`: add a partner user or account (`kind`).
+    pub async fn add_queue_member(&self, token: &str, queue: Uuid, kind: &str, id: Uuid) -> Answer {
+        let body = json!({ "kind": kind, "id": id });
+        self.post(&format!("/v1/queues/{queue}/members"), token, body)
+            .await
+    }
+
+    /// `POST /v1/pools`: a new round-robin pool named `name`, with an optional cap of open
+    /// leads per member; returns its id.
+    pub async fn create_pool(&self, token: &str, name: &str, cap: Option<u32>) -> Uuid {
+        let body = match cap {
+            Some(cap) => json!({ "name": name, "cap": cap }),
+            None => json!({ "name": name }),
+        };
+        self.post("/v1/pools", token, body).await.ok().uuid("id")
+    }
+
+    /// `POST /v1/pools/{pool}/members`: add a partner user with `weight`.
+    pub async fn add_pool_member(
+        &self,
+        token: &str,
+        pool: Uuid,
+        user: Uuid,
+        weight: u32,
+    ) -> Answer {
+        let body = json!({ "kind": "partner_user", "id": user, "weight": weight });
+        self.post(&format!("/v1/pools/{pool}/members"), token, body)
+            .await
+    }
+
+    /// `POST /v1/rule-sets`: publish `spec` as the org's next rule-set version.
+    pub async fn publish_rules(&self, token: &str, spec: Value) -> Answer {
+        self.post("/v1/rule-sets", token, spec).await
+    }
+
+    /// `GET /v1/me`: who the caller is.
+    pub async fn me(&self, token: &str) -> Answer {
+        self.get("/v1/me", token).await
+    }
+
+    /// `GET /v1/leads/{lead}`.
+    pub async fn get_lead(&self, token: &str, lead: Uuid) -> Answer {
+        self.get(&format!("/v1/leads/{lead}"), token).await
+    }
+
+    /// `GET /v1/leads/{lead}/history`: the ownership history.
+    pub async fn history(&self, token: &str, lead: Uuid) -> Answer {
+        self.get(&format!("/v1/leads/{lead}/history"), token).await
+    }
+
+    /// `POST /v1/leads/{lead}/reassign` with `body` (`to`, `notify`).
+    pub async fn reassign(&self, token: &str, lead: Uuid, body: Value) -> Answer {
+        self.post(&format!("/v1/leads/{lead}/reassign"), token, body)
+            .await
+    }
+
+    /// `POST /v1/leads/{lead}/rerun`: route the lead again under the current rules.
+    pub async fn rerun(&self, token: &str, lead: Uuid) -> Answer {
+        self.post(&format!("/v1/leads/{lead}/rerun"), token, json!({}))
+            .await
+    }
 }
 
 impl Drop for TestApi {

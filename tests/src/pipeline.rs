@@ -46,7 +46,7 @@ impl Pipeline {
     /// `workers` intake workers.
     pub async fn intake(&self, workers: usize) -> Tasks {
         Tasks::intake(
-            &self.app.db.pool,
+            &self.app.commands,
             &self.nats.url,
             self.names.clone(),
             workers,
@@ -58,7 +58,7 @@ impl Pipeline {
     /// `workers` router workers.
     pub async fn router(&self, workers: usize) -> Tasks {
         Tasks::router(
-            &self.app.db.pool,
+            &self.app.commands,
             &self.nats.url,
             self.names.clone(),
             workers,
@@ -70,7 +70,7 @@ impl Pipeline {
     /// One mailer worker with `config`.
     pub async fn mailer(&self, config: &MailerConfig) -> Tasks {
         Tasks::mailer(
-            &self.app.db.pool,
+            &self.app.commands,
             &self.nats.url,
             self.names.clone(),
             1,

@@ -12,9 +12,9 @@ use crate::nats::{Names, NatsError};
 use async_nats::jetstream;
 use leadroute_app::lead_event::{self, DeadReason, Invalid};
 use leadroute_app::router::Router;
+use leadroute_app::Commands;
 use leadroute_app::{AppError, CommandMeta, NewLead};
 use leadroute_domain::ids::{Actor, OrgId};
-use sqlx::PgPool;
 use std::collections::BTreeMap;
 
 /// Name of this consumer in dead letters.
@@ -33,12 +33,13 @@ impl Intake {
     /// A worker for the CRM stream's durable intake consumer (streams and consumer
     /// created unless they exist).
     pub async fn worker(
-        pool: PgPool,
+        commands: Commands,
         js: jetstream::Context,
         names: Names,
     ) -> Result<Worker<Intake>, NatsError> {
+        let pool = commands.store().pool().clone();
         let intake = Intake {
-            router: Router::new(pool.clone()),
+            router: Router::with_commands(commands),
             names: names.clone(),
         };
         let stream = (names.crm_stream(), names.crm_subjects());

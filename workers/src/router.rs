@@ -11,6 +11,7 @@ use crate::publisher::Envelope;
 use async_nats::jetstream;
 use leadroute_app::lead_event::{DeadReason, Invalid};
 use leadroute_app::router::Router;
+use leadroute_app::Commands;
 use leadroute_app::{codes, AppError};
 use leadroute_domain::ids::{LeadId, OrgId};
 use leadroute_domain::lead::LeadEvent;
@@ -35,12 +36,13 @@ pub struct RouterConsumer {
 impl RouterConsumer {
     /// A worker for the events stream's durable router consumer (created unless it exists).
     pub async fn worker(
-        pool: PgPool,
+        commands: Commands,
         js: jetstream::Context,
         names: Names,
     ) -> Result<Worker<RouterConsumer>, NatsError> {
+        let pool = commands.store().pool().clone();
         let consumer = RouterConsumer {
-            router: Router::new(pool.clone()),
+            router: Router::with_commands(commands),
             pool: pool.clone(),
         };
         let stream = (names.events_stream(), names.events_subjects());

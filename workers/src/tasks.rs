@@ -4,6 +4,7 @@
 //! progress rolls back, a consumer finishes the messages in hand).
 
 use crate::nats;
+use leadroute_app::Commands;
 use leadroute_projections::projectors;
 use leadroute_projections::runtime::{self, Projector, RunOptions};
 use sqlx::PgPool;
@@ -71,40 +72,42 @@ impl Tasks {
         tasks
     }
 
-    /// `workers` intake workers on the NATS server at `url` under `names`.
+    /// `workers` intake workers on the NATS server at `url` under `names`, executing
+    /// through `commands` (one event store and cache per process).
     pub async fn intake(
-        pool: &PgPool,
+        commands: &Commands,
         url: &str,
         names: nats::Names,
         workers: usize,
     ) -> anyhow::Result<Tasks> {
         let worker =
-            crate::intake::Intake::worker(pool.clone(), nats::connect(url).await?, names).await?;
+            crate::intake::Intake::worker(commands.clone(), nats::connect(url).await?, names)
+                .await?;
         Ok(Self::consumers(worker, workers))
     }
 
     /// `workers` router workers on the NATS server at `url` under `names`.
     pub async fn router(
-        pool: &PgPool,
+        commands: &Commands,
         url: &str,
         names: nats::Names,
         workers: usize,
     ) -> anyhow::Result<Tasks> {
         let js = nats::connect(url).await?;
-        let worker = crate::router::RouterConsumer::worker(pool.clone(), js, names).await?;
+        let worker = crate::router::RouterConsumer::worker(commands.clone(), js, names).await?;
         Ok(Self::consumers(worker, workers))
     }
 
     /// `workers` mailer workers on the NATS server at `url` under `names`.
     pub async fn mailer(
-        pool: &PgPool,
+        commands: &Commands,
         url: &str,
         names: nats::Names,
         workers: usize,
         config: &crate::mailer::MailerConfig,
     ) -> anyhow::Result<Tasks> {
         let js = nats::connect(url).await?;
-        let worker = crate::mailer::Mailer::worker(pool.clone(), js, names, config).await?;
+        let worker = crate::mailer::Mailer::worker(commands.clone(), js, names, config).await?;
         Ok(Self::consumers(worker, workers))
     }
 

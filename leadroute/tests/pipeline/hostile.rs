@@ -26,7 +26,7 @@ async fn publish_then_drain(
     subject: &str,
     bodies: Vec<Vec<u8>>,
 ) {
-    Tasks::intake(&app.db.pool, &nats.url, names.clone(), 1)
+    Tasks::intake(&app.commands, &nats.url, names.clone(), 1)
         .await
         .unwrap()
         .stop()
@@ -39,7 +39,7 @@ async fn publish_then_drain(
             .await
             .unwrap();
     }
-    let workers = Tasks::intake(&app.db.pool, &nats.url, names.clone(), 1)
+    let workers = Tasks::intake(&app.commands, &nats.url, names.clone(), 1)
         .await
         .unwrap();
     let settled = eventually(Duration::from_secs(60), || async {

@@ -90,7 +90,7 @@ async fn valid_duplicate_and_malformed_events_each_end_where_they_should() {
     let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
     let org = app.org().await;
     let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
-    let workers = Tasks::intake(&app.db.pool, &nats.url, names.clone(), 2)
+    let workers = Tasks::intake(&app.commands, &nats.url, names.clone(), 2)
         .await
         .unwrap();
 
@@ -235,7 +235,7 @@ async fn an_intake_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
     let org = app.org().await;
     let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
     // Create the streams and the consumer, then publish before any worker runs.
-    Tasks::intake(&app.db.pool, &nats.url, names.clone(), 1)
+    Tasks::intake(&app.commands, &nats.url, names.clone(), 1)
         .await
         .unwrap()
         .stop()
@@ -290,7 +290,7 @@ async fn an_intake_killed_mid_stream_and_restarted_loses_and_repeats_nothing() {
 async fn a_dead_letter_is_listed_shown_and_replayed_once_its_cause_is_fixed() {
     let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
     let names = Names::new(&nats.prefix, &nats.crm_prefix()).unwrap();
-    let workers = Tasks::intake(&app.db.pool, &nats.url, names.clone(), 1)
+    let workers = Tasks::intake(&app.commands, &nats.url, names.clone(), 1)
         .await
         .unwrap();
     let missing_org = OrgId::new_random();

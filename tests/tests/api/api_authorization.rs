@@ -50,13 +50,8 @@ async fn world(api: &TestApi, tag: &str) -> World {
     let (p1, p2) = (partners[0].clone(), partners[1].clone());
     let mut queues = Vec::new();
     for (n, member) in [p1.1, p2.1].into_iter().enumerate() {
-        let q = api
-            .post("/v1/queues", &admin, json!({"name": format!("q{n}")}))
-            .await
-            .ok()
-            .uuid("id");
-        let body = json!({"kind": "partner_user", "id": member});
-        api.post(&format!("/v1/queues/{q}/members"), &admin, body)
+        let q = api.create_queue(&admin, &format!("q{n}")).await;
+        api.add_queue_member(&admin, q, "partner_user", member)
             .await
             .ok();
         queues.push(q);
@@ -86,11 +81,7 @@ async fn world(api: &TestApi, tag: &str) -> World {
         )
         .await
         .ok();
-    let pool = api
-        .post("/v1/pools", &admin, json!({"name": "round-robin"}))
-        .await
-        .ok()
-        .uuid("id");
+    let pool = api.create_pool(&admin, "round-robin", None).await;
     let bulk = api
         .post(
             "/v1/bulk-reassignments",

@@ -207,11 +207,7 @@ async fn ten_thousand_leads_move_with_one_operation_id_and_ineligible_ones_are_r
     // The history names the operation; the owner is Bob.
     let lead = ids[42];
     let history = eventually(Duration::from_secs(30), || async {
-        let history = api
-            .get(&format!("/v1/leads/{lead}/history"), &org.admin)
-            .await
-            .ok()
-            .body;
+        let history = api.history(&org.admin, lead).await.ok().body;
         let last = history.as_array()?.last()?.clone();
         (last["cause"] == "bulk").then_some(last)
     })
@@ -220,8 +216,7 @@ async fn ten_thousand_leads_move_with_one_operation_id_and_ineligible_ones_are_r
         Some(history) => history,
         None => panic!(
             "the history projection records the bulk move: {:?} {:?}",
-            api.get(&format!("/v1/leads/{lead}/history"), &org.admin)
-                .await,
+            api.history(&org.admin, lead).await,
             leadroute_projections::status::status(&api.db.pool, &["ownership_history", "leads"])
                 .await
         ),
@@ -314,11 +309,7 @@ async fn a_pool_spreads_the_leads_and_an_unassignable_target_refuses_each_with_i
     let org = api.prm_org().await;
     let (_, _, _, ada) = partner(&api, &org, "ada@pool.example").await;
     let (_, _, account, bob) = partner(&api, &org, "bob@pool.example").await;
-    let pool = api
-        .post("/v1/pools", &org.admin, json!({"name": "spread"}))
-        .await
-        .ok()
-        .uuid("id");
+    let pool = api.create_pool(&org.admin, "spread", None).await;
     for member in [ada, bob] {
         api.post(
             &format!("/v1/pools/{pool}/members"),
@@ -427,11 +418,7 @@ async fn a_channel_manager_moves_only_leads_of_their_accounts_and_follows_only_t
     )
     .await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "{foreign:?}");
-    let pool = api
-        .post("/v1/pools", &org.admin, json!({"name": "p"}))
-        .await
-        .ok()
-        .uuid("id");
+    let pool = api.create_pool(&org.admin, "p", None).await;
     let pooled = start(
         &api,
         &cm1,

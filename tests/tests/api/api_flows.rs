@@ -112,7 +112,7 @@ async fn a_lead_reaches_a_partner_inbox_through_the_whole_seed_flow() {
         "partners see only partner-visible fields"
     );
 
-    let seen = api.get(&format!("/v1/leads/{lead}"), &session).await.ok();
+    let seen = api.get_lead(&session, lead).await.ok();
     assert_eq!(
         seen.body["owner"],
         json!({"kind": "partner_user", "id": user})
@@ -122,7 +122,7 @@ async fn a_lead_reaches_a_partner_inbox_through_the_whole_seed_flow() {
         json!({"company": "Globex"}),
         "no hidden field on a lead read"
     );
-    let internal = api.get(&format!("/v1/leads/{lead}"), &manager).await.ok();
+    let internal = api.get_lead(&manager, lead).await.ok();
     assert_eq!(
         internal.body["fields"]["phone"], "555-0100",
         "internal users see every field"
@@ -243,11 +243,7 @@ async fn of_two_members_claiming_one_queued_lead_exactly_one_wins() {
     let org = api.prm_org().await;
     let (_, account) = api.managed_account(&org).await;
     let mut sessions = Vec::new();
-    let queue = api
-        .post("/v1/queues", &org.admin, json!({"name": "EMEA inbound"}))
-        .await
-        .ok()
-        .uuid("id");
+    let queue = api.create_queue(&org.admin, "EMEA inbound").await;
     for email in ["one@partner.example", "two@partner.example"] {
         let user = api.activated_user(&org.admin, account, email).await;
         sessions.push(api.signed_in(org.id, user, email).await);
@@ -550,7 +546,7 @@ async fn a_deactivated_partner_user_is_refused_as_owner_and_signed_out() {
         .activated_user(&org.admin, account, "gone@partner.example")
         .await;
     let session = api.signed_in(org.id, user, "gone@partner.example").await;
-    api.get("/v1/me", &session).await.ok();
+    api.me(&session).await.ok();
     api.post(
         &format!("/v1/partner-users/{user}/deactivate"),
         &org.admin,
@@ -558,10 +554,7 @@ async fn a_deactivated_partner_user_is_refused_as_owner_and_signed_out() {
     )
     .await
     .ok();
-    assert_eq!(
-        api.get("/v1/me", &session).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(api.me(&session).await.status, StatusCode::UNAUTHORIZED);
     let (lead, _) = api.lead(&org.admin, json!({})).await;
     let refused = api
         .post(
@@ -699,7 +692,7 @@ async fn deactivating_a_partner_account_ends_its_users_sessions() {
         .activated_user(&org.admin, account, "s@partner.example")
         .await;
     let session = api.signed_in(org.id, user, "s@partner.example").await;
-    api.get("/v1/me", &session).await.ok();
+    api.me(&session).await.ok();
     api.post(
         &format!("/v1/partner-accounts/{account}/deactivate"),
         &org.admin,
@@ -707,10 +700,7 @@ async fn deactivating_a_partner_account_ends_its_users_sessions() {
     )
     .await
     .ok();
-    assert_eq!(
-        api.get("/v1/me", &session).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(api.me(&session).await.status, StatusCode::UNAUTHORIZED);
     let wrong_method = api
         .call_with(Method::DELETE, "/v1/me", Some(&org.admin), None, &[])
         .await;

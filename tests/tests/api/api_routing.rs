@@ -23,14 +23,9 @@ async fn assignable(api: &TestApi, org: &TestOrg, account: Uuid) -> Uuid {
 }
 
 async fn pool(api: &TestApi, org: &TestOrg, cap: Option<u32>, members: &[(Uuid, u32)]) -> Uuid {
-    let pool = api
-        .post("/v1/pools", &org.admin, json!({"name": "rr", "cap": cap}))
-        .await
-        .ok()
-        .uuid("id");
+    let pool = api.create_pool(&org.admin, "rr", cap).await;
     for (user, weight) in members {
-        let body = json!({"kind": "partner_user", "id": user, "weight": weight});
-        api.post(&format!("/v1/pools/{pool}/members"), &org.admin, body)
+        api.add_pool_member(&org.admin, pool, *user, *weight)
             .await
             .ok();
     }
@@ -38,14 +33,11 @@ async fn pool(api: &TestApi, org: &TestOrg, cap: Option<u32>, members: &[(Uuid, 
 }
 
 async fn publish(api: &TestApi, org: &TestOrg, rules: Value) {
-    api.post("/v1/rule-sets", &org.admin, rules).await.ok();
+    api.publish_rules(&org.admin, rules).await.ok();
 }
 
 async fn rerun(api: &TestApi, org: &TestOrg, lead: Uuid) -> Value {
-    let written = api
-        .post(&format!("/v1/leads/{lead}/rerun"), &org.admin, json!({}))
-        .await
-        .ok();
+    let written = api.rerun(&org.admin, lead).await.ok();
     let decisions = api
         .get(&format!("/v1/leads/{lead}/decisions"), &org.admin)
         .await
@@ -69,11 +61,7 @@ async fn a_rerun_routes_by_the_first_matching_entry_and_records_its_decision() {
         .activated_user(&org.admin, account, "never@partner.example")
         .await;
     let pool = pool(&api, &org, None, &[(never, 1), (ready, 1)]).await;
-    let queue = api
-        .post("/v1/queues", &org.admin, json!({"name": "rest"}))
-        .await
-        .ok()
-        .uuid("id");
+    let queue = api.create_queue(&org.admin, "rest").await;
     publish(&api, &org, json!({
         "entries": [
             {"criteria": [{"op": "equals", "field": "country", "value": "FR"}], "target": to("queue", queue)},
@@ -137,11 +125,7 @@ async fn a_keep_owner_entry_keeps_an_assignable_owner() {
     let api = TestApi::spawn().await;
     let (org, account) = setup(&api).await;
     let owner = assignable(&api, &org, account).await;
-    let queue = api
-        .post("/v1/queues", &org.admin, json!({"name": "q"}))
-        .await
-        .ok()
-        .uuid("id");
+    let queue = api.create_queue(&org.admin, "q").await;
     publish(
         &api,
         &org,
@@ -179,16 +163,8 @@ async fn a_keep_owner_entry_keeps_an_assignable_owner() {
 async fn a_new_version_changes_only_leads_routed_after_it() {
     let api = TestApi::spawn().await;
     let (org, _) = setup(&api).await;
-    let first = api
-        .post("/v1/queues", &org.admin, json!({"name": "first"}))
-        .await
-        .ok()
-        .uuid("id");
-    let second = api
-        .post("/v1/queues", &org.admin, json!({"name": "second"}))
-        .await
-        .ok()
-        .uuid("id");
+    let first = api.create_queue(&org.admin, "first").await;
+    let second = api.create_queue(&org.admin, "second").await;
     publish(
         &api,
         &org,
@@ -213,11 +189,7 @@ async fn a_new_version_changes_only_leads_routed_after_it() {
         rerun(&api, &org, late).await["event"]["change"]["to"],
         to("queue", second)
     );
-    let lead = api
-        .get(&format!("/v1/leads/{early}"), &org.admin)
-        .await
-        .ok()
-        .body;
+    let lead = api.get_lead(&org.admin, early).await.ok().body;
     assert_eq!(
         lead["owner"],
         to("queue", first),
@@ -399,9 +371,7 @@ async fn malformed_rule_sets_and_pools_are_refused_with_their_place() {
         ("validation_failed", Some("body.entries[0].criteria[0].op"))
     );
     let (lead, _) = api.lead(&org.admin, json!({})).await;
-    let none = api
-        .post(&format!("/v1/leads/{lead}/rerun"), &org.admin, json!({}))
-        .await;
+    let none = api.rerun(&org.admin, lead).await;
     assert_eq!(
         (none.status, none.code()),
         (StatusCode::CONFLICT, "no_rule_set"),

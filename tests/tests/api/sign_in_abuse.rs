@@ -95,11 +95,11 @@ async fn deactivation_ends_sessions_for_good_and_reactivation_needs_a_new_passwo
         .activated_user(&org.admin, account, "pat@partner.example")
         .await;
     let session = api.signed_in(org.id, user, "pat@partner.example").await;
-    assert_eq!(api.get("/v1/me", &session).await.status, 200);
+    assert_eq!(api.me(&session).await.status, 200);
 
     let deactivate = format!("/v1/partner-accounts/{account}/deactivate");
     api.post(&deactivate, &org.admin, json!({})).await.ok();
-    assert_eq!(api.get("/v1/me", &session).await.status, 401);
+    assert_eq!(api.me(&session).await.status, 401);
     let refused = api.sign_in(org.id, "pat@partner.example", PASSWORD).await;
     assert_eq!(
         (refused.status, refused.code()),
@@ -109,7 +109,7 @@ async fn deactivation_ends_sessions_for_good_and_reactivation_needs_a_new_passwo
     let activate = format!("/v1/partner-accounts/{account}/activate");
     api.post(&activate, &org.admin, json!({})).await.ok();
     assert_eq!(
-        api.get("/v1/me", &session).await.status,
+        api.me(&session).await.status,
         401,
         "reactivating the account revives no session"
     );

@@ -24,14 +24,9 @@ async fn a_channel_manager_sees_only_their_territory_in_queues_and_history() {
     api.signed_in(org.id, bob, "bob@theirs.example").await;
     let (mut queues, mut position) = (Vec::new(), String::new());
     for (name, member) in [("mine", ada), ("theirs", bob)] {
-        let queue = api
-            .post("/v1/queues", &org.admin, json!({"name": name}))
-            .await
-            .ok()
-            .uuid("id");
-        let body = json!({"kind": "partner_user", "id": member});
+        let queue = api.create_queue(&org.admin, name).await;
         let added = api
-            .post(&format!("/v1/queues/{queue}/members"), &org.admin, body)
+            .add_queue_member(&org.admin, queue, "partner_user", member)
             .await
             .ok();
         position = added.body["position"].as_str().unwrap().to_string();
@@ -80,17 +75,14 @@ async fn a_channel_manager_sees_only_their_territory_in_queues_and_history() {
     assert_eq!(rows[1]["from_kind"], "outside_territory");
     assert!(rows[1]["from_id"].is_null());
     assert_eq!(rows[1]["to_id"], json!(ada));
-    let full = api
-        .get(&format!("/v1/leads/{lead}/history"), &org.admin)
-        .await
-        .ok();
+    let full = api.history(&org.admin, lead).await.ok();
     assert_eq!(full.body[0]["to_id"], json!(bob), "admins see every owner");
 
-    let seen = api.get(&format!("/v1/leads/{lead}"), &token).await.ok();
+    let seen = api.get_lead(&token, lead).await.ok();
     assert!(
         seen.body.get("upstream_lead_id").is_none() && seen.body.get("upstream_system").is_none(),
         "{seen:?}"
     );
-    let internal = api.get(&format!("/v1/leads/{lead}"), &org.admin).await.ok();
+    let internal = api.get_lead(&org.admin, lead).await.ok();
     assert!(internal.body["upstream_lead_id"].is_string());
 }

@@ -192,12 +192,12 @@ struct Recipient {
 impl Mailer {
     /// A worker for the events stream's durable mailer consumer (created unless it exists).
     pub async fn worker(
-        pool: PgPool,
+        commands: Commands,
         js: jetstream::Context,
         names: Names,
         config: &MailerConfig,
     ) -> anyhow::Result<Worker<Mailer>> {
-        let commands = Commands::new(pool.clone());
+        let pool = commands.store().pool().clone();
         let mailer = Mailer {
             access: Access::new(pool.clone(), commands.clone(), Duration::ZERO),
             commands,
