@@ -192,6 +192,14 @@ pub fn resolve(
             let pool = facts.pool(pool_id).ok_or(target)?;
             let judged = candidates(pool, facts, Caps::Apply);
             return match pick_member(pool, lead_id, trigger, judged, facts.now()) {
+                // The pick lands on the owner the lead already has: it is kept, and the
+                // rotation does not move (nobody lost or gained a turn).
+                Ok(pick) if lead.owner.is_some() && lead.owner == Some(owner_of(pick.member)) => {
+                    decision.candidates = pick.candidates;
+                    decision.pool_after = pick.before.clone();
+                    decision.pool_before = pick.before;
+                    done(decision, RouteOutcome::Keep)
+                }
                 Ok(pick) => {
                     decision.candidates = pick.candidates;
                     decision.pool_before = pick.before;
@@ -219,6 +227,14 @@ pub fn resolve(
         _ => RouteOutcome::Leave(NotRouted::for_candidates(&decision.candidates)),
     };
     done(decision, outcome)
+}
+
+/// The owner a lead has when `member` holds it.
+fn owner_of(member: Member) -> Owner {
+    match member {
+        Member::PartnerUser(user) => Owner::PartnerUser(user),
+        Member::Queue(queue) => Owner::Queue(queue),
+    }
 }
 
 /// Give the lead to `member`, with whether it may receive it (the lead checks again).

@@ -71,6 +71,7 @@ fn pool_log(members: &[(Member, u32)], cap: Option<u32>) -> Vec<PoolEvent> {
             .map(|&(member, weight)| PoolEvent::PoolMemberAdded {
                 member,
                 weight,
+                at_back: true,
                 actor: admin(),
                 at: t0(),
             }),
@@ -209,6 +210,42 @@ fn a_repeated_trigger_gets_its_earlier_member_and_moves_nothing() {
     assert_eq!(again.outcome, first.outcome);
     assert!(again.pick.is_none());
     assert_eq!(again.decision.pool_before, None);
+}
+
+#[test]
+fn a_rerun_that_lands_on_the_current_owner_keeps_it_and_moves_no_rotation() {
+    // Pool [A, B, C]; three leads go to A, B, C; re-running the first lead picks A again:
+    // the owner is kept and the next new lead still goes to A.
+    let (a, b, c) = (user(1), user(2), user(3));
+    let members: Vec<(Member, u32)> = [a, b, c]
+        .iter()
+        .map(|u| (Member::PartnerUser(*u), 1))
+        .collect();
+    let mut facts = facts_with_pool(&members, None);
+    let rules = rules_to(Target::Pool(POOL), false);
+    let mut owners = Vec::new();
+    for n in 0..3 {
+        let r = resolve_now(&rules, &lead(None), 10 + n, &facts);
+        let (pool, command) = r.pick.expect("a pick");
+        facts.apply_pick(pool, command).unwrap();
+        owners.push(r.outcome);
+    }
+    let first_owner = Owner::PartnerUser(a);
+    assert!(matches!(owners[0], RouteOutcome::Assign { to, .. } if to == first_owner));
+    let rerun = resolve(
+        &rules,
+        LeadId(Uuid::from_u128(7)),
+        &lead(Some(first_owner)),
+        Uuid::from_u128(99),
+        Trigger::Rerun,
+        &facts,
+    )
+    .unwrap();
+    assert_eq!(rerun.outcome, RouteOutcome::Keep);
+    assert!(rerun.pick.is_none(), "no pick is recorded");
+    assert_eq!(rerun.decision.pool_before, rerun.decision.pool_after);
+    let next = resolve_now(&rules, &lead(None), 20, &facts);
+    assert!(matches!(next.outcome, RouteOutcome::Assign { to, .. } if to == first_owner));
 }
 
 /// One member of a generated pool: a partner user or a queue, its weight, its standing

@@ -96,6 +96,10 @@ pub enum PoolEvent {
         member: Member,
         /// Its weight.
         weight: u32,
+        /// Joined at the back of the line (version 1.2); older events joined level with
+        /// the member due then.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        at_back: bool,
         /// Who added it.
         actor: Actor,
         /// When.
@@ -130,12 +134,16 @@ pub enum PoolEvent {
         /// The rotation after the pick, as version 1.0 stored it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         rotation: Option<Rotation>,
+        /// Picked by the place-in-line rule (version 1.2); older picks replay by the rule
+        /// they were decided by ([`Rotation::pick_levelled`]).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        place: bool,
         /// When.
         at: DateTime<Utc>,
     },
 }
 
-crate::domain_event!(PoolEvent, version "1.1", {
+crate::domain_event!(PoolEvent, version "1.2", {
     PoolCreated => "PoolCreated",
     PoolMemberAdded => "PoolMemberAdded",
     PoolMemberRemoved => "PoolMemberRemoved",
@@ -256,6 +264,7 @@ impl Pool {
             member,
             skipped,
             rotation: None,
+            place: true,
             at,
         }])
     }
@@ -304,6 +313,7 @@ impl Decider for Pool {
                 Ok(vec![PoolEvent::PoolMemberAdded {
                     member,
                     weight,
+                    at_back: true,
                     actor,
                     at,
                 }])
@@ -335,8 +345,17 @@ impl Decider for Pool {
                 self.name = name.clone();
                 self.cap = *cap;
             }
-            PoolEvent::PoolMemberAdded { member, weight, .. } => {
-                self.rotation.add(*member, *weight);
+            PoolEvent::PoolMemberAdded {
+                member,
+                weight,
+                at_back,
+                ..
+            } => {
+                if *at_back {
+                    self.rotation.add_at_back(*member, *weight);
+                } else {
+                    self.rotation.add(*member, *weight);
+                }
             }
             PoolEvent::PoolMemberRemoved { member, .. } => self.rotation.remove(*member),
             PoolEvent::PoolMemberPicked {
@@ -344,21 +363,19 @@ impl Decider for Pool {
                 member,
                 skipped,
                 rotation,
+                place,
                 ..
             } => {
-                self.rotation = match rotation {
-                    Some(rotation) => rotation.clone(),
-                    None => match self.rotation.pick(|m| !skipped.contains(&m)) {
-                        Some((picked, rotation)) => {
-                            debug_assert_eq!(
-                                picked, *member,
-                                "a replayed pick gives the same member"
-                            );
-                            rotation
-                        }
-                        None => self.rotation.clone(),
-                    },
+                let eligible = |m| !skipped.contains(&m);
+                let replayed = match rotation {
+                    Some(rotation) => Some((*member, rotation.clone())),
+                    None if *place => self.rotation.pick(eligible),
+                    None => self.rotation.pick_levelled(eligible),
                 };
+                if let Some((picked, rotation)) = replayed {
+                    debug_assert_eq!(picked, *member, "a replayed pick gives the same member");
+                    self.rotation = rotation;
+                }
                 self.recent_picks.push_back((*trigger, *member));
                 if self.recent_picks.len() > REMEMBERED_PICKS {
                     self.recent_picks.pop_front();

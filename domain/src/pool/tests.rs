@@ -27,6 +27,7 @@ fn added(n: u128, weight: u32) -> PoolEvent {
     PoolEvent::PoolMemberAdded {
         member: user(n),
         weight,
+        at_back: true,
         actor: admin(),
         at: t0(),
     }

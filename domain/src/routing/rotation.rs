@@ -2,13 +2,20 @@
 //! fair queueing, WF2Q): each member's turn lasts a stride inversely proportional to its
 //! weight; virtual time advances by one lead's worth of the eligible members' total weight
 //! per pick; the next lead goes, among the eligible members whose turn has started, to the
-//! one whose turn ends first (the earliest member on a tie). With equal weights that is the
-//! member waiting longest; with weights w each member gets N·w/Σw ± 1 of N leads.
+//! one whose turn ends first; on a tie, to the one served longest ago (then the earliest
+//! joined). With equal weights that is the member who has waited longest; with weights w
+//! each member gets N·w/Σw ± 1 of N leads.
 //!
-//! Members that are skipped (paused, not assignable, at their cap, removed) keep their
-//! place, so every other member keeps its order; a member who joins or returns starts at
-//! the current virtual time, so it takes its turn in order with no catch-up burst. Integer
-//! arithmetic only.
+//! **Place in line** (FEATURES.md, "Routing semantics"). A member skipped for any reason
+//! (paused, at its cap, not assignable) keeps its place: once eligible again it is served
+//! from there, usually next, and then goes to the back like anyone else. Its place is
+//! bounded to one turn behind virtual time, so a long absence earns one turn, never a
+//! burst. A member who joins starts at the back. Removing a member changes nobody else's
+//! place. Integer arithmetic only.
+//!
+//! Picks stored before this rule (pool events before version 1.2) replay under the rule
+//! they were decided by, [`Rotation::pick_levelled`], which levelled a returning member up
+//! to the current virtual time.
 
 use crate::ids::{PartnerUserId, QueueId};
 use serde::{Deserialize, Serialize};
@@ -37,8 +44,11 @@ pub struct Slot {
     pub weight: u32,
     /// Virtual time at which its next turn starts.
     pub pass: u64,
-    /// Eligible at the last pick (a member who was not is levelled up when it returns).
+    /// Eligible at the last pick (a member who was not is placed again when it returns).
     pub active: bool,
+    /// The pick count at its last turn, or when it joined: who was served longest ago.
+    #[serde(default)]
+    pub served: u64,
 }
 
 impl Slot {
@@ -53,9 +63,11 @@ impl Slot {
 pub struct Rotation {
     /// Members in join order.
     pub slots: Vec<Slot>,
-    /// Virtual time: members whose turn started at or before it may be picked; a member
-    /// returning from a pause, or joining, starts no earlier.
+    /// Virtual time: members whose turn started at or before it may be picked.
     pub now: u64,
+    /// Picks made so far (orders members served at the same virtual time).
+    #[serde(default)]
+    pub picks: u64,
 }
 
 impl Rotation {
@@ -76,14 +88,30 @@ impl Rotation {
         }
     }
 
-    /// Add a member with `weight` at the end, level with the member due now.
+    /// Add a member with `weight`, level with the member due now (the rule of pool events
+    /// before version 1.2; see [`Rotation::add_at_back`]).
     pub fn add(&mut self, member: Member, weight: u32) {
+        let pass = self.now;
+        self.insert(member, weight, pass);
+    }
+
+    /// Add a member with `weight` at the back of the line: after every member waiting or
+    /// served at the current virtual time, at most one of its own turns ahead of it.
+    pub fn add_at_back(&mut self, member: Member, weight: u32) {
+        let stride = TURN / u64::from(weight.max(1));
+        let last = self.slots.iter().map(|s| s.pass).fold(self.now, u64::max);
+        let pass = last.min(self.now + stride);
+        self.insert(member, weight, pass);
+    }
+
+    fn insert(&mut self, member: Member, weight: u32, pass: u64) {
         if !self.contains(member) {
             self.slots.push(Slot {
                 member,
                 weight,
-                pass: self.now,
+                pass,
                 active: false,
+                served: self.picks,
             });
         }
     }
@@ -94,15 +122,30 @@ impl Rotation {
     }
 
     /// The member the next lead goes to among those `eligible` accepts, and the rotation
-    /// after that turn; `None` when nobody is eligible (the rotation does not move).
+    /// after that turn; `None` when nobody is eligible (the rotation does not move). A
+    /// member returning after being skipped keeps its place, bounded to one turn behind.
     pub fn pick(&self, eligible: impl Fn(Member) -> bool) -> Option<(Member, Rotation)> {
+        self.pick_by(eligible, Rule::PlaceInLine)
+    }
+
+    /// The pick of pool events before version 1.2: a returning member was levelled up to
+    /// the current virtual time, and ties went to the earliest joined. Only for replaying
+    /// those events.
+    pub fn pick_levelled(&self, eligible: impl Fn(Member) -> bool) -> Option<(Member, Rotation)> {
+        self.pick_by(eligible, Rule::Levelled)
+    }
+
+    fn pick_by(&self, eligible: impl Fn(Member) -> bool, rule: Rule) -> Option<(Member, Rotation)> {
         let mut next = self.clone();
         let mut total_weight = 0u64;
         let mut earliest: Option<u64> = None;
         for slot in next.slots.iter_mut() {
             let is_eligible = eligible(slot.member);
             if is_eligible && !slot.active {
-                slot.pass = slot.pass.max(self.now);
+                slot.pass = match rule {
+                    Rule::Levelled => slot.pass.max(self.now),
+                    Rule::PlaceInLine => slot.pass.max(self.now.saturating_sub(slot.stride())),
+                };
             }
             slot.active = is_eligible;
             if is_eligible {
@@ -112,20 +155,54 @@ impl Rotation {
         }
         // Nobody's turn has started (members left): virtual time jumps to the earliest.
         let now = self.now.max(earliest?);
-        let (_, best) = next
-            .slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| slot.active && slot.pass <= now)
-            .map(|(i, slot)| (slot.pass + slot.stride(), i))
-            .min()?;
+        let equal_weights = next.slots.windows(2).all(|w| w[0].weight == w[1].weight);
+        let by_wait = rule == Rule::PlaceInLine && equal_weights;
+        let best = if by_wait {
+            // Equal weights: exactly the member who has waited longest.
+            next.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, slot)| slot.active)
+                .map(|(i, slot)| (slot.served, i))
+                .min()?
+                .1
+        } else {
+            next.slots
+                .iter()
+                .enumerate()
+                .filter(|(_, slot)| slot.active && slot.pass <= now)
+                .map(|(i, slot)| {
+                    let served = match rule {
+                        Rule::Levelled => 0,
+                        Rule::PlaceInLine => slot.served,
+                    };
+                    (slot.pass + slot.stride(), served, i)
+                })
+                .min()?
+                .2
+        };
         next.now = now + TURN.div_ceil(total_weight);
+        next.picks = self.picks + 1;
         let slot = &mut next.slots[best];
+        if by_wait {
+            // Its virtual time stays where the weighted rule would expect it.
+            slot.pass = slot.pass.max(now);
+        }
         slot.pass += slot.stride();
+        slot.served = next.picks;
         let member = slot.member;
         next.rebase();
         Some((member, next))
     }
+}
+
+/// Which pick rule a stored pick was decided by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    /// Pool events before version 1.2.
+    Levelled,
+    /// FEATURES.md's place in line.
+    PlaceInLine,
 }
 
 #[cfg(test)]
@@ -197,6 +274,74 @@ mod tests {
         assert_eq!((count(1), count(2), count(3)), (20, 10, 10));
     }
 
+    fn members(names: &[u128]) -> Vec<Member> {
+        names.iter().map(|&n| user(n)).collect()
+    }
+
+    #[test]
+    fn members_back_from_a_pause_are_served_from_their_place_first() {
+        // Pool [A, B, C, D, E]; B, C, D paused; two leads go to A then E; all back: the
+        // ones who waited longest (B, C, D) go first, then A, then E.
+        let (a, e) = (user(1), user(5));
+        let (two, r) = run(rotation(&[1, 1, 1, 1, 1]), 2, |m| m == a || m == e);
+        assert_eq!(two, [a, e]);
+        let (next, _) = run(r, 5, |_| true);
+        assert_eq!(next, members(&[2, 3, 4, 1, 5]));
+    }
+
+    #[test]
+    fn a_member_back_under_its_cap_is_first_in_line() {
+        // Pool [A (cap 1), B, C]: A takes one lead and is at its cap for the next five;
+        // when its lead closes, A goes next (first in line all along), then C.
+        let a = user(1);
+        let (first, r) = run(rotation(&[1, 1, 1]), 1, |_| true);
+        assert_eq!(first, [a]);
+        let (capped, r) = run(r, 5, |m| m != a);
+        assert_eq!(capped, members(&[2, 3, 2, 3, 2]));
+        let (back, _) = run(r, 2, |_| true);
+        assert_eq!(back, members(&[1, 3]));
+    }
+
+    #[test]
+    fn a_member_who_joins_starts_at_the_back() {
+        let (_, mut r) = run(rotation(&[1, 1, 1]), 4, |_| true);
+        r.add_at_back(user(4), 1);
+        let (next, _) = run(r, 4, |_| true);
+        assert_eq!(
+            next,
+            members(&[2, 3, 1, 4]),
+            "after everyone already in line"
+        );
+    }
+
+    #[test]
+    fn removing_a_member_changes_nobody_elses_place() {
+        let (_, mut r) = run(rotation(&[1, 1, 1, 1]), 2, |_| true);
+        r.remove(user(3));
+        let (next, _) = run(r, 4, |_| true);
+        assert_eq!(next, members(&[4, 1, 2, 4]));
+    }
+
+    #[test]
+    fn the_rule_of_older_picks_still_replays_as_it_was() {
+        // Before version 1.2 a returning member was levelled up to the current virtual
+        // time: B, back after A and C took two leads each, waits behind both.
+        let (_, r) = run(rotation(&[1, 1, 1]), 0, |_| true);
+        let mut levelled = r.clone();
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let (m, next) = levelled.pick_levelled(|m| m != user(2)).unwrap();
+            order.push(m);
+            levelled = next;
+        }
+        for _ in 0..3 {
+            let (m, next) = levelled.pick_levelled(|_| true).unwrap();
+            order.push(m);
+            levelled = next;
+        }
+        assert_eq!(order, members(&[1, 3, 1, 3, 1, 2, 3]));
+    }
+
     #[test]
     fn nobody_eligible_picks_nobody_and_moves_nothing() {
         assert!(rotation(&[1, 2]).pick(|_| false).is_none());
@@ -217,6 +362,95 @@ mod tests {
                 let got = picks.iter().filter(|&&m| m == user(i as u128 + 1)).count() as f64;
                 let share = n as f64 * f64::from(*w) / f64::from(total);
                 prop_assert!((got - share).abs() <= 1.0, "member {i} weight {w}: {got} vs {share}");
+            }
+        }
+
+        /// Equal weights: after any sequence of pauses, returns, joins and removals,
+        /// every lead goes to the eligible member who has waited longest (served longest
+        /// ago, or joined longest ago if never served; ties by join order).
+        #[test]
+        fn with_equal_weights_the_member_waiting_longest_is_served(
+            ops in proptest::collection::vec((0u8..6, 0u128..8), 1..120),
+        ) {
+            let mut r = Rotation::default();
+            // The model: each member's last service (or join) and join order.
+            let mut waited: Vec<(u128, u64)> = Vec::new();
+            let mut away: std::collections::HashSet<u128> = Default::default();
+            let mut clock = 0u64;
+            let mut next_id = 1u128;
+            for _ in 0..3 {
+                r.add_at_back(user(next_id), 1);
+                waited.push((next_id, clock));
+                next_id += 1;
+            }
+            for (op, n) in ops {
+                match op {
+                    0 => {
+                        r.add_at_back(user(next_id), 1);
+                        waited.push((next_id, clock));
+                        next_id += 1;
+                    }
+                    1 if waited.len() > 1 => {
+                        let id = waited[(n as usize) % waited.len()].0;
+                        r.remove(user(id));
+                        waited.retain(|(m, _)| *m != id);
+                    }
+                    2 => {
+                        let id = waited[(n as usize) % waited.len()].0;
+                        if !away.insert(id) {
+                            away.remove(&id);
+                        }
+                    }
+                    _ => {
+                        let eligible = |m: Member| !away.iter().any(|&id| m == user(id));
+                        let expected = waited
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (id, _))| !away.contains(id))
+                            .min_by_key(|(i, (_, at))| (*at, *i))
+                            .map(|(_, (id, _))| user(*id));
+                        match r.pick(eligible) {
+                            None => prop_assert_eq!(expected, None),
+                            Some((m, next)) => {
+                                prop_assert_eq!(Some(m), expected);
+                                clock += 1;
+                                for entry in waited.iter_mut() {
+                                    if user(entry.0) == m {
+                                        entry.1 = clock;
+                                    }
+                                }
+                                r = next;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+
+        /// Weights: after members were skipped for a while, a run in which everyone stays
+        /// eligible gives each member its share within one turn either way, plus at most
+        /// the one turn a returning member is owed.
+        #[test]
+        fn with_weights_a_returning_member_is_never_more_than_a_turn_ahead(
+            weights in proptest::collection::vec(1u32..=5, 2..=6),
+            warmup in 0usize..40,
+            away in proptest::collection::vec(any::<bool>(), 6),
+            n in 1usize..200,
+        ) {
+            let mut r = Rotation::default();
+            for (i, w) in weights.iter().enumerate() {
+                r.add_at_back(user(i as u128 + 1), *w);
+            }
+            let present = |m: Member| (1..=weights.len() as u128).any(|i| m == user(i) && !away[i as usize - 1]);
+            if (0..weights.len()).any(|i| !away[i]) {
+                r = run(r, warmup, present).1;
+            }
+            let (picks, _) = run(r, n, |_| true);
+            let total: u32 = weights.iter().sum();
+            for (i, w) in weights.iter().enumerate() {
+                let got = picks.iter().filter(|&&m| m == user(i as u128 + 1)).count() as f64;
+                let share = n as f64 * f64::from(*w) / f64::from(total);
+                prop_assert!((got - share).abs() <= 2.0, "member {i} weight {w}: {got} vs {share}");
             }
         }
 
