@@ -109,7 +109,24 @@ fn named(root: &str, path: String, message: String) -> ApiError {
         },
         path => format!("{root}.{path}"),
     };
-    ApiError::invalid(field, message)
+    ApiError::invalid(field, explain_time(message))
+}
+
+/// The time parser's own words ("input contains invalid characters") say what is wrong,
+/// not what is expected: a message of it gets the expected form added.
+fn explain_time(message: String) -> String {
+    const TIME_FAULTS: [&str; 5] = [
+        "input contains invalid characters",
+        "premature end of input",
+        "trailing input",
+        "input is out of range",
+        "input is not enough for unique date and time",
+    ];
+    if TIME_FAULTS.iter().any(|fault| message.contains(fault)) {
+        format!("{message}: expected an RFC 3339 time such as 2026-11-30T08:00:00Z")
+    } else {
+        message
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +138,22 @@ mod tests {
         match error {
             ApiError::Validation { field, .. } => field,
             _ => None,
+        }
+    }
+
+    #[test]
+    fn a_bad_time_says_which_form_is_expected() {
+        let error = named(
+            "query",
+            "at".into(),
+            "input contains invalid characters".into(),
+        );
+        match error {
+            ApiError::Validation { field, message } => {
+                assert_eq!(field.as_deref(), Some("query.at"));
+                assert!(message.contains("RFC 3339"), "{message}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -165,6 +165,13 @@ impl ApiError {
             ApiError::Access(AccessError::PasswordTooShort | AccessError::PasswordTooLong) => {
                 Some("body.password".into())
             }
+            // Domain refusals of one request field: the field their command came from.
+            ApiError::App(leadroute_app::AppError::Refused { code, .. }) => match *code {
+                "invalid_cap" => Some("body.cap".into()),
+                "invalid_weight" => Some("body.weight".into()),
+                "pause_ends_in_past" => Some("body.until".into()),
+                _ => None,
+            },
             _ => None,
         }
     }

@@ -201,9 +201,10 @@ pub(crate) struct CreatePool {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     name: String,
-    /// Most open leads a member may hold for new automatic assignments (at least 1).
+    /// Most open leads a member may hold for new automatic assignments (at least 1; 0,
+    /// negative or too large is refused with `invalid_cap`).
     #[schema(minimum = 1)]
-    cap: Option<u32>,
+    cap: Option<i64>,
 }
 
 /// Create a round-robin pool (admin).
@@ -219,7 +220,13 @@ async fn create_pool(
     let id = PoolId::new_random();
     let committed = state
         .commands
-        .create_pool(&caller.meta(), caller.org(), id, &body.name, body.cap)
+        .create_pool(
+            &caller.meta(),
+            caller.org(),
+            id,
+            &body.name,
+            body.cap.map(out_of_range_as_zero),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -287,8 +294,10 @@ pub(crate) struct AddPoolMember {
     kind: PoolMemberKind,
     /// Its id.
     id: Uuid,
-    /// Integer weight ≥ 1 (1 when omitted; 0 is refused with `invalid_weight`).
-    weight: Option<u32>,
+    /// Integer weight from 1 to 100 (1 when omitted; anything else is refused with
+    /// `invalid_weight`).
+    #[schema(minimum = 1, maximum = 100)]
+    weight: Option<i64>,
 }
 
 /// Add a member to a pool (admin); it takes its turn in join order.
@@ -309,7 +318,7 @@ async fn add_pool_member(
             caller.org(),
             PoolId(id),
             member(body.kind, body.id),
-            body.weight,
+            body.weight.map(out_of_range_as_zero),
         )
         .await?;
     Ok(axum::Json(state.written(id, committed).await?))
@@ -398,4 +407,10 @@ pub struct DecisionRow {
     pub event: serde_json::Value,
     /// When it was recorded.
     pub recorded_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// An integer the domain's `u32` cannot hold, as 0: refused there with the field's own code
+/// (`invalid_weight`, `invalid_cap`) instead of a parser's wording about types.
+fn out_of_range_as_zero(n: i64) -> u32 {
+    u32::try_from(n).unwrap_or(0)
 }

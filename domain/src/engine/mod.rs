@@ -184,6 +184,14 @@ pub fn resolve(
             decision.matched_entry = entry;
             decision.default_owner = entry.is_none();
             decision.owner_not_assignable = owner_not_assignable;
+            if owner_not_assignable {
+                decision.owner_verdict = match lead.owner {
+                    Some(Owner::PartnerUser(user)) => {
+                        Some(verdict(Member::PartnerUser(user), facts))
+                    }
+                    _ => None,
+                };
+            }
             (target, notify)
         }
     };

@@ -177,6 +177,11 @@ fn a_keep_owner_entry_keeps_an_assignable_owner_and_reroutes_another() {
     );
     let moved = resolve_now(&rules, &owned, 1, &facts);
     assert!(moved.decision.owner_not_assignable);
+    assert_eq!(
+        moved.decision.owner_verdict,
+        Some(Verdict::Inactive),
+        "the record says why the owner was not kept"
+    );
     assert!(moved.pick.is_some());
 }
 

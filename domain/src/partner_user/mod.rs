@@ -181,6 +181,9 @@ pub enum PartnerUserError {
     /// Auto-assignment is already paused.
     #[error("auto-assignment is already paused for this partner user")]
     AlreadyPaused,
+    /// A pause must end after it starts.
+    #[error("the pause must end in the future (`until`)")]
+    PauseEndsInPast,
     /// Auto-assignment is not paused.
     #[error("auto-assignment is not paused for this partner user")]
     NotPaused,
@@ -200,6 +203,7 @@ impl Refusal for PartnerUserError {
             PartnerUserError::AlreadyActive => ("partner_user_already_active", Conflict),
             PartnerUserError::NotActive => ("partner_user_not_active", Conflict),
             PartnerUserError::AlreadyPaused => ("already_paused", Conflict),
+            PartnerUserError::PauseEndsInPast => ("pause_ends_in_past", InvalidInput),
             PartnerUserError::NotPaused => ("not_paused", Conflict),
         }
     }
@@ -313,6 +317,7 @@ impl Decider for PartnerUser {
                 Ok(vec![V::PartnerUserDeactivated { actor, at }])
             }
             C::PauseAutoAssignment { until, actor, at } => {
+                ensure(until.is_none_or(|until| until > at), E::PauseEndsInPast)?;
                 ensure(!self.paused_at(at), E::AlreadyPaused)?;
                 Ok(vec![V::AutoAssignmentPaused { until, actor, at }])
             }

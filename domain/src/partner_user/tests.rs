@@ -223,6 +223,20 @@ fn pauses_and_resumes_auto_assignment() {
 }
 
 #[test]
+fn a_pause_that_would_end_before_it_starts_is_refused() {
+    for until in [t0() - chrono::Duration::minutes(1), t0()] {
+        UserTest::with(())
+            .given(vec![added(), activated()])
+            .when(PartnerUserCommand::PauseAutoAssignment {
+                until: Some(until),
+                actor: admin(),
+                at: t0(),
+            })
+            .then_expect_error(PartnerUserError::PauseEndsInPast);
+    }
+}
+
+#[test]
 fn refuses_to_resume_when_not_paused() {
     UserTest::with(())
         .given(vec![added(), activated()])

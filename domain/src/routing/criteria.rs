@@ -15,6 +15,7 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
         /// Value compared with.
+        #[serde(deserialize_with = "text_or_number")]
         value: String,
     },
     /// The field is missing or differs from `value`.
@@ -22,6 +23,7 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
         /// Value compared with.
+        #[serde(deserialize_with = "text_or_number")]
         value: String,
     },
     /// The field equals one of `values`.
@@ -29,6 +31,7 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
         /// Values compared with.
+        #[serde(deserialize_with = "texts_or_numbers")]
         values: Vec<String>,
     },
     /// The field starts with `prefix`.
@@ -36,6 +39,7 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
         /// Expected start.
+        #[serde(deserialize_with = "text_or_number")]
         prefix: String,
     },
     /// The field contains `text`.
@@ -43,6 +47,7 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
         /// Expected part.
+        #[serde(deserialize_with = "text_or_number")]
         text: String,
     },
     /// The field is a number within `min..=max` (either end may be open).
@@ -61,6 +66,56 @@ pub enum Criterion {
         /// Lead field name.
         field: String,
     },
+}
+
+/// A compared value given as text, or as a number or a boolean (kept as the text a lead
+/// field of that value compares as): `{"op": "equals", "value": 1}` means "1".
+fn text_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    d.deserialize_any(TextVisitor)
+}
+
+/// A list of compared values, each text, a number or a boolean.
+fn texts_or_numbers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text(#[serde(deserialize_with = "text_or_number")] String);
+    Ok(Vec::<Text>::deserialize(d)?
+        .into_iter()
+        .map(|t| t.0)
+        .collect())
+}
+
+struct TextVisitor;
+
+impl serde::de::Visitor<'_> for TextVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("text or a number")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+        Ok(v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+        Ok(v.to_string())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+        Ok(serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string()))
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+        Ok(v.to_string())
+    }
 }
 
 /// Text as criteria compare it: trimmed, lower-case.

@@ -216,6 +216,10 @@ pub struct Decision {
     pub default_owner: bool,
     /// A keep-owner entry matched but the owner was no longer assignable.
     pub owner_not_assignable: bool,
+    /// Why the owner was no longer assignable (its verdict), when a keep-owner entry did
+    /// not keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_verdict: Option<Verdict>,
     /// Every candidate considered, with its verdict.
     pub candidates: Vec<Candidate>,
     /// The pool's rotation before the pick (pools only).
@@ -235,6 +239,7 @@ impl Decision {
             matched_entry: None,
             default_owner: false,
             owner_not_assignable: false,
+            owner_verdict: None,
             candidates: vec![],
             pool_before: None,
             pool_after: None,
@@ -284,6 +289,8 @@ struct StoredDecision {
     matched_entry: Option<usize>,
     default_owner: bool,
     owner_not_assignable: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner_verdict: Option<Verdict>,
     /// Every candidate, unless `verdicts` gives them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     candidates: Vec<Candidate>,
@@ -332,6 +339,7 @@ impl From<Decision> for StoredDecision {
             matched_entry: d.matched_entry,
             default_owner: d.default_owner,
             owner_not_assignable: d.owner_not_assignable,
+            owner_verdict: d.owner_verdict,
             candidates,
             verdicts,
             pool_before: d.pool_before,
@@ -376,6 +384,7 @@ impl From<StoredDecision> for Decision {
             matched_entry: s.matched_entry,
             default_owner: s.default_owner,
             owner_not_assignable: s.owner_not_assignable,
+            owner_verdict: s.owner_verdict,
             candidates,
             pool_before: s.pool_before,
             pool_after,

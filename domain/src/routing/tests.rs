@@ -110,6 +110,29 @@ fn keep_owner_keeps_an_assignable_owner_only() {
 }
 
 #[test]
+fn a_number_given_as_a_criterion_value_compares_as_its_text() {
+    let criteria: Vec<Criterion> = serde_json::from_value(serde_json::json!([
+        {"op": "equals", "field": "employees", "value": 250},
+        {"op": "in", "field": "tier", "values": [1, "gold", true]},
+    ]))
+    .expect("numbers and booleans are accepted as values");
+    assert!(criteria[0].matches(Some(&serde_json::json!(250))));
+    assert!(criteria[0].matches(Some(&serde_json::json!("250"))));
+    assert!(criteria[1].matches(Some(&serde_json::json!(1))));
+    assert!(criteria[1].matches(Some(&serde_json::json!(true))));
+    let stored = serde_json::to_value(&criteria[0]).unwrap();
+    assert_eq!(stored["value"], "250", "stored as text, as before");
+    let refused = serde_json::from_value::<Criterion>(
+        serde_json::json!({"op": "equals", "field": "f", "value": {"a": 1}}),
+    )
+    .unwrap_err();
+    assert!(
+        refused.to_string().contains("text or a number"),
+        "{refused}"
+    );
+}
+
+#[test]
 fn closed_leads_are_not_routed() {
     let rules = CompiledRules::compile(&spec(vec![entry(vec![], 1)]));
     let won = fields(&[("status", json!(" Won "))]);
@@ -230,6 +253,7 @@ fn pool_decision() -> super::Decision {
         matched_entry: Some(7),
         default_owner: false,
         owner_not_assignable: false,
+        owner_verdict: None,
         candidates,
         pool_before: Some(rotation.slots),
         pool_after: Some(after.slots),

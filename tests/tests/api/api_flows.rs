@@ -752,16 +752,33 @@ async fn a_pause_with_an_end_in_the_past_no_longer_holds_a_user_back() {
     )
     .await
     .ok();
-    let lapsed = api
+    let past = api
         .post(
             &format!("/v1/partner-users/{user}/pause"),
             &org.admin,
             json!({"until": "2020-01-01T00:00:00Z"}),
         )
+        .await;
+    assert_eq!(
+        (past.status.as_u16(), past.code()),
+        (422, "pause_ends_in_past"),
+        "a pause that would already be over is refused: {past:?}"
+    );
+    let until = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let lapsing = api
+        .post(
+            &format!("/v1/partner-users/{user}/pause"),
+            &org.admin,
+            json!({ "until": until.to_rfc3339() }),
+        )
         .await
         .ok();
+    let position: String = lapsing.body["position"].as_str().unwrap().into();
+    assert_eq!(assignable(position.clone()).await, 0, "paused until then");
+    let left = (until - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(left + std::time::Duration::from_millis(100)).await;
     assert_eq!(
-        assignable(lapsed.body["position"].as_str().unwrap().into()).await,
+        assignable(position).await,
         1,
         "an out-of-office period that has ended holds nobody back"
     );

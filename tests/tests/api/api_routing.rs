@@ -378,3 +378,62 @@ async fn malformed_rule_sets_and_pools_are_refused_with_their_place() {
         "every publish above was refused, so there is nothing to route by"
     );
 }
+
+#[tokio::test]
+async fn out_of_range_numbers_times_and_values_get_specific_errors_naming_the_field() {
+    let api = TestApi::spawn().await;
+    let (org, account) = setup(&api).await;
+    let user = assignable(&api, &org, account).await;
+    let problem = |answer: leadroute_tests::api::Answer| {
+        (
+            answer.status.as_u16(),
+            answer.code().to_string(),
+            answer.body["field"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    for cap in [-1_i64, 0, 5_000_000_000] {
+        let answer = api
+            .post("/v1/pools", &org.admin, json!({"name": "p", "cap": cap}))
+            .await;
+        assert_eq!(
+            problem(answer),
+            (422, "invalid_cap".into(), "body.cap".into()),
+            "cap {cap}"
+        );
+    }
+    let pool = api.create_pool(&org.admin, "p", Some(2)).await;
+    for weight in [-1, 0, 101] {
+        let body = json!({"kind": "partner_user", "id": user, "weight": weight});
+        let answer = api
+            .post(&format!("/v1/pools/{pool}/members"), &org.admin, body)
+            .await;
+        assert_eq!(
+            problem(answer),
+            (422, "invalid_weight".into(), "body.weight".into()),
+            "weight {weight}"
+        );
+    }
+    let (lead, _) = api.lead(&org.admin, json!({"employees": 250})).await;
+    let answer = api
+        .get(
+            &format!("/v1/leads/{lead}/owner-at?at=yesterday"),
+            &org.admin,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(answer.body["field"], "query.at");
+    assert!(
+        answer.body["detail"].as_str().unwrap().contains("RFC 3339"),
+        "{answer:?}"
+    );
+    // A number is a fine criterion value: it compares as its text.
+    let queue = api.create_queue(&org.admin, "big").await;
+    let rules = json!({"entries": [{
+        "criteria": [{"op": "equals", "field": "employees", "value": 250}],
+        "target": {"kind": "queue", "id": queue},
+    }]});
+    api.publish_rules(&org.admin, rules).await.ok();
+    let record = rerun(&api, &org, lead).await;
+    assert_eq!(record["event"]["decision"]["matched_entry"], 0, "{record}");
+    assert_eq!(record["event_type"], "LeadRouted", "{record}");
+}
