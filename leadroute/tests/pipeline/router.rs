@@ -495,3 +495,74 @@ async fn leads_from_the_intake_are_routed_in_the_transaction_that_receives_them_
     intake.stop().await;
     world.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_intake_processes_racing_for_one_pool_route_every_lead_and_dead_letter_none() {
+    use leadroute_app::Commands;
+    let world = World::start(0).await;
+    let users = world.users(5).await;
+    let members: Vec<(PartnerUserId, u32)> = users.iter().map(|u| (*u, 1)).collect();
+    let pool = world.pool(&members).await;
+    world.publish(to(Target::Pool(pool))).await;
+    // Two processes: each its own event store cache, both deciding picks of the one pool.
+    let mut intakes = Vec::new();
+    for _ in 0..2 {
+        let commands = Commands::new(world.app.db.pool.clone());
+        intakes.push(
+            Tasks::intake(&commands, &world.nats.url, world.names.clone(), 2)
+                .await
+                .unwrap(),
+        );
+    }
+    let subject = world.names.crm_subject(world.org.0, "created");
+    let leads = 1000;
+    let mut acks = Vec::new();
+    for i in 0..leads {
+        let body = json!({
+            "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
+            "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
+            "fields": {"company": format!("Company {i}")}
+        });
+        acks.push(
+            world
+                .nats
+                .js
+                .publish(subject.clone(), body.to_string().into())
+                .await
+                .unwrap(),
+        );
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    let routed = eventually(Duration::from_secs(180), || async {
+        let n: i64 = sqlx::query_scalar(&format!(
+            "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
+        ))
+        .fetch_one(&world.app.db.pool)
+        .await
+        .ok()?;
+        (n == leads).then_some(())
+    })
+    .await;
+    assert!(routed.is_some(), "every lead is routed");
+    let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
+        .fetch_one(&world.app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(dead, 0, "lost races are not failures");
+    // One fair rotation across both processes: 1,000 leads over 5 equal members.
+    let shares: Vec<(Option<String>, i64)> = sqlx::query_as(&format!(
+        "SELECT payload->'PoolMemberPicked'->'member'->>'id', count(*) FROM {EVENTS_TABLE}
+          WHERE event_type = 'PoolMemberPicked' GROUP BY 1"
+    ))
+    .fetch_all(&world.app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(shares.len(), 5);
+    assert!(shares.iter().all(|(_, n)| *n == 200), "{shares:?}");
+    for intake in intakes {
+        intake.stop().await;
+    }
+    world.stop().await;
+}

@@ -4,7 +4,10 @@
 //! `dead_letters` with its payload, subject, headers and a specific reason, and
 //! republished on the DLQ subject. A transient failure is redelivered after 1 s, 5 s,
 //! 15 s, then every 30 s; one that outlives [`MAX_DELIVER`] deliveries is dead-lettered
-//! too. Bad input never stops a worker.
+//! too. A lost optimistic-concurrency race is not a failure: it is redelivered soon (after
+//! [`CONFLICT_DELAY`] and a random part of it) and never counts toward that budget, so
+//! sustained load on one pool slows routing but never dead-letters a lead. Bad input never
+//! stops a worker.
 
 use super::{ensure_stream, Names, NatsError};
 use crate::dead_letters::{self, NewDeadLetter};
@@ -35,6 +38,19 @@ const MAX_LETTER_HEADERS: usize = 64;
 /// Most bytes of the payload copied into the message republished on the DLQ subject (the
 /// table keeps the whole payload).
 const MAX_REPUBLISHED_PAYLOAD: usize = 32 * 1024;
+
+/// Longest wait before a message that lost optimistic-concurrency races is tried again
+/// (a random part of it, so racing workers spread out).
+pub const CONFLICT_DELAY: Duration = Duration::from_millis(500);
+
+/// A random wait below [`CONFLICT_DELAY`].
+fn conflict_delay() -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    Duration::from_millis(random % CONFLICT_DELAY.as_millis() as u64)
+}
 
 /// Wait before the redelivery that follows delivery `delivered` (1 s, 5 s, 15 s, then 30 s).
 fn redelivery_delay(delivered: i64) -> Duration {
@@ -107,7 +123,14 @@ pub struct Worker<H> {
     stream: String,
     /// The durable consumer.
     consumer: jetstream::consumer::Consumer<pull::Config>,
+    /// Deliveries of messages in hand that ended in a lost race, by stream sequence: they
+    /// do not count toward [`MAX_DELIVER`]. Kept in memory only (after a restart the
+    /// count is lenient, never strict); bounded.
+    races: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, i64>>>,
 }
+
+/// Most messages whose lost races a worker remembers.
+const MAX_RACES_KEPT: usize = 10_000;
 
 impl<H: Handler> Worker<H> {
     /// Find the stream, create the DLQ stream and the durable consumer of `spec` unless
@@ -153,6 +176,7 @@ impl<H: Handler> Worker<H> {
             names,
             stream,
             consumer,
+            races: Default::default(),
         })
     }
 
@@ -212,9 +236,43 @@ impl<H: Handler> Worker<H> {
         let Ok(info) = message.info() else { return };
         let (stream_sequence, delivered) = (info.stream_sequence, info.delivered);
         let outcome = match outcome {
-            Outcome::Retry(e) if delivered >= MAX_DELIVER => Outcome::Dead(Invalid::new(
+            Outcome::Retry(e @ AppError::Conflict { .. }) => {
+                // Contention, not failure: soon again, and not counted as a failed delivery.
+                tracing::debug!(error = %e, delivered, source = H::SOURCE, "lost a race; redelivering soon");
+                {
+                    let mut races = self.races.lock().expect("races lock");
+                    if races.len() >= MAX_RACES_KEPT {
+                        races.clear();
+                    }
+                    *races.entry(stream_sequence).or_default() += 1;
+                }
+                if let Err(e) = message.ack_with(AckKind::Nak(Some(conflict_delay()))).await {
+                    tracing::warn!(error = %e, "acknowledging failed; the message will be redelivered");
+                }
+                return;
+            }
+            outcome => outcome,
+        };
+        let races = match outcome {
+            Outcome::Retry(_) => self
+                .races
+                .lock()
+                .expect("races lock")
+                .get(&stream_sequence)
+                .copied()
+                .unwrap_or(0),
+            _ => self
+                .races
+                .lock()
+                .expect("races lock")
+                .remove(&stream_sequence)
+                .unwrap_or(0),
+        };
+        let failed = delivered - races;
+        let outcome = match outcome {
+            Outcome::Retry(e) if failed >= MAX_DELIVER => Outcome::Dead(Invalid::new(
                 DeadReason::RedeliveryExhausted,
-                format!("failed {delivered} times; last: {e}"),
+                format!("failed {failed} times; last: {e}"),
             )),
             outcome => outcome,
         };
@@ -239,7 +297,7 @@ impl<H: Handler> Worker<H> {
             }
             Outcome::Retry(e) => {
                 tracing::warn!(error = %e, delivered, source = H::SOURCE, "failed for now; redelivering");
-                AckKind::Nak(Some(redelivery_delay(delivered)))
+                AckKind::Nak(Some(redelivery_delay(failed)))
             }
         };
         if let Err(e) = message.ack_with(ack).await {
