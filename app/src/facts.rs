@@ -65,7 +65,7 @@ impl Commands {
                     Member::PartnerUser(user) => users.insert(user),
                     Member::Queue(queue) => queues.insert(queue),
                 };
-                if pool.aggregate.cap.is_some() && caps == Caps::Apply {
+                if pool.aggregate.capped(slot.member) && caps == Caps::Apply {
                     capped.push(slot.member);
                 }
             }

@@ -126,6 +126,27 @@ impl Commands {
         .await
     }
 
+    /// Change a pool member's weight or own cap (`Some(None)`: the pool's cap again); it
+    /// keeps its place. A change to what it already has writes nothing.
+    pub async fn change_pool_member(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool: PoolId,
+        member: Member,
+        weight: Option<u32>,
+        cap: Option<Option<u32>>,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Pool>(meta, org, pool, || PoolCommand::ChangePoolMember {
+            member,
+            weight,
+            cap,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+        .await
+    }
+
     /// Remove a member from a pool; the others keep their places.
     pub async fn remove_pool_member(
         &self,

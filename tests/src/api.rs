@@ -437,6 +437,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/pools/{id}"),
     ("POST", "/v1/pools/{id}/members"),
     ("DELETE", "/v1/pools/{id}/members/{kind}/{member_id}"),
+    ("PATCH", "/v1/pools/{id}/members/{kind}/{member_id}"),
     ("POST", "/v1/leads/{id}/rerun"),
     ("GET", "/v1/leads/{id}/decisions"),
     ("GET", "/v1/templates"),

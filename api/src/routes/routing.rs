@@ -37,7 +37,7 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(create_pool))
         .routes(routes!(get_pool))
         .routes(routes!(add_pool_member))
-        .routes(routes!(remove_pool_member))
+        .routes(routes!(remove_pool_member, change_pool_member))
         .routes(routes!(rerun))
         .routes(routes!(decisions))
 }
@@ -349,6 +349,51 @@ async fn remove_pool_member(
             caller.org(),
             PoolId(path.id),
             member(path.kind, path.member_id),
+        )
+        .await?;
+    Ok(axum::Json(state.written(path.id, committed).await?))
+}
+
+/// A change to one pool member: what is omitted stays as it is.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ChangePoolMember {
+    /// Integer weight from 1 to 100 (anything else is refused with `invalid_weight`).
+    #[schema(minimum = 1, maximum = 100)]
+    weight: Option<i64>,
+    /// The member's own cap of open leads, at least 1 (else `invalid_cap`); `null` gives it
+    /// the pool's cap again.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(minimum = 1, nullable)]
+    cap: Option<Option<i64>>,
+}
+
+/// A field that may be given as `null`: `Some(None)` then, `None` when omitted.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
+    Option::<i64>::deserialize(d).map(Some)
+}
+
+/// Change a pool member's weight or own cap (admin); it keeps its place in line.
+#[utoipa::path(patch, path = "/v1/pools/{id}/members/{kind}/{member_id}", tag = "routing",
+    params(("id" = Uuid, Path), ("kind" = PoolMemberKind, Path), ("member_id" = Uuid, Path)),
+    request_body = ChangePoolMember, responses((status = 200, body = Written)))]
+async fn change_pool_member(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(path): Path<PoolMemberPath>,
+    _: Allowed<AdminRole>,
+    Json(body): Json<ChangePoolMember>,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    let committed = state
+        .commands
+        .change_pool_member(
+            &caller.meta(),
+            caller.org(),
+            PoolId(path.id),
+            member(path.kind, path.member_id),
+            body.weight.map(out_of_range_as_zero),
+            body.cap.map(|cap| cap.map(out_of_range_as_zero)),
         )
         .await?;
     Ok(axum::Json(state.written(path.id, committed).await?))

@@ -65,13 +65,13 @@ pub fn verdict(member: Member, facts: &impl Facts) -> Verdict {
 }
 
 /// Every member of `pool` with its verdict, in rotation order; with [`Caps::Apply`], a
-/// member that would be assignable but holds as many open leads as the cap is
-/// `at_capacity`.
+/// member that would be assignable but holds as many open leads as its cap (its own, else
+/// the pool's) is `at_capacity`.
 pub fn candidates(pool: &Pool, facts: &impl Facts, caps: Caps) -> Vec<Candidate> {
-    let cap = pool.cap.filter(|_| caps == Caps::Apply);
     pool.slots()
         .iter()
         .map(|slot| {
+            let cap = slot.cap.or(pool.cap).filter(|_| caps == Caps::Apply);
             let full = cap.is_some_and(|cap| facts.open_leads(slot.member) >= cap);
             Candidate::capped(slot.member, verdict(slot.member, facts), full)
         })
@@ -299,8 +299,10 @@ impl KnownFacts {
         let events = state.decide(command)?;
         for event in &events {
             state.evolve(event);
-            if let (PoolEvent::PoolMemberPicked { member, .. }, Some(_)) = (event, state.cap) {
-                *self.open.entry(*member).or_default() += 1;
+            if let PoolEvent::PoolMemberPicked { member, .. } = event {
+                if state.capped(*member) {
+                    *self.open.entry(*member).or_default() += 1;
+                }
             }
         }
         Ok(events)

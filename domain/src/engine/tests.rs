@@ -253,6 +253,36 @@ fn a_rerun_that_lands_on_the_current_owner_keeps_it_and_moves_no_rotation() {
     assert!(matches!(next.outcome, RouteOutcome::Assign { to, .. } if to == first_owner));
 }
 
+#[test]
+fn a_member_s_own_cap_overrides_the_pool_s() {
+    let a = Member::PartnerUser(user(1));
+    let b = Member::PartnerUser(user(2));
+    let mut facts = facts_with_pool(&[(a, 1), (b, 1)], Some(5));
+    facts.open.insert(a, 1);
+    facts.open.insert(b, 1);
+    facts
+        .pools
+        .get_mut(&POOL)
+        .unwrap()
+        .rotation
+        .change(a, 1, Some(1));
+    let rules = rules_to(Target::Pool(POOL), false);
+    let r = resolve_now(&rules, &lead(None), 1, &facts);
+    assert_eq!(
+        r.decision.candidates[0].verdict,
+        Verdict::AtCapacity,
+        "a's own cap is 1"
+    );
+    assert_eq!(
+        r.decision.candidates[1].verdict,
+        Verdict::Assignable,
+        "b has the pool's 5"
+    );
+    assert!(
+        matches!(r.outcome, RouteOutcome::Assign { to: Owner::PartnerUser(u), .. } if u == user(2))
+    );
+}
+
 /// One member of a generated pool: a partner user or a queue, its weight, its standing
 /// (users) or existence (queues), and the open leads it holds.
 #[derive(Debug, Clone)]

@@ -50,6 +50,19 @@ pub enum PoolCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Change a member's weight or own cap; it keeps its place.
+    ChangePoolMember {
+        /// The member.
+        member: Member,
+        /// Its new weight (unchanged when `None`).
+        weight: Option<u32>,
+        /// Its own cap: unchanged when `None`, the pool's cap again when `Some(None)`.
+        cap: Option<Option<u32>>,
+        /// Who changes it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Remove a member; the others keep their places.
     RemovePoolMember {
         /// The member.
@@ -105,6 +118,19 @@ pub enum PoolEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A member's weight or own cap changed; it kept its place.
+    PoolMemberChanged {
+        /// The member.
+        member: Member,
+        /// Its weight now.
+        weight: u32,
+        /// Its own cap now (`None`: the pool's).
+        cap: Option<u32>,
+        /// Who changed it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A member left.
     PoolMemberRemoved {
         /// The member.
@@ -146,6 +172,7 @@ pub enum PoolEvent {
 crate::domain_event!(PoolEvent, version "1.2", {
     PoolCreated => "PoolCreated",
     PoolMemberAdded => "PoolMemberAdded",
+    PoolMemberChanged => "PoolMemberChanged",
     PoolMemberRemoved => "PoolMemberRemoved",
     PoolMemberPicked => "PoolMemberPicked",
 });
@@ -223,6 +250,21 @@ impl Pool {
             .iter()
             .find(|(t, _)| *t == trigger)
             .map(|(_, m)| *m)
+    }
+
+    /// Whether `member` has a cap of open leads (its own or the pool's).
+    pub fn capped(&self, member: Member) -> bool {
+        self.cap_of(member).is_some()
+    }
+
+    /// The cap of open leads that applies to `member`: its own, else the pool's.
+    pub fn cap_of(&self, member: Member) -> Option<u32> {
+        self.rotation
+            .slots
+            .iter()
+            .find(|s| s.member == member)
+            .and_then(|s| s.cap)
+            .or(self.cap)
     }
 
     /// The rotation's slots (the decision record's "pool state").
@@ -318,6 +360,34 @@ impl Decider for Pool {
                     at,
                 }])
             }
+            PoolCommand::ChangePoolMember {
+                member,
+                weight,
+                cap,
+                actor,
+                at,
+            } => {
+                let slot = self
+                    .rotation
+                    .slots
+                    .iter()
+                    .find(|s| s.member == member)
+                    .ok_or(PoolError::NotAMember)?;
+                let weight = weight.unwrap_or(slot.weight);
+                ensure((1..=MAX_WEIGHT).contains(&weight), PoolError::InvalidWeight)?;
+                let cap = cap.unwrap_or(slot.cap);
+                ensure(cap != Some(0), PoolError::InvalidCap)?;
+                if weight == slot.weight && cap == slot.cap {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PoolEvent::PoolMemberChanged {
+                    member,
+                    weight,
+                    cap,
+                    actor,
+                    at,
+                }])
+            }
             PoolCommand::RemovePoolMember { member, actor, at } => {
                 ensure(self.rotation.contains(member), PoolError::NotAMember)?;
                 Ok(vec![PoolEvent::PoolMemberRemoved { member, actor, at }])
@@ -357,6 +427,12 @@ impl Decider for Pool {
                     self.rotation.add(*member, *weight);
                 }
             }
+            PoolEvent::PoolMemberChanged {
+                member,
+                weight,
+                cap,
+                ..
+            } => self.rotation.change(*member, *weight, *cap),
             PoolEvent::PoolMemberRemoved { member, .. } => self.rotation.remove(*member),
             PoolEvent::PoolMemberPicked {
                 trigger,

@@ -49,6 +49,9 @@ pub struct Slot {
     /// The pick count at its last turn, or when it joined: who was served longest ago.
     #[serde(default)]
     pub served: u64,
+    /// Its own cap of open leads, instead of the pool's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<u32>,
 }
 
 impl Slot {
@@ -112,7 +115,17 @@ impl Rotation {
                 pass,
                 active: false,
                 served: self.picks,
+                cap: None,
             });
+        }
+    }
+
+    /// Change a member's weight and own cap; it keeps its place (its turn in virtual time
+    /// and when it was last served).
+    pub fn change(&mut self, member: Member, weight: u32, cap: Option<u32>) {
+        if let Some(slot) = self.slots.iter_mut().find(|s| s.member == member) {
+            slot.weight = weight;
+            slot.cap = cap;
         }
     }
 
@@ -320,6 +333,23 @@ mod tests {
         r.remove(user(3));
         let (next, _) = run(r, 4, |_| true);
         assert_eq!(next, members(&[4, 1, 2, 4]));
+    }
+
+    #[test]
+    fn a_member_whose_weight_changes_keeps_its_place() {
+        let (_, mut r) = run(rotation(&[1, 1, 1]), 1, |_| true);
+        r.change(user(2), 1, Some(4));
+        let (next, _) = run(r.clone(), 2, |_| true);
+        assert_eq!(next, members(&[2, 3]), "2 was next and still is");
+        r.change(user(2), 2, None);
+        let (picks, _) = run(r, 40, |_| true);
+        let count = |n| picks.iter().filter(|&&m| m == user(n)).count();
+        for (n, share) in [(1, 10), (2, 20), (3, 10)] {
+            assert!(
+                count(n).abs_diff(share) <= 1,
+                "its new weight counts: {picks:?}"
+            );
+        }
     }
 
     #[test]

@@ -442,6 +442,13 @@ fn cases(a: &World) -> Vec<Case> {
             "other_admin:H admin:A",
         ),
         case(
+            "PATCH",
+            "/v1/pools/{id}/members/{kind}/{member_id}",
+            format!("/v1/pools/{}/members/partner_user/{p1}", a.pool),
+            Some(json!({"weight": 2})),
+            "other_admin:H admin:A",
+        ),
+        case(
             "DELETE",
             "/v1/pools/{id}/members/{kind}/{member_id}",
             format!("/v1/pools/{}/members/partner_user/{p1}", a.pool),

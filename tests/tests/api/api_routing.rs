@@ -437,3 +437,74 @@ async fn out_of_range_numbers_times_and_values_get_specific_errors_naming_the_fi
     assert_eq!(record["event"]["decision"]["matched_entry"], 0, "{record}");
     assert_eq!(record["event_type"], "LeadRouted", "{record}");
 }
+
+#[tokio::test]
+async fn a_member_s_weight_and_own_cap_change_without_losing_its_place() {
+    let api = TestApi::spawn().await;
+    let (org, account) = setup(&api).await;
+    let (a, b) = (
+        assignable(&api, &org, account).await,
+        assignable(&api, &org, account).await,
+    );
+    let pool = pool(&api, &org, None, &[(a, 1), (b, 1)]).await;
+    let path = format!("/v1/pools/{pool}/members/partner_user/{a}");
+    let patch = |body: Value| {
+        let (api, path, admin) = (&api, path.clone(), org.admin.clone());
+        async move {
+            api.call_with(reqwest::Method::PATCH, &path, Some(&admin), Some(body), &[])
+                .await
+        }
+    };
+    patch(json!({"weight": 3, "cap": 2})).await.ok();
+    let view = api
+        .get(&format!("/v1/pools/{pool}"), &org.admin)
+        .await
+        .ok()
+        .body;
+    let slot = &view["rotation"]["slots"][0];
+    assert_eq!(
+        (slot["weight"].as_u64(), slot["cap"].as_u64()),
+        (Some(3), Some(2))
+    );
+    patch(json!({"cap": null})).await.ok();
+    let view = api
+        .get(&format!("/v1/pools/{pool}"), &org.admin)
+        .await
+        .ok()
+        .body;
+    assert!(view["rotation"]["slots"][0]["cap"].is_null(), "{view}");
+    assert_eq!(
+        view["rotation"]["slots"][0]["weight"], 3,
+        "the weight stays"
+    );
+    let again = patch(json!({"weight": 3})).await.ok();
+    assert_eq!(again.body["events"], 0, "no change, no event");
+    for (body, code, field) in [
+        (json!({"weight": 0}), "invalid_weight", "body.weight"),
+        (json!({"cap": -2}), "invalid_cap", "body.cap"),
+    ] {
+        let answer = patch(body).await;
+        assert_eq!(
+            (
+                answer.status.as_u16(),
+                answer.code(),
+                answer.body["field"].as_str()
+            ),
+            (422, code, Some(field))
+        );
+    }
+    let stranger = Uuid::new_v4();
+    let answer = api
+        .call_with(
+            reqwest::Method::PATCH,
+            &format!("/v1/pools/{pool}/members/partner_user/{stranger}"),
+            Some(&org.admin),
+            Some(json!({"weight": 2})),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (answer.status.as_u16(), answer.code()),
+        (409, "not_a_member")
+    );
+}
