@@ -98,7 +98,8 @@ impl Commands {
         .await
     }
 
-    /// Add a partner user or queue of `org` to a pool (weight 1 when not given).
+    /// Add a partner user or queue of `org` to a pool (weight 1 when not given), with its
+    /// own cap of open leads if given.
     pub async fn add_pool_member(
         &self,
         meta: &CommandMeta,
@@ -106,6 +107,7 @@ impl Commands {
         pool: PoolId,
         member: Member,
         weight: Option<u32>,
+        cap: Option<u32>,
     ) -> Result<Committed, AppError> {
         self.retry(|| async {
             match member {
@@ -118,6 +120,7 @@ impl Commands {
             let command = PoolCommand::AddPoolMember {
                 member,
                 weight,
+                cap,
                 actor: meta.actor.clone(),
                 at: meta.at,
             };

@@ -317,7 +317,14 @@ async fn setup(app: &TestApp) -> anyhow::Result<OrgId> {
             let user = users[(p * 15 + m) % users.len()];
             let weight = 1 + (m % 3) as u32;
             app.commands
-                .add_pool_member(&meta, org, pool, Member::PartnerUser(user), Some(weight))
+                .add_pool_member(
+                    &meta,
+                    org,
+                    pool,
+                    Member::PartnerUser(user),
+                    Some(weight),
+                    None,
+                )
                 .await?;
         }
         pools.push(pool);

@@ -298,6 +298,10 @@ pub(crate) struct AddPoolMember {
     /// `invalid_weight`).
     #[schema(minimum = 1, maximum = 100)]
     weight: Option<i64>,
+    /// Its own cap of open leads, at least 1 (else `invalid_cap`); the pool's cap when
+    /// omitted.
+    #[schema(minimum = 1)]
+    cap: Option<i64>,
 }
 
 /// Add a member to a pool (admin); it takes its turn in join order.
@@ -319,6 +323,7 @@ async fn add_pool_member(
             PoolId(id),
             member(body.kind, body.id),
             body.weight.map(out_of_range_as_zero),
+            body.cap.map(out_of_range_as_zero),
         )
         .await?;
     Ok(axum::Json(state.written(id, committed).await?))

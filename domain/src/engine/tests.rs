@@ -72,6 +72,7 @@ fn pool_log(members: &[(Member, u32)], cap: Option<u32>) -> Vec<PoolEvent> {
                 member,
                 weight,
                 at_back: true,
+                cap: None,
                 actor: admin(),
                 at: t0(),
             }),

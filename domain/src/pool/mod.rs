@@ -45,6 +45,8 @@ pub enum PoolCommand {
         member: Member,
         /// Its weight.
         weight: Option<u32>,
+        /// Its own cap of open leads, instead of the pool's.
+        cap: Option<u32>,
         /// Who adds it.
         actor: Actor,
         /// When.
@@ -113,6 +115,9 @@ pub enum PoolEvent {
         /// the member due then.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         at_back: bool,
+        /// Its own cap of open leads, instead of the pool's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cap: Option<u32>,
         /// Who added it.
         actor: Actor,
         /// When.
@@ -346,16 +351,19 @@ impl Decider for Pool {
             PoolCommand::AddPoolMember {
                 member,
                 weight,
+                cap,
                 actor,
                 at,
             } => {
                 let weight = weight.unwrap_or(1);
                 ensure((1..=MAX_WEIGHT).contains(&weight), PoolError::InvalidWeight)?;
+                ensure(cap != Some(0), PoolError::InvalidCap)?;
                 ensure(!self.rotation.contains(member), PoolError::AlreadyMember)?;
                 Ok(vec![PoolEvent::PoolMemberAdded {
                     member,
                     weight,
                     at_back: true,
+                    cap,
                     actor,
                     at,
                 }])
@@ -419,6 +427,7 @@ impl Decider for Pool {
                 member,
                 weight,
                 at_back,
+                cap,
                 ..
             } => {
                 if *at_back {
@@ -426,6 +435,7 @@ impl Decider for Pool {
                 } else {
                     self.rotation.add(*member, *weight);
                 }
+                self.rotation.change(*member, *weight, *cap);
             }
             PoolEvent::PoolMemberChanged {
                 member,

@@ -28,6 +28,7 @@ fn added(n: u128, weight: u32) -> PoolEvent {
         member: user(n),
         weight,
         at_back: true,
+        cap: None,
         actor: admin(),
         at: t0(),
     }
@@ -70,6 +71,7 @@ fn a_weight_of_zero_is_refused_and_no_weight_means_one() {
         .when(PoolCommand::AddPoolMember {
             member: user(1),
             weight: Some(0),
+            cap: None,
             actor: admin(),
             at: t0(),
         })
@@ -79,10 +81,48 @@ fn a_weight_of_zero_is_refused_and_no_weight_means_one() {
         .when(PoolCommand::AddPoolMember {
             member: user(1),
             weight: None,
+            cap: None,
             actor: admin(),
             at: t0(),
         })
         .then_expect_events(vec![added(1, 1)]);
+}
+
+#[test]
+fn a_member_may_join_with_its_own_cap_and_change_it_keeping_its_place() {
+    PoolTest::with(())
+        .given(vec![created(Some(5))])
+        .when(PoolCommand::AddPoolMember {
+            member: user(1),
+            weight: None,
+            cap: Some(0),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(PoolError::InvalidCap);
+    let joined = PoolEvent::PoolMemberAdded {
+        member: user(1),
+        weight: 1,
+        at_back: true,
+        cap: Some(2),
+        actor: admin(),
+        at: t0(),
+    };
+    let pool = state(&[created(Some(5)), joined, added(2, 1)]);
+    assert_eq!(
+        (pool.cap_of(user(1)), pool.cap_of(user(2))),
+        (Some(2), Some(5))
+    );
+    PoolTest::with(())
+        .given(vec![created(Some(5)), added(1, 1)])
+        .when(PoolCommand::ChangePoolMember {
+            member: user(2),
+            weight: Some(2),
+            cap: None,
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(PoolError::NotAMember);
 }
 
 #[test]

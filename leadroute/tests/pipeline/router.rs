@@ -68,7 +68,7 @@ impl World {
             let member = Member::PartnerUser(*user);
             self.app
                 .commands
-                .add_pool_member(&meta, self.org, pool, member, Some(*weight))
+                .add_pool_member(&meta, self.org, pool, member, Some(*weight), None)
                 .await
                 .unwrap();
         }

@@ -493,6 +493,33 @@ async fn a_member_s_weight_and_own_cap_change_without_losing_its_place() {
             (422, code, Some(field))
         );
     }
+    // A member may join with its own cap.
+    let c = assignable(&api, &org, account).await;
+    let members = format!("/v1/pools/{pool}/members");
+    let refused = api
+        .post(
+            &members,
+            &org.admin,
+            json!({"kind": "partner_user", "id": c, "cap": 0}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.code()),
+        (422, "invalid_cap")
+    );
+    api.post(
+        &members,
+        &org.admin,
+        json!({"kind": "partner_user", "id": c, "cap": 1}),
+    )
+    .await
+    .ok();
+    let view = api
+        .get(&format!("/v1/pools/{pool}"), &org.admin)
+        .await
+        .ok()
+        .body;
+    assert_eq!(view["rotation"]["slots"][2]["cap"], 1, "{view}");
     let stranger = Uuid::new_v4();
     let answer = api
         .call_with(

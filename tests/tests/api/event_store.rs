@@ -226,7 +226,7 @@ async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
     for _ in 0..3 {
         let member = Member::PartnerUser(app.assignable_user(org, account).await);
         app.commands
-            .add_pool_member(&meta, org, pool, member, None)
+            .add_pool_member(&meta, org, pool, member, None, None)
             .await
             .unwrap();
         members.push(member);
