@@ -535,3 +535,59 @@ async fn a_member_s_weight_and_own_cap_change_without_losing_its_place() {
         (409, "not_a_member")
     );
 }
+
+#[tokio::test]
+async fn a_paused_member_is_skipped_and_served_from_its_place_when_it_resumes() {
+    let api = TestApi::spawn().await;
+    let (org, account) = setup(&api).await;
+    let mut users = Vec::new();
+    for _ in 0..3 {
+        users.push(assignable(&api, &org, account).await);
+    }
+    let (a, b, c) = (users[0], users[1], users[2]);
+    let pool = pool(&api, &org, None, &[(a, 1), (b, 1), (c, 1)]).await;
+    publish(
+        &api,
+        &org,
+        json!({"entries": [{"target": to("pool", pool)}]}),
+    )
+    .await;
+    let owner_after_rerun = |lead: Uuid| {
+        let (api, org) = (&api, &org);
+        async move {
+            let record = rerun(api, org, lead).await;
+            record["event"]["change"]["to"]["id"].clone()
+        }
+    };
+    let mut leads = Vec::new();
+    for n in 0..5 {
+        leads.push(api.lead(&org.admin, json!({"n": n})).await.0);
+    }
+    api.post(
+        &format!("/v1/partner-users/{b}/pause"),
+        &org.admin,
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(owner_after_rerun(leads[0]).await, json!(a));
+    assert_eq!(
+        owner_after_rerun(leads[1]).await,
+        json!(c),
+        "b is paused: skipped"
+    );
+    api.post(
+        &format!("/v1/partner-users/{b}/resume"),
+        &org.admin,
+        json!({}),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        owner_after_rerun(leads[2]).await,
+        json!(b),
+        "b kept its place: it waited longest"
+    );
+    assert_eq!(owner_after_rerun(leads[3]).await, json!(a));
+    assert_eq!(owner_after_rerun(leads[4]).await, json!(c));
+}
