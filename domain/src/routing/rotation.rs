@@ -328,6 +328,26 @@ mod tests {
     }
 
     #[test]
+    fn a_member_joining_mid_stream_gets_one_of_the_next_three_leads_and_no_burst() {
+        let (_, mut r) = run(rotation(&[1, 1]), 5, |_| true);
+        r.add_at_back(user(3), 1);
+        let (next, _) = run(r, 9, |_| true);
+        assert_eq!(
+            next[..3].iter().filter(|&&m| m == user(3)).count(),
+            1,
+            "{next:?}"
+        );
+        assert!(next.windows(2).all(|w| w[0] != w[1]), "no burst: {next:?}");
+        for n in 1..=3 {
+            assert_eq!(
+                next.iter().filter(|&&m| m == user(n)).count(),
+                3,
+                "{next:?}"
+            );
+        }
+    }
+
+    #[test]
     fn removing_a_member_changes_nobody_elses_place() {
         let (_, mut r) = run(rotation(&[1, 1, 1, 1]), 2, |_| true);
         r.remove(user(3));
