@@ -5,7 +5,7 @@
 use crate::input;
 use crate::leads::NewLead;
 use chrono::{DateTime, Datelike, Utc};
-use leadroute_domain::ids::{OrgId, UpstreamRef};
+use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_domain::lead::LeadFields;
 use leadroute_domain::limits::{self, TextFault};
 use serde::Deserialize;
@@ -51,6 +51,40 @@ pub struct LeadEventV1 {
     /// Keep automatic routing away.
     #[serde(default)]
     pub do_not_route: bool,
+    /// The owner the CRM already gave the lead, a partner user or a queue of the org: a
+    /// new lead gets it as its first owner (cause `import`) and is not routed; ignored on
+    /// updates. Unknown owners are refused (`unknown_owner`).
+    #[serde(default)]
+    pub owner: Option<ImportedOwner>,
+}
+
+/// An owner named by a lead event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportedOwner {
+    /// `partner_user` or `queue`.
+    pub kind: ImportedOwnerKind,
+    /// Its id.
+    pub id: uuid::Uuid,
+}
+
+/// Kind of an imported owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportedOwnerKind {
+    /// A partner user.
+    PartnerUser,
+    /// A partner queue.
+    Queue,
+}
+
+impl From<ImportedOwner> for Owner {
+    fn from(owner: ImportedOwner) -> Owner {
+        match owner.kind {
+            ImportedOwnerKind::PartnerUser => Owner::PartnerUser(PartnerUserId(owner.id)),
+            ImportedOwnerKind::Queue => Owner::Queue(QueueId(owner.id)),
+        }
+    }
 }
 
 impl From<LeadEventV1> for NewLead {
@@ -64,6 +98,7 @@ impl From<LeadEventV1> for NewLead {
             fields: event.fields,
             route: !event.do_not_route,
             occurred_at: Some(event.occurred_at),
+            owner: event.owner.map(Owner::from),
         }
     }
 }

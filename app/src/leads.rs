@@ -7,7 +7,9 @@ use crate::error::AppError;
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLead};
 use leadroute_domain::org::Org;
+use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::queue::Queue;
+use std::collections::HashSet;
 
 /// A lead event from upstream.
 #[derive(Debug, Clone)]
@@ -23,6 +25,9 @@ pub struct NewLead {
     /// When it happened upstream, if known: an event older than the newest applied to its
     /// lead is stale (recorded, changes nothing).
     pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The owner the CRM already gave the lead (a partner user or a queue of the org): a
+    /// new lead gets it as its first owner (cause `import`) and is not routed.
+    pub owner: Option<Owner>,
 }
 
 impl NewLead {
@@ -43,7 +48,13 @@ impl NewLead {
     }
 
     /// The `ReceiveLead` command of this event for `lead_id` of `org`.
-    pub(crate) fn receive(&self, lead_id: LeadId, org: OrgId, meta: &CommandMeta) -> LeadCommand {
+    pub(crate) fn receive(
+        &self,
+        lead_id: LeadId,
+        org: OrgId,
+        meta: &CommandMeta,
+        known: &HashSet<Owner>,
+    ) -> LeadCommand {
         LeadCommand::ReceiveLead(ReceiveLead {
             lead_id,
             org_id: org,
@@ -52,6 +63,8 @@ impl NewLead {
             fields: self.fields.clone(),
             route: self.route,
             occurred_at: self.occurred_at,
+            owner: self.owner,
+            owner_known: self.owner.is_some_and(|owner| known.contains(&owner)),
             actor: meta.actor.clone(),
             at: meta.at,
         })
@@ -59,6 +72,43 @@ impl NewLead {
 }
 
 impl Commands {
+    /// The owners `leads` arrive with that are partner users or queues of `org` (one query
+    /// per kind, none when no lead names an owner).
+    pub(crate) async fn known_owners(
+        &self,
+        org: OrgId,
+        leads: &[NewLead],
+    ) -> Result<HashSet<Owner>, AppError> {
+        let (mut users, mut queues) = (Vec::new(), Vec::new());
+        for owner in leads.iter().filter_map(|new| new.owner) {
+            match owner {
+                Owner::PartnerUser(user) => users.push(user.to_string()),
+                Owner::Queue(queue) => queues.push(queue.to_string()),
+                Owner::InternalUser(_) => {}
+            }
+        }
+        let mut known = HashSet::new();
+        if !users.is_empty() {
+            for (_, user) in self.load_many_cached::<PartnerUser>(&users).await? {
+                if let (Some(id), Some(true)) =
+                    (user.aggregate.id, user.aggregate.org_id.map(|o| o == org))
+                {
+                    known.insert(Owner::PartnerUser(id));
+                }
+            }
+        }
+        if !queues.is_empty() {
+            for (_, queue) in self.load_many_cached::<Queue>(&queues).await? {
+                if let (Some(id), Some(true)) =
+                    (queue.aggregate.id, queue.aggregate.org_id.map(|o| o == org))
+                {
+                    known.insert(Owner::Queue(id));
+                }
+            }
+        }
+        Ok(known)
+    }
+
     /// Receive a lead event; returns the lead id (derived from org and upstream ids).
     pub async fn receive_lead(
         &self,
@@ -70,8 +120,9 @@ impl Commands {
         let committed = self
             .retry(|| async {
                 self.load_in_org::<Org>(org, org).await?;
+                let known = self.known_owners(org, std::slice::from_ref(new)).await?;
                 let loaded = self.load::<Lead>(lead_id).await?;
-                let command = new.receive(lead_id, org, meta);
+                let command = new.receive(lead_id, org, meta, &known);
                 self.commit(loaded, command, meta).await
             })
             .await?;
@@ -93,6 +144,7 @@ impl Commands {
         let (ids, keys) = NewLead::lead_ids(org, leads);
         self.retry(|| async {
             self.load_in_org::<Org>(org, org).await?;
+            let known = self.known_owners(org, leads).await?;
             let mut loaded = self.load_many::<Lead>(&keys).await?;
             let mut batch = Batch::default();
             let mut answers = Vec::with_capacity(leads.len());
@@ -100,7 +152,7 @@ impl Commands {
                 let lead = loaded
                     .get_mut(&lead_id.to_string())
                     .expect("every lead is loaded");
-                let command = new.receive(*lead_id, org, meta);
+                let command = new.receive(*lead_id, org, meta, &known);
                 let answer = match batch.decide(lead, command, meta).await {
                     Err(refused @ AppError::Refused { .. }) => Err(refused),
                     Err(other) => return Err(other),

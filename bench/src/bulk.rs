@@ -34,6 +34,7 @@ pub async fn run(leads: usize) -> anyhow::Result<()> {
             fields: BTreeMap::from([("country".to_string(), serde_json::json!("DE"))]),
             route: true,
             occurred_at: None,
+            owner: None,
         })
         .collect();
     let started = Instant::now();

@@ -249,6 +249,7 @@ async fn seed_leads(
             .collect(),
             route: true,
             occurred_at: None,
+            owner: None,
         };
         let (lead, committed) = commands.receive_lead(&meta(), org, &new).await?;
         fresh &= committed.events > 0;

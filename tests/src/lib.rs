@@ -396,6 +396,7 @@ impl TestApp {
             fields: [("company".to_string(), serde_json::json!("Globex"))].into(),
             route: true,
             occurred_at: None,
+            owner: None,
         };
         self.commands
             .receive_lead(&self.meta(), org, &new)

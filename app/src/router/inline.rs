@@ -45,6 +45,7 @@ impl Router {
         leads: &[NewLead],
     ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
         self.commands.load_in_org::<Org>(org, org).await?;
+        let known = self.commands.known_owners(org, leads).await?;
         let (ids, keys) = NewLead::lead_ids(org, leads);
         let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
         let mut batch = Batch::default();
@@ -53,13 +54,14 @@ impl Router {
         for (new, lead_id) in leads.iter().zip(&ids) {
             let key = lead_id.to_string();
             let lead = loaded.get_mut(&key).expect("every lead is loaded");
-            let command = new.receive(*lead_id, org, meta);
+            let command = new.receive(*lead_id, org, meta, &known);
             let answer = match batch.decide(lead, command, meta).await {
                 Err(refused @ AppError::Refused { .. }) => Err(refused),
                 Err(other) => return Err(other),
                 Ok(events) => {
                     let received = lead.current_sequence == events.len() && !events.is_empty();
-                    if received && new.route {
+                    // A lead that arrived owned is not routed.
+                    if received && new.route && new.owner.is_none() {
                         new_leads.push((key, events[0]));
                     }
                     Ok(events.len())

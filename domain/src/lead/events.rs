@@ -23,6 +23,8 @@ pub enum OwnerChangeCause {
     Rerun,
     /// By a bulk reassignment (the event names the operation).
     Bulk,
+    /// The owner the upstream CRM had already given the lead when it arrived.
+    Import,
 }
 
 impl OwnerChangeCause {
@@ -35,6 +37,7 @@ impl OwnerChangeCause {
             OwnerChangeCause::Rule => "rule",
             OwnerChangeCause::Rerun => "rerun",
             OwnerChangeCause::Bulk => "bulk",
+            OwnerChangeCause::Import => "import",
         }
     }
 }

@@ -75,6 +75,11 @@ pub struct ReceiveLead {
     pub route: bool,
     /// When it happened upstream; an event older than the newest applied is stale.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The owner the CRM already gave a new lead (a partner user or a queue): recorded as
+    /// its first owner (cause `import`), and the lead is not routed. Ignored on updates.
+    pub owner: Option<Owner>,
+    /// Looked up before the command: whether `owner` exists in the org.
+    pub owner_known: bool,
     /// Who delivered it.
     pub actor: Actor,
     /// When.
@@ -138,6 +143,9 @@ pub enum LeadError {
     /// Only members of the queue may claim from it.
     #[error("the partner user is not a member of that queue")]
     NotAQueueMember,
+    /// The owner a new lead arrived with is no partner user or queue of the org.
+    #[error("the lead's owner is no partner user or queue of the org (`owner`)")]
+    UnknownOwner,
 }
 
 impl Refusal for LeadError {
@@ -147,6 +155,7 @@ impl Refusal for LeadError {
             LeadError::LeadNotFound => ("lead_not_found", NotFound),
             LeadError::UpstreamEventIdRequired => ("upstream_event_id_required", InvalidInput),
             LeadError::TooManyFields => ("too_many_fields", InvalidInput),
+            LeadError::UnknownOwner => ("unknown_owner", InvalidInput),
             LeadError::NotAssignable(reason) => (reason.code(), Conflict),
             LeadError::AlreadyOwner => ("already_owner", Conflict),
             LeadError::NotInQueue => ("not_in_queue", Conflict),
@@ -208,6 +217,8 @@ impl Lead {
             fields,
             route,
             occurred_at,
+            owner,
+            owner_known,
             actor,
             at,
         } = command;
@@ -219,17 +230,27 @@ impl Lead {
             return Ok(vec![]);
         }
         if self.id.is_none() {
-            return Ok(vec![LeadEvent::LeadReceived {
+            ensure(owner.is_none() || owner_known, LeadError::UnknownOwner)?;
+            let mut events = vec![LeadEvent::LeadReceived {
                 lead_id,
                 org_id,
                 upstream,
                 upstream_event_id,
                 fields,
-                route,
+                // A lead that arrives owned is not routed: no rotation moves for it.
+                route: route && owner.is_none(),
                 occurred_at,
-                actor,
+                actor: actor.clone(),
                 at,
-            }]);
+            }];
+            if let Some(owner) = owner {
+                events.push(LeadEvent::LeadReassigned {
+                    change: self.change(owner, actor, OwnerChangeCause::Import, at),
+                    notify: false,
+                    operation: None,
+                });
+            }
+            return Ok(events);
         }
         // Each event is bounded; so is what updates add up to on one lead (its read-model
         // row and every email about it carry them all).

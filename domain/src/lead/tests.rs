@@ -48,6 +48,8 @@ fn receive(event_id: &str, f: LeadFields) -> LeadCommand {
         fields: f,
         route: true,
         occurred_at: None,
+        owner: None,
+        owner_known: false,
         actor: crm(),
         at: t0(),
     })
@@ -122,6 +124,41 @@ fn claimed_by(claimant: PartnerUserId) -> LeadEvent {
             OwnerChangeCause::Claim,
         ),
     }
+}
+
+#[test]
+fn a_lead_that_arrives_owned_gets_its_owner_by_import_and_is_not_routed() {
+    let owner = Owner::PartnerUser(user(1));
+    let owned = |known: bool| {
+        let LeadCommand::ReceiveLead(mut command) = receive(
+            "evt-1",
+            fields(&[("company", json!("Globex")), ("country", json!("DE"))]),
+        ) else {
+            unreachable!()
+        };
+        command.owner = Some(owner);
+        command.owner_known = known;
+        LeadCommand::ReceiveLead(command)
+    };
+    let mut not_routed = received();
+    if let LeadEvent::LeadReceived { route, .. } = &mut not_routed {
+        *route = false;
+    }
+    LeadTest::with(())
+        .given_no_previous_events()
+        .when(owned(true))
+        .then_expect_events(vec![
+            not_routed,
+            LeadEvent::LeadReassigned {
+                change: change(None, owner, crm(), OwnerChangeCause::Import),
+                notify: false,
+                operation: None,
+            },
+        ]);
+    LeadTest::with(())
+        .given_no_previous_events()
+        .when(owned(false))
+        .then_expect_error(LeadError::UnknownOwner);
 }
 
 #[test]

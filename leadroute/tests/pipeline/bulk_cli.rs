@@ -28,6 +28,7 @@ async fn leads(app: &TestApp, org: OrgId) -> Vec<LeadId> {
             fields: BTreeMap::new(),
             route: true,
             occurred_at: None,
+            owner: None,
         })
         .collect();
     let mut ids = Vec::new();

@@ -93,6 +93,7 @@ impl World {
             fields,
             route: true,
             occurred_at: None,
+            owner: None,
         };
         self.app
             .commands
@@ -356,6 +357,7 @@ async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
         fields: fields(pairs),
         route: true,
         occurred_at: None,
+        owner: None,
     };
     let meta = world.app.meta();
     let (lead, _) = world

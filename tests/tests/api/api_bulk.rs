@@ -30,6 +30,7 @@ async fn leads(api: &TestApi, org: OrgId, n: usize) -> Vec<Uuid> {
             )]),
             route: true,
             occurred_at: None,
+            owner: None,
         })
         .collect();
     for chunk in all.chunks(1000) {

@@ -591,3 +591,63 @@ async fn a_paused_member_is_skipped_and_served_from_its_place_when_it_resumes() 
     assert_eq!(owner_after_rerun(leads[3]).await, json!(a));
     assert_eq!(owner_after_rerun(leads[4]).await, json!(c));
 }
+
+#[tokio::test]
+async fn a_lead_that_arrives_owned_keeps_that_owner_by_import_and_moves_no_rotation() {
+    let api = TestApi::spawn().await;
+    let (org, account) = setup(&api).await;
+    let (a, b) = (
+        assignable(&api, &org, account).await,
+        assignable(&api, &org, account).await,
+    );
+    let pool = pool(&api, &org, None, &[(a, 1), (b, 1)]).await;
+    publish(
+        &api,
+        &org,
+        json!({"entries": [{"target": to("pool", pool)}]}),
+    )
+    .await;
+    let body = |owner: Value| {
+        json!({
+            "schema_version": 1, "upstream_event_id": Uuid::new_v4().to_string(),
+            "upstream_system": "salesforce", "upstream_lead_id": Uuid::new_v4().to_string(),
+            "occurred_at": "2026-11-28T08:00:00Z", "fields": {"company": "Initech"},
+            "owner": owner,
+        })
+    };
+    let created = api
+        .post("/v1/leads", &org.admin, body(to("partner_user", b)))
+        .await
+        .ok();
+    let (lead, position) = (
+        created.uuid("id"),
+        created.body["position"].as_str().unwrap().to_string(),
+    );
+    let seen = api.get_lead(&org.admin, lead).await.ok();
+    assert_eq!(seen.body["owner"], to("partner_user", b));
+    let history = api
+        .get(
+            &format!("/v1/leads/{lead}/history?min_position={position}"),
+            &org.admin,
+        )
+        .await
+        .ok();
+    assert_eq!(history.body[0]["cause"], "import", "{history:?}");
+    let decisions = api
+        .get(&format!("/v1/leads/{lead}/decisions"), &org.admin)
+        .await
+        .ok();
+    assert_eq!(decisions.body, json!([]), "not routed");
+    // The pool's rotation did not move: the next lead routed goes to a, first in line.
+    let (next, _) = api.lead(&org.admin, json!({"company": "Hooli"})).await;
+    let record = rerun(&api, &org, next).await;
+    assert_eq!(record["event"]["change"]["to"], to("partner_user", a));
+    let unknown = api
+        .post("/v1/leads", &org.admin, body(to("queue", Uuid::new_v4())))
+        .await;
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.code()),
+        (422, "unknown_owner"),
+        "{unknown:?}"
+    );
+}

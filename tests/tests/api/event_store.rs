@@ -24,6 +24,7 @@ fn new_lead(event_id: &str, company: &str) -> NewLead {
         fields: [("company".to_string(), json!(company))].into(),
         route: true,
         occurred_at: None,
+        owner: None,
     }
 }
 
