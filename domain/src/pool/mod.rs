@@ -435,7 +435,9 @@ impl Decider for Pool {
                 } else {
                     self.rotation.add(*member, *weight);
                 }
-                self.rotation.change(*member, *weight, *cap);
+                if cap.is_some() {
+                    self.rotation.change(*member, *weight, *cap);
+                }
             }
             PoolEvent::PoolMemberChanged {
                 member,

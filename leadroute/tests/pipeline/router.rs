@@ -126,6 +126,44 @@ impl World {
 
     /// Wait until every committed event is published and the router consumer has nothing
     /// pending or unacknowledged.
+    /// Publish `n` new CRM leads of the org on NATS and wait for the server's acks.
+    async fn publish_created(&self, n: usize) {
+        let subject = self.names.crm_subject(self.org.0, "created");
+        let mut acks = Vec::new();
+        for i in 0..n {
+            let body = json!({
+                "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
+                "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
+                "fields": {"company": format!("Company {i}")}
+            });
+            acks.push(
+                self.nats
+                    .js
+                    .publish(subject.clone(), body.to_string().into())
+                    .await
+                    .unwrap(),
+            );
+        }
+        for ack in acks {
+            ack.await.unwrap();
+        }
+    }
+
+    /// Wait (up to `within`) until `n` leads are routed; whether they were.
+    async fn routed(&self, n: i64, within: Duration) -> bool {
+        eventually(within, || async {
+            let routed: i64 = sqlx::query_scalar(&format!(
+                "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
+            ))
+            .fetch_one(&self.app.db.pool)
+            .await
+            .ok()?;
+            (routed == n).then_some(())
+        })
+        .await
+        .is_some()
+    }
+
     async fn drained(&self) {
         self.pipeline.drained(&self.names.router_consumer()).await;
     }
@@ -417,37 +455,11 @@ async fn leads_from_the_intake_are_routed_in_the_transaction_that_receives_them_
         .pool(&[(users[0], 3), (users[1], 2), (users[2], 1)])
         .await;
     world.publish(to(Target::Pool(pool))).await;
-    let subject = world.names.crm_subject(world.org.0, "created");
-    let mut acks = Vec::new();
-    for i in 0..600 {
-        let body = json!({
-            "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
-            "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
-            "fields": {"company": format!("Company {i}")}
-        });
-        acks.push(
-            world
-                .nats
-                .js
-                .publish(subject.clone(), body.to_string().into())
-                .await
-                .unwrap(),
-        );
-    }
-    for ack in acks {
-        ack.await.unwrap();
-    }
-    let routed = eventually(Duration::from_secs(120), || async {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
-        ))
-        .fetch_one(&world.app.db.pool)
-        .await
-        .ok()?;
-        (n == 600).then_some(())
-    })
-    .await;
-    assert!(routed.is_some(), "every lead is routed");
+    world.publish_created(600).await;
+    assert!(
+        world.routed(600, Duration::from_secs(120)).await,
+        "every lead is routed"
+    );
     world.drained().await;
     // Each decision is in its lead's receiving transaction, triggered by its LeadReceived.
     let inline: i64 = sqlx::query_scalar(&format!(
@@ -516,38 +528,12 @@ async fn two_intake_processes_racing_for_one_pool_route_every_lead_and_dead_lett
                 .unwrap(),
         );
     }
-    let subject = world.names.crm_subject(world.org.0, "created");
     let leads = 1000;
-    let mut acks = Vec::new();
-    for i in 0..leads {
-        let body = json!({
-            "schema_version": 1, "upstream_event_id": format!("e{i}"), "upstream_system": "crm",
-            "upstream_lead_id": format!("L{i}"), "occurred_at": "2026-11-28T08:00:00Z",
-            "fields": {"company": format!("Company {i}")}
-        });
-        acks.push(
-            world
-                .nats
-                .js
-                .publish(subject.clone(), body.to_string().into())
-                .await
-                .unwrap(),
-        );
-    }
-    for ack in acks {
-        ack.await.unwrap();
-    }
-    let routed = eventually(Duration::from_secs(180), || async {
-        let n: i64 = sqlx::query_scalar(&format!(
-            "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadRouted'"
-        ))
-        .fetch_one(&world.app.db.pool)
-        .await
-        .ok()?;
-        (n == leads).then_some(())
-    })
-    .await;
-    assert!(routed.is_some(), "every lead is routed");
+    world.publish_created(leads).await;
+    assert!(
+        world.routed(leads as i64, Duration::from_secs(180)).await,
+        "every lead is routed"
+    );
     let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
         .fetch_one(&world.app.db.pool)
         .await
