@@ -4,11 +4,12 @@
 use crate::commands::Batch;
 use crate::commands::{CommandMeta, Commands, Committed};
 use crate::error::AppError;
+use leadroute_domain::engine::Caps;
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef};
 use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLead};
 use leadroute_domain::org::Org;
-use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::queue::Queue;
+use leadroute_domain::routing::rules::Target;
 use std::collections::HashSet;
 
 /// A lead event from upstream.
@@ -72,41 +73,32 @@ impl NewLead {
 }
 
 impl Commands {
-    /// The owners `leads` arrive with that are partner users or queues of `org` (one query
-    /// per kind, none when no lead names an owner).
+    /// The owners `leads` arrive with that are partner users or queues of `org`, found as
+    /// routing finds its targets (no query when no lead names an owner).
     pub(crate) async fn known_owners(
         &self,
         org: OrgId,
         leads: &[NewLead],
     ) -> Result<HashSet<Owner>, AppError> {
-        let (mut users, mut queues) = (Vec::new(), Vec::new());
-        for owner in leads.iter().filter_map(|new| new.owner) {
-            match owner {
-                Owner::PartnerUser(user) => users.push(user.to_string()),
-                Owner::Queue(queue) => queues.push(queue.to_string()),
-                Owner::InternalUser(_) => {}
-            }
+        let targets: Vec<Target> = leads
+            .iter()
+            .filter_map(|new| match new.owner? {
+                Owner::PartnerUser(user) => Some(Target::PartnerUser(user)),
+                Owner::Queue(queue) => Some(Target::Queue(queue)),
+                Owner::InternalUser(_) => None,
+            })
+            .collect();
+        if targets.is_empty() {
+            return Ok(HashSet::new());
         }
-        let mut known = HashSet::new();
-        if !users.is_empty() {
-            for (_, user) in self.load_many_cached::<PartnerUser>(&users).await? {
-                if let (Some(id), Some(true)) =
-                    (user.aggregate.id, user.aggregate.org_id.map(|o| o == org))
-                {
-                    known.insert(Owner::PartnerUser(id));
-                }
-            }
-        }
-        if !queues.is_empty() {
-            for (_, queue) in self.load_many_cached::<Queue>(&queues).await? {
-                if let (Some(id), Some(true)) =
-                    (queue.aggregate.id, queue.aggregate.org_id.map(|o| o == org))
-                {
-                    known.insert(Owner::Queue(id));
-                }
-            }
-        }
-        Ok(known)
+        let facts = self
+            .routing_facts(org, targets, [], Caps::Ignore)
+            .await?
+            .known;
+        let users = facts.users.into_keys().map(Owner::PartnerUser);
+        Ok(users
+            .chain(facts.queues.into_iter().map(Owner::Queue))
+            .collect())
     }
 
     /// Receive a lead event; returns the lead id (derived from org and upstream ids).
