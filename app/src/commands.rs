@@ -234,7 +234,9 @@ impl Batch {
         A: InOrg,
         A::Error: Refusal + Send + Sync + 'static,
     {
+        let (held, waited) = (loaded.aggregate.holder(), loaded.aggregate.waiting());
         let events = decide(loaded, command).await?;
+        self.keep(loaded, held, waited, meta);
         self.record(
             &loaded.aggregate,
             &loaded.aggregate_id,
@@ -242,6 +244,51 @@ impl Batch {
             events,
             meta,
         )
+    }
+
+    /// Keep the store's open-lead counts and waiting leads in step with what the command
+    /// changed on `loaded` (which held `held` and waited for `waited` before it).
+    fn keep<A: InOrg>(
+        &mut self,
+        loaded: &Loaded<A>,
+        held: Option<Uuid>,
+        waited: Option<&'static str>,
+        meta: &CommandMeta,
+    ) where
+        A::Error: Refusal + Send + Sync + 'static,
+    {
+        let Some(org) = loaded.aggregate.org() else {
+            return;
+        };
+        let holds = loaded.aggregate.holder();
+        if held != holds {
+            if let Some(held) = held {
+                self.0.hold(org.0, held, -1);
+            }
+            if let Some(holds) = holds {
+                self.0.hold(org.0, holds, 1);
+            }
+        }
+        let waits = loaded.aggregate.waiting();
+        if waited != waits {
+            let Ok(lead) = loaded.aggregate_id.parse::<Uuid>() else {
+                return;
+            };
+            match waits {
+                Some(reason) => self.0.wait(leadroute_store::Waiting {
+                    lead,
+                    org: org.0,
+                    since: meta.at,
+                    reason: reason.to_string(),
+                }),
+                None => self.0.unwait(lead),
+            }
+        }
+    }
+
+    /// Forget `lead` as waiting (it no longer waits, though no command changed it).
+    pub(crate) fn unwait(&mut self, lead: Uuid) {
+        self.0.unwait(lead);
     }
 
     /// Queue `events` already applied to `aggregate` (stored as `id`, at `sequence` before
@@ -265,6 +312,18 @@ impl Batch {
         let metadata =
             serde_json::to_string(&metadata).map_err(|e| AppError::Store(Box::new(e)))?;
         Ok(self.0.record::<A>(id, sequence, events, &metadata)?)
+    }
+
+    /// `owner` of `org` may hold at most `cap` open leads once the batch is committed; a
+    /// commit that would take it past is a lost race (see `leadroute_store::Batch::cap`).
+    pub(crate) fn cap(&mut self, org: OrgId, owner: uuid::Uuid, cap: u32) {
+        self.0.cap(org.0, owner, cap);
+    }
+
+    /// `owner` of `org` must still hold at least `cap` open leads when the batch commits
+    /// (see `leadroute_store::Batch::full`).
+    pub(crate) fn full(&mut self, org: OrgId, owner: uuid::Uuid, cap: u32) {
+        self.0.full(org.0, owner, cap);
     }
 
     /// The store's batch.

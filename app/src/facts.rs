@@ -1,9 +1,11 @@
 //! Gathering routing facts: what the routing engine (`leadroute_domain::engine`) needs to
 //! know about the targets of some leads, read from the event store (pools, partner users
 //! with their accounts, queues: this process's cached states plus the events committed
-//! since, one query per kind) and, for capped pools only, the members' open leads from the
-//! leads read model. Every path that routes gathers here and nowhere else; the decision is
-//! the engine's.
+//! since, one query per kind) and, for capped pools only, the members' open leads as
+//! committed (the store keeps them in the commit's transaction). Every path that routes
+//! gathers here and nowhere else; the decision is the engine's. A pick for a capped member
+//! is committed with its cap, so two processes picking at once cannot both fill the last
+//! place: the second commit is a lost race and is decided again.
 
 use crate::commands::{Batch, CommandMeta, Commands};
 use crate::error::AppError;
@@ -12,17 +14,20 @@ use leadroute_domain::engine::{Caps, KnownFacts};
 use leadroute_domain::ids::{OrgId, PartnerUserId, PoolId, QueueId};
 use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::PartnerUser;
-use leadroute_domain::pool::{Pool, PoolCommand};
+use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::Target;
-use leadroute_projections::queries;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
 /// Facts gathered for routing, with the stored sequence of each pool (its picks are
 /// committed against it).
 pub(crate) struct RoutingFacts {
+    /// The org they are about.
+    org: OrgId,
+    /// Whether caps apply to the picks (their commits then check them).
+    caps: Caps,
     /// The facts, advanced by each pick applied.
     pub(crate) known: KnownFacts,
     /// Each pool's sequence, advanced with the picks queued in a batch.
@@ -52,6 +57,8 @@ impl Commands {
             };
         }
         let mut facts = RoutingFacts {
+            org,
+            caps,
             known: KnownFacts::at(chrono::Utc::now()),
             sequences: HashMap::new(),
         };
@@ -102,17 +109,10 @@ impl Commands {
             .collect();
         if !capped.is_empty() {
             let ids: Vec<Uuid> = capped.iter().map(|m| member_uuid(*m)).collect();
-            let open: HashMap<Uuid, i64> = queries::open_leads(&self.pool, org, &ids)
-                .await
-                .map_err(|e| AppError::Store(Box::new(e)))?
-                .into_iter()
-                .collect();
+            let open = self.store.open_leads(org.0, &ids).await?;
             for member in capped {
                 let held = open.get(&member_uuid(member)).copied().unwrap_or(0);
-                facts
-                    .known
-                    .open
-                    .insert(member, u32::try_from(held).unwrap_or(u32::MAX));
+                facts.known.open.insert(member, held);
             }
         }
         Ok(facts)
@@ -133,9 +133,24 @@ impl RoutingFacts {
             .apply_pick(pool, command)
             .map_err(crate::error::refused)?;
         let state = &self.known.pools[&pool];
+        for event in &events {
+            if let PoolEvent::PoolMemberPicked { member, .. } = event {
+                if let Some(cap) = state.cap_of(*member).filter(|_| self.caps == Caps::Apply) {
+                    batch.cap(self.org, member_uuid(*member), cap);
+                }
+            }
+        }
         let sequence = self.sequences.entry(pool).or_default();
         batch.record(state, &pool.to_string(), sequence, events, meta)?;
         Ok(())
+    }
+
+    /// A lead left waiting for the members of `full` (each with its cap) is committed
+    /// only while they are still full.
+    pub(crate) fn still_full(&self, batch: &mut Batch, full: &[(Member, u32)]) {
+        for (member, cap) in full {
+            batch.full(self.org, member_uuid(*member), *cap);
+        }
     }
 
     /// The pools as the picks applied left them, with their sequences: what a committed

@@ -29,6 +29,16 @@ where
     const NOT_FOUND: &'static str;
     /// Its org, `None` while it does not exist.
     fn org(&self) -> Option<OrgId>;
+    /// The owner whose open leads this aggregate counts toward (a lead's holder); a commit
+    /// that changes it moves the count in the same transaction.
+    fn holder(&self) -> Option<uuid::Uuid> {
+        None
+    }
+    /// Why this aggregate waits (a lead waiting for its target); a commit that changes it
+    /// records it in the same transaction.
+    fn waiting(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl InOrg for Org {
@@ -103,5 +113,11 @@ impl InOrg for Lead {
     const NOT_FOUND: &'static str = "lead_not_found";
     fn org(&self) -> Option<OrgId> {
         self.org_id
+    }
+    fn holder(&self) -> Option<uuid::Uuid> {
+        Lead::holder(self)
+    }
+    fn waiting(&self) -> Option<&'static str> {
+        self.waiting.map(|reason| reason.code())
     }
 }

@@ -9,15 +9,24 @@
 //!   `(aggregate_type, aggregate_id, sequence)` is the optimistic-concurrency check: if any
 //!   aggregate changed since it was loaded, nothing is written and the caller gets
 //!   [`StoreError::Conflict`] to load again and retry.
+//! - **Open leads per owner** ([`OPEN_LEADS_TABLE`]) change in the same transaction as the
+//!   events that change them ([`Batch::hold`]), and a batch may require an owner to hold at
+//!   most a cap afterwards ([`Batch::cap`]): the updated row stays locked until the commit,
+//!   so two concurrent commits cannot both take a member past its cap. A commit that would
+//!   is refused as [`StoreError::Conflict`], like a lost race.
+//! - **Waiting leads** ([`WAITING_LEADS_TABLE`]) are kept the same way ([`Batch::wait`],
+//!   [`Batch::unwait`]), so the leads that wait for a target are known as soon as they are
+//!   committed, oldest first ([`EventStore::waiting`]).
 
 use crate::cache::Cache;
 use crate::log::{parse_xid, Checkpoint};
-use crate::schema::EVENTS_TABLE;
+use crate::schema::{EVENTS_TABLE, OPEN_LEADS_TABLE, WAITING_LEADS_TABLE};
+use chrono::{DateTime, Utc};
 use cqrs_es::persist::{EventUpcaster, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent, EventEnvelope};
 use serde_json::Value;
 use sqlx::PgPool;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -184,42 +193,235 @@ impl EventStore {
         self.cache.put(states);
     }
 
+    /// Open leads each of `owners` of `org` holds, as committed (owners holding none are
+    /// left out).
+    pub async fn open_leads(
+        &self,
+        org: Uuid,
+        owners: &[Uuid],
+    ) -> Result<HashMap<Uuid, u32>, StoreError> {
+        let rows: Vec<(Uuid, i32)> = sqlx::query_as(&format!(
+            "SELECT owner_id, open FROM {OPEN_LEADS_TABLE} WHERE org_id = $1 AND owner_id = ANY($2)"
+        ))
+        .bind(org)
+        .bind(owners)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(owner, open)| (owner, u32::try_from(open).unwrap_or(0)))
+            .collect())
+    }
+
+    /// Up to `limit` leads of `org` waiting for their target, oldest first, after
+    /// `after` (the `(since, lead)` of the last of a previous page).
+    pub async fn waiting(
+        &self,
+        org: Uuid,
+        after: Option<(DateTime<Utc>, Uuid)>,
+        limit: i64,
+    ) -> Result<Vec<(DateTime<Utc>, Uuid)>, StoreError> {
+        let (since, lead) = after.unzip();
+        Ok(sqlx::query_as(&format!(
+            "SELECT since, lead_id FROM {WAITING_LEADS_TABLE}
+              WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (since, lead_id) > ($2, $3))
+              ORDER BY since, lead_id LIMIT $4"
+        ))
+        .bind(org)
+        .bind(since)
+        .bind(lead)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The orgs that have waiting leads.
+    pub async fn orgs_waiting(&self) -> Result<Vec<Uuid>, StoreError> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT DISTINCT org_id FROM {WAITING_LEADS_TABLE}"
+        ))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Write every event of `batch` in one statement (one transaction); returns the log
     /// position of its last event (`None` for an empty batch). A primary-key violation means
-    /// some aggregate changed since it was loaded: nothing is written.
+    /// some aggregate changed since it was loaded: nothing is written. A batch that changes
+    /// open leads also updates [`OPEN_LEADS_TABLE`] and checks its caps in that transaction.
     pub async fn commit(&self, batch: Batch) -> Result<Option<Checkpoint>, StoreError> {
-        if batch.payloads.is_empty() {
+        if batch.payloads.is_empty() && batch.waits.is_empty() {
             return Ok(None);
         }
-        let result: Result<(String, i64), sqlx::Error> = sqlx::query_as(&format!(
-            "WITH written AS (
-                 INSERT INTO {EVENTS_TABLE}
-                        (aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
-                         metadata, event_id)
-                 SELECT t, i, s, e, v, p::jsonb, m::jsonb, id
-                   FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
-                               $6::text[], $7::text[], $8::uuid[]) AS b(t, i, s, e, v, p, m, id)
-                 RETURNING transaction_id, global_position)
-             SELECT min(transaction_id::text), max(global_position) FROM written"
-        ))
-        .bind(batch.aggregate_types)
-        .bind(batch.aggregate_ids)
-        .bind(batch.sequences)
-        .bind(batch.event_types)
-        .bind(batch.event_versions)
-        .bind(batch.payloads)
-        .bind(batch.metadata)
-        .bind(batch.event_ids)
-        .fetch_one(&self.pool)
-        .await;
-        match result {
-            Ok((tx, global_position)) => Ok(Some(Checkpoint {
-                transaction_id: parse_xid(&tx).map_err(|e| StoreError::Codec(e.to_string()))?,
-                global_position,
-            })),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(StoreError::Conflict),
-            Err(e) => Err(StoreError::Database(e)),
+        if batch.open.is_empty()
+            && batch.caps.is_empty()
+            && batch.full.is_empty()
+            && batch.waits.is_empty()
+        {
+            return conflict_or(insert(&batch, &self.pool).await);
         }
+        let mut tx = self.pool.begin().await?;
+        let written = match batch.payloads.is_empty() {
+            true => None,
+            false => conflict_or(insert(&batch, &mut *tx).await)?,
+        };
+        conflict_or(wait(&batch, &mut tx).await)?;
+        let held = conflict_or(hold(&batch, &mut tx).await)?;
+        if !held {
+            // Rolled back as the transaction drops.
+            return Err(StoreError::Conflict);
+        }
+        conflict_or(tx.commit().await)?;
+        Ok(written)
+    }
+}
+
+/// The batch's events, in one INSERT answering the position of the last.
+async fn insert<'c>(
+    batch: &Batch,
+    db: impl sqlx::PgExecutor<'c>,
+) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let (tx, global_position): (String, i64) = sqlx::query_as(&format!(
+        "WITH written AS (
+             INSERT INTO {EVENTS_TABLE}
+                    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload,
+                     metadata, event_id)
+             SELECT t, i, s, e, v, p::jsonb, m::jsonb, id
+               FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                           $6::text[], $7::text[], $8::uuid[]) AS b(t, i, s, e, v, p, m, id)
+             RETURNING transaction_id, global_position)
+         SELECT min(transaction_id::text), max(global_position) FROM written"
+    ))
+    .bind(&batch.aggregate_types)
+    .bind(&batch.aggregate_ids)
+    .bind(&batch.sequences)
+    .bind(&batch.event_types)
+    .bind(&batch.event_versions)
+    .bind(&batch.payloads)
+    .bind(&batch.metadata)
+    .bind(&batch.event_ids)
+    .fetch_one(db)
+    .await?;
+    let transaction_id = parse_xid(&tx).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    Ok(Some(Checkpoint {
+        transaction_id,
+        global_position,
+    }))
+}
+
+/// Apply the batch's changes of open leads (rows locked in key order, so concurrent
+/// commits cannot deadlock on them); answers whether every owner the batch caps holds at
+/// most its cap, and every owner it needs full still holds at least its cap.
+async fn hold(
+    batch: &Batch,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<bool, sqlx::Error> {
+    let changed = batch.open.iter().filter(|(_, delta)| **delta != 0);
+    let (orgs, owners, deltas) = columns(changed.map(|((org, owner), d)| (*org, *owner, *d)));
+    if !orgs.is_empty() {
+        sqlx::query(&format!(
+            "INSERT INTO {OPEN_LEADS_TABLE} AS l (org_id, owner_id, open)
+             SELECT o, w, d FROM UNNEST($1::uuid[], $2::uuid[], $3::int[]) AS c(o, w, d)
+              ORDER BY o, w
+             ON CONFLICT (org_id, owner_id) DO UPDATE SET open = l.open + EXCLUDED.open"
+        ))
+        .bind(&orgs)
+        .bind(&owners)
+        .bind(&deltas)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (bounds, full) in [(&batch.caps, false), (&batch.full, true)] {
+        if bounds.is_empty() {
+            continue;
+        }
+        let (orgs, owners, caps) = columns(
+            bounds
+                .iter()
+                .map(|((org, owner), cap)| (*org, *owner, i64::from(*cap))),
+        );
+        // Locked rows: a capped owner's was updated above; a full owner's is share-locked
+        // so that no commit lowers it before this one ends.
+        let rows: Vec<(i64, i64)> = sqlx::query_as(&format!(
+            "SELECT l.open::bigint, c.cap
+               FROM UNNEST($1::uuid[], $2::uuid[], $3::bigint[]) AS c(o, w, cap)
+               JOIN {OPEN_LEADS_TABLE} l ON l.org_id = c.o AND l.owner_id = c.w
+              ORDER BY c.o, c.w
+                FOR SHARE OF l"
+        ))
+        .bind(&orgs)
+        .bind(&owners)
+        .bind(&caps)
+        .fetch_all(&mut **tx)
+        .await?;
+        let holds = match full {
+            false => rows.iter().all(|(open, cap)| open <= cap),
+            // An owner without a row holds none: not full.
+            true => rows.len() == bounds.len() && rows.iter().all(|(open, cap)| open >= cap),
+        };
+        if !holds {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Record the batch's waiting leads and forget those that wait no more.
+async fn wait(
+    batch: &Batch,
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+) -> Result<(), sqlx::Error> {
+    if batch.waits.is_empty() {
+        return Ok(());
+    }
+    let done: Vec<Uuid> = batch.waits.keys().copied().collect();
+    sqlx::query(&format!(
+        "DELETE FROM {WAITING_LEADS_TABLE} WHERE lead_id = ANY($1)"
+    ))
+    .bind(&done)
+    .execute(&mut **tx)
+    .await?;
+    let waiting = batch.waits.values().flatten();
+    let (leads, orgs, since): (Vec<Uuid>, Vec<Uuid>, Vec<DateTime<Utc>>) =
+        columns(waiting.clone().map(|w| (w.lead, w.org, w.since)));
+    if leads.is_empty() {
+        return Ok(());
+    }
+    let reasons: Vec<&str> = waiting.map(|w| w.reason.as_str()).collect();
+    sqlx::query(&format!(
+        "INSERT INTO {WAITING_LEADS_TABLE} (lead_id, org_id, since, reason)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[])"
+    ))
+    .bind(&leads)
+    .bind(&orgs)
+    .bind(&since)
+    .bind(&reasons)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Rows of three as three columns (for `UNNEST`).
+fn columns<A, B, C>(rows: impl Iterator<Item = (A, B, C)>) -> (Vec<A>, Vec<B>, Vec<C>) {
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (x, y, z) in rows {
+        a.push(x);
+        b.push(y);
+        c.push(z);
+    }
+    (a, b, c)
+}
+
+/// A lost race (a stored sequence taken, or a deadlock between commits) as
+/// [`StoreError::Conflict`]; any other failure as it is.
+fn conflict_or<T>(result: Result<T, sqlx::Error>) -> Result<T, StoreError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(sqlx::Error::Database(e))
+            if e.is_unique_violation() || e.code().as_deref() == Some("40P01") =>
+        {
+            Err(StoreError::Conflict)
+        }
+        Err(e) => Err(StoreError::Database(e)),
     }
 }
 
@@ -237,6 +439,28 @@ pub struct Batch {
     payloads: Vec<String>,
     metadata: Vec<String>,
     event_ids: Vec<Uuid>,
+    /// Change of open leads per `(org, owner)`.
+    open: BTreeMap<(Uuid, Uuid), i32>,
+    /// The most open leads `(org, owner)` may hold after the batch.
+    caps: BTreeMap<(Uuid, Uuid), u32>,
+    /// The fewest open leads `(org, owner)` must still hold when the batch commits.
+    full: BTreeMap<(Uuid, Uuid), u32>,
+    /// Leads that wait from now on: `lead -> Some((org, since, reason))`, or wait no more:
+    /// `lead -> None`.
+    waits: BTreeMap<Uuid, Option<Waiting>>,
+}
+
+/// A lead waiting for its target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Waiting {
+    /// The lead.
+    pub lead: Uuid,
+    /// Its org.
+    pub org: Uuid,
+    /// Since when it waits.
+    pub since: DateTime<Utc>,
+    /// Why (`all_at_capacity`, `no_assignable_member`).
+    pub reason: String,
 }
 
 impl Batch {
@@ -277,6 +501,38 @@ impl Batch {
             ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// `owner` of `org` holds `delta` more open leads once the batch is committed (a lead
+    /// it took, negative for one it let go or that closed).
+    pub fn hold(&mut self, org: Uuid, owner: Uuid, delta: i32) {
+        *self.open.entry((org, owner)).or_default() += delta;
+    }
+
+    /// `owner` of `org` may hold at most `cap` open leads once the batch is committed, else
+    /// nothing is (a [`StoreError::Conflict`]); the lowest of several caps holds.
+    pub fn cap(&mut self, org: Uuid, owner: Uuid, cap: u32) {
+        let held = self.caps.entry((org, owner)).or_insert(cap);
+        *held = (*held).min(cap);
+    }
+
+    /// `owner` of `org` must still hold at least `cap` open leads when the batch commits,
+    /// else nothing is (a [`StoreError::Conflict`]); its count cannot go down until then. A
+    /// lead left waiting for full members is committed so: a member freeing a place at the
+    /// same moment either sees the lead waiting (and wakes it) or is seen by it.
+    pub fn full(&mut self, org: Uuid, owner: Uuid, cap: u32) {
+        let held = self.full.entry((org, owner)).or_insert(cap);
+        *held = (*held).max(cap);
+    }
+
+    /// `waiting.lead` waits for its target once the batch is committed.
+    pub fn wait(&mut self, waiting: Waiting) {
+        self.waits.insert(waiting.lead, Some(waiting));
+    }
+
+    /// `lead` waits no more once the batch is committed.
+    pub fn unwait(&mut self, lead: Uuid) {
+        self.waits.insert(lead, None);
     }
 
     /// Events queued.

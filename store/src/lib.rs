@@ -26,5 +26,5 @@ pub mod named;
 pub mod schema;
 
 pub use cache::PER_TYPE as CACHED_PER_TYPE;
-pub use events::{Batch, EventStore, Loaded, StoreError};
+pub use events::{Batch, EventStore, Loaded, StoreError, Waiting};
 pub use log::Checkpoint;

@@ -9,6 +9,12 @@ use sqlx::PgPool;
 /// The event store table (postgres-es's shape plus our position columns).
 pub const EVENTS_TABLE: &str = "events";
 
+/// Open leads per owner, kept by the store's commit (see `events::Batch::hold`).
+pub const OPEN_LEADS_TABLE: &str = "owner_open_leads";
+
+/// Leads waiting for their target, kept by the store's commit (see `events::Batch::wait`).
+pub const WAITING_LEADS_TABLE: &str = "waiting_leads";
+
 /// postgres-es wants a snapshot table name; leadroute never uses snapshots (DESIGN.md), so
 /// no such table exists and nothing may ever read or write it.
 pub const UNUSED_SNAPSHOTS_TABLE: &str = "snapshots_unused";

@@ -1,6 +1,7 @@
 //! leadroute's workers: the NATS transport and the consumers that carry business flows.
 //! Intake receives upstream lead events (routing new leads in the same transaction), the
-//! router consumer routes published lead events, the mailer sends access and assignment
+//! router consumer routes published lead events, the waker routes waiting leads when a
+//! place frees, the mailer sends access and assignment
 //! emails, and the publisher puts the event log on JetStream. Every consumer shares one
 //! worker (batches, redelivery, dead letters), and every long-running part runs in one
 //! task group with one shutdown switch (`tasks`).
@@ -11,6 +12,7 @@
 //! - `intake`: the intake consumer (upstream lead events in, routed in one transaction).
 //! - `publisher`: the log publisher (the event log onto JetStream).
 //! - `router`: the router consumer (the routing itself is `leadroute_app::router`).
+//! - `waker`: the waker consumer and sweep (waiting leads routed when a place frees).
 //! - `mailer`: the mailer consumer, its outbox and transports.
 //! - `dead_letters`: the dead-letter table.
 //! - `tasks`: the task group (projectors, publisher, consumers) and its shutdown.
@@ -22,3 +24,4 @@ pub mod nats;
 pub mod publisher;
 pub mod router;
 pub mod tasks;
+pub mod waker;

@@ -86,16 +86,35 @@ impl Tasks {
         Ok(Self::consumers(worker, workers))
     }
 
-    /// `workers` router workers on the NATS server at `url` under `names`.
+    /// `workers` router workers on the NATS server at `url` under `names`, with a waker of
+    /// waiting leads (its consumer and its sweep every `crate::waker::SWEEP`).
     pub async fn router(
         commands: &Commands,
         url: &str,
         names: nats::Names,
         workers: usize,
     ) -> anyhow::Result<Tasks> {
+        Self::router_sweeping(commands, url, names, workers, crate::waker::SWEEP).await
+    }
+
+    /// [`Tasks::router`] with the waker's sweep every `sweep`.
+    pub async fn router_sweeping(
+        commands: &Commands,
+        url: &str,
+        names: nats::Names,
+        workers: usize,
+        sweep: std::time::Duration,
+    ) -> anyhow::Result<Tasks> {
         let js = nats::connect(url).await?;
-        let worker = crate::router::RouterConsumer::worker(commands.clone(), js, names).await?;
-        Ok(Self::consumers(worker, workers))
+        let worker =
+            crate::router::RouterConsumer::worker(commands.clone(), js.clone(), names.clone())
+                .await?;
+        let mut tasks = Self::consumers(worker, workers);
+        let waker = crate::waker::Waker::worker(commands.clone(), js, names).await?;
+        let sweeper = waker.handler().clone();
+        tasks.spawn(move |shutdown| waker.run(shutdown));
+        tasks.spawn(move |shutdown| sweeper.sweep(sweep, shutdown));
+        Ok(tasks)
     }
 
     /// `workers` mailer workers on the NATS server at `url` under `names`.

@@ -105,6 +105,7 @@ impl Router {
                     if let Some((pool, command)) = resolution.pick {
                         gathered.record_pick(&mut batch, pool, command, &route_meta)?;
                     }
+                    gathered.still_full(&mut batch, &resolution.full);
                     let route = LeadCommand::RouteLead(RouteLead {
                         trigger,
                         decision: resolution.decision,

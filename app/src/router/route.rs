@@ -53,6 +53,11 @@ impl Router {
         }
     }
 
+    /// What it executes through.
+    pub fn commands(&self) -> &Commands {
+        &self.commands
+    }
+
     /// The org's active rule set, compiled (from the cache while no newer version exists).
     pub async fn rules(&self, org: OrgId) -> Result<Option<Arc<ActiveRules>>, AppError> {
         let version = named::last_sequence(
@@ -152,6 +157,7 @@ impl Router {
         if let Some((pool, command)) = resolution.pick {
             facts.record_pick(&mut batch, pool, command, meta)?;
         }
+        facts.still_full(&mut batch, &resolution.full);
         let route = RouteLead {
             trigger,
             decision: resolution.decision,

@@ -138,6 +138,10 @@ pub struct Resolution {
     pub outcome: RouteOutcome,
     /// The pool pick to record with it, on that pool.
     pub pick: Option<(PoolId, PoolCommand)>,
+    /// When the lead is left `all_at_capacity`: the members blocked only by their caps,
+    /// with the cap. The lead waits for them, so the decision holds only while they are
+    /// still full when it is committed.
+    pub full: Vec<(Member, u32)>,
 }
 
 /// Decide where the lead `lead_id` (in state `lead`) goes under `rules`, for `trigger` of
@@ -167,6 +171,7 @@ pub fn resolve(
             decision,
             outcome,
             pick: None,
+            full: vec![],
         })
     };
     let (target, notify) = match plan(&rules.compiled, rules.default_owner, &lead.fields, owner) {
@@ -216,11 +221,22 @@ pub fn resolve(
                         decision,
                         outcome: assign(pick.member, notify, facts),
                         pick: pick.command.map(|command| (pool_id, command)),
+                        full: vec![],
                     })
                 }
                 Err((reason, judged)) => {
+                    let full = judged
+                        .iter()
+                        .filter(|c| c.verdict == Verdict::AtCapacity)
+                        .filter_map(|c| Some((c.member, pool.cap_of(c.member)?)))
+                        .collect();
                     decision.candidates = judged;
-                    done(decision, RouteOutcome::Leave(reason))
+                    Ok(Resolution {
+                        decision,
+                        outcome: RouteOutcome::Leave(reason),
+                        pick: None,
+                        full,
+                    })
                 }
             };
         }

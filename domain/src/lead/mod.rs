@@ -7,7 +7,7 @@ use crate::ids::{
     Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef,
 };
 use crate::partner_user::NotAssignable;
-use crate::routing::{Decision, Trigger};
+use crate::routing::{is_closed, Decision, NotRouted, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -189,9 +189,24 @@ pub struct Lead {
     pub routed_triggers: BTreeSet<Uuid>,
     /// Bulk operations that moved the lead (a repeated move of one operation is a no-op).
     pub bulk_operations: BTreeSet<BulkOperationId>,
+    /// Why it waits for its target (left unrouted for capacity or eligibility, no owner);
+    /// `None` when it does not wait.
+    #[serde(default)]
+    pub waiting: Option<NotRouted>,
 }
 
 impl Lead {
+    /// The partner user or queue whose capacity the lead takes: its owner while the lead is
+    /// open (an internal user's leads are not counted against any cap).
+    pub fn holder(&self) -> Option<Uuid> {
+        match self.owner {
+            _ if is_closed(&self.fields) => None,
+            Some(Owner::PartnerUser(user)) => Some(user.0),
+            Some(Owner::Queue(queue)) => Some(queue.0),
+            Some(Owner::InternalUser(_)) | None => None,
+        }
+    }
+
     fn change(
         &self,
         to: Owner,
@@ -306,7 +321,13 @@ impl Lead {
         }
         let cause = match decision.trigger {
             Trigger::Rerun => OwnerChangeCause::Rerun,
-            Trigger::Received | Trigger::Updated => OwnerChangeCause::Rule,
+            // Routed the waiting lead no longer waits, or left it waiting: nothing to record.
+            Trigger::Freed
+                if self.waiting.is_none() || !matches!(outcome, RouteOutcome::Assign { .. }) =>
+            {
+                return Ok(vec![]);
+            }
+            Trigger::Received | Trigger::Updated | Trigger::Freed => OwnerChangeCause::Rule,
         };
         let kept = LeadEvent::LeadOwnerKept {
             trigger,
@@ -458,24 +479,37 @@ impl Decider for Lead {
             LeadEvent::LeadReassigned {
                 change, operation, ..
             } => {
+                self.waiting = None;
                 self.owner = Some(change.to);
                 self.last_change = Some(change.clone());
                 self.bulk_operations.extend(*operation);
             }
             LeadEvent::LeadEnqueued { change } | LeadEvent::LeadClaimed { change } => {
+                self.waiting = None;
                 self.owner = Some(change.to);
                 self.last_change = Some(change.clone());
             }
             LeadEvent::LeadRouted {
                 trigger, change, ..
             } => {
+                self.waiting = None;
                 self.owner = Some(change.to);
                 self.last_change = Some(change.clone());
                 self.routed_triggers.insert(*trigger);
             }
-            LeadEvent::LeadOwnerKept { trigger, .. } | LeadEvent::LeadNotRouted { trigger, .. } => {
+            LeadEvent::LeadOwnerKept { trigger, .. } => {
                 self.routed_triggers.insert(*trigger);
             }
+            LeadEvent::LeadNotRouted {
+                trigger, reason, ..
+            } => {
+                self.routed_triggers.insert(*trigger);
+                self.waiting = (reason.waits() && self.owner.is_none()).then_some(*reason);
+            }
+        }
+        // A closed lead waits for nothing.
+        if is_closed(&self.fields) {
+            self.waiting = None;
         }
     }
 }

@@ -668,3 +668,94 @@ fn updates_may_not_grow_a_lead_past_the_field_limit() {
             at: t0(),
         }]);
 }
+
+fn freed(trigger: u128, outcome: RouteOutcome) -> LeadCommand {
+    let LeadCommand::RouteLead(mut route) = route(trigger, outcome) else {
+        unreachable!()
+    };
+    route.decision.trigger = crate::routing::Trigger::Freed;
+    LeadCommand::RouteLead(route)
+}
+
+/// `lead` after `command`'s events.
+fn after(mut lead: Lead, command: LeadCommand) -> Lead {
+    for event in lead.decide(command).unwrap() {
+        lead.evolve(&event);
+    }
+    lead
+}
+
+#[test]
+fn a_lead_left_for_capacity_or_eligibility_with_no_owner_waits_until_an_owner_or_a_close() {
+    use crate::routing::NotRouted;
+    let mut lead = Lead::default();
+    lead.evolve(&received());
+    for (reason, waits) in [
+        (NotRouted::AllAtCapacity, true),
+        (NotRouted::NoAssignableMember, true),
+        (NotRouted::NoRuleMatched, false),
+    ] {
+        let left = after(lead.clone(), route(1, RouteOutcome::Leave(reason)));
+        assert_eq!(left.waiting, waits.then_some(reason), "{reason:?}");
+        assert_eq!(left.holder(), None);
+    }
+    let waiting = after(
+        lead,
+        route(1, RouteOutcome::Leave(NotRouted::AllAtCapacity)),
+    );
+    // Routed: it waits no more, and its owner holds it.
+    let routed = after(
+        waiting.clone(),
+        route(2, assign(Owner::PartnerUser(user(1)))),
+    );
+    assert_eq!(routed.waiting, None);
+    assert_eq!(routed.holder(), Some(user(1).0));
+    // An owned lead left unrouted again keeps its owner and does not wait.
+    let owned = after(
+        routed,
+        route(3, RouteOutcome::Leave(NotRouted::AllAtCapacity)),
+    );
+    assert_eq!((owned.waiting, owned.holder()), (None, Some(user(1).0)));
+    // Closed upstream: it waits for nothing and holds no place.
+    let mut closed = waiting;
+    closed.evolve(&LeadEvent::LeadUpdated {
+        upstream_event_id: "evt-9".into(),
+        changed: fields(&[("status", json!(" Won "))]),
+        route: true,
+        occurred_at: None,
+        actor: crm(),
+        at: t0(),
+    });
+    assert_eq!(closed.waiting, None);
+    closed.owner = Some(Owner::Queue(queue()));
+    assert_eq!(closed.holder(), None, "a closed lead holds no place");
+}
+
+#[test]
+fn a_freed_decision_routes_only_a_waiting_lead_and_records_nothing_when_it_still_has_no_place() {
+    use crate::routing::NotRouted;
+    let mut lead = Lead::default();
+    lead.evolve(&received());
+    let to = Owner::PartnerUser(user(1));
+    // Not waiting (never routed): nothing.
+    assert_eq!(lead.decide(freed(5, assign(to))), Ok(vec![]));
+    let waiting = after(
+        lead,
+        route(1, RouteOutcome::Leave(NotRouted::AllAtCapacity)),
+    );
+    // Still no place: nothing is recorded, and it still waits.
+    let left = RouteOutcome::Leave(NotRouted::AllAtCapacity);
+    assert_eq!(waiting.decide(freed(5, left)), Ok(vec![]));
+    // A place: routed, with cause rule.
+    let routed = after(waiting, freed(5, assign(to)));
+    assert_eq!(routed.owner, Some(to));
+    assert_eq!(
+        routed.last_change.as_ref().unwrap().cause,
+        OwnerChangeCause::Rule
+    );
+    // Woken again (another router, the same or another waking): nothing.
+    assert_eq!(
+        routed.decide(freed(6, assign(Owner::Queue(queue())))),
+        Ok(vec![])
+    );
+}

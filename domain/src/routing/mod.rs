@@ -164,6 +164,24 @@ pub enum Plan {
 /// Field values that mark a lead as closed (in its `status` field).
 pub const CLOSED_STATUSES: [&str; 3] = ["won", "lost", "disqualified"];
 
+/// Whether a lead with `fields` is closed: its `status` is won, lost or disqualified
+/// (compared as criteria compare text). A closed lead is not routed and holds no capacity.
+pub fn is_closed(fields: &LeadFields) -> bool {
+    criteria::field_text(fields.get("status"))
+        .is_some_and(|status| CLOSED_STATUSES.contains(&status.as_str()))
+}
+
+impl NotRouted {
+    /// Whether a lead left unrouted for this reason waits for its target to free capacity
+    /// or regain an eligible member.
+    pub fn waits(self) -> bool {
+        matches!(
+            self,
+            NotRouted::AllAtCapacity | NotRouted::NoAssignableMember
+        )
+    }
+}
+
 /// Decide what the rules say for a lead with `fields`, currently owned by `owner` (with
 /// whether that owner is still assignable).
 pub fn plan(
@@ -172,8 +190,7 @@ pub fn plan(
     fields: &LeadFields,
     owner: Option<(Owner, bool)>,
 ) -> Plan {
-    let status = criteria::field_text(fields.get("status"));
-    if status.is_some_and(|s| CLOSED_STATUSES.contains(&s.as_str())) {
+    if is_closed(fields) {
         return Plan::Leave(NotRouted::LeadClosed);
     }
     match rules.first_match(fields) {
@@ -403,6 +420,10 @@ pub enum Trigger {
     Updated,
     /// An explicit re-run.
     Rerun,
+    /// The lead was waiting (`all_at_capacity` or `no_assignable_member`, no owner) and a
+    /// member of its target freed capacity or became eligible. Routes only a lead still
+    /// waiting; a decision that leaves it waiting is not recorded.
+    Freed,
 }
 
 #[cfg(test)]

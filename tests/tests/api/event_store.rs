@@ -351,3 +351,139 @@ async fn the_store_agrees_with_postgres_es_both_ways() {
     ));
     let _: PartnerAccountId = account;
 }
+
+/// A batch of one new lead's `LeadReceived` (any event will do: the counts ride along).
+fn lead_batch(org: uuid::Uuid) -> leadroute_store::Batch {
+    use leadroute_domain::ids::{Actor, LeadId};
+    use leadroute_domain::lead::{Lead, LeadEvent};
+    let lead = LeadId(uuid::Uuid::new_v4());
+    let event = LeadEvent::LeadReceived {
+        lead_id: lead,
+        org_id: OrgId(org),
+        upstream: UpstreamRef {
+            system: "crm".into(),
+            lead_id: lead.to_string(),
+        },
+        upstream_event_id: "e".into(),
+        fields: Default::default(),
+        route: false,
+        occurred_at: None,
+        actor: Actor::System("test".into()),
+        at: chrono::Utc::now(),
+    };
+    let mut batch = leadroute_store::Batch::default();
+    batch
+        .record::<Lead>(&lead.to_string(), &mut 0, vec![event], "{}")
+        .unwrap();
+    batch
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn open_leads_move_in_the_commit_and_a_cap_or_a_full_member_is_held_under_concurrency() {
+    use leadroute_store::StoreError;
+    let app = TestApp::spawn().await;
+    let store = app.commands.store().clone();
+    let (org, owner) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let events = || async {
+        sqlx::query_scalar::<_, i64>(&format!("SELECT count(*) FROM {EVENTS_TABLE}"))
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap()
+    };
+    let open = || async {
+        store
+            .open_leads(org, &[owner])
+            .await
+            .unwrap()
+            .get(&owner)
+            .copied()
+    };
+    let take = |cap: u32| {
+        let mut batch = lead_batch(org);
+        batch.hold(org, owner, 1);
+        batch.cap(org, owner, cap);
+        batch
+    };
+    store.commit(take(2)).await.unwrap();
+    store.commit(take(2)).await.unwrap();
+    assert_eq!(open().await, Some(2));
+    // A third would pass the cap: refused whole, like a lost race.
+    let written = events().await;
+    assert!(matches!(
+        store.commit(take(2)).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!((open().await, events().await), (Some(2), written));
+    // Full at 2, not at 3; an owner with no row holds none.
+    let full = |owner, cap| {
+        let mut batch = lead_batch(org);
+        batch.full(org, owner, cap);
+        batch
+    };
+    store.commit(full(owner, 2)).await.unwrap();
+    assert!(matches!(
+        store.commit(full(owner, 3)).await,
+        Err(StoreError::Conflict)
+    ));
+    let nobody = uuid::Uuid::new_v4();
+    assert!(matches!(
+        store.commit(full(nobody, 1)).await,
+        Err(StoreError::Conflict)
+    ));
+    // Letting go moves the count down.
+    let mut release = lead_batch(org);
+    release.hold(org, owner, -1);
+    store.commit(release).await.unwrap();
+    assert_eq!(open().await, Some(1));
+
+    // Twenty commits at once, each taking a place under a cap of 5: exactly four fit.
+    let barrier = Arc::new(Barrier::new(20));
+    let results = join_all((0..20).map(|_| {
+        let (store, barrier, batch) = (store.clone(), barrier.clone(), take(5));
+        tokio::spawn(async move {
+            barrier.wait().await;
+            store.commit(batch).await
+        })
+    }))
+    .await;
+    let won = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    let lost = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Err(StoreError::Conflict))))
+        .count();
+    assert_eq!((won, lost), (4, 16), "{results:?}");
+    assert_eq!(open().await, Some(5));
+}
+
+#[tokio::test]
+async fn waiting_leads_are_kept_by_the_commit_and_listed_oldest_first_page_by_page() {
+    let app = TestApp::spawn().await;
+    let store = app.commands.store().clone();
+    let org = uuid::Uuid::new_v4();
+    let t0 = chrono::Utc::now();
+    let leads: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::new_v4()).collect();
+    let mut batch = lead_batch(org);
+    for (i, lead) in leads.iter().enumerate().rev() {
+        batch.wait(leadroute_store::Waiting {
+            lead: *lead,
+            org,
+            since: t0 + chrono::Duration::seconds(i as i64),
+            reason: "all_at_capacity".into(),
+        });
+    }
+    store.commit(batch).await.unwrap();
+    let page = store.waiting(org, None, 3).await.unwrap();
+    let ids: Vec<uuid::Uuid> = page.iter().map(|(_, lead)| *lead).collect();
+    assert_eq!(ids, leads[..3]);
+    let rest = store.waiting(org, page.last().copied(), 3).await.unwrap();
+    let ids: Vec<uuid::Uuid> = rest.iter().map(|(_, lead)| *lead).collect();
+    assert_eq!(ids, leads[3..]);
+    assert_eq!(store.orgs_waiting().await.unwrap(), [org]);
+    // Routed (or closed): gone, in the commit that says so.
+    let mut batch = leadroute_store::Batch::default();
+    batch.unwait(leads[0]);
+    store.commit(batch).await.unwrap();
+    let page = store.waiting(org, None, 10).await.unwrap();
+    assert_eq!(page.len(), 4);
+    assert_eq!(page[0].1, leads[1]);
+}

@@ -117,6 +117,11 @@ impl Names {
         format!("{}_ROUTER", self.stream_prefix())
     }
 
+    /// The durable consumer the wakers of waiting leads share.
+    pub fn waker_consumer(&self) -> String {
+        format!("{}_WAKER", self.stream_prefix())
+    }
+
     /// The durable consumer the intake workers share.
     pub fn intake_consumer(&self) -> String {
         format!("{}_INTAKE", self.stream_prefix())

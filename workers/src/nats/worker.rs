@@ -180,6 +180,11 @@ impl<H: Handler> Worker<H> {
         })
     }
 
+    /// What processes its messages.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
     /// Run until `shutdown` completes; errors of the subscription are retried.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);

@@ -1,0 +1,126 @@
+//! Waking waiting leads: a lead left unrouted with `all_at_capacity` or
+//! `no_assignable_member` and no owner waits (the store keeps the list in the commit's
+//! transaction). When something may have freed a place in its org (a lead closed or moved
+//! away from its owner, a member resumed, signed in, joined or got a higher cap, or a pause
+//! ran out), the org's waiting leads are decided again, oldest first, page by page, against
+//! facts that advance with each pick: a lead that now has a place is routed (trigger
+//! `freed`); one that still has none is left as it is and nothing is written for it. So a
+//! freed place goes to the lead that waited longest, and no more leads move than there are
+//! places (no thundering herd). The lead itself refuses a `freed` decision once it no
+//! longer waits, so two routers waking the same org route each lead once.
+
+use super::route::{targets, Router, ROUTER};
+use crate::commands::{Batch, CommandMeta};
+use crate::error::AppError;
+use leadroute_domain::engine::{resolve, Caps};
+use leadroute_domain::ids::{Actor, OrgId};
+use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
+use leadroute_domain::routing::{RouteOutcome, Trigger};
+use uuid::Uuid;
+
+/// Waiting leads decided together (one transaction).
+pub const WAITING_PAGE: i64 = 200;
+
+/// Namespace of the triggers of `freed` decisions: one per waking and lead, so a repeated
+/// waking decides nothing twice.
+const FREED_NAMESPACE: Uuid = Uuid::from_u128(0x6c65_6164_726f_7574_652d_6672_6565_0001);
+
+impl Router {
+    /// Route the waiting leads of `org` that a member can now take, oldest first; `cause`
+    /// is what woke them (an event id). Answers how many were routed.
+    pub async fn route_waiting(&self, org: OrgId, cause: Uuid) -> Result<usize, AppError> {
+        let Some(_) = self.rules(org).await? else {
+            return Ok(0);
+        };
+        let mut routed = 0;
+        let mut after = None;
+        loop {
+            let page = self
+                .commands
+                .store()
+                .waiting(org.0, after, WAITING_PAGE)
+                .await?;
+            let Some(last) = page.last().copied() else {
+                return Ok(routed);
+            };
+            let leads: Vec<Uuid> = page.iter().map(|(_, lead)| *lead).collect();
+            routed += self
+                .commands
+                .retry(|| self.route_page(org, &leads, cause))
+                .await?;
+            if page.len() < WAITING_PAGE as usize {
+                return Ok(routed);
+            }
+            after = Some(last);
+        }
+    }
+
+    /// Decide `leads` (waiting, oldest first) in one transaction; answers how many went.
+    async fn route_page(&self, org: OrgId, leads: &[Uuid], cause: Uuid) -> Result<usize, AppError> {
+        let Some(rules) = self.rules(org).await? else {
+            return Ok(0);
+        };
+        let keys: Vec<String> = leads.iter().map(Uuid::to_string).collect();
+        let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
+        let mut batch = Batch::default();
+        let mut waiting = Vec::with_capacity(leads.len());
+        for (id, key) in leads.iter().zip(&keys) {
+            match &loaded[key].aggregate {
+                lead if lead.org_id == Some(org) && lead.waiting.is_some() => {
+                    waiting.push(key.clone())
+                }
+                // Not waiting (any more): a stale entry to forget.
+                _ => batch.unwait(*id),
+            }
+        }
+        let (targets, users) = targets(&rules, waiting.iter().map(|key| &loaded[key].aggregate));
+        let mut facts = self
+            .commands
+            .routing_facts(org, targets, users, Caps::Apply)
+            .await?;
+        let mut routed = 0;
+        for key in waiting {
+            let lead = loaded.get_mut(&key).expect("a loaded lead");
+            let lead_id = lead.aggregate.id.expect("a received lead");
+            let trigger = Uuid::new_v5(
+                &FREED_NAMESPACE,
+                format!("{cause}\u{1f}{lead_id}").as_bytes(),
+            );
+            let meta = CommandMeta::now(Actor::System(ROUTER.into())).caused_by(cause);
+            let Ok(resolution) = resolve(
+                &rules,
+                lead_id,
+                &lead.aggregate,
+                trigger,
+                Trigger::Freed,
+                &facts.known,
+            ) else {
+                // Its target is gone: it stays waiting (a re-run reports why).
+                continue;
+            };
+            if !matches!(resolution.outcome, RouteOutcome::Assign { .. }) {
+                // Still no place: nothing is written.
+                continue;
+            }
+            if let Some((pool, command)) = resolution.pick {
+                facts.record_pick(&mut batch, pool, command, &meta)?;
+            }
+            let route = LeadCommand::RouteLead(RouteLead {
+                trigger,
+                decision: resolution.decision,
+                outcome: resolution.outcome,
+                actor: meta.actor.clone(),
+                at: meta.at,
+            });
+            match batch.decide(lead, route, &meta).await {
+                Ok(events) => routed += usize::from(!events.is_empty()),
+                // The owner may not receive it after all: it keeps waiting.
+                Err(AppError::Refused { .. }) => {}
+                Err(other) => return Err(other),
+            }
+        }
+        self.commands.commit_batch(batch).await?;
+        self.commands.remember(facts.into_pools());
+        Ok(routed)
+    }
+}
