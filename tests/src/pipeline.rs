@@ -57,11 +57,18 @@ impl Pipeline {
 
     /// `workers` router workers.
     pub async fn router(&self, workers: usize) -> Tasks {
-        Tasks::router(
+        self.router_sweeping(workers, leadroute_workers::waker::SWEEP)
+            .await
+    }
+
+    /// `workers` router workers, whose waker sweeps every `sweep`.
+    pub async fn router_sweeping(&self, workers: usize, sweep: std::time::Duration) -> Tasks {
+        Tasks::router_sweeping(
             &self.app.commands,
             &self.nats.url,
             self.names.clone(),
             workers,
+            sweep,
         )
         .await
         .expect("the router starts")
