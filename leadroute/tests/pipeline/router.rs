@@ -702,42 +702,49 @@ async fn a_waiting_lead_goes_to_a_member_who_resumes_or_whose_pause_runs_out() {
     world.stop().await;
 }
 
-/// Replay the org's lead events in log order and answer the most open leads each member
-/// held right after a lead was routed to it (counted as the store counts: owned, not
-/// closed), and how many times each lead was routed.
-async fn replay_caps(world: &World) -> (HashMap<Owner, u32>, HashMap<String, usize>) {
+/// Replay the org's lead events (each lead's in its own order) and answer the open leads
+/// each owner holds in the end (counted as the store counts: owned, not closed), and how
+/// many times each lead was routed. The log's order across transactions is the order they
+/// took their ids, not the order they committed, so a replay across leads cannot tell what
+/// a member held at the moment of each commit; the end state it can.
+async fn replay(world: &World) -> (HashMap<uuid::Uuid, i64>, HashMap<String, usize>) {
     use leadroute_domain::lead::LeadEvent;
     use leadroute_domain::Decider;
     let rows: Vec<(String, serde_json::Value)> = sqlx::query_as(&format!(
         "SELECT aggregate_id, payload FROM {EVENTS_TABLE} WHERE aggregate_type = 'Lead'
-          ORDER BY transaction_id, global_position"
+          ORDER BY aggregate_id, sequence"
     ))
     .fetch_all(&world.app.db.pool)
     .await
     .unwrap();
     let mut leads: HashMap<String, Lead> = HashMap::new();
-    let mut open: HashMap<uuid::Uuid, u32> = HashMap::new();
-    let mut most: HashMap<Owner, u32> = HashMap::new();
     let mut routed: HashMap<String, usize> = HashMap::new();
     for (id, payload) in rows {
         let event: LeadEvent = serde_json::from_value(payload).unwrap();
-        let lead = leads.entry(id.clone()).or_default();
-        let held = lead.holder();
-        lead.evolve(&event);
-        if let Some(held) = held {
-            *open.get_mut(&held).unwrap() -= 1;
+        if matches!(event, LeadEvent::LeadRouted { .. }) {
+            *routed.entry(id.clone()).or_default() += 1;
         }
-        if let Some(holds) = lead.holder() {
-            *open.entry(holds).or_default() += 1;
-        }
-        if let LeadEvent::LeadRouted { change, .. } = &event {
-            *routed.entry(id).or_default() += 1;
-            let held = open[&lead.holder().unwrap()];
-            let most = most.entry(change.to).or_default();
-            *most = (*most).max(held);
-        }
+        leads.entry(id).or_default().evolve(&event);
     }
-    (most, routed)
+    let mut open: HashMap<uuid::Uuid, i64> = HashMap::new();
+    for holder in leads.values().filter_map(Lead::holder) {
+        *open.entry(holder).or_default() += 1;
+    }
+    (open, routed)
+}
+
+/// Open leads per owner of `org` as the store counts them now.
+async fn open_counts(world: &World) -> HashMap<uuid::Uuid, i64> {
+    let rows: Vec<(uuid::Uuid, i32)> =
+        sqlx::query_as("SELECT owner_id, open FROM owner_open_leads WHERE org_id = $1")
+            .bind(world.org.0)
+            .fetch_all(&world.app.db.pool)
+            .await
+            .unwrap();
+    rows.into_iter()
+        .map(|(owner, open)| (owner, i64::from(open)))
+        .filter(|(_, open)| *open != 0)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -848,9 +855,22 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
+    // And watch what the members hold, as often as it can.
+    let most = std::cell::RefCell::new(HashMap::<uuid::Uuid, i64>::new());
+    let watch = async {
+        loop {
+            for (owner, open) in open_counts(&world).await {
+                let mut most = most.borrow_mut();
+                let held = most.entry(owner).or_default();
+                *held = (*held).max(open);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    };
     let routed = tokio::select! {
         routed = all_routed => routed.is_some(),
         _ = closer => unreachable!("the closer never ends"),
+        _ = watch => unreachable!("the watch never ends"),
     };
     assert!(routed, "every lead is routed once places free");
     eprintln!("{leads} leads routed in {:?}", started.elapsed());
@@ -859,15 +879,21 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
         .await
         .unwrap();
     assert_eq!(dead, 0, "lost races and guarded caps are not failures");
-    let (most, routed) = replay_caps(&world).await;
+    let (open, routed) = replay(&world).await;
     assert_eq!(routed.len(), leads);
     assert!(routed.values().all(|n| *n == 1), "each lead is routed once");
+    // The counts the caps are checked against are exactly what the events say ...
+    assert_eq!(open_counts(&world).await, open);
+    // ... and no member ever held more than its cap.
+    let most = most.into_inner();
+    eprintln!("most open leads held: {most:?}");
     for (user, cap) in users.iter().zip(caps) {
-        let held = most[&Owner::PartnerUser(*user)];
+        let held = most.get(&user.0).copied().unwrap_or(0);
         assert!(
-            held <= cap,
+            held <= i64::from(cap),
             "a member with cap {cap} held {held} open leads"
         );
+        assert!(held > 0, "every member took leads");
     }
     let waited: i64 = sqlx::query_scalar(&format!(
         "SELECT count(*) FROM {EVENTS_TABLE} WHERE event_type = 'LeadNotRouted'"
