@@ -11,11 +11,11 @@ use crate::commands::{Batch, CommandMeta, Commands};
 use crate::error::AppError;
 use crate::in_org::InOrg;
 use leadroute_domain::engine::{Caps, KnownFacts};
-use leadroute_domain::ids::{OrgId, PartnerUserId, PoolId, QueueId};
+use leadroute_domain::ids::{OrgId, PartnerAccountId, PartnerUserId, PoolId, QueueId};
 use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
-use leadroute_domain::queue::Queue;
+use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::Target;
 use std::collections::{BTreeSet, HashMap};
@@ -80,33 +80,58 @@ impl Commands {
             facts.sequences.insert(id, pool.current_sequence);
             facts.known.pools.insert(id, pool.aggregate);
         }
-        let loaded_users = self.load_many_cached::<PartnerUser>(&keys(&users)).await?;
-        let accounts: BTreeSet<String> = loaded_users
-            .values()
-            .filter_map(|u| u.aggregate.account_id.map(|a| a.to_string()))
+        // Queues before users: a queue's members are judged with the other users.
+        let loaded_queues = self.load_many_cached::<Queue>(&keys(&queues)).await?;
+        let queues: Vec<(QueueId, &Queue)> = queues
+            .into_iter()
+            .map(|q| (q, &loaded_queues[&q.to_string()].aggregate))
+            .filter(|(_, queue)| queue.org_id == Some(org))
             .collect();
+        let mut accounts: BTreeSet<PartnerAccountId> = BTreeSet::new();
+        for member in queues.iter().flat_map(|(_, queue)| &queue.members) {
+            match member {
+                QueueMember::PartnerUser(user) => users.insert(*user),
+                QueueMember::PartnerAccount(account) => accounts.insert(*account),
+            };
+        }
+        let loaded_users = self.load_many_cached::<PartnerUser>(&keys(&users)).await?;
+        accounts.extend(loaded_users.values().filter_map(|u| u.aggregate.account_id));
         let accounts = self
-            .load_many_cached::<PartnerAccount>(&accounts.into_iter().collect::<Vec<_>>())
+            .load_many_cached::<PartnerAccount>(&keys(&accounts))
             .await?;
+        let active = |account: PartnerAccountId| {
+            accounts
+                .get(&account.to_string())
+                .is_some_and(|a| a.aggregate.active && a.aggregate.org_id == Some(org))
+        };
         for user_id in users {
             let user = &loaded_users[&user_id.to_string()].aggregate;
             if user.org_id != Some(org) {
                 continue;
             }
-            let account_active = user
-                .account_id
-                .and_then(|a| accounts.get(&a.to_string()))
-                .is_some_and(|a| a.aggregate.active);
+            let account_active = user.account_id.is_some_and(active);
             facts
                 .known
                 .users
                 .insert(user_id, user.standing(account_active));
         }
-        let loaded_queues = self.load_many_cached::<Queue>(&keys(&queues)).await?;
-        facts.known.queues = queues
-            .into_iter()
-            .filter(|q| loaded_queues[&q.to_string()].aggregate.org_id == Some(org))
-            .collect();
+        // A queue is claimable while one of its members may claim from it: a member user
+        // who may receive leads (a pause does not stop claiming), or a member account
+        // that is an active partner.
+        for (id, queue) in queues {
+            let claimable = queue.members.iter().any(|member| match member {
+                QueueMember::PartnerUser(user) => facts
+                    .known
+                    .users
+                    .get(user)
+                    .is_some_and(|standing| standing.assignability().is_ok()),
+                QueueMember::PartnerAccount(account) => active(*account),
+            });
+            facts.known.queues.insert(id);
+            if !claimable {
+                facts.known.unclaimable.insert(id);
+            }
+        }
         if !capped.is_empty() {
             let ids: Vec<Uuid> = capped.iter().map(|m| member_uuid(*m)).collect();
             let open = self.store.open_leads(org.0, &ids).await?;

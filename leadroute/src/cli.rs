@@ -59,7 +59,8 @@ pub enum Command {
     Up(UpConfig),
     /// Route leads by the org's assignment rules from the published lead events until
     /// stopped (leads the intake already routed are skipped); any number of routers share
-    /// one durable consumer.
+    /// one durable consumer. Also routes waiting leads (left all_at_capacity or
+    /// no_assignable_member) oldest first when a place frees, and sweeps for them every 30 s.
     Router(RouterArgs),
     /// Send access and assignment emails for the published events until stopped.
     Mailer(MailerArgs),

@@ -385,6 +385,19 @@ impl TestApp {
         queue
     }
 
+    /// A queue someone may claim from (its member: a new active partner account), so
+    /// routing may send leads to it.
+    pub async fn staffed_queue(&self, org: OrgId) -> QueueId {
+        let queue = self.queue(org).await;
+        let account = self.active_partner(org).await;
+        let member = leadroute_domain::queue::QueueMember::PartnerAccount(account);
+        self.commands
+            .add_queue_member(&self.meta(), org, queue, member)
+            .await
+            .expect("add queue member");
+        queue
+    }
+
     /// A lead received from upstream.
     pub async fn lead(&self, org: OrgId) -> LeadId {
         let new = NewLead {

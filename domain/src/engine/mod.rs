@@ -36,6 +36,9 @@ pub trait Facts {
     fn user(&self, user: PartnerUserId) -> Option<Standing>;
     /// Whether the queue exists in the org.
     fn queue_exists(&self, queue: QueueId) -> bool;
+    /// Whether someone may claim from the queue (asked only of queues that exist): a
+    /// member user who may receive leads, or a member account that is an active partner.
+    fn queue_claimable(&self, queue: QueueId) -> bool;
     /// The pool, when it exists in the org.
     fn pool(&self, pool: PoolId) -> Option<&Pool>;
     /// Open leads the member holds (asked only about members of capped pools).
@@ -53,14 +56,16 @@ pub enum Caps {
 }
 
 /// A member's verdict, before any cap: a partner user by [`judge`] (one that is not a user
-/// of the org is `inactive`), a queue assignable while it exists.
+/// of the org is `inactive`), a queue assignable while it exists and someone may claim from
+/// it (else `no_claimant`).
 pub fn verdict(member: Member, facts: &impl Facts) -> Verdict {
     match member {
         Member::PartnerUser(user) => facts
             .user(user)
             .map_or(Verdict::Inactive, |standing| judge(&standing, facts.now())),
-        Member::Queue(queue) if facts.queue_exists(queue) => Verdict::Assignable,
-        Member::Queue(_) => Verdict::Inactive,
+        Member::Queue(queue) if !facts.queue_exists(queue) => Verdict::Inactive,
+        Member::Queue(queue) if facts.queue_claimable(queue) => Verdict::Assignable,
+        Member::Queue(_) => Verdict::NoClaimant,
     }
 }
 
@@ -289,6 +294,8 @@ pub struct KnownFacts {
     pub users: HashMap<PartnerUserId, Standing>,
     /// Queues that exist in the org.
     pub queues: HashSet<QueueId>,
+    /// Those of them nobody may claim from.
+    pub unclaimable: HashSet<QueueId>,
     /// Pools of the org, as stored (and advanced by the picks applied since).
     pub pools: HashMap<PoolId, Pool>,
     /// Open leads per member of capped pools.
@@ -336,6 +343,10 @@ impl Facts for KnownFacts {
 
     fn queue_exists(&self, queue: QueueId) -> bool {
         self.queues.contains(&queue)
+    }
+
+    fn queue_claimable(&self, queue: QueueId) -> bool {
+        !self.unclaimable.contains(&queue)
     }
 
     fn pool(&self, pool: PoolId) -> Option<&Pool> {

@@ -117,6 +117,37 @@ fn resolve_now(rules: &ActiveRules, lead: &Lead, trigger: u128, facts: &KnownFac
 }
 
 #[test]
+fn a_queue_nobody_may_claim_from_is_not_routed_to_and_says_so() {
+    let mut facts = KnownFacts::at(t0());
+    facts.queues.insert(queue(1));
+    facts.unclaimable.insert(queue(1));
+    let r = resolve_now(
+        &rules_to(Target::Queue(queue(1)), false),
+        &lead(None),
+        1,
+        &facts,
+    );
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Leave(crate::routing::NotRouted::NoAssignableMember)
+    );
+    assert_eq!(r.decision.candidates[0].verdict, Verdict::NoClaimant);
+    // In a pool, it is skipped for a member who may take the lead.
+    let mut facts = facts_with_pool(
+        &[
+            (Member::Queue(queue(1)), 1),
+            (Member::PartnerUser(user(2)), 1),
+        ],
+        None,
+    );
+    facts.unclaimable.insert(queue(1));
+    let r = resolve_now(&rules_to(Target::Pool(POOL), false), &lead(None), 1, &facts);
+    assert!(
+        matches!(r.outcome, RouteOutcome::Assign { to: Owner::PartnerUser(u), .. } if u == user(2))
+    );
+}
+
+#[test]
 fn a_paused_direct_target_leaves_the_lead_with_its_verdict() {
     let mut facts = KnownFacts::at(t0());
     let paused = Standing {
@@ -357,6 +388,10 @@ impl Facts for FromLog {
     fn queue_exists(&self, queue: QueueId) -> bool {
         self.known.queues.contains(&queue)
     }
+
+    fn queue_claimable(&self, queue: QueueId) -> bool {
+        self.known.queue_claimable(queue)
+    }
     fn pool(&self, pool: PoolId) -> Option<&Pool> {
         self.known.pools.get(&pool)
     }
@@ -386,6 +421,10 @@ proptest! {
                 let q = queue(i as u128);
                 if m.exists {
                     base.queues.insert(q);
+                    // Someone may claim from it, or nobody may (drawn from the same bits).
+                    if !m.standing.signed_in_once {
+                        base.unclaimable.insert(q);
+                    }
                 }
                 Member::Queue(q)
             } else {

@@ -31,6 +31,9 @@ pub enum Verdict {
     Paused,
     /// Holds as many open leads as the pool's cap allows.
     AtCapacity,
+    /// A queue nobody may claim from (no member user who may receive leads, no member
+    /// account that is an active partner).
+    NoClaimant,
 }
 
 /// A candidate the decision considered.

@@ -376,8 +376,8 @@ async fn an_older_event_redelivered_after_an_intake_crash_changes_nothing_and_ro
     use leadroute_tests::pipeline::Pipeline;
 
     let (app, nats) = (TestApp::spawn().await, TestNats::new().await);
-    let org = app.org().await;
-    let (de, fr) = (app.queue(org).await, app.queue(org).await);
+    let org = app.prm_org().await;
+    let (de, fr) = (app.staffed_queue(org).await, app.staffed_queue(org).await);
     let to = |country: &str, queue| Entry {
         criteria: vec![Criterion::Equals {
             field: "country".into(),

@@ -362,7 +362,7 @@ async fn two_routers_on_one_consumer_decide_each_of_a_thousand_leads_once_and_fa
 async fn unmatched_leads_go_to_the_default_owner_or_stay_with_no_rule_matched() {
     let world = World::start(1).await;
     let users = world.users(1).await;
-    let queue = world.app.queue(world.org).await;
+    let queue = world.app.staffed_queue(world.org).await;
     let de = Criterion::Equals {
         field: "country".into(),
         value: "DE".into(),
@@ -399,8 +399,8 @@ async fn unmatched_leads_go_to_the_default_owner_or_stay_with_no_rule_matched() 
 async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
     let world = World::start(1).await;
     let queues: Vec<QueueId> = vec![
-        world.app.queue(world.org).await,
-        world.app.queue(world.org).await,
+        world.app.staffed_queue(world.org).await,
+        world.app.staffed_queue(world.org).await,
     ];
     let by_country = |country: &str, queue: QueueId| Entry {
         criteria: vec![Criterion::Equals {
@@ -873,6 +873,9 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
         _ = watch => unreachable!("the watch never ends"),
     };
     assert!(routed, "every lead is routed once places free");
+    // Closes still on their way are received before anything is counted.
+    let (crm, intake) = (world.names.crm_stream(), world.names.intake_consumer());
+    leadroute_tests::drained(&world.app.db.pool, &world.nats, &crm, &intake).await;
     eprintln!("{leads} leads routed in {:?}", started.elapsed());
     let dead: i64 = sqlx::query_scalar("SELECT count(*) FROM dead_letters")
         .fetch_one(&world.app.db.pool)

@@ -120,12 +120,21 @@ async fn a_rerun_routes_by_the_first_matching_entry_and_records_its_decision() {
     );
 }
 
+/// A queue whose member is `account` (an active partner), so routing may send leads to it.
+async fn staffed_queue(api: &TestApi, org: &TestOrg, account: Uuid, name: &str) -> Uuid {
+    let queue = api.create_queue(&org.admin, name).await;
+    api.add_queue_member(&org.admin, queue, "partner_account", account)
+        .await
+        .ok();
+    queue
+}
+
 #[tokio::test]
 async fn a_keep_owner_entry_keeps_an_assignable_owner() {
     let api = TestApi::spawn().await;
     let (org, account) = setup(&api).await;
     let owner = assignable(&api, &org, account).await;
-    let queue = api.create_queue(&org.admin, "q").await;
+    let queue = staffed_queue(&api, &org, account, "q").await;
     publish(
         &api,
         &org,
@@ -162,9 +171,9 @@ async fn a_keep_owner_entry_keeps_an_assignable_owner() {
 #[tokio::test]
 async fn a_new_version_changes_only_leads_routed_after_it() {
     let api = TestApi::spawn().await;
-    let (org, _) = setup(&api).await;
-    let first = api.create_queue(&org.admin, "first").await;
-    let second = api.create_queue(&org.admin, "second").await;
+    let (org, account) = setup(&api).await;
+    let first = staffed_queue(&api, &org, account, "first").await;
+    let second = staffed_queue(&api, &org, account, "second").await;
     publish(
         &api,
         &org,
@@ -427,7 +436,7 @@ async fn out_of_range_numbers_times_and_values_get_specific_errors_naming_the_fi
         "{answer:?}"
     );
     // A number is a fine criterion value: it compares as its text.
-    let queue = api.create_queue(&org.admin, "big").await;
+    let queue = staffed_queue(&api, &org, account, "big").await;
     let rules = json!({"entries": [{
         "criteria": [{"op": "equals", "field": "employees", "value": 250}],
         "target": {"kind": "queue", "id": queue},
