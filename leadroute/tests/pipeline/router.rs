@@ -908,6 +908,14 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
         waited > 0,
         "leads had to wait (else the caps were never in play)"
     );
+    let shares: Vec<(Option<String>, i64)> = sqlx::query_as(&format!(
+        "SELECT payload->'LeadRouted'->'change'->'to'->>'id', count(*) FROM {EVENTS_TABLE}
+          WHERE event_type = 'LeadRouted' GROUP BY 1 ORDER BY 2 DESC"
+    ))
+    .fetch_all(&world.app.db.pool)
+    .await
+    .unwrap();
+    eprintln!("{waited} decisions left leads waiting; leads per member: {shares:?}");
     assert!(world
         .app
         .commands
