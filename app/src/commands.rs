@@ -252,7 +252,7 @@ impl Batch {
         &mut self,
         loaded: &Loaded<A>,
         held: Option<Uuid>,
-        waited: Option<&'static str>,
+        waited: Option<(&'static str, Option<Uuid>)>,
         meta: &CommandMeta,
     ) where
         A::Error: Refusal + Send + Sync + 'static,
@@ -275,9 +275,10 @@ impl Batch {
                 return;
             };
             match waits {
-                Some(reason) => self.0.wait(leadroute_store::Waiting {
+                Some((reason, target)) => self.0.wait(leadroute_store::Waiting {
                     lead,
                     org: org.0,
+                    target,
                     since: meta.at,
                     reason: reason.to_string(),
                 }),

@@ -10,6 +10,7 @@ use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::pool::Pool;
 use leadroute_domain::queue::Queue;
+use leadroute_domain::routing::rules::Target;
 use leadroute_domain::rule_set::RuleSet;
 use leadroute_domain::templates::Templates;
 use leadroute_domain::Refusal;
@@ -34,9 +35,9 @@ where
     fn holder(&self) -> Option<uuid::Uuid> {
         None
     }
-    /// Why this aggregate waits (a lead waiting for its target); a commit that changes it
-    /// records it in the same transaction.
-    fn waiting(&self) -> Option<&'static str> {
+    /// Why this aggregate waits and for which target's id (a lead waiting for a place);
+    /// a commit that changes it records it in the same transaction.
+    fn waiting(&self) -> Option<(&'static str, Option<uuid::Uuid>)> {
         None
     }
 }
@@ -117,7 +118,12 @@ impl InOrg for Lead {
     fn holder(&self) -> Option<uuid::Uuid> {
         Lead::holder(self)
     }
-    fn waiting(&self) -> Option<&'static str> {
-        self.waiting.map(|reason| reason.code())
+    fn waiting(&self) -> Option<(&'static str, Option<uuid::Uuid>)> {
+        let target = self.waiting_for.map(|target| match target {
+            Target::PartnerUser(user) => user.0,
+            Target::Queue(queue) => queue.0,
+            Target::Pool(pool) => pool.0,
+        });
+        self.waiting.map(|reason| (reason.code(), target))
     }
 }

@@ -32,12 +32,14 @@ CREATE TABLE waiting_leads
 (
     lead_id uuid PRIMARY KEY,
     org_id  uuid        NOT NULL,
+    -- the pool, queue or partner user it waits for (NULL: not recorded)
+    target  uuid,
     -- when it was left waiting
     since   timestamptz NOT NULL,
     -- all_at_capacity or no_assignable_member
     reason  text        NOT NULL
 );
-CREATE INDEX waiting_leads_org ON waiting_leads (org_id, since, lead_id);
+CREATE INDEX waiting_leads_org ON waiting_leads (org_id, target, since, lead_id);
 
 -- Seeded with the leads that wait as this migration runs: no owner, not closed, and the
 -- last routing decision left them unrouted for one of those reasons.

@@ -213,24 +213,40 @@ impl EventStore {
             .collect())
     }
 
-    /// Up to `limit` leads of `org` waiting for their target, oldest first, after
-    /// `after` (the `(since, lead)` of the last of a previous page).
+    /// Up to `limit` leads of `org` waiting for `target` (`None`: for a target not
+    /// recorded), oldest first, after `after` (the `(since, lead)` of the last of a previous
+    /// page).
     pub async fn waiting(
         &self,
         org: Uuid,
+        target: Option<Uuid>,
         after: Option<(DateTime<Utc>, Uuid)>,
         limit: i64,
     ) -> Result<Vec<(DateTime<Utc>, Uuid)>, StoreError> {
         let (since, lead) = after.unzip();
         Ok(sqlx::query_as(&format!(
             "SELECT since, lead_id FROM {WAITING_LEADS_TABLE}
-              WHERE org_id = $1 AND ($2::timestamptz IS NULL OR (since, lead_id) > ($2, $3))
-              ORDER BY since, lead_id LIMIT $4"
+              WHERE org_id = $1 AND target IS NOT DISTINCT FROM $2
+                AND ($3::timestamptz IS NULL OR (since, lead_id) > ($3, $4))
+              ORDER BY since, lead_id LIMIT $5"
         ))
         .bind(org)
+        .bind(target)
         .bind(since)
         .bind(lead)
         .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The targets the leads of `org` wait for, those waiting longest first (`None` for
+    /// leads whose target was not recorded).
+    pub async fn waiting_targets(&self, org: Uuid) -> Result<Vec<Option<Uuid>>, StoreError> {
+        Ok(sqlx::query_scalar(&format!(
+            "SELECT target FROM {WAITING_LEADS_TABLE} WHERE org_id = $1
+              GROUP BY target ORDER BY min(since)"
+        ))
+        .bind(org)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -380,19 +396,22 @@ async fn wait(
     .bind(&done)
     .execute(&mut **tx)
     .await?;
-    let waiting = batch.waits.values().flatten();
-    let (leads, orgs, since): (Vec<Uuid>, Vec<Uuid>, Vec<DateTime<Utc>>) =
-        columns(waiting.clone().map(|w| (w.lead, w.org, w.since)));
-    if leads.is_empty() {
+    let waiting: Vec<&Waiting> = batch.waits.values().flatten().collect();
+    if waiting.is_empty() {
         return Ok(());
     }
-    let reasons: Vec<&str> = waiting.map(|w| w.reason.as_str()).collect();
+    let leads: Vec<Uuid> = waiting.iter().map(|w| w.lead).collect();
+    let orgs: Vec<Uuid> = waiting.iter().map(|w| w.org).collect();
+    let targets: Vec<Option<Uuid>> = waiting.iter().map(|w| w.target).collect();
+    let since: Vec<DateTime<Utc>> = waiting.iter().map(|w| w.since).collect();
+    let reasons: Vec<&str> = waiting.iter().map(|w| w.reason.as_str()).collect();
     sqlx::query(&format!(
-        "INSERT INTO {WAITING_LEADS_TABLE} (lead_id, org_id, since, reason)
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[])"
+        "INSERT INTO {WAITING_LEADS_TABLE} (lead_id, org_id, target, since, reason)
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::timestamptz[], $5::text[])"
     ))
     .bind(&leads)
     .bind(&orgs)
+    .bind(&targets)
     .bind(&since)
     .bind(&reasons)
     .execute(&mut **tx)
@@ -457,6 +476,9 @@ pub struct Waiting {
     pub lead: Uuid,
     /// Its org.
     pub org: Uuid,
+    /// The id of the target it waits for (a pool, queue or partner user); `None` when
+    /// unknown (leads that waited before targets were recorded).
+    pub target: Option<Uuid>,
     /// Since when it waits.
     pub since: DateTime<Utc>,
     /// Why (`all_at_capacity`, `no_assignable_member`).

@@ -193,6 +193,7 @@ pub fn resolve(
         } => {
             decision.matched_entry = entry;
             decision.default_owner = entry.is_none();
+            decision.target = Some(target);
             decision.owner_not_assignable = owner_not_assignable;
             if owner_not_assignable {
                 decision.owner_verdict = match lead.owner {

@@ -7,6 +7,7 @@ use crate::ids::{
     Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, QueueId, UpstreamRef,
 };
 use crate::partner_user::NotAssignable;
+use crate::routing::rules::Target;
 use crate::routing::{is_closed, Decision, NotRouted, Trigger};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -193,6 +194,9 @@ pub struct Lead {
     /// `None` when it does not wait.
     #[serde(default)]
     pub waiting: Option<NotRouted>,
+    /// The target it waits for (as its decision recorded it), while it waits.
+    #[serde(default)]
+    pub waiting_for: Option<Target>,
 }
 
 impl Lead {
@@ -321,7 +325,8 @@ impl Lead {
         }
         let cause = match decision.trigger {
             Trigger::Rerun => OwnerChangeCause::Rerun,
-            // Routed the waiting lead no longer waits, or left it waiting: nothing to record.
+            // A `freed` decision routes only a lead that still waits, and only to a place;
+            // anything else records nothing.
             Trigger::Freed
                 if self.waiting.is_none() || !matches!(outcome, RouteOutcome::Assign { .. }) =>
             {
@@ -511,6 +516,11 @@ impl Decider for Lead {
         if is_closed(&self.fields) {
             self.waiting = None;
         }
+        self.waiting_for = match (self.waiting, event) {
+            (None, _) => None,
+            (Some(_), LeadEvent::LeadNotRouted { decision, .. }) => decision.target,
+            (Some(_), _) => self.waiting_for,
+        };
     }
 }
 

@@ -248,6 +248,10 @@ pub struct Decision {
     pub pool_after: Option<Vec<Slot>>,
     /// What triggered it.
     pub trigger: Trigger,
+    /// The target the rules chose (a partner user, queue or pool); `None` when no entry
+    /// and no default owner applied, or in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Target>,
 }
 
 impl Decision {
@@ -264,6 +268,7 @@ impl Decision {
             pool_before: None,
             pool_after: None,
             trigger,
+            target: None,
         }
     }
 
@@ -326,6 +331,8 @@ struct StoredDecision {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pool_changed: Option<Vec<Slot>>,
     trigger: Trigger,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<Target>,
 }
 
 /// Whether `members` are `slots`' members, in the same order.
@@ -366,6 +373,7 @@ impl From<Decision> for StoredDecision {
             pool_after,
             pool_changed,
             trigger: d.trigger,
+            target: d.target,
         }
     }
 }
@@ -409,6 +417,7 @@ impl From<StoredDecision> for Decision {
             pool_before: s.pool_before,
             pool_after,
             trigger: s.trigger,
+            target: s.target,
         }
     }
 }

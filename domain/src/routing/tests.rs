@@ -258,6 +258,9 @@ fn pool_decision() -> super::Decision {
         pool_before: Some(rotation.slots),
         pool_after: Some(after.slots),
         trigger: Trigger::Received,
+        target: Some(super::rules::Target::Pool(crate::ids::PoolId(
+            uuid::Uuid::from_u128(5),
+        ))),
     }
 }
 

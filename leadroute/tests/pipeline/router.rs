@@ -624,7 +624,7 @@ async fn waiting_leads_are_routed_oldest_first_when_a_member_frees_capacity() {
             .app
             .commands
             .store()
-            .waiting(world.org.0, None, 10)
+            .waiting(world.org.0, Some(pool.0), None, 10)
             .await
             .unwrap()
     };
@@ -916,14 +916,13 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
     .await
     .unwrap();
     eprintln!("{waited} decisions left leads waiting; leads per member: {shares:?}");
-    assert!(world
+    let waiting = world
         .app
         .commands
         .store()
-        .waiting(world.org.0, None, 1)
-        .await
-        .unwrap()
-        .is_empty());
+        .waiting_targets(world.org.0)
+        .await;
+    assert!(waiting.unwrap().is_empty(), "no lead waits");
     for process in processes {
         process.stop().await;
     }

@@ -459,7 +459,7 @@ async fn open_leads_move_in_the_commit_and_a_cap_or_a_full_member_is_held_under_
 async fn waiting_leads_are_kept_by_the_commit_and_listed_oldest_first_page_by_page() {
     let app = TestApp::spawn().await;
     let store = app.commands.store().clone();
-    let org = uuid::Uuid::new_v4();
+    let (org, pool) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let t0 = chrono::Utc::now();
     let leads: Vec<uuid::Uuid> = (0..5).map(|_| uuid::Uuid::new_v4()).collect();
     let mut batch = lead_batch(org);
@@ -467,23 +467,29 @@ async fn waiting_leads_are_kept_by_the_commit_and_listed_oldest_first_page_by_pa
         batch.wait(leadroute_store::Waiting {
             lead: *lead,
             org,
+            target: Some(pool),
             since: t0 + chrono::Duration::seconds(i as i64),
             reason: "all_at_capacity".into(),
         });
     }
     store.commit(batch).await.unwrap();
-    let page = store.waiting(org, None, 3).await.unwrap();
+    let page = store.waiting(org, Some(pool), None, 3).await.unwrap();
     let ids: Vec<uuid::Uuid> = page.iter().map(|(_, lead)| *lead).collect();
     assert_eq!(ids, leads[..3]);
-    let rest = store.waiting(org, page.last().copied(), 3).await.unwrap();
+    let rest = store
+        .waiting(org, Some(pool), page.last().copied(), 3)
+        .await
+        .unwrap();
     let ids: Vec<uuid::Uuid> = rest.iter().map(|(_, lead)| *lead).collect();
     assert_eq!(ids, leads[3..]);
     assert_eq!(store.orgs_waiting().await.unwrap(), [org]);
+    assert_eq!(store.waiting_targets(org).await.unwrap(), [Some(pool)]);
+    assert!(store.waiting(org, None, None, 3).await.unwrap().is_empty());
     // Routed (or closed): gone, in the commit that says so.
     let mut batch = leadroute_store::Batch::default();
     batch.unwait(leads[0]);
     store.commit(batch).await.unwrap();
-    let page = store.waiting(org, None, 10).await.unwrap();
+    let page = store.waiting(org, Some(pool), None, 10).await.unwrap();
     assert_eq!(page.len(), 4);
     assert_eq!(page[0].1, leads[1]);
 }
