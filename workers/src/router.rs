@@ -3,11 +3,13 @@
 //! changed a watched field, it routes the lead under the org's active rule set, with the
 //! event id as the trigger, and acknowledges after the decision committed. A redelivered
 //! event finds its trigger decided and changes nothing. Shares the consumer worker (and its
-//! redelivery and dead letters) with the intake.
+//! redelivery and dead letters) with the intake. Each batch is then handed to the waker,
+//! which routes waiting leads where a lead closed or left its owner.
 
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
 use crate::publisher::Envelope;
+use crate::waker::Waker;
 use async_nats::jetstream;
 use leadroute_app::lead_event::{DeadReason, Invalid};
 use leadroute_app::router::Router;
@@ -29,6 +31,8 @@ pub const SOURCE: &str = "router";
 pub struct RouterConsumer {
     /// The engine.
     router: Router,
+    /// Wakes waiting leads on the lead events that free a place.
+    waker: Waker,
     /// The event store.
     pool: PgPool,
 }
@@ -37,12 +41,14 @@ impl RouterConsumer {
     /// A worker for the events stream's durable router consumer (created unless it exists).
     pub async fn worker(
         commands: Commands,
+        waker: Waker,
         js: jetstream::Context,
         names: Names,
     ) -> Result<Worker<RouterConsumer>, NatsError> {
         let pool = commands.store().pool().clone();
         let consumer = RouterConsumer {
             router: Router::with_commands(commands),
+            waker,
             pool: pool.clone(),
         };
         let stream = (names.events_stream(), names.events_subjects());
@@ -139,6 +145,14 @@ impl Handler for RouterConsumer {
             } else {
                 self.process(message).await
             });
+        }
+        // Then the waiting leads of the orgs where a lead closed or left its owner; a
+        // waking that fails brings its message back (routing it again is a no-op).
+        let woken = self.waker.wake(messages).await;
+        for (outcome, failed) in outcomes.iter_mut().zip(woken) {
+            if let (Outcome::Done, Some(e)) = (&outcome, failed) {
+                *outcome = Outcome::Retry(e);
+            }
         }
         outcomes
     }

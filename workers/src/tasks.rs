@@ -106,14 +106,19 @@ impl Tasks {
         sweep: std::time::Duration,
     ) -> anyhow::Result<Tasks> {
         let js = nats::connect(url).await?;
-        let worker =
-            crate::router::RouterConsumer::worker(commands.clone(), js.clone(), names.clone())
-                .await?;
+        let waker = crate::waker::Waker::new(commands.clone());
+        let worker = crate::router::RouterConsumer::worker(
+            commands.clone(),
+            waker.clone(),
+            js.clone(),
+            names.clone(),
+        )
+        .await?;
         let mut tasks = Self::consumers(worker, workers);
-        let waker = crate::waker::Waker::worker(commands.clone(), js, names).await?;
-        let sweeper = waker.handler().clone();
-        tasks.spawn(move |shutdown| waker.run(shutdown));
-        tasks.spawn(move |shutdown| sweeper.sweep(sweep, shutdown));
+        for worker in waker.workers(js, names).await? {
+            tasks.spawn(move |shutdown| worker.run(shutdown));
+        }
+        tasks.spawn(move |shutdown| waker.sweep(sweep, shutdown));
         Ok(tasks)
     }
 

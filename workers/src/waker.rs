@@ -1,7 +1,9 @@
-//! The waker: routes waiting leads when a place may have freed. A durable consumer on every
-//! published event (`<PREFIX>_WAKER`, from the events published after it was first made)
-//! looks at each event's subject, and decodes the few lead events that need it, to tell
-//! whether the event may have freed a place in its org:
+//! The waker: routes waiting leads when a place may have freed. It looks at published
+//! events: lead events as the router consumer receives them (the router hands each batch to
+//! [`Waker::wake`]), the others through its own durable consumers (`<PREFIX>_WAKER_*`, one
+//! per filter, from the events published after they were first made). It tells by the
+//! subject ([`WAKING`]), and for routings and updates by the few payload fields that say,
+//! whether an event freed a place in its org:
 //! - a lead closed (an update of its `status`) or left its owner (reassigned, enqueued,
 //!   claimed, routed away);
 //! - a partner user, partner account, pool or queue changed (resumed, activated, signed
@@ -16,12 +18,10 @@
 
 use crate::nats::worker::{ConsumerSpec, Handler, Outcome, Worker};
 use crate::nats::{Names, NatsError};
-use crate::publisher::Envelope;
 use async_nats::jetstream;
 use leadroute_app::router::Router;
-use leadroute_app::Commands;
+use leadroute_app::{AppError, Commands};
 use leadroute_domain::ids::OrgId;
-use leadroute_domain::lead::LeadEvent;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
@@ -33,6 +33,37 @@ pub const SOURCE: &str = "waker";
 /// How often every org's waiting leads are looked at, whatever was published.
 pub const SWEEP: Duration = Duration::from_secs(30);
 
+/// The events that may free a place, as `(aggregate type, event type)`. Lead events reach
+/// the waker through the router consumer, which receives them all anyway; `LeadRouted` and
+/// updates wake only when they moved the lead away from an owner or changed its `status`
+/// (read from the payload).
+pub const WAKING: [(&str, &str); 13] = [
+    ("Lead", "LeadReassigned"),
+    ("Lead", "LeadEnqueued"),
+    ("Lead", "LeadClaimed"),
+    ("Lead", "LeadRouted"),
+    ("Lead", "LeadUpdated"),
+    ("Lead", "LeadUpdateStale"),
+    ("PartnerUser", "PartnerUserActivated"),
+    ("PartnerUser", "PartnerUserSignedIn"),
+    ("PartnerUser", "AutoAssignmentResumed"),
+    ("PartnerAccount", "PartnerActivated"),
+    ("Pool", "PoolMemberAdded"),
+    ("Pool", "PoolMemberChanged"),
+    ("Queue", "QueueMemberAdded"),
+];
+
+/// The waker's own consumers, as `(name suffix, aggregate type, event type or ">")`: one
+/// per filter (the NATS server this runs on takes one filter per consumer). The pool's are
+/// narrow because its picks are frequent; the others' events are rare.
+const CONSUMERS: [(&str, &str, &str); 5] = [
+    ("PARTNER_USER", "PartnerUser", ">"),
+    ("PARTNER_ACCOUNT", "PartnerAccount", ">"),
+    ("QUEUE", "Queue", ">"),
+    ("POOL_MEMBER_ADDED", "Pool", "PoolMemberAdded"),
+    ("POOL_MEMBER_CHANGED", "Pool", "PoolMemberChanged"),
+];
+
 /// Wakes waiting leads.
 #[derive(Clone)]
 pub struct Waker {
@@ -40,30 +71,63 @@ pub struct Waker {
 }
 
 impl Waker {
-    /// A worker for the events stream's durable waker consumer (created unless it exists).
-    pub async fn worker(
-        commands: Commands,
+    /// A waker over `commands`.
+    pub fn new(commands: Commands) -> Waker {
+        Waker {
+            router: Router::with_commands(commands),
+        }
+    }
+
+    /// Workers for the waker's durable consumers on the events stream (created unless they
+    /// exist): partner users, partner accounts, queues and pool members.
+    pub async fn workers(
+        &self,
         js: jetstream::Context,
         names: Names,
-    ) -> Result<Worker<Waker>, NatsError> {
-        let pool = commands.store().pool().clone();
-        let waker = Waker {
-            router: Router::with_commands(commands),
-        };
+    ) -> Result<Vec<Worker<Waker>>, NatsError> {
+        let pool = self.router.commands().store().pool().clone();
         let stream = (names.events_stream(), names.events_subjects());
-        Worker::new(
-            waker,
-            pool,
-            js,
-            names.clone(),
-            stream,
-            ConsumerSpec {
-                durable: names.waker_consumer(),
-                filter: None,
+        let mut workers = Vec::with_capacity(CONSUMERS.len());
+        for (suffix, aggregate_type, event_type) in CONSUMERS {
+            let spec = ConsumerSpec {
+                durable: format!("{}_{suffix}", names.waker_consumer()),
+                filter: Some(names.event_subjects(aggregate_type, event_type)),
                 only_new: true,
-            },
-        )
-        .await
+            };
+            let worker = Worker::new(
+                self.clone(),
+                pool.clone(),
+                js.clone(),
+                names.clone(),
+                stream.clone(),
+                spec,
+            )
+            .await?;
+            workers.push(worker);
+        }
+        Ok(workers)
+    }
+
+    /// Route the waiting leads of each org that one of `messages` woke, once per org (by
+    /// its first waking message); answers, per message, whether its waking failed (the
+    /// message should come again to wake its org again).
+    pub async fn wake(&self, messages: &[jetstream::Message]) -> Vec<Option<AppError>> {
+        let mut orgs: BTreeMap<OrgId, (usize, Uuid)> = BTreeMap::new();
+        for (i, (org, event)) in messages
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| Some((i, wakes(m)?)))
+        {
+            orgs.entry(org).or_insert((i, event));
+        }
+        let mut failed: Vec<Option<AppError>> = messages.iter().map(|_| None).collect();
+        for (org, (i, cause)) in orgs {
+            if let Err(e) = self.router.route_waiting(org, cause).await {
+                tracing::debug!(error = %e, org = %org.0, "cannot route waiting leads yet");
+                failed[i] = Some(e);
+            }
+        }
+        failed
     }
 
     /// Route the waiting leads of every org that has some, every `every`, until `shutdown`.
@@ -97,24 +161,70 @@ fn wakes(message: &jetstream::Message) -> Option<(OrgId, Uuid)> {
     let mut tokens = message.subject.rsplit('.');
     let (event_type, aggregate_type) = (tokens.next()?, tokens.next()?);
     let org: Uuid = tokens.nth(1)?.parse().ok()?;
-    let decode = match (aggregate_type, event_type) {
-        ("PartnerUser" | "PartnerAccount" | "Pool" | "Queue", _) => false,
-        ("Lead", "LeadReassigned" | "LeadEnqueued" | "LeadClaimed") => false,
-        ("Lead", "LeadRouted" | "LeadUpdated" | "LeadUpdateStale") => true,
-        _ => return None,
+    let waking = WAKING.contains(&(aggregate_type, event_type));
+    let Ok(envelope) = serde_json::from_slice::<Waking>(&message.payload) else {
+        return None;
     };
-    if !decode {
-        let envelope = Envelope::<serde::de::IgnoredAny>::parse(&message.payload).ok()?;
-        return Some((OrgId(org), envelope.event_id));
-    }
-    let envelope = Envelope::<LeadEvent>::parse(&message.payload).ok()?;
-    let frees = match &envelope.payload {
-        LeadEvent::LeadRouted { change, .. } => change.from.is_some(),
-        LeadEvent::LeadUpdated { changed, .. } => changed.contains_key("status"),
-        LeadEvent::LeadUpdateStale { filled, .. } => filled.contains_key("status"),
-        _ => false,
+    let frees = match event_type {
+        _ if !waking => false,
+        "LeadRouted" => envelope.payload.routed_away(),
+        "LeadUpdated" | "LeadUpdateStale" => envelope.payload.status_changed(),
+        _ => true,
     };
     frees.then_some((OrgId(org), envelope.event_id))
+}
+
+/// The parts of a published event the waker reads (the rest is skipped, not decoded).
+#[derive(serde::Deserialize)]
+struct Waking {
+    event_id: Uuid,
+    #[serde(default)]
+    payload: WakingPayload,
+}
+
+/// A lead event's payload as far as waking goes: `{"LeadRouted": {"change": {"from": ..}}}`,
+/// `{"LeadUpdated": {"changed": {..}}}` or `{"LeadUpdateStale": {"filled": {..}}}`.
+#[derive(serde::Deserialize, Default)]
+struct WakingPayload {
+    #[serde(rename = "LeadRouted")]
+    routed: Option<RoutedPart>,
+    #[serde(rename = "LeadUpdated")]
+    updated: Option<FieldsPart>,
+    #[serde(rename = "LeadUpdateStale")]
+    stale: Option<FieldsPart>,
+}
+
+#[derive(serde::Deserialize)]
+struct RoutedPart {
+    change: ChangePart,
+}
+
+#[derive(serde::Deserialize)]
+struct ChangePart {
+    from: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FieldsPart {
+    #[serde(alias = "filled")]
+    changed: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl WakingPayload {
+    /// A routing that took the lead from an owner.
+    fn routed_away(&self) -> bool {
+        self.routed
+            .as_ref()
+            .is_some_and(|r| r.change.from.is_some())
+    }
+
+    /// An update that changed the lead's `status` (it may have closed).
+    fn status_changed(&self) -> bool {
+        [&self.updated, &self.stale]
+            .into_iter()
+            .flatten()
+            .any(|part| part.changed.contains_key("status"))
+    }
 }
 
 impl Handler for Waker {
@@ -123,22 +233,11 @@ impl Handler for Waker {
     /// Each org woken by the batch is woken once, by its first waking event; when that
     /// fails, that event is redelivered (to wake the org again) and the others are done.
     async fn process_batch(&self, messages: &[jetstream::Message]) -> Vec<Outcome> {
-        let mut orgs: BTreeMap<OrgId, (usize, Uuid)> = BTreeMap::new();
-        for (i, (org, event)) in messages
-            .iter()
-            .enumerate()
-            .filter_map(|(i, m)| Some((i, wakes(m)?)))
-        {
-            orgs.entry(org).or_insert((i, event));
-        }
-        let mut outcomes: Vec<Outcome> = messages.iter().map(|_| Outcome::Done).collect();
-        for (org, (i, cause)) in orgs {
-            if let Err(e) = self.router.route_waiting(org, cause).await {
-                tracing::debug!(error = %e, org = %org.0, "cannot route waiting leads yet");
-                outcomes[i] = Outcome::Retry(e);
-            }
-        }
-        outcomes
+        self.wake(messages)
+            .await
+            .into_iter()
+            .map(|failed| failed.map_or(Outcome::Done, Outcome::Retry))
+            .collect()
     }
 
     async fn process(&self, message: &jetstream::Message) -> Outcome {

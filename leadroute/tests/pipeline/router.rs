@@ -640,7 +640,6 @@ async fn waiting_leads_are_routed_oldest_first_when_a_member_frees_capacity() {
     assert_eq!(world.owner(third).await, a);
     assert_eq!(last_trigger(&world, third).await, "freed");
     world.drained().await;
-    world.pipeline.drained(&world.names.waker_consumer()).await;
     assert_eq!(
         world.routing_events(fourth).await,
         ["LeadNotRouted"],

@@ -107,6 +107,12 @@ impl Names {
         format!("{}.*.events.Lead.>", self.prefix)
     }
 
+    /// The subjects of events of `event_type` (or `>`: every type) on `aggregate_type`, in
+    /// every org.
+    pub fn event_subjects(&self, aggregate_type: &str, event_type: &str) -> String {
+        format!("{}.*.events.{aggregate_type}.{event_type}", self.prefix)
+    }
+
     /// The durable consumer the mailer workers share.
     pub fn mailer_consumer(&self) -> String {
         format!("{}_MAILER", self.stream_prefix())
@@ -117,7 +123,7 @@ impl Names {
         format!("{}_ROUTER", self.stream_prefix())
     }
 
-    /// The durable consumer the wakers of waiting leads share.
+    /// The prefix of the durable consumers the wakers of waiting leads share.
     pub fn waker_consumer(&self) -> String {
         format!("{}_WAKER", self.stream_prefix())
     }
