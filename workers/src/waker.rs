@@ -161,12 +161,13 @@ fn wakes(message: &jetstream::Message) -> Option<(OrgId, Uuid)> {
     let mut tokens = message.subject.rsplit('.');
     let (event_type, aggregate_type) = (tokens.next()?, tokens.next()?);
     let org: Uuid = tokens.nth(1)?.parse().ok()?;
-    let waking = WAKING.contains(&(aggregate_type, event_type));
+    if !WAKING.contains(&(aggregate_type, event_type)) {
+        return None;
+    }
     let Ok(envelope) = serde_json::from_slice::<Waking>(&message.payload) else {
         return None;
     };
     let frees = match event_type {
-        _ if !waking => false,
         "LeadRouted" => envelope.payload.routed_away(),
         "LeadUpdated" | "LeadUpdateStale" => envelope.payload.status_changed(),
         _ => true,
