@@ -268,11 +268,9 @@ impl EventStore {
         if batch.payloads.is_empty() && batch.waits.is_empty() {
             return Ok(None);
         }
-        if batch.open.is_empty()
-            && batch.caps.is_empty()
-            && batch.full.is_empty()
-            && batch.waits.is_empty()
-        {
+        // Events and open-lead counts are one statement; bounds and waiting leads need a
+        // transaction around it.
+        if batch.caps.is_empty() && batch.full.is_empty() && batch.waits.is_empty() {
             return conflict_or(insert(&batch, &self.pool).await);
         }
         let mut tx = self.pool.begin().await?;
@@ -281,7 +279,7 @@ impl EventStore {
             false => conflict_or(insert(&batch, &mut *tx).await)?,
         };
         conflict_or(wait(&batch, &mut tx).await)?;
-        let held = conflict_or(hold(&batch, &mut tx).await)?;
+        let held = conflict_or(bounds(&batch, &mut tx).await)?;
         if !held {
             // Rolled back as the transaction drops.
             return Err(StoreError::Conflict);
@@ -291,11 +289,15 @@ impl EventStore {
     }
 }
 
-/// The batch's events, in one INSERT answering the position of the last.
+/// The batch's events and its changes of open leads, in one statement answering the
+/// position of the last event. The counts' rows are locked in key order, so concurrent
+/// commits cannot deadlock on them.
 async fn insert<'c>(
     batch: &Batch,
     db: impl sqlx::PgExecutor<'c>,
 ) -> Result<Option<Checkpoint>, sqlx::Error> {
+    let changed = batch.open.iter().filter(|(_, delta)| **delta != 0);
+    let (orgs, owners, deltas) = columns(changed.map(|((org, owner), d)| (*org, *owner, *d)));
     let (tx, global_position): (String, i64) = sqlx::query_as(&format!(
         "WITH written AS (
              INSERT INTO {EVENTS_TABLE}
@@ -304,7 +306,12 @@ async fn insert<'c>(
              SELECT t, i, s, e, v, p::jsonb, m::jsonb, id
                FROM UNNEST($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
                            $6::text[], $7::text[], $8::uuid[]) AS b(t, i, s, e, v, p, m, id)
-             RETURNING transaction_id, global_position)
+             RETURNING transaction_id, global_position),
+         held AS (
+             INSERT INTO {OPEN_LEADS_TABLE} AS l (org_id, owner_id, open)
+             SELECT o, w, d FROM UNNEST($9::uuid[], $10::uuid[], $11::int[]) AS c(o, w, d)
+              ORDER BY o, w
+             ON CONFLICT (org_id, owner_id) DO UPDATE SET open = l.open + EXCLUDED.open)
          SELECT min(transaction_id::text), max(global_position) FROM written"
     ))
     .bind(&batch.aggregate_types)
@@ -315,6 +322,9 @@ async fn insert<'c>(
     .bind(&batch.payloads)
     .bind(&batch.metadata)
     .bind(&batch.event_ids)
+    .bind(&orgs)
+    .bind(&owners)
+    .bind(&deltas)
     .fetch_one(db)
     .await?;
     let transaction_id = parse_xid(&tx).map_err(|e| sqlx::Error::Decode(e.into()))?;
@@ -324,28 +334,12 @@ async fn insert<'c>(
     }))
 }
 
-/// Apply the batch's changes of open leads (rows locked in key order, so concurrent
-/// commits cannot deadlock on them); answers whether every owner the batch caps holds at
-/// most its cap, and every owner it needs full still holds at least its cap.
-async fn hold(
+/// Whether every owner the batch caps holds at most its cap, and every owner it needs full
+/// still holds at least its cap (after the batch's own changes, applied with its events).
+async fn bounds(
     batch: &Batch,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<bool, sqlx::Error> {
-    let changed = batch.open.iter().filter(|(_, delta)| **delta != 0);
-    let (orgs, owners, deltas) = columns(changed.map(|((org, owner), d)| (*org, *owner, *d)));
-    if !orgs.is_empty() {
-        sqlx::query(&format!(
-            "INSERT INTO {OPEN_LEADS_TABLE} AS l (org_id, owner_id, open)
-             SELECT o, w, d FROM UNNEST($1::uuid[], $2::uuid[], $3::int[]) AS c(o, w, d)
-              ORDER BY o, w
-             ON CONFLICT (org_id, owner_id) DO UPDATE SET open = l.open + EXCLUDED.open"
-        ))
-        .bind(&orgs)
-        .bind(&owners)
-        .bind(&deltas)
-        .execute(&mut **tx)
-        .await?;
-    }
     for (bounds, full) in [(&batch.caps, false), (&batch.full, true)] {
         if bounds.is_empty() {
             continue;
