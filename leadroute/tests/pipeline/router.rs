@@ -927,3 +927,50 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
     }
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_pool_of_queues_takes_turns_and_a_lead_upstream_keeps_from_routing_moves_nothing() {
+    let world = World::start(1).await;
+    let queues = [
+        world.app.staffed_queue(world.org).await,
+        world.app.staffed_queue(world.org).await,
+    ];
+    let pool = PoolId::new_random();
+    let meta = world.app.meta();
+    let commands = &world.app.commands;
+    commands
+        .create_pool(&meta, world.org, pool, "queues", None)
+        .await
+        .unwrap();
+    for queue in queues {
+        commands
+            .add_pool_member(&meta, world.org, pool, Member::Queue(queue), None, None)
+            .await
+            .unwrap();
+    }
+    world.publish(to(Target::Pool(pool))).await;
+    // Upstream says do not route: the lead is received and nothing else happens.
+    let new = NewLead {
+        upstream: UpstreamRef {
+            system: "crm".into(),
+            lead_id: "kept-upstream".into(),
+        },
+        upstream_event_id: "e1".into(),
+        fields: fields(&[]),
+        route: false,
+        occurred_at: None,
+        owner: None,
+    };
+    let (kept, _) = commands.receive_lead(&meta, world.org, &new).await.unwrap();
+    world.drained().await;
+    assert!(world.routing_events(kept).await.is_empty());
+    assert_eq!(world.owner(kept).await, None);
+    // The pool's turn did not move: its first queue gets the next lead, then the second.
+    let owners = route_in_turn(&world, 3).await;
+    let expected: Vec<Owner> = [queues[0], queues[1], queues[0]]
+        .into_iter()
+        .map(Owner::Queue)
+        .collect();
+    assert_eq!(owners, expected);
+    world.stop().await;
+}
