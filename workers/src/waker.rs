@@ -12,7 +12,8 @@
 //! For each such org in a batch it routes the org's waiting leads once
 //! (`Router::route_waiting`: oldest first, only as many as have a place). A sweep every
 //! [`SWEEP`] does the same for every org with waiting leads, for what publishes no event: a
-//! pause that ran out, or a waking missed while no waker ran. Waking twice routes nothing
+//! pause that ran out, or a waking missed while no waker ran; one process sweeps at a time
+//! (an advisory lock), the others skip that round. Waking twice routes nothing
 //! twice (a lead refuses a `freed` decision once it no longer waits), so any number of
 //! processes may run it; it never dead-letters (an event it cannot read wakes nothing).
 
@@ -138,17 +139,28 @@ impl Waker {
                 _ = &mut shutdown => return,
                 _ = tokio::time::sleep(every) => {}
             }
-            let orgs = match self.router.commands().store().orgs_waiting().await {
-                Ok(orgs) => orgs,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot list orgs with waiting leads");
-                    continue;
-                }
+            // One sweeper at a time across processes: the others skip this round.
+            let pool = self.router.commands().store().pool();
+            let Ok(mut lock) = pool.acquire().await else {
+                continue;
             };
-            for org in orgs {
-                if let Err(e) = self.router.route_waiting(OrgId(org), Uuid::new_v4()).await {
-                    tracing::warn!(error = %e, org = %org, "cannot route waiting leads");
-                }
+            let held: Result<bool, _> = sqlx::query_scalar(&format!(
+                "SELECT pg_try_advisory_lock(hashtextextended('{SWEEP_LOCK}', 0))"
+            ))
+            .fetch_one(&mut *lock)
+            .await;
+            if !matches!(held, Ok(true)) {
+                continue;
+            }
+            self.sweep_once().await;
+            let unlocked = sqlx::query(&format!(
+                "SELECT pg_advisory_unlock(hashtextextended('{SWEEP_LOCK}', 0))"
+            ))
+            .execute(&mut *lock)
+            .await;
+            if unlocked.is_err() {
+                // Its session ends the lock: drop the connection rather than reuse it.
+                lock.detach();
             }
         }
     }
@@ -173,6 +185,27 @@ fn wakes(message: &jetstream::Message) -> Option<(OrgId, Uuid)> {
         _ => true,
     };
     frees.then_some((OrgId(org), envelope.event_id))
+}
+
+/// The advisory lock (by name) the sweeping process holds while it sweeps.
+const SWEEP_LOCK: &str = "leadroute.waker.sweep";
+
+impl Waker {
+    /// Route the waiting leads of every org that has some.
+    async fn sweep_once(&self) {
+        let orgs = match self.router.commands().store().orgs_waiting().await {
+            Ok(orgs) => orgs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list orgs with waiting leads");
+                return;
+            }
+        };
+        for org in orgs {
+            if let Err(e) = self.router.route_waiting(OrgId(org), Uuid::new_v4()).await {
+                tracing::warn!(error = %e, org = %org, "cannot route waiting leads");
+            }
+        }
+    }
 }
 
 /// The parts of a published event the waker reads (the rest is skipped, not decoded).
