@@ -489,27 +489,6 @@ pub async fn lead_field_names(pool: &PgPool, org: OrgId) -> Result<Vec<String>, 
     .await
 }
 
-/// Open leads (to accept, accepted, queued, and not closed upstream: `status` won, lost
-/// or disqualified) held by each of `owners` in `org`; owners holding none are left out.
-pub async fn open_leads(
-    pool: &PgPool,
-    org: OrgId,
-    owners: &[Uuid],
-) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT owner_id, count(*) FROM rm_leads
-          WHERE owner_id = ANY($2) AND org_id = $1 AND status = ANY($3)
-            AND coalesce(lower(btrim(fields ->> 'status')), '') <> ALL($4)
-          GROUP BY owner_id",
-    )
-    .bind(org.0)
-    .bind(owners)
-    .bind([status::TO_ACCEPT, status::ACCEPTED, status::QUEUED])
-    .bind(leadroute_domain::routing::CLOSED_STATUSES)
-    .fetch_all(pool)
-    .await
-}
-
 /// Leads of `org` received in `[from, to)`, oldest first, at most `limit`.
 pub async fn leads_received_between(
     pool: &PgPool,
