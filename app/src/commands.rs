@@ -236,14 +236,16 @@ impl Batch {
     {
         let (held, waited) = (loaded.aggregate.holder(), loaded.aggregate.waiting());
         let events = decide(loaded, command).await?;
-        self.keep(loaded, held, waited, meta);
-        self.record(
+        let ids = self.record(
             &loaded.aggregate,
             &loaded.aggregate_id,
             &mut loaded.current_sequence,
             events,
             meta,
-        )
+        )?;
+        // Only once the events are queued: a refused event changes no count.
+        self.keep(loaded, held, waited, meta);
+        Ok(ids)
     }
 
     /// Keep the store's open-lead counts and waiting leads in step with what the command

@@ -21,7 +21,7 @@ SELECT org_id, owner_id, count(*)
   FROM rm_leads
  WHERE owner_id IS NOT NULL
    AND status IN ('to_accept', 'accepted', 'queued')
-   AND coalesce(lower(btrim(fields ->> 'status')), '') NOT IN ('won', 'lost', 'disqualified')
+   AND coalesce(lower(btrim(fields ->> 'status', E' \t\n\r')), '') NOT IN ('won', 'lost', 'disqualified')
  GROUP BY org_id, owner_id;
 
 -- Leads waiting for their target, kept like the counts above by the commits that change
@@ -53,5 +53,5 @@ SELECT l.lead_id, l.org_id, (d.payload -> 'LeadNotRouted' ->> 'at')::timestamptz
           AND e.event_type IN ('LeadNotRouted', 'LeadRouted', 'LeadOwnerKept')
         ORDER BY e.sequence DESC LIMIT 1) d
  WHERE l.owner_id IS NULL
-   AND coalesce(lower(btrim(l.fields ->> 'status')), '') NOT IN ('won', 'lost', 'disqualified')
+   AND coalesce(lower(btrim(l.fields ->> 'status', E' \t\n\r')), '') NOT IN ('won', 'lost', 'disqualified')
    AND d.payload -> 'LeadNotRouted' ->> 'reason' IN ('all_at_capacity', 'no_assignable_member');

@@ -209,7 +209,13 @@ impl EventStore {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(owner, open)| (owner, u32::try_from(open).unwrap_or(0)))
+            .map(|(owner, open)| {
+                if open < 0 {
+                    // Only a count that drifted from the log can go below zero.
+                    tracing::error!(%org, %owner, open, "an owner's open-lead count is negative");
+                }
+                (owner, u32::try_from(open).unwrap_or(0))
+            })
             .collect())
     }
 

@@ -146,11 +146,13 @@ impl Handler for RouterConsumer {
                 self.process(message).await
             });
         }
-        // Then the waiting leads of the orgs where a lead closed or left its owner; a
-        // waking that fails brings its message back (routing it again is a no-op).
+        // Then the waiting leads of the orgs where a lead closed or left its owner. A waking
+        // that lost its races brings its message back soon (routing it again is a no-op,
+        // and lost races never count toward the dead-letter budget); any other failure is
+        // left to the sweep, as the messages themselves were handled.
         let woken = self.waker.wake(messages).await;
         for (outcome, failed) in outcomes.iter_mut().zip(woken) {
-            if let (Outcome::Done, Some(e)) = (&outcome, failed) {
+            if let (Outcome::Done, Some(e @ AppError::Conflict { .. })) = (&outcome, failed) {
                 *outcome = Outcome::Retry(e);
             }
         }

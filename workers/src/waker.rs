@@ -110,8 +110,8 @@ impl Waker {
     }
 
     /// Route the waiting leads of each org that one of `messages` woke, once per org (by
-    /// its first waking message); answers, per message, whether its waking failed (the
-    /// message should come again to wake its org again).
+    /// its first waking message); answers, per message, the error when its waking failed
+    /// (logged; the sweep wakes the org again).
     pub async fn wake(&self, messages: &[jetstream::Message]) -> Vec<Option<AppError>> {
         let mut orgs: BTreeMap<OrgId, (usize, Uuid)> = BTreeMap::new();
         for (i, (org, event)) in messages
@@ -124,7 +124,7 @@ impl Waker {
         let mut failed: Vec<Option<AppError>> = messages.iter().map(|_| None).collect();
         for (org, (i, cause)) in orgs {
             if let Err(e) = self.router.route_waiting(org, cause).await {
-                tracing::debug!(error = %e, org = %org.0, "cannot route waiting leads yet");
+                tracing::warn!(error = %e, org = %org.0, "cannot route waiting leads; the sweep will");
                 failed[i] = Some(e);
             }
         }
@@ -264,13 +264,18 @@ impl WakingPayload {
 impl Handler for Waker {
     const SOURCE: &'static str = SOURCE;
 
-    /// Each org woken by the batch is woken once, by its first waking event; when that
-    /// fails, that event is redelivered (to wake the org again) and the others are done.
+    /// Each org woken by the batch is woken once, by its first waking event. When that
+    /// fails on a lost race, that event comes back soon (lost races never count toward the
+    /// dead-letter budget); any other failure is logged and left to the sweep, so the
+    /// waker never dead-letters.
     async fn process_batch(&self, messages: &[jetstream::Message]) -> Vec<Outcome> {
         self.wake(messages)
             .await
             .into_iter()
-            .map(|failed| failed.map_or(Outcome::Done, Outcome::Retry))
+            .map(|failed| match failed {
+                Some(e @ AppError::Conflict { .. }) => Outcome::Retry(e),
+                _ => Outcome::Done,
+            })
             .collect()
     }
 

@@ -30,9 +30,10 @@ impl Router {
     /// is what woke them (an event id). Answers how many were routed.
     ///
     /// The leads are taken by the target they wait for, a page at a time, oldest first.
-    /// A target's pass ends with the first page that places nobody: its leads compete for
-    /// the same places, so when the oldest find none, the younger find none either. A
-    /// waking therefore reads one page per target plus one per 200 leads it routes.
+    /// A target's pass ends with the first page that places nobody while every lead in it
+    /// is still short of a place: its leads compete for the same places, so the younger
+    /// find none either. A waking therefore reads about one page per target plus one per
+    /// 200 leads it routes.
     pub async fn route_waiting(&self, org: OrgId, cause: Uuid) -> Result<usize, AppError> {
         let store = self.commands.store();
         let mut routed = 0;
@@ -44,12 +45,16 @@ impl Router {
                     break;
                 };
                 let leads: Vec<Uuid> = page.iter().map(|(_, lead)| *lead).collect();
-                let placed = self
+                let page_routed = self
                     .commands
                     .retry(|| self.route_page(org, &leads, cause))
                     .await?;
-                routed += placed;
-                if placed == 0 || page.len() < WAITING_PAGE as usize {
+                routed += page_routed.placed;
+                // Nobody placed and everyone still short of a place: the younger leads of
+                // this target find none either. Leads with no recorded target may wait for
+                // different targets, so their pass goes on.
+                let exhausted = page_routed.placed == 0 && page_routed.all_blocked;
+                if (exhausted && target.is_some()) || page.len() < WAITING_PAGE as usize {
                     break;
                 }
                 after = Some(last);
@@ -58,10 +63,15 @@ impl Router {
         Ok(routed)
     }
 
-    /// Decide `leads` (waiting, oldest first) in one transaction; answers how many went.
-    async fn route_page(&self, org: OrgId, leads: &[Uuid], cause: Uuid) -> Result<usize, AppError> {
+    /// Decide `leads` (waiting, oldest first) in one transaction.
+    async fn route_page(
+        &self,
+        org: OrgId,
+        leads: &[Uuid],
+        cause: Uuid,
+    ) -> Result<PageRouted, AppError> {
         let Some(rules) = self.rules(org).await? else {
-            return Ok(0);
+            return Ok(PageRouted::default());
         };
         let keys: Vec<String> = leads.iter().map(Uuid::to_string).collect();
         let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
@@ -81,7 +91,10 @@ impl Router {
             .commands
             .routing_facts(org, targets, users, Caps::Apply)
             .await?;
-        let mut routed = 0;
+        let mut routed = PageRouted {
+            placed: 0,
+            all_blocked: true,
+        };
         for key in waiting {
             let lead = loaded.get_mut(&key).expect("a loaded lead");
             let lead_id = lead.aggregate.id.expect("a received lead");
@@ -99,11 +112,19 @@ impl Router {
                 &facts.known,
             ) else {
                 // Its target is gone: it stays waiting (a re-run reports why).
+                routed.all_blocked = false;
                 continue;
             };
-            if !matches!(resolution.outcome, RouteOutcome::Assign { .. }) {
+            match resolution.outcome {
+                RouteOutcome::Assign { .. } => {}
                 // Still no place: nothing is written.
-                continue;
+                RouteOutcome::Leave(reason) if reason.waits() => continue,
+                // The rules now say something else (no match, closed, keep): a re-run
+                // records it; the waking writes nothing.
+                _ => {
+                    routed.all_blocked = false;
+                    continue;
+                }
             }
             if let Some((pool, command)) = resolution.pick {
                 facts.record_pick(&mut batch, pool, command, &meta)?;
@@ -116,7 +137,7 @@ impl Router {
                 at: meta.at,
             });
             match batch.decide(lead, route, &meta).await {
-                Ok(events) => routed += usize::from(!events.is_empty()),
+                Ok(events) => routed.placed += usize::from(!events.is_empty()),
                 // The owner may not receive it after all: it keeps waiting.
                 Err(AppError::Refused { .. }) => {}
                 Err(other) => return Err(other),
@@ -126,4 +147,14 @@ impl Router {
         self.commands.remember(facts.into_pools());
         Ok(routed)
     }
+}
+
+/// What deciding a page of waiting leads did.
+#[derive(Debug, Default)]
+struct PageRouted {
+    /// Leads routed.
+    placed: usize,
+    /// Whether every lead not routed is still short of a place (rather than having no
+    /// target any more, or a different answer from the rules).
+    all_blocked: bool,
 }
