@@ -289,9 +289,10 @@ impl Batch {
         }
     }
 
-    /// Forget `lead` as waiting (it no longer waits, though no command changed it).
-    pub(crate) fn unwait(&mut self, lead: Uuid) {
-        self.0.unwait(lead);
+    /// Forget the entry of `lead` waiting `since`: the lead no longer waits, though no
+    /// command here changed it (kept if a commit has replaced the entry meanwhile).
+    pub(crate) fn forget_stale(&mut self, lead: Uuid, since: chrono::DateTime<chrono::Utc>) {
+        self.0.forget_stale(lead, since);
     }
 
     /// Queue `events` already applied to `aggregate` (stored as `id`, at `sequence` before

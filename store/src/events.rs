@@ -271,12 +271,16 @@ impl EventStore {
     /// some aggregate changed since it was loaded: nothing is written. A batch that changes
     /// open leads also updates [`OPEN_LEADS_TABLE`] and checks its caps in that transaction.
     pub async fn commit(&self, batch: Batch) -> Result<Option<Checkpoint>, StoreError> {
-        if batch.payloads.is_empty() && batch.waits.is_empty() {
+        if batch.payloads.is_empty() && batch.waits.is_empty() && batch.stale.is_empty() {
             return Ok(None);
         }
         // Events and open-lead counts are one statement; bounds and waiting leads need a
         // transaction around it.
-        if batch.caps.is_empty() && batch.full.is_empty() && batch.waits.is_empty() {
+        if batch.caps.is_empty()
+            && batch.full.is_empty()
+            && batch.waits.is_empty()
+            && batch.stale.is_empty()
+        {
             return conflict_or(insert(&batch, &self.pool).await);
         }
         let mut tx = self.pool.begin().await?;
@@ -386,6 +390,19 @@ async fn wait(
     batch: &Batch,
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
 ) -> Result<(), sqlx::Error> {
+    if !batch.stale.is_empty() {
+        let leads: Vec<Uuid> = batch.stale.keys().copied().collect();
+        let since: Vec<DateTime<Utc>> = batch.stale.values().copied().collect();
+        sqlx::query(&format!(
+            "DELETE FROM {WAITING_LEADS_TABLE} w
+              USING UNNEST($1::uuid[], $2::timestamptz[]) AS s(lead_id, since)
+              WHERE w.lead_id = s.lead_id AND w.since = s.since"
+        ))
+        .bind(&leads)
+        .bind(&since)
+        .execute(&mut **tx)
+        .await?;
+    }
     if batch.waits.is_empty() {
         return Ok(());
     }
@@ -467,6 +484,8 @@ pub struct Batch {
     /// Leads that wait from now on: `lead -> Some((org, since, reason))`, or wait no more:
     /// `lead -> None`.
     waits: BTreeMap<Uuid, Option<Waiting>>,
+    /// Stale entries to forget: `lead -> since`, only if the entry is still that one.
+    stale: BTreeMap<Uuid, DateTime<Utc>>,
 }
 
 /// A lead waiting for its target.
@@ -550,6 +569,12 @@ impl Batch {
     /// `waiting.lead` waits for its target once the batch is committed.
     pub fn wait(&mut self, waiting: Waiting) {
         self.waits.insert(waiting.lead, Some(waiting));
+    }
+
+    /// Forget the entry of `lead` waiting `since`, found stale (the lead no longer waits),
+    /// unless a commit has replaced it meanwhile (the lead waits again).
+    pub fn forget_stale(&mut self, lead: Uuid, since: DateTime<Utc>) {
+        self.stale.insert(lead, since);
     }
 
     /// `lead` waits no more once the batch is committed.

@@ -12,6 +12,7 @@
 use super::route::{targets, Router, ROUTER};
 use crate::commands::{Batch, CommandMeta};
 use crate::error::AppError;
+use chrono::{DateTime, Utc};
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
@@ -44,10 +45,9 @@ impl Router {
                 let Some(last) = page.last().copied() else {
                     break;
                 };
-                let leads: Vec<Uuid> = page.iter().map(|(_, lead)| *lead).collect();
                 let page_routed = self
                     .commands
-                    .retry(|| self.route_page(org, &leads, cause))
+                    .retry(|| self.route_page(org, &page, cause))
                     .await?;
                 routed += page_routed.placed;
                 // Nobody placed and everyone still short of a place: the younger leads of
@@ -63,27 +63,27 @@ impl Router {
         Ok(routed)
     }
 
-    /// Decide `leads` (waiting, oldest first) in one transaction.
+    /// Decide `leads` (`(since, lead)`, waiting, oldest first) in one transaction.
     async fn route_page(
         &self,
         org: OrgId,
-        leads: &[Uuid],
+        leads: &[(DateTime<Utc>, Uuid)],
         cause: Uuid,
     ) -> Result<PageRouted, AppError> {
         let Some(rules) = self.rules(org).await? else {
             return Ok(PageRouted::default());
         };
-        let keys: Vec<String> = leads.iter().map(Uuid::to_string).collect();
+        let keys: Vec<String> = leads.iter().map(|(_, lead)| lead.to_string()).collect();
         let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
         let mut batch = Batch::default();
         let mut waiting = Vec::with_capacity(leads.len());
-        for (id, key) in leads.iter().zip(&keys) {
+        for ((since, id), key) in leads.iter().zip(&keys) {
             match &loaded[key].aggregate {
                 lead if lead.org_id == Some(org) && lead.waiting.is_some() => {
                     waiting.push(key.clone())
                 }
                 // Not waiting (any more): a stale entry to forget.
-                _ => batch.unwait(*id),
+                _ => batch.forget_stale(*id, *since),
             }
         }
         let (targets, users) = targets(&rules, waiting.iter().map(|key| &loaded[key].aggregate));

@@ -492,4 +492,23 @@ async fn waiting_leads_are_kept_by_the_commit_and_listed_oldest_first_page_by_pa
     let page = store.waiting(org, Some(pool), None, 10).await.unwrap();
     assert_eq!(page.len(), 4);
     assert_eq!(page[0].1, leads[1]);
+    // A stale entry is forgotten only while it is the entry that was read.
+    let (since, lead) = page[0];
+    let mut batch = leadroute_store::Batch::default();
+    batch.forget_stale(lead, since + chrono::Duration::seconds(1));
+    store.commit(batch).await.unwrap();
+    assert_eq!(
+        store
+            .waiting(org, Some(pool), None, 10)
+            .await
+            .unwrap()
+            .len(),
+        4
+    );
+    let mut batch = leadroute_store::Batch::default();
+    batch.forget_stale(lead, since);
+    store.commit(batch).await.unwrap();
+    let page = store.waiting(org, Some(pool), None, 10).await.unwrap();
+    assert_eq!(page.len(), 3);
+    assert_eq!(page[0].1, leads[2]);
 }
