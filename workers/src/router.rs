@@ -13,7 +13,6 @@ use crate::waker::Waker;
 use async_nats::jetstream;
 use leadroute_app::lead_event::{DeadReason, Invalid};
 use leadroute_app::router::Router;
-use leadroute_app::Commands;
 use leadroute_app::{codes, AppError};
 use leadroute_domain::ids::{LeadId, OrgId};
 use leadroute_domain::lead::LeadEvent;
@@ -38,16 +37,17 @@ pub struct RouterConsumer {
 }
 
 impl RouterConsumer {
-    /// A worker for the events stream's durable router consumer (created unless it exists).
+    /// A worker for the events stream's durable router consumer (created unless it exists),
+    /// routing through the waker's router (one rule-set cache for both).
     pub async fn worker(
-        commands: Commands,
         waker: Waker,
         js: jetstream::Context,
         names: Names,
     ) -> Result<Worker<RouterConsumer>, NatsError> {
-        let pool = commands.store().pool().clone();
+        let router = waker.router().clone();
+        let pool = router.commands().store().pool().clone();
         let consumer = RouterConsumer {
-            router: Router::with_commands(commands),
+            router,
             waker,
             pool: pool.clone(),
         };

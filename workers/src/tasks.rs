@@ -107,13 +107,8 @@ impl Tasks {
     ) -> anyhow::Result<Tasks> {
         let js = nats::connect(url).await?;
         let waker = crate::waker::Waker::new(commands.clone());
-        let worker = crate::router::RouterConsumer::worker(
-            commands.clone(),
-            waker.clone(),
-            js.clone(),
-            names.clone(),
-        )
-        .await?;
+        let worker =
+            crate::router::RouterConsumer::worker(waker.clone(), js.clone(), names.clone()).await?;
         let mut tasks = Self::consumers(worker, workers);
         for worker in waker.workers(js, names).await? {
             tasks.spawn(move |shutdown| worker.run(shutdown));

@@ -79,6 +79,11 @@ impl Waker {
         }
     }
 
+    /// The router it routes waiting leads through.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// Workers for the waker's durable consumers on the events stream (created unless they
     /// exist): partner users, partner accounts, queues and pool members.
     pub async fn workers(

@@ -21,4 +21,3 @@ mod waiting;
 pub use dry_run::DryRun;
 pub use leadroute_domain::routing::rules::ActiveRules;
 pub use route::{Router, NO_RULE_SET, ROUTER};
-pub use waiting::WAITING_PAGE;

@@ -20,7 +20,12 @@ use leadroute_domain::routing::{RouteOutcome, Trigger};
 use uuid::Uuid;
 
 /// Waiting leads decided together (one transaction).
-pub const WAITING_PAGE: i64 = 200;
+const WAITING_PAGE: i64 = 200;
+
+/// Most pages of one target read by one waking (10,000 leads): an org with a great many
+/// leads that cannot be placed does not hold the router, shared by every org, for long;
+/// the next waking or sweep starts again from the oldest.
+const MAX_PAGES: usize = 50;
 
 /// Namespace of the triggers of `freed` decisions: one per waking and lead, so a repeated
 /// waking decides nothing twice.
@@ -34,13 +39,13 @@ impl Router {
     /// A target's pass ends with the first page that places nobody while every lead in it
     /// is still short of a place: its leads compete for the same places, so the younger
     /// find none either. A waking therefore reads about one page per target plus one per
-    /// 200 leads it routes.
+    /// 200 leads it routes, and never more than [`MAX_PAGES`] pages of one target.
     pub async fn route_waiting(&self, org: OrgId, cause: Uuid) -> Result<usize, AppError> {
         let store = self.commands.store();
         let mut routed = 0;
         for target in store.waiting_targets(org.0).await? {
             let mut after = None;
-            loop {
+            for _ in 0..MAX_PAGES {
                 let page = store.waiting(org.0, target, after, WAITING_PAGE).await?;
                 let Some(last) = page.last().copied() else {
                     break;
