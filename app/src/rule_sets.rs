@@ -48,7 +48,10 @@ impl Commands {
             .entries
             .iter()
             .enumerate()
-            .map(|(i, e)| (format!("entries[{i}]"), e.target))
+            .flat_map(|(i, e)| {
+                let fallback = e.fallback.map(|t| (format!("entries[{i}].fallback"), t));
+                std::iter::once((format!("entries[{i}]"), e.target)).chain(fallback)
+            })
             .chain(spec.default_owner.map(|t| ("default_owner".to_string(), t)));
         let mut checked = std::collections::HashSet::new();
         for (place, target) in places {

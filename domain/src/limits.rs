@@ -27,6 +27,11 @@ pub const MAX_FIELD_DEPTH: usize = 3;
 pub const MAX_FIELDS_BYTES: usize = 64 * 1024;
 /// Most bytes of free text (templates, reasons) in one value.
 pub const MAX_TEXT_CHARS: usize = 20_000;
+/// Most characters of a note a person adds to a command (a decline's free text).
+pub const MAX_NOTE_CHARS: usize = 2_000;
+/// Most characters of a code a person or an admin names (a decline reason).
+pub const MAX_CODE_CHARS: usize = 64;
+
 /// Most bytes of one stored event's payload as JSON: far below NATS's default 1 MiB
 /// message, including the envelope the publisher adds.
 pub const MAX_EVENT_BYTES: usize = 512 * 1024;

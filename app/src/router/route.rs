@@ -176,8 +176,9 @@ impl Router {
     }
 }
 
-/// The targets the rules may send `leads` to, and the partner users who own them (a
-/// keep-owner entry judges the owner): what routing them needs facts about.
+/// The targets the rules may send `leads` to (with the entries' fallbacks), and the partner
+/// users who own them (a keep-owner entry judges the owner): what routing them needs facts
+/// about.
 pub(super) fn targets<'a>(
     rules: &ActiveRules,
     leads: impl IntoIterator<Item = &'a Lead>,
@@ -185,10 +186,12 @@ pub(super) fn targets<'a>(
     let mut targets = Vec::new();
     let mut owners = Vec::new();
     for lead in leads {
-        if let Plan::Route { target, .. } =
-            plan(&rules.compiled, rules.default_owner, &lead.fields, None)
+        if let Plan::Route {
+            target, fallback, ..
+        } = plan(&rules.compiled, rules.default_owner, &lead.fields, None)
         {
             targets.push(target);
+            targets.extend(fallback);
         }
         if let Some(Owner::PartnerUser(user)) = lead.owner {
             owners.push(user);

@@ -83,6 +83,26 @@ pub fn candidates(pool: &Pool, facts: &impl Facts, caps: Caps) -> Vec<Candidate>
         .collect()
 }
 
+/// Judge the members `lead` is closed to: a partner user who declined it is
+/// `declined_before`, one who let an offer of it lapse `lapsed_before`, whatever their
+/// verdict was (those verdicts never change, so they decide over any passing one).
+pub fn exclude(lead: &Lead, candidates: &mut [Candidate]) {
+    for candidate in candidates.iter_mut() {
+        if let Some(verdict) = exclusion(lead, candidate.member) {
+            candidate.verdict = verdict;
+        }
+    }
+}
+
+/// The verdict that closes `lead` to `member` for good, if one does.
+fn exclusion(lead: &Lead, member: Member) -> Option<Verdict> {
+    match member {
+        Member::PartnerUser(user) if lead.declined.contains(&user) => Some(Verdict::DeclinedBefore),
+        Member::PartnerUser(user) if lead.lapsed.contains(&user) => Some(Verdict::LapsedBefore),
+        Member::PartnerUser(_) | Member::Queue(_) => None,
+    }
+}
+
 /// A pool member picked for a lead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolPick {
@@ -179,37 +199,40 @@ pub fn resolve(
             full: vec![],
         })
     };
-    let (target, notify) = match plan(&rules.compiled, rules.default_owner, &lead.fields, owner) {
-        Plan::KeepOwner { entry } => {
-            decision.matched_entry = Some(entry);
-            return done(decision, RouteOutcome::Keep);
-        }
-        Plan::Leave(reason) => return done(decision, RouteOutcome::Leave(reason)),
-        Plan::Route {
-            entry,
-            target,
-            notify,
-            owner_not_assignable,
-        } => {
-            decision.matched_entry = entry;
-            decision.default_owner = entry.is_none();
-            decision.target = Some(target);
-            decision.owner_not_assignable = owner_not_assignable;
-            if owner_not_assignable {
-                decision.owner_verdict = match lead.owner {
-                    Some(Owner::PartnerUser(user)) => {
-                        Some(verdict(Member::PartnerUser(user), facts))
-                    }
-                    _ => None,
-                };
+    let (target, notify, fallback) =
+        match plan(&rules.compiled, rules.default_owner, &lead.fields, owner) {
+            Plan::KeepOwner { entry } => {
+                decision.matched_entry = Some(entry);
+                return done(decision, RouteOutcome::Keep);
             }
-            (target, notify)
-        }
-    };
+            Plan::Leave(reason) => return done(decision, RouteOutcome::Leave(reason)),
+            Plan::Route {
+                entry,
+                target,
+                notify,
+                fallback,
+                owner_not_assignable,
+            } => {
+                decision.matched_entry = entry;
+                decision.default_owner = entry.is_none();
+                decision.target = Some(target);
+                decision.owner_not_assignable = owner_not_assignable;
+                if owner_not_assignable {
+                    decision.owner_verdict = match lead.owner {
+                        Some(Owner::PartnerUser(user)) => {
+                            Some(verdict(Member::PartnerUser(user), facts))
+                        }
+                        _ => None,
+                    };
+                }
+                (target, notify, fallback)
+            }
+        };
     let member = match target {
         Target::Pool(pool_id) => {
             let pool = facts.pool(pool_id).ok_or(target)?;
-            let judged = candidates(pool, facts, Caps::Apply);
+            let mut judged = candidates(pool, facts, Caps::Apply);
+            exclude(lead, &mut judged);
             return match pick_member(pool, lead_id, trigger, judged, facts.now()) {
                 // The pick lands on the owner the lead already has: it is kept, and the
                 // rotation does not move (nobody lost or gained a turn).
@@ -229,6 +252,10 @@ pub fn resolve(
                         pick: pick.command.map(|command| (pool_id, command)),
                         full: vec![],
                     })
+                }
+                Err((NotRouted::OffereesExhausted, judged)) => {
+                    decision.candidates = judged;
+                    done_fallback(decision, lead, fallback, notify, facts)
                 }
                 Err((reason, judged)) => {
                     let full = judged
@@ -250,13 +277,51 @@ pub fn resolve(
         Target::Queue(queue) => Member::Queue(queue),
         Target::PartnerUser(user) => Member::PartnerUser(user),
     };
-    let verdict = verdict(member, facts);
+    let verdict = exclusion(lead, member).unwrap_or_else(|| verdict(member, facts));
     decision.candidates = vec![Candidate { member, verdict }];
-    let outcome = match verdict {
-        Verdict::Assignable => assign(member, notify, facts),
-        _ => RouteOutcome::Leave(NotRouted::for_candidates(&decision.candidates)),
+    match verdict {
+        Verdict::Assignable => done(decision, assign(member, notify, facts)),
+        _ if verdict.excluded() => done_fallback(decision, lead, fallback, notify, facts),
+        _ => {
+            let reason = NotRouted::for_candidates(&decision.candidates);
+            done(decision, RouteOutcome::Leave(reason))
+        }
+    }
+}
+
+/// The resolution when everyone the target could offer the lead to is closed to it: the
+/// entry's fallback (a partner user or a queue, judged like any candidate and added to the
+/// candidates) if it may take the lead, else `offerees_exhausted`.
+fn done_fallback(
+    mut decision: Decision,
+    lead: &Lead,
+    fallback: Option<Target>,
+    notify: bool,
+    facts: &impl Facts,
+) -> Result<Resolution, Target> {
+    let member = match fallback {
+        Some(Target::PartnerUser(user)) => Some(Member::PartnerUser(user)),
+        Some(Target::Queue(queue)) => Some(Member::Queue(queue)),
+        Some(Target::Pool(_)) | None => None,
     };
-    done(decision, outcome)
+    let outcome = match member {
+        Some(member) => {
+            let verdict = exclusion(lead, member).unwrap_or_else(|| verdict(member, facts));
+            decision.candidates.push(Candidate { member, verdict });
+            decision.fallback = true;
+            match verdict {
+                Verdict::Assignable => assign(member, notify, facts),
+                _ => RouteOutcome::Leave(NotRouted::OffereesExhausted),
+            }
+        }
+        None => RouteOutcome::Leave(NotRouted::OffereesExhausted),
+    };
+    Ok(Resolution {
+        decision,
+        outcome,
+        pick: None,
+        full: vec![],
+    })
 }
 
 /// The owner a lead has when `member` holds it.

@@ -36,6 +36,7 @@ fn rules_to(target: Target, keep_owner: bool) -> ActiveRules {
         3,
         &RuleSetSpec {
             entries: vec![Entry {
+                fallback: None,
                 criteria: vec![],
                 target,
                 keep_owner,
@@ -487,4 +488,131 @@ impl serde::Serialize for StoredForm<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         stored_decision::serialize(self.0, s)
     }
+}
+
+fn with_fallback(target: Target, fallback: Option<Target>) -> ActiveRules {
+    ActiveRules::compile(
+        3,
+        &RuleSetSpec {
+            entries: vec![Entry {
+                fallback,
+                criteria: vec![],
+                target,
+                keep_owner: false,
+                notify: true,
+            }],
+            default_owner: None,
+            watched_fields: Default::default(),
+        },
+    )
+}
+
+#[test]
+fn a_pool_never_offers_a_lead_again_to_a_member_who_declined_it_or_let_it_lapse() {
+    let members = [
+        (Member::PartnerUser(user(1)), 1),
+        (Member::PartnerUser(user(2)), 1),
+        (Member::PartnerUser(user(3)), 1),
+    ];
+    let facts = facts_with_pool(&members, None);
+    let mut closed = lead(None);
+    closed.declined.insert(user(1));
+    closed.lapsed.insert(user(2));
+    let rules = with_fallback(Target::Pool(POOL), None);
+    let r = resolve_now(&rules, &closed, 1, &facts);
+    // User 1 waited longest, yet the lead goes to the one member not closed to it.
+    assert!(matches!(
+        r.outcome,
+        RouteOutcome::Assign { to: Owner::PartnerUser(u), .. } if u == user(3)
+    ));
+    let verdicts: Vec<Verdict> = r.decision.candidates.iter().map(|c| c.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::DeclinedBefore,
+            Verdict::LapsedBefore,
+            Verdict::Assignable
+        ]
+    );
+    // The record keeps the verdicts as stored.
+    let stored = stored_decision::serialize(&r.decision, serde_json::value::Serializer).unwrap();
+    let back = stored_decision::deserialize(stored).unwrap();
+    assert_eq!(back, r.decision);
+    // Skipped members keep their place: the rotation after the pick still has user 1 first.
+    let after = r.decision.pool_after.expect("a pick");
+    assert_eq!(after[0].member, Member::PartnerUser(user(1)));
+    // With user 3 closed too, nobody is left.
+    closed.declined.insert(user(3));
+    let r = resolve_now(&rules, &closed, 2, &facts);
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Leave(crate::routing::NotRouted::OffereesExhausted)
+    );
+    assert!(r.pick.is_none());
+    assert!(!crate::routing::NotRouted::OffereesExhausted.waits());
+}
+
+#[test]
+fn when_nobody_is_left_the_entry_fallback_takes_the_lead() {
+    let mut facts = KnownFacts::at(t0());
+    facts.users.insert(user(1), ready());
+    facts.queues.insert(queue(1));
+    let mut closed = lead(None);
+    closed.declined.insert(user(1));
+    // A partner user target who declined: the fallback queue gets it.
+    let rules = with_fallback(Target::PartnerUser(user(1)), Some(Target::Queue(queue(1))));
+    let r = resolve_now(&rules, &closed, 1, &facts);
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Assign {
+            to: Owner::Queue(queue(1)),
+            notify: true,
+            target: Ok(())
+        }
+    );
+    assert!(r.decision.fallback);
+    assert_eq!(r.decision.candidates.len(), 2);
+    assert_eq!(r.decision.candidates[0].verdict, Verdict::DeclinedBefore);
+    // No fallback: left unrouted, and it does not wait.
+    let r = resolve_now(
+        &with_fallback(Target::PartnerUser(user(1)), None),
+        &closed,
+        2,
+        &facts,
+    );
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Leave(crate::routing::NotRouted::OffereesExhausted)
+    );
+    // A fallback user who declined too is no way out.
+    let rules = with_fallback(
+        Target::PartnerUser(user(1)),
+        Some(Target::PartnerUser(user(1))),
+    );
+    let r = resolve_now(&rules, &closed, 3, &facts);
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Leave(crate::routing::NotRouted::OffereesExhausted)
+    );
+    // A member merely paused is not "nobody left": the fallback is not used.
+    let mut facts = facts_with_pool(
+        &[
+            (Member::PartnerUser(user(1)), 1),
+            (Member::PartnerUser(user(2)), 1),
+        ],
+        None,
+    );
+    facts.users.get_mut(&user(2)).unwrap().paused = true;
+    facts.queues.insert(queue(1));
+    let r = resolve_now(
+        &with_fallback(Target::Pool(POOL), Some(Target::Queue(queue(1)))),
+        &closed,
+        4,
+        &facts,
+    );
+    assert_eq!(
+        r.outcome,
+        RouteOutcome::Leave(crate::routing::NotRouted::NoAssignableMember)
+    );
+    assert!(!r.decision.fallback);
 }

@@ -1,7 +1,7 @@
 //! Events of the Lead aggregate and the owner-change record every owner event carries.
 
 use super::LeadFields;
-use crate::ids::{Actor, BulkOperationId, LeadId, OrgId, Owner, UpstreamRef};
+use crate::ids::{Actor, BulkOperationId, LeadId, OrgId, Owner, PartnerUserId, UpstreamRef};
 use crate::routing::{Decision, NotRouted};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -25,10 +25,15 @@ pub enum OwnerChangeCause {
     Bulk,
     /// The owner the upstream CRM had already given the lead when it arrived.
     Import,
+    /// The partner user it was offered to declined it (it went to nobody).
+    Declined,
+    /// The offer's acceptance deadline passed: the lead was recalled (to nobody).
+    Lapsed,
 }
 
 impl OwnerChangeCause {
-    /// The stored name of the cause (`manual`, `enqueue`, `claim`, `rule`, `rerun`, `bulk`).
+    /// The stored name of the cause (`manual`, `enqueue`, `claim`, `rule`, `rerun`, `bulk`,
+    /// `import`, `declined`, `lapsed`).
     pub fn as_str(&self) -> &'static str {
         match self {
             OwnerChangeCause::Manual => "manual",
@@ -38,6 +43,8 @@ impl OwnerChangeCause {
             OwnerChangeCause::Rerun => "rerun",
             OwnerChangeCause::Bulk => "bulk",
             OwnerChangeCause::Import => "import",
+            OwnerChangeCause::Declined => "declined",
+            OwnerChangeCause::Lapsed => "lapsed",
         }
     }
 }
@@ -49,6 +56,22 @@ pub struct OwnerChange {
     pub from: Option<Owner>,
     /// Owner after the change.
     pub to: Owner,
+    /// Who made the change.
+    pub actor: Actor,
+    /// Why.
+    pub cause: OwnerChangeCause,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// One line of a lead's ownership history: an owner change, or the lead let go by a
+/// decline or a lapse (`to` is `None`: nobody owns it until it is routed again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryLine {
+    /// Owner before.
+    pub from: Option<Owner>,
+    /// Owner after; `None` when the lead was let go.
+    pub to: Option<Owner>,
     /// Who made the change.
     pub actor: Actor,
     /// Why.
@@ -126,6 +149,9 @@ pub enum LeadEvent {
         /// The bulk operation that moved it (cause `bulk`), if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         operation: Option<BulkOperationId>,
+        /// When the offer lapses unless accepted (offers to partner users with a deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<DateTime<Utc>>,
     },
     /// The lead went into a queue.
     LeadEnqueued {
@@ -148,6 +174,9 @@ pub enum LeadEvent {
         /// How it was decided.
         #[serde(with = "crate::routing::stored_decision")]
         decision: Decision,
+        /// When the offer lapses unless accepted (offers to partner users with a deadline).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        deadline: Option<DateTime<Utc>>,
     },
     /// The assignment rules kept the lead with its owner (`kept_existing_owner`).
     LeadOwnerKept {
@@ -171,6 +200,38 @@ pub enum LeadEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The partner user the lead was offered to accepted it.
+    LeadAccepted {
+        /// The partner user (its owner).
+        by: PartnerUserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner user the lead was offered to declined it: nobody owns it now, and it is
+    /// never offered to them again.
+    LeadDeclined {
+        /// The partner user (its owner until now).
+        by: PartnerUserId,
+        /// The reason code, from the org's list.
+        reason: String,
+        /// Free text the partner user added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The offer's acceptance deadline passed unaccepted: the lead was recalled from the
+    /// partner user, nobody owns it now, and it is never offered to them again.
+    LeadOfferLapsed {
+        /// The partner user it was offered to.
+        from: PartnerUserId,
+        /// The deadline that passed.
+        deadline: DateTime<Utc>,
+        /// Who recalled it (the scheduler).
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 fn routable() -> bool {
@@ -181,7 +242,9 @@ fn routable() -> bool {
 // 1.0 records, stored whole, still decode.
 // 1.2: `LeadReceived` and `LeadUpdated` carry the upstream `occurred_at`; `LeadUpdateStale`
 // records an older upstream event that changed nothing. 1.1 events decode without it.
-crate::domain_event!(LeadEvent, version "1.2", {
+// 1.3: offers: `LeadAccepted`, `LeadDeclined`, `LeadOfferLapsed`, and the `deadline` of an
+// offer on `LeadRouted` and `LeadReassigned`. 1.2 events decode without it.
+crate::domain_event!(LeadEvent, version "1.3", {
     LeadReceived => "LeadReceived",
     LeadUpdated => "LeadUpdated",
     LeadUpdateStale => "LeadUpdateStale",
@@ -191,6 +254,9 @@ crate::domain_event!(LeadEvent, version "1.2", {
     LeadRouted => "LeadRouted",
     LeadOwnerKept => "LeadOwnerKept",
     LeadNotRouted => "LeadNotRouted",
+    LeadAccepted => "LeadAccepted",
+    LeadDeclined => "LeadDeclined",
+    LeadOfferLapsed => "LeadOfferLapsed",
 });
 
 impl LeadEvent {
@@ -213,7 +279,49 @@ impl LeadEvent {
             | LeadEvent::LeadUpdated { .. }
             | LeadEvent::LeadUpdateStale { .. }
             | LeadEvent::LeadOwnerKept { .. }
-            | LeadEvent::LeadNotRouted { .. } => None,
+            | LeadEvent::LeadNotRouted { .. }
+            | LeadEvent::LeadAccepted { .. }
+            | LeadEvent::LeadDeclined { .. }
+            | LeadEvent::LeadOfferLapsed { .. } => None,
+        }
+    }
+
+    /// The line this event adds to the lead's ownership history, if it adds one: an owner
+    /// change, or the lead let go by a decline or a lapse.
+    pub fn history_line(&self) -> Option<HistoryLine> {
+        let released = |from: &PartnerUserId, actor: Actor, cause, at: &DateTime<Utc>| {
+            Some(HistoryLine {
+                from: Some(Owner::PartnerUser(*from)),
+                to: None,
+                actor,
+                cause,
+                at: *at,
+            })
+        };
+        match self {
+            LeadEvent::LeadDeclined { by, at, .. } => {
+                released(by, Actor::PartnerUser(*by), OwnerChangeCause::Declined, at)
+            }
+            LeadEvent::LeadOfferLapsed {
+                from, actor, at, ..
+            } => released(from, actor.clone(), OwnerChangeCause::Lapsed, at),
+            other => other.owner_change().map(|change| HistoryLine {
+                from: change.from,
+                to: Some(change.to),
+                actor: change.actor.clone(),
+                cause: change.cause.clone(),
+                at: change.at,
+            }),
+        }
+    }
+
+    /// The deadline of the offer this event makes, if it makes one with a deadline.
+    pub fn deadline(&self) -> Option<DateTime<Utc>> {
+        match self {
+            LeadEvent::LeadRouted { deadline, .. } | LeadEvent::LeadReassigned { deadline, .. } => {
+                *deadline
+            }
+            _ => None,
         }
     }
 }

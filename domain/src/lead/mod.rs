@@ -1,6 +1,15 @@
 //! The Lead aggregate: a lead received from an upstream CRM and every change of its owner
-//! (manual reassignment, enqueue, claim). Pure: no I/O, no clock; facts about the target
-//! (is it assignable, is the claimant a member) arrive in the command.
+//! (manual reassignment, enqueue, claim, routing), and the offer a partner user accepts,
+//! declines or lets lapse. Pure: no I/O, no clock; facts about the target (is it
+//! assignable, is the claimant a member, is the decline reason the org's) arrive in the
+//! command.
+//!
+//! # Offers
+//! A lead given to a partner user (by hand, by the rules, by import) is *offered* to them
+//! until they accept it ([`Offer`]); a claim from a queue is an acceptance. A decline or a
+//! lapsed deadline lets the lead go (nobody owns it; the caller routes it again) and closes
+//! it to that partner user for good (`declined`, `lapsed`: the routing engine judges them
+//! `declined_before` / `lapsed_before`).
 
 use crate::decider::{ensure, Decider, Refusal, RefusalKind};
 use crate::ids::{
@@ -18,7 +27,7 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use events::{LeadEvent, OwnerChange, OwnerChangeCause};
+pub use events::{HistoryLine, LeadEvent, OwnerChange, OwnerChangeCause};
 
 pub use crate::fields::LeadFields;
 pub use crate::routing::RouteOutcome;
@@ -39,6 +48,8 @@ pub enum LeadCommand {
         /// The bulk operation this move belongs to (cause `bulk`); a lead moves at most once
         /// per operation: a repeat is a no-op.
         operation: Option<BulkOperationId>,
+        /// When the offer lapses unless accepted (a partner user as new owner only).
+        deadline: Option<DateTime<Utc>>,
         /// Who reassigns.
         actor: Actor,
         /// When.
@@ -57,6 +68,56 @@ pub enum LeadCommand {
     ClaimLead(ClaimLead),
     /// Apply an automatic routing decision (the router's command).
     RouteLead(RouteLead),
+    /// The partner user the lead is offered to accepts it; a repeat is a no-op.
+    AcceptLead {
+        /// The partner user.
+        by: PartnerUserId,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The partner user the lead is offered to declines it.
+    DeclineLead(DeclineLead),
+    /// Recall an offer whose deadline passed (the scheduler's command). A no-op unless the
+    /// lead is still offered with exactly this deadline and it has passed, so a timer fired
+    /// twice, late or for an earlier offer recalls nothing.
+    LapseOffer {
+        /// The deadline the timer was set for.
+        deadline: DateTime<Utc>,
+        /// Who recalls (the scheduler).
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// A partner user declines the lead offered to them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeclineLead {
+    /// The partner user.
+    pub by: PartnerUserId,
+    /// The reason code.
+    pub reason: String,
+    /// Free text (required with the reason `other`).
+    pub note: Option<String>,
+    /// Looked up before the command: whether `reason` is one of the org's decline reasons.
+    pub reason_known: bool,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// The decline reason that needs a note saying what the other reason is.
+pub const OTHER_REASON: &str = "other";
+
+/// A pending offer: the partner user who owns the lead and has not accepted it yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The partner user.
+    pub to: PartnerUserId,
+    /// When it was offered.
+    pub at: DateTime<Utc>,
+    /// When it lapses unless accepted; `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// A lead created or updated upstream.
@@ -111,6 +172,9 @@ pub struct RouteLead {
     pub decision: Decision,
     /// What to do.
     pub outcome: RouteOutcome,
+    /// When an offer to a partner user lapses unless accepted (applies only when the
+    /// outcome gives the lead to a partner user).
+    pub deadline: Option<DateTime<Utc>>,
     /// Who decides (the router).
     pub actor: Actor,
     /// When.
@@ -147,6 +211,21 @@ pub enum LeadError {
     /// The owner a new lead arrived with is no partner user or queue of the org.
     #[error("the lead's owner is no partner user or queue of the org (`owner`)")]
     UnknownOwner,
+    /// Accept or decline by someone the lead is not offered to.
+    #[error("the lead is not offered to this partner user")]
+    NotOffered,
+    /// Decline of a lead the partner user already accepted.
+    #[error("the lead was already accepted; ask its channel manager to reassign it")]
+    AlreadyAccepted,
+    /// The decline reason is not one of the org's.
+    #[error("`reason` is not one of the org's decline reasons")]
+    UnknownDeclineReason,
+    /// The reason `other` needs a note.
+    #[error("`note` is required with the reason `other`")]
+    DeclineNoteRequired,
+    /// The note or reason breaks the limits of a note.
+    #[error("{0}")]
+    InvalidNote(crate::limits::TextFault),
 }
 
 impl Refusal for LeadError {
@@ -162,6 +241,11 @@ impl Refusal for LeadError {
             LeadError::NotInQueue => ("not_in_queue", Conflict),
             LeadError::AlreadyClaimed => ("already_claimed", Conflict),
             LeadError::NotAQueueMember => ("not_a_queue_member", Conflict),
+            LeadError::NotOffered => ("not_offered", Conflict),
+            LeadError::AlreadyAccepted => ("already_accepted", Conflict),
+            LeadError::UnknownDeclineReason => ("unknown_decline_reason", InvalidInput),
+            LeadError::DeclineNoteRequired => ("decline_note_required", InvalidInput),
+            LeadError::InvalidNote(_) => ("invalid_note", InvalidInput),
         }
     }
 }
@@ -197,6 +281,18 @@ pub struct Lead {
     /// The target it waits for (as its decision recorded it), while it waits.
     #[serde(default)]
     pub waiting_for: Option<Target>,
+    /// The offer to its owner, while that partner user has not accepted it.
+    #[serde(default)]
+    pub offer: Option<Offer>,
+    /// Its owner is a partner user who accepted it (or claimed it from a queue).
+    #[serde(default)]
+    pub accepted: bool,
+    /// Partner users who declined it: it is never offered to them again.
+    #[serde(default)]
+    pub declined: BTreeSet<PartnerUserId>,
+    /// Partner users who let an offer of it lapse: it is never offered to them again.
+    #[serde(default)]
+    pub lapsed: BTreeSet<PartnerUserId>,
 }
 
 impl Lead {
@@ -225,6 +321,30 @@ impl Lead {
             cause,
             at,
         }
+    }
+
+    /// The lead's new owner after `change`: offered when it is a partner user (with
+    /// `deadline`), not accepted by anyone yet.
+    fn take(&mut self, change: &OwnerChange, deadline: Option<DateTime<Utc>>) {
+        self.waiting = None;
+        self.owner = Some(change.to);
+        self.last_change = Some(change.clone());
+        self.accepted = false;
+        self.offer = match change.to {
+            Owner::PartnerUser(to) => Some(Offer {
+                to,
+                at: change.at,
+                deadline,
+            }),
+            Owner::Queue(_) | Owner::InternalUser(_) => None,
+        };
+    }
+
+    /// The lead let go by its offeree: nobody owns it.
+    fn let_go(&mut self) {
+        self.owner = None;
+        self.offer = None;
+        self.accepted = false;
     }
 
     fn receive(&self, command: ReceiveLead) -> Result<Vec<LeadEvent>, LeadError> {
@@ -267,6 +387,7 @@ impl Lead {
                     change: self.change(owner, actor, OwnerChangeCause::Import, at),
                     notify: false,
                     operation: None,
+                    deadline: None,
                 });
             }
             return Ok(events);
@@ -317,6 +438,7 @@ impl Lead {
             trigger,
             decision,
             outcome,
+            deadline,
             actor,
             at,
         } = command;
@@ -332,7 +454,11 @@ impl Lead {
             {
                 return Ok(vec![]);
             }
-            Trigger::Received | Trigger::Updated | Trigger::Freed => OwnerChangeCause::Rule,
+            Trigger::Received
+            | Trigger::Updated
+            | Trigger::Freed
+            | Trigger::Declined
+            | Trigger::Lapsed => OwnerChangeCause::Rule,
         };
         let kept = LeadEvent::LeadOwnerKept {
             trigger,
@@ -355,9 +481,88 @@ impl Lead {
                     change: self.change(to, actor, cause, at),
                     notify,
                     decision,
+                    deadline: offered(to, deadline),
                 }
             }
         }])
+    }
+
+    /// The offer to `user`, if the lead is offered to them; refused with `already_accepted`
+    /// when they accepted it, else `not_offered`.
+    fn offer_to(&self, user: PartnerUserId) -> Result<Offer, LeadError> {
+        match self.offer {
+            Some(offer) if offer.to == user => Ok(offer),
+            _ if self.accepted && self.owner == Some(Owner::PartnerUser(user)) => {
+                Err(LeadError::AlreadyAccepted)
+            }
+            _ => Err(LeadError::NotOffered),
+        }
+    }
+
+    fn accept(&self, by: PartnerUserId, at: DateTime<Utc>) -> Result<Vec<LeadEvent>, LeadError> {
+        match self.offer_to(by) {
+            Err(LeadError::AlreadyAccepted) => Ok(vec![]),
+            Err(refused) => Err(refused),
+            Ok(_) => Ok(vec![LeadEvent::LeadAccepted { by, at }]),
+        }
+    }
+
+    fn decline(&self, command: DeclineLead) -> Result<Vec<LeadEvent>, LeadError> {
+        let DeclineLead {
+            by,
+            reason,
+            note,
+            reason_known,
+            at,
+        } = command;
+        self.offer_to(by)?;
+        let reason = crate::limits::line("reason", &reason, crate::limits::MAX_CODE_CHARS)
+            .map_err(|fault| match fault {
+                crate::limits::TextFault::Empty(_) => LeadError::UnknownDeclineReason,
+                fault => LeadError::InvalidNote(fault),
+            })?;
+        ensure(reason_known, LeadError::UnknownDeclineReason)?;
+        let note = match note.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(note) => {
+                crate::limits::text("note", note, crate::limits::MAX_NOTE_CHARS)
+                    .map_err(LeadError::InvalidNote)?;
+                Some(note.to_string())
+            }
+        };
+        ensure(
+            reason != OTHER_REASON || note.is_some(),
+            LeadError::DeclineNoteRequired,
+        )?;
+        Ok(vec![LeadEvent::LeadDeclined {
+            by,
+            reason,
+            note,
+            at,
+        }])
+    }
+
+    fn lapse(
+        &self,
+        deadline: DateTime<Utc>,
+        actor: Actor,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<LeadEvent>, LeadError> {
+        match self.offer {
+            Some(offer)
+                if offer.deadline == Some(deadline)
+                    && deadline <= at
+                    && !is_closed(&self.fields) =>
+            {
+                Ok(vec![LeadEvent::LeadOfferLapsed {
+                    from: offer.to,
+                    deadline,
+                    actor,
+                    at,
+                }])
+            }
+            _ => Ok(vec![]),
+        }
     }
 
     fn claim(&self, command: ClaimLead) -> Result<Vec<LeadEvent>, LeadError> {
@@ -407,6 +612,7 @@ impl Decider for Lead {
                 target,
                 notify,
                 operation,
+                deadline,
                 actor,
                 at,
             } => {
@@ -424,6 +630,7 @@ impl Decider for Lead {
                     change,
                     notify,
                     operation,
+                    deadline: offered(to, deadline),
                 }])
             }
             LeadCommand::EnqueueLead {
@@ -442,6 +649,13 @@ impl Decider for Lead {
             LeadCommand::ClaimLead(claim) => self.claim(claim),
             LeadCommand::ReceiveLead(receive) => self.receive(receive),
             LeadCommand::RouteLead(route) => self.route(route),
+            LeadCommand::AcceptLead { by, at } => self.accept(by, at),
+            LeadCommand::DeclineLead(decline) => self.decline(decline),
+            LeadCommand::LapseOffer {
+                deadline,
+                actor,
+                at,
+            } => self.lapse(deadline, actor, at),
         }
     }
 
@@ -482,25 +696,29 @@ impl Decider for Lead {
                 self.seen_upstream_events.insert(upstream_event_id.clone());
             }
             LeadEvent::LeadReassigned {
-                change, operation, ..
+                change,
+                operation,
+                deadline,
+                ..
             } => {
-                self.waiting = None;
-                self.owner = Some(change.to);
-                self.last_change = Some(change.clone());
                 self.bulk_operations.extend(*operation);
+                self.take(change, *deadline);
             }
-            LeadEvent::LeadEnqueued { change } | LeadEvent::LeadClaimed { change } => {
-                self.waiting = None;
-                self.owner = Some(change.to);
-                self.last_change = Some(change.clone());
+            LeadEvent::LeadEnqueued { change } => self.take(change, None),
+            LeadEvent::LeadClaimed { change } => {
+                // A claim is an acceptance.
+                self.take(change, None);
+                self.offer = None;
+                self.accepted = true;
             }
             LeadEvent::LeadRouted {
-                trigger, change, ..
+                trigger,
+                change,
+                deadline,
+                ..
             } => {
-                self.waiting = None;
-                self.owner = Some(change.to);
-                self.last_change = Some(change.clone());
                 self.routed_triggers.insert(*trigger);
+                self.take(change, *deadline);
             }
             LeadEvent::LeadOwnerKept { trigger, .. } => {
                 self.routed_triggers.insert(*trigger);
@@ -510,6 +728,18 @@ impl Decider for Lead {
             } => {
                 self.routed_triggers.insert(*trigger);
                 self.waiting = (reason.waits() && self.owner.is_none()).then_some(*reason);
+            }
+            LeadEvent::LeadAccepted { .. } => {
+                self.offer = None;
+                self.accepted = true;
+            }
+            LeadEvent::LeadDeclined { by, .. } => {
+                self.let_go();
+                self.declined.insert(*by);
+            }
+            LeadEvent::LeadOfferLapsed { from, .. } => {
+                self.let_go();
+                self.lapsed.insert(*from);
             }
         }
         // A closed lead waits for nothing.
@@ -521,6 +751,14 @@ impl Decider for Lead {
             (Some(_), LeadEvent::LeadNotRouted { decision, .. }) => decision.target,
             (Some(_), _) => self.waiting_for,
         };
+    }
+}
+
+/// The deadline an offer to `to` carries: only partner users get offers.
+fn offered(to: Owner, deadline: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match to {
+        Owner::PartnerUser(_) => deadline,
+        Owner::Queue(_) | Owner::InternalUser(_) => None,
     }
 }
 

@@ -92,6 +92,7 @@ fn enqueued() -> LeadEvent {
 
 fn reassign(to: Owner, target: Result<(), NotAssignable>, notify: bool) -> LeadCommand {
     LeadCommand::ReassignLead {
+        deadline: None,
         to,
         target,
         notify,
@@ -150,6 +151,7 @@ fn a_lead_that_arrives_owned_gets_its_owner_by_import_and_is_not_routed() {
         .then_expect_events(vec![
             not_routed,
             LeadEvent::LeadReassigned {
+                deadline: None,
                 change: change(None, owner, crm(), OwnerChangeCause::Import),
                 notify: false,
                 operation: None,
@@ -220,6 +222,7 @@ fn reassigns_to_an_assignable_partner_user_recording_previous_owner_actor_cause_
         .given(vec![received(), enqueued()])
         .when(reassign(Owner::PartnerUser(user(1)), Ok(()), true))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            deadline: None,
             change: change(
                 Some(Owner::Queue(queue())),
                 Owner::PartnerUser(user(1)),
@@ -238,6 +241,7 @@ fn reassigns_to_an_internal_user() {
         .given(vec![received()])
         .when(reassign(owner, Ok(()), false))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            deadline: None,
             change: change(None, owner, admin(), OwnerChangeCause::Manual),
             notify: false,
             operation: None,
@@ -373,6 +377,7 @@ fn reassigns_to_a_queue() {
         .given(vec![received()])
         .when(reassign(Owner::Queue(queue()), Ok(()), false))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            deadline: None,
             change: change(
                 None,
                 Owner::Queue(queue()),
@@ -393,6 +398,7 @@ fn decision(trigger: crate::routing::Trigger) -> crate::routing::Decision {
 
 fn route(trigger: u128, outcome: RouteOutcome) -> LeadCommand {
     LeadCommand::RouteLead(RouteLead {
+        deadline: None,
         trigger: Uuid::from_u128(trigger),
         decision: decision(crate::routing::Trigger::Received),
         outcome,
@@ -415,6 +421,7 @@ fn routing_records_the_owner_change_with_cause_rule_and_its_decision() {
         .given(vec![received()])
         .when(route(9, assign(Owner::PartnerUser(user(1)))))
         .then_expect_events(vec![LeadEvent::LeadRouted {
+            deadline: None,
             trigger: Uuid::from_u128(9),
             change: OwnerChange {
                 from: None,
@@ -496,6 +503,7 @@ fn routing_refuses_an_owner_who_may_not_receive_leads_and_records_unrouted_reaso
 
 fn bulk_move(to: Owner, operation: u128) -> LeadCommand {
     LeadCommand::ReassignLead {
+        deadline: None,
         to,
         target: Ok(()),
         notify: false,
@@ -507,6 +515,7 @@ fn bulk_move(to: Owner, operation: u128) -> LeadCommand {
 
 fn bulk_moved(from: Option<Owner>, to: Owner, operation: u128) -> LeadEvent {
     LeadEvent::LeadReassigned {
+        deadline: None,
         change: change(from, to, admin(), OwnerChangeCause::Bulk),
         notify: false,
         operation: Some(BulkOperationId(Uuid::from_u128(operation))),
@@ -758,4 +767,256 @@ fn a_freed_decision_routes_only_a_waiting_lead_and_records_nothing_when_it_still
         routed.decide(freed(6, assign(Owner::Queue(queue())))),
         Ok(vec![])
     );
+}
+
+fn offered_to(to: PartnerUserId, deadline: Option<DateTime<Utc>>) -> LeadEvent {
+    LeadEvent::LeadReassigned {
+        change: change(
+            None,
+            Owner::PartnerUser(to),
+            admin(),
+            OwnerChangeCause::Manual,
+        ),
+        notify: false,
+        operation: None,
+        deadline,
+    }
+}
+
+fn decline(by: PartnerUserId, reason: &str, note: Option<&str>, known: bool) -> LeadCommand {
+    LeadCommand::DeclineLead(DeclineLead {
+        by,
+        reason: reason.into(),
+        note: note.map(String::from),
+        reason_known: known,
+        at: t0(),
+    })
+}
+
+fn lead_after(events: &[LeadEvent]) -> Lead {
+    let mut lead = Lead::default();
+    for event in events {
+        lead.evolve(event);
+    }
+    lead
+}
+
+#[test]
+fn a_lead_given_to_a_partner_user_is_an_offer_until_accepted() {
+    let lead = lead_after(&[received(), offered_to(user(1), None)]);
+    assert_eq!(lead.offer.map(|o| o.to), Some(user(1)));
+    assert!(!lead.accepted);
+    LeadTest::with(())
+        .given(vec![received(), offered_to(user(1), None)])
+        .when(LeadCommand::AcceptLead {
+            by: user(1),
+            at: t0(),
+        })
+        .then_expect_events(vec![LeadEvent::LeadAccepted {
+            by: user(1),
+            at: t0(),
+        }]);
+    let accepted = lead_after(&[
+        received(),
+        offered_to(user(1), None),
+        LeadEvent::LeadAccepted {
+            by: user(1),
+            at: t0(),
+        },
+    ]);
+    assert!(accepted.accepted && accepted.offer.is_none());
+}
+
+#[test]
+fn accepting_twice_is_a_no_op_and_only_the_offeree_accepts() {
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            offered_to(user(1), None),
+            LeadEvent::LeadAccepted {
+                by: user(1),
+                at: t0(),
+            },
+        ])
+        .when(LeadCommand::AcceptLead {
+            by: user(1),
+            at: t0(),
+        })
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![received(), offered_to(user(1), None)])
+        .when(LeadCommand::AcceptLead {
+            by: user(2),
+            at: t0(),
+        })
+        .then_expect_error(LeadError::NotOffered);
+    // A queue's lead is nobody's offer.
+    LeadTest::with(())
+        .given(vec![received(), enqueued()])
+        .when(LeadCommand::AcceptLead {
+            by: user(1),
+            at: t0(),
+        })
+        .then_expect_error(LeadError::NotOffered);
+}
+
+#[test]
+fn a_claim_counts_as_acceptance() {
+    let lead = lead_after(&[received(), enqueued(), claimed_by(user(1))]);
+    assert!(lead.accepted);
+    assert!(lead.offer.is_none());
+    LeadTest::with(())
+        .given(vec![received(), enqueued(), claimed_by(user(1))])
+        .when(decline(user(1), "no_capacity", None, true))
+        .then_expect_error(LeadError::AlreadyAccepted);
+}
+
+#[test]
+fn a_decline_lets_the_lead_go_and_excludes_the_decliner_for_good() {
+    LeadTest::with(())
+        .given(vec![received(), offered_to(user(1), None)])
+        .when(decline(
+            user(1),
+            " not_qualified ",
+            Some("  too small "),
+            true,
+        ))
+        .then_expect_events(vec![LeadEvent::LeadDeclined {
+            by: user(1),
+            reason: "not_qualified".into(),
+            note: Some("too small".into()),
+            at: t0(),
+        }]);
+    let declined = LeadEvent::LeadDeclined {
+        by: user(1),
+        reason: "not_qualified".into(),
+        note: None,
+        at: t0(),
+    };
+    let mut lead = lead_after(&[received(), offered_to(user(1), None), declined.clone()]);
+    assert_eq!(lead.owner, None);
+    assert_eq!(lead.holder(), None, "a declined lead holds no capacity");
+    assert!(lead.declined.contains(&user(1)));
+    // Offered to someone else later, the decliner stays excluded.
+    lead.evolve(&offered_to(user(2), None));
+    assert!(lead.declined.contains(&user(1)));
+    let line = declined
+        .history_line()
+        .expect("a decline is a history line");
+    assert_eq!(line.from, Some(Owner::PartnerUser(user(1))));
+    assert_eq!(line.to, None);
+    assert_eq!(line.cause, OwnerChangeCause::Declined);
+}
+
+#[test]
+fn a_decline_needs_a_known_reason_and_a_note_for_other() {
+    let given = || LeadTest::with(()).given(vec![received(), offered_to(user(1), None)]);
+    given()
+        .when(decline(user(1), "because", None, false))
+        .then_expect_error(LeadError::UnknownDeclineReason);
+    given()
+        .when(decline(user(1), "  ", None, true))
+        .then_expect_error(LeadError::UnknownDeclineReason);
+    given()
+        .when(decline(user(1), "other", Some("   "), true))
+        .then_expect_error(LeadError::DeclineNoteRequired);
+    given()
+        .when(decline(user(1), "other", Some("bad\0note"), true))
+        .then_expect_error(LeadError::InvalidNote(crate::limits::TextFault::Nul(
+            "note".into(),
+        )));
+    let long = "x".repeat(crate::limits::MAX_NOTE_CHARS + 1);
+    given()
+        .when(decline(user(1), "other", Some(&long), true))
+        .then_expect_error(LeadError::InvalidNote(crate::limits::TextFault::TooLong(
+            "note".into(),
+            crate::limits::MAX_NOTE_CHARS,
+        )));
+    given()
+        .when(decline(user(2), "duplicate", None, true))
+        .then_expect_error(LeadError::NotOffered);
+}
+
+#[test]
+fn an_offer_lapses_once_at_its_own_deadline_and_not_after_acceptance() {
+    let deadline = t0() + chrono::Duration::seconds(2);
+    let late = t0() + chrono::Duration::seconds(3);
+    let lapse = |deadline, at| LeadCommand::LapseOffer {
+        deadline,
+        actor: Actor::System("scheduler".into()),
+        at,
+    };
+    let lapsed = LeadEvent::LeadOfferLapsed {
+        from: user(1),
+        deadline,
+        actor: Actor::System("scheduler".into()),
+        at: late,
+    };
+    LeadTest::with(())
+        .given(vec![received(), offered_to(user(1), Some(deadline))])
+        .when(lapse(deadline, late))
+        .then_expect_events(vec![lapsed.clone()]);
+    // Not yet due, a repeat after the recall, a timer of an earlier offer, an accepted
+    // offer: nothing.
+    LeadTest::with(())
+        .given(vec![received(), offered_to(user(1), Some(deadline))])
+        .when(lapse(deadline, t0()))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            offered_to(user(1), Some(deadline)),
+            lapsed.clone(),
+        ])
+        .when(lapse(deadline, late))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            offered_to(user(1), Some(deadline)),
+            offered_to(user(2), Some(late)),
+        ])
+        .when(lapse(deadline, late))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            offered_to(user(1), Some(deadline)),
+            LeadEvent::LeadAccepted {
+                by: user(1),
+                at: t0(),
+            },
+        ])
+        .when(lapse(deadline, late))
+        .then_expect_events(vec![]);
+    let lead = lead_after(&[received(), offered_to(user(1), Some(deadline)), lapsed]);
+    assert_eq!(lead.owner, None);
+    assert!(lead.lapsed.contains(&user(1)));
+}
+
+#[test]
+fn only_offers_to_partner_users_carry_a_deadline() {
+    let deadline = Some(t0() + chrono::Duration::hours(4));
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(LeadCommand::ReassignLead {
+            to: Owner::Queue(queue()),
+            target: Ok(()),
+            notify: false,
+            operation: None,
+            deadline,
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![LeadEvent::LeadReassigned {
+            change: change(
+                None,
+                Owner::Queue(queue()),
+                admin(),
+                OwnerChangeCause::Manual,
+            ),
+            notify: false,
+            operation: None,
+            deadline: None,
+        }]);
 }

@@ -1,5 +1,6 @@
-//! The Org aggregate: an org's existence, its one-way PRM switch and the fields partner
-//! users may see. Pure: no I/O, no clock.
+//! The Org aggregate: an org's existence, its one-way PRM switch, the fields partner
+//! users may see and how offers to partner users work (`PartnerWorkflow`). Pure: no I/O,
+//! no clock.
 
 use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, InternalUserId, OrgId};
@@ -35,6 +36,69 @@ pub struct SharingReviewAck {
     pub reviewed_by: InternalUserId,
     /// The field set the report showed; it becomes the partner-visible fields.
     pub fields: VisibleFields,
+}
+
+/// The reason codes a partner user may decline an offer with, until the org sets its own.
+pub const DEFAULT_DECLINE_REASONS: [&str; 5] = [
+    "not_my_territory",
+    "no_capacity",
+    "not_qualified",
+    "duplicate",
+    "other",
+];
+
+/// Most decline reasons an org may list.
+pub const MAX_DECLINE_REASONS: usize = 50;
+
+/// How offers to partner users work in an org.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PartnerWorkflow {
+    /// Reason codes a partner user may decline with (`other` asks for a note).
+    pub decline_reasons: Vec<String>,
+}
+
+impl Default for PartnerWorkflow {
+    fn default() -> Self {
+        PartnerWorkflow {
+            decline_reasons: DEFAULT_DECLINE_REASONS.map(String::from).to_vec(),
+        }
+    }
+}
+
+impl PartnerWorkflow {
+    /// The first reason the settings cannot be taken, naming the setting.
+    pub fn problem(&self) -> Option<String> {
+        let reasons = &self.decline_reasons;
+        if reasons.is_empty() || reasons.len() > MAX_DECLINE_REASONS {
+            return Some(format!(
+                "decline_reasons: list 1 to {MAX_DECLINE_REASONS} reason codes"
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        reasons.iter().enumerate().find_map(|(i, code)| {
+            let well_formed = !code.is_empty()
+                && code.len() <= crate::limits::MAX_CODE_CHARS
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !well_formed {
+                Some(format!(
+                    "decline_reasons[{i}]: a code of 1 to {} characters a-z, 0-9 and _",
+                    crate::limits::MAX_CODE_CHARS
+                ))
+            } else if !seen.insert(code) {
+                Some(format!("decline_reasons[{i}]: `{code}` is listed twice"))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Whether `reason` is one of the decline reasons.
+    pub fn declines_with(&self, reason: &str) -> bool {
+        self.decline_reasons.iter().any(|r| r == reason)
+    }
 }
 
 /// Commands on an org.
@@ -74,6 +138,15 @@ pub enum OrgCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Replace how offers to partner users work.
+    SetPartnerWorkflow {
+        /// The new settings.
+        workflow: PartnerWorkflow,
+        /// Who changes them.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 /// Events of an org.
@@ -108,12 +181,22 @@ pub enum OrgEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// How offers to partner users work changed.
+    PartnerWorkflowSet {
+        /// The new settings.
+        workflow: PartnerWorkflow,
+        /// Who changed them.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
 crate::domain_event!(OrgEvent, version "1.0", {
     OrgCreated => "OrgCreated",
     PrmEnabled => "PrmEnabled",
     PartnerVisibleFieldsSet => "PartnerVisibleFieldsSet",
+    PartnerWorkflowSet => "PartnerWorkflowSet",
 });
 
 /// Why an org command is refused.
@@ -146,6 +229,9 @@ pub enum OrgError {
     /// Disable was asked of an org that never enabled PRM.
     #[error("PRM is not enabled for this org")]
     PrmNotEnabled,
+    /// The partner workflow settings are malformed.
+    #[error("{0}")]
+    InvalidWorkflow(String),
 }
 
 impl Refusal for OrgError {
@@ -163,6 +249,7 @@ impl Refusal for OrgError {
             OrgError::PrmAlreadyEnabled => ("prm_already_enabled", Conflict),
             OrgError::PrmIrreversible => ("prm_irreversible", Conflict),
             OrgError::PrmNotEnabled => ("prm_not_enabled", Conflict),
+            OrgError::InvalidWorkflow(_) => ("invalid_workflow", InvalidInput),
         }
     }
 }
@@ -178,6 +265,9 @@ pub struct Org {
     pub prm_enabled: bool,
     /// Fields partner users may see.
     pub visible_fields: VisibleFields,
+    /// How offers to partner users work.
+    #[serde(default)]
+    pub workflow: PartnerWorkflow,
 }
 
 impl Decider for Org {
@@ -229,6 +319,20 @@ impl Decider for Org {
             } else {
                 OrgError::PrmNotEnabled
             }),
+            OrgCommand::SetPartnerWorkflow {
+                workflow,
+                actor,
+                at,
+            } => {
+                if let Some(problem) = workflow.problem() {
+                    return Err(OrgError::InvalidWorkflow(problem));
+                }
+                Ok(vec![OrgEvent::PartnerWorkflowSet {
+                    workflow,
+                    actor,
+                    at,
+                }])
+            }
             OrgCommand::SetPartnerVisibleFields { fields, actor, at } => {
                 ensure(!fields.has_blank_name(), OrgError::BlankFieldName)?;
                 Ok(vec![OrgEvent::PartnerVisibleFieldsSet {
@@ -254,6 +358,9 @@ impl Decider for Org {
             }
             OrgEvent::PartnerVisibleFieldsSet { fields, .. } => {
                 self.visible_fields = fields.clone();
+            }
+            OrgEvent::PartnerWorkflowSet { workflow, .. } => {
+                self.workflow = workflow.clone();
             }
         }
     }

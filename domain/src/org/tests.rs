@@ -198,3 +198,61 @@ fn refuses_partner_visible_fields_with_a_blank_name() {
         })
         .then_expect_error(OrgError::BlankFieldName);
 }
+
+#[test]
+fn an_org_declines_with_the_default_reasons_until_it_sets_its_own() {
+    let org = Org::default();
+    assert!(org.workflow.declines_with("not_my_territory"));
+    assert!(org.workflow.declines_with("other"));
+    let workflow = PartnerWorkflow {
+        decline_reasons: vec!["wrong_region".into(), "other".into()],
+    };
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::SetPartnerWorkflow {
+            workflow: workflow.clone(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_events(vec![OrgEvent::PartnerWorkflowSet {
+            workflow: workflow.clone(),
+            actor: admin(),
+            at: t0(),
+        }]);
+    let mut org = Org::default();
+    org.evolve(&created());
+    org.evolve(&OrgEvent::PartnerWorkflowSet {
+        workflow,
+        actor: admin(),
+        at: t0(),
+    });
+    assert!(org.workflow.declines_with("wrong_region"));
+    assert!(!org.workflow.declines_with("not_my_territory"));
+}
+
+#[test]
+fn refuses_malformed_decline_reasons_naming_the_entry() {
+    let refused = |reasons: Vec<&str>| {
+        let workflow = PartnerWorkflow {
+            decline_reasons: reasons.into_iter().map(String::from).collect(),
+        };
+        workflow.problem().expect("refused")
+    };
+    assert!(refused(vec![]).starts_with("decline_reasons:"));
+    assert!(refused(vec!["ok", "Not Ok"]).starts_with("decline_reasons[1]"));
+    assert!(refused(vec!["a\0"]).starts_with("decline_reasons[0]"));
+    assert!(refused(vec!["dup", "dup"]).contains("listed twice"));
+    assert!(refused(vec!["x"; MAX_DECLINE_REASONS + 1]).starts_with("decline_reasons:"));
+    OrgTest::with(())
+        .given(vec![created()])
+        .when(OrgCommand::SetPartnerWorkflow {
+            workflow: PartnerWorkflow {
+                decline_reasons: vec![],
+            },
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::InvalidWorkflow(
+            "decline_reasons: list 1 to 50 reason codes".into(),
+        ));
+}

@@ -34,6 +34,19 @@ pub enum Verdict {
     /// A queue nobody may claim from (no member user who may receive leads, no member
     /// account that is an active partner).
     NoClaimant,
+    /// The partner user declined this lead before: it is never offered to them again.
+    DeclinedBefore,
+    /// The partner user let an earlier offer of this lead lapse: it is never offered to
+    /// them again.
+    LapsedBefore,
+}
+
+impl Verdict {
+    /// Whether the verdict excludes the member from this lead for good (it declined the
+    /// lead or let an offer of it lapse), whatever else changes.
+    pub fn excluded(self) -> bool {
+        matches!(self, Verdict::DeclinedBefore | Verdict::LapsedBefore)
+    }
 }
 
 /// A candidate the decision considered.
@@ -99,6 +112,9 @@ pub enum NotRouted {
     AllAtCapacity,
     /// The lead arrived closed (won, lost, disqualified).
     LeadClosed,
+    /// Everyone the target could offer the lead to declined it or let an offer lapse, and
+    /// the matched entry names no fallback (or the fallback may not take it either).
+    OffereesExhausted,
 }
 
 impl NotRouted {
@@ -109,14 +125,18 @@ impl NotRouted {
             NotRouted::NoAssignableMember => "no_assignable_member",
             NotRouted::AllAtCapacity => "all_at_capacity",
             NotRouted::LeadClosed => "lead_closed",
+            NotRouted::OffereesExhausted => "offerees_exhausted",
         }
     }
 
     /// The reason when none of `candidates` may take a lead: `all_at_capacity` if one is
-    /// blocked only by its cap, else `no_assignable_member`.
+    /// blocked only by its cap, `offerees_exhausted` if every one declined the lead or let
+    /// an offer of it lapse, else `no_assignable_member`.
     pub fn for_candidates(candidates: &[Candidate]) -> NotRouted {
         if candidates.iter().any(|c| c.verdict == Verdict::AtCapacity) {
             NotRouted::AllAtCapacity
+        } else if !candidates.is_empty() && candidates.iter().all(|c| c.verdict.excluded()) {
+            NotRouted::OffereesExhausted
         } else {
             NotRouted::NoAssignableMember
         }
@@ -157,6 +177,9 @@ pub enum Plan {
         target: Target,
         /// Send the assignment email.
         notify: bool,
+        /// Where the lead goes when everyone the target could offer it to declined it or
+        /// let an offer lapse (the entry's fallback: a partner user or a queue).
+        fallback: Option<Target>,
         /// The entry keeps owners, but the current owner is no longer assignable.
         owner_not_assignable: bool,
     },
@@ -207,6 +230,7 @@ pub fn plan(
                 entry: Some(i),
                 target: entry.target,
                 notify: entry.notify,
+                fallback: entry.fallback,
                 owner_not_assignable: entry.keep_owner && owner.is_some(),
             }
         }
@@ -215,6 +239,7 @@ pub fn plan(
                 entry: None,
                 target,
                 notify: false,
+                fallback: None,
                 owner_not_assignable: false,
             },
             None => Plan::Leave(NotRouted::NoRuleMatched),
@@ -240,8 +265,13 @@ pub struct Decision {
     /// not keep it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner_verdict: Option<Verdict>,
-    /// Every candidate considered, with its verdict.
+    /// Every candidate considered, with its verdict (the entry's fallback last, when it
+    /// was looked at).
     pub candidates: Vec<Candidate>,
+    /// Everyone the target could offer the lead to was closed to it, so the entry's
+    /// fallback was looked at.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fallback: bool,
     /// The pool's rotation before the pick (pools only).
     pub pool_before: Option<Vec<Slot>>,
     /// The pool's rotation after the pick (pools only).
@@ -265,6 +295,7 @@ impl Decision {
             owner_not_assignable: false,
             owner_verdict: None,
             candidates: vec![],
+            fallback: false,
             pool_before: None,
             pool_after: None,
             trigger,
@@ -319,6 +350,8 @@ struct StoredDecision {
     /// Every candidate, unless `verdicts` gives them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     candidates: Vec<Candidate>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    fallback: bool,
     /// The candidates' verdicts, in `pool_before`'s member order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     verdicts: Option<Vec<Verdict>>,
@@ -368,6 +401,7 @@ impl From<Decision> for StoredDecision {
             owner_not_assignable: d.owner_not_assignable,
             owner_verdict: d.owner_verdict,
             candidates,
+            fallback: d.fallback,
             verdicts,
             pool_before: d.pool_before,
             pool_after,
@@ -414,6 +448,7 @@ impl From<StoredDecision> for Decision {
             owner_not_assignable: s.owner_not_assignable,
             owner_verdict: s.owner_verdict,
             candidates,
+            fallback: s.fallback,
             pool_before: s.pool_before,
             pool_after,
             trigger: s.trigger,
@@ -436,6 +471,10 @@ pub enum Trigger {
     /// member of its target freed capacity or became eligible. Routes only a lead still
     /// waiting; a decision that leaves it waiting is not recorded.
     Freed,
+    /// The partner user it was offered to declined it.
+    Declined,
+    /// The offer's acceptance deadline passed (the lead was recalled).
+    Lapsed,
 }
 
 #[cfg(test)]

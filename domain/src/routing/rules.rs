@@ -39,6 +39,11 @@ pub struct Entry {
     /// Send the assignment email.
     #[serde(default)]
     pub notify: bool,
+    /// Where a lead goes when everyone `target` could offer it to declined it or let an
+    /// offer lapse: a partner user or a queue. None leaves such a lead unrouted with reason
+    /// `offerees_exhausted`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<Target>,
 }
 
 /// A rule set as an admin writes it (a draft, or the content of a published version).
@@ -62,6 +67,11 @@ impl RuleSetSpec {
             return Some("default_owner: must be a partner user or a queue".into());
         }
         self.entries.iter().enumerate().find_map(|(i, entry)| {
+            if let Some(Target::Pool(_)) = entry.fallback {
+                return Some(format!(
+                    "entries[{i}].fallback: must be a partner user or a queue"
+                ));
+            }
             entry
                 .criteria
                 .iter()

@@ -24,6 +24,7 @@ fn eq(field: &str, value: &str) -> Criterion {
 
 fn entry(criteria: Vec<Criterion>, n: u128) -> Entry {
     Entry {
+        fallback: None,
         criteria,
         target: queue(n),
         keep_owner: false,
@@ -249,6 +250,7 @@ fn pool_decision() -> super::Decision {
         .pick(|m| super::is_assignable(&candidates, m))
         .unwrap();
     Decision {
+        fallback: false,
         rule_set_version: 3,
         matched_entry: Some(7),
         default_owner: false,
