@@ -19,8 +19,12 @@ pub fn all<R, V: From<R>>(rows: Vec<R>) -> Vec<V> {
 pub struct InboxItem {
     /// The lead.
     pub lead_id: Uuid,
-    /// `to_accept`, `accepted` or `claimable`.
+    /// `offered`, `accepted` or `claimable`.
     pub state: String,
+    /// When the offer lapses unless accepted (offered leads with a deadline).
+    pub deadline: Option<DateTime<Utc>>,
+    /// Seconds left until `deadline` (negative once passed, until the recall lands).
+    pub seconds_left: Option<f64>,
     /// The queue it is claimable from (claimable leads only).
     pub queue_id: Option<Uuid>,
     /// Lead fields (all of them; partner-visible filtering happens at the API edge).
@@ -36,6 +40,8 @@ impl From<queries::InboxItem> for InboxItem {
         InboxItem {
             lead_id: row.lead_id,
             state: row.state,
+            deadline: row.deadline,
+            seconds_left: row.seconds_left,
             queue_id: row.queue_id,
             fields: row.fields,
             received_at: row.received_at,
@@ -78,13 +84,15 @@ pub struct OwnerChangeRow {
     pub from_kind: Option<String>,
     /// Previous owner id.
     pub from_id: Option<Uuid>,
-    /// New owner kind (`outside_territory` when a channel manager may not see it).
-    pub to_kind: String,
+    /// New owner kind (`outside_territory` when a channel manager may not see it); none
+    /// when a decline or a lapse left the lead to nobody.
+    pub to_kind: Option<String>,
     /// New owner id (none when hidden).
     pub to_id: Option<Uuid>,
     /// Who made the change.
     pub actor: Value,
-    /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun` or `bulk`.
+    /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun`, `bulk`, `import`, `declined`
+    /// or `lapsed`.
     pub cause: String,
     /// The bulk operation that made the change (cause `bulk`).
     pub operation_id: Option<Uuid>,

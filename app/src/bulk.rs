@@ -316,6 +316,7 @@ impl Commands {
             return Ok(moved(lead_id, lead.aggregate.owner));
         }
         let command = LeadCommand::ReassignLead {
+            deadline: None,
             to,
             target,
             notify,
@@ -375,7 +376,8 @@ fn pick(
         .known
         .pool(pool_id)
         .expect("the target pool was gathered");
-    let candidates = engine::candidates(pool, &facts.known, Caps::Ignore);
+    let mut candidates = engine::candidates(pool, &facts.known, Caps::Ignore);
+    engine::exclude(&lead.aggregate, &mut candidates);
     if let Some(owner) = lead.aggregate.owner {
         let member = match owner {
             Owner::PartnerUser(user) => Some(Member::PartnerUser(user)),

@@ -84,6 +84,19 @@ pub struct Committed {
     pub position: Option<Checkpoint>,
 }
 
+impl Committed {
+    /// Nothing written (yet) to `loaded`, as it stands.
+    pub(crate) fn none<A: Aggregate>(loaded: &Loaded<A>) -> Committed {
+        Committed {
+            aggregate_type: A::TYPE,
+            aggregate_id: loaded.aggregate_id.clone(),
+            events: 0,
+            sequence: loaded.current_sequence,
+            position: None,
+        }
+    }
+}
+
 pub(crate) type Loaded<A> = leadroute_store::Loaded<A>;
 
 /// Executes commands against the event store.

@@ -1,5 +1,7 @@
 //! Lead commands: receive from upstream (create or update; repeated upstream event ids are
-//! no-ops), manual reassignment, enqueue and claim, each with its target facts looked up.
+//! no-ops), manual reassignment, enqueue, claim and accepting an offer, each with its target
+//! facts looked up. Declining and recalling an offer route the lead again, so they are the
+//! router's (`router::offers`).
 
 use crate::commands::Batch;
 use crate::commands::{CommandMeta, Commands, Committed};
@@ -172,6 +174,7 @@ impl Commands {
             let loaded = self.load_in_org::<Lead>(org, lead).await?;
             let target = self.owner_assignability(org, to).await?;
             let command = LeadCommand::ReassignLead {
+                deadline: None,
                 to,
                 target,
                 notify,
@@ -231,6 +234,22 @@ impl Commands {
                 at: meta.at,
             });
             self.commit(loaded, command, meta).await
+        })
+        .await
+    }
+
+    /// The partner user a lead is offered to accepts it; accepting again is a no-op, anyone
+    /// else is refused with `not_offered`.
+    pub async fn accept_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        by: PartnerUserId,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Lead>(meta, org, lead, || LeadCommand::AcceptLead {
+            by,
+            at: meta.at,
         })
         .await
     }

@@ -1,10 +1,10 @@
 //! Org commands: create, enable PRM (one-way, with the sharing review), the refused disable,
-//! and the partner-visible fields.
+//! the partner-visible fields and the partner workflow (how offers work).
 
 use crate::commands::{CommandMeta, Commands, Committed};
 use crate::error::AppError;
 use leadroute_domain::ids::OrgId;
-use leadroute_domain::org::{Org, OrgCommand, SharingReviewAck, VisibleFields};
+use leadroute_domain::org::{Org, OrgCommand, PartnerWorkflow, SharingReviewAck, VisibleFields};
 
 impl Commands {
     /// Create an org.
@@ -67,6 +67,22 @@ impl Commands {
                 actor: meta.actor.clone(),
                 at: meta.at,
             }
+        })
+        .await
+    }
+
+    /// Replace how offers to partner users work (decline reasons ...); refused with
+    /// `invalid_workflow` naming the setting at fault.
+    pub async fn set_partner_workflow(
+        &self,
+        meta: &CommandMeta,
+        org_id: OrgId,
+        workflow: PartnerWorkflow,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Org>(meta, org_id, org_id, || OrgCommand::SetPartnerWorkflow {
+            workflow: workflow.clone(),
+            actor: meta.actor.clone(),
+            at: meta.at,
         })
         .await
     }

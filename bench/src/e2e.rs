@@ -369,6 +369,7 @@ async fn setup(app: &TestApp) -> anyhow::Result<OrgId> {
                 });
             }
             entries.push(Entry {
+                fallback: None,
                 criteria,
                 target,
                 keep_owner: false,

@@ -62,6 +62,7 @@ fn spec(entries: usize) -> RuleSetSpec {
                 }),
             }
             Entry {
+                fallback: None,
                 criteria,
                 target,
                 keep_owner: false,
@@ -70,6 +71,7 @@ fn spec(entries: usize) -> RuleSetSpec {
         })
         .collect();
     list.push(Entry {
+        fallback: None,
         criteria: vec![],
         target,
         keep_owner: false,

@@ -24,7 +24,7 @@ pub const CLAIMABLE: &str = "claimable";
 /// Filters and paging of the partner inbox.
 #[derive(Debug, Clone, Default)]
 pub struct InboxQuery {
-    /// Only this state: `to_accept`, `accepted` or `claimable`.
+    /// Only this state: `offered`, `accepted` or `claimable`.
     pub state: Option<String>,
     /// Only leads received at or after this time.
     pub received_since: Option<DateTime<Utc>>,
@@ -39,8 +39,12 @@ pub struct InboxQuery {
 pub struct InboxItem {
     /// The lead.
     pub lead_id: Uuid,
-    /// `to_accept`, `accepted` or `claimable`.
+    /// `offered`, `accepted` or `claimable`.
     pub state: String,
+    /// When the offer lapses unless accepted (offered leads with a deadline).
+    pub deadline: Option<DateTime<Utc>>,
+    /// Seconds left until `deadline` (negative once passed, until the recall lands).
+    pub seconds_left: Option<f64>,
     /// The queue it is claimable from (claimable leads only).
     pub queue_id: Option<Uuid>,
     /// Lead fields (all of them; partner-visible filtering happens at the API edge).
@@ -76,11 +80,12 @@ pub async fn partner_inbox(
                       ON (m.member_kind = 'partner_user' AND m.member_id = me.user_id)
                       OR (m.member_kind = 'partner_account' AND m.member_id = me.account_id)
                    WHERE me.can_claim)
-         SELECT l.lead_id, l.state, l.queue_id, l.fields, l.received_at,
+         SELECT l.lead_id, l.state, l.queue_id, l.fields, l.received_at, l.offer_deadline AS deadline,
+                extract(epoch FROM l.offer_deadline - clock_timestamp())::float8 AS seconds_left,
                 extract(epoch FROM clock_timestamp() - l.owner_since)::float8 AS age_seconds
            FROM owners o
            CROSS JOIN LATERAL (
-               SELECT lead_id, fields, received_at, owner_since,
+               SELECT lead_id, fields, received_at, owner_since, offer_deadline,
                       CASE WHEN owner_kind = 'queue' THEN $3 ELSE status END AS state,
                       CASE WHEN owner_kind = 'queue' THEN owner_id END AS queue_id
                  FROM rm_leads
@@ -96,7 +101,7 @@ pub async fn partner_inbox(
     .bind(org.0)
     .bind(user.0)
     .bind(CLAIMABLE)
-    .bind(&query.state)
+    .bind(query.state.as_deref().map(status::stored))
     .bind(query.received_since)
     .bind(after_at)
     .bind(after_id)
@@ -151,13 +156,15 @@ pub struct OwnerChangeRow {
     pub from_kind: Option<String>,
     /// Previous owner id.
     pub from_id: Option<Uuid>,
-    /// New owner kind (`outside_territory` when a channel manager may not see it).
-    pub to_kind: String,
+    /// New owner kind (`outside_territory` when a channel manager may not see it); none
+    /// when a decline or a lapse left the lead to nobody.
+    pub to_kind: Option<String>,
     /// New owner id (none when hidden).
     pub to_id: Option<Uuid>,
     /// Who made the change.
     pub actor: Value,
-    /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun` or `bulk`.
+    /// Why: `manual`, `enqueue`, `claim`, `rule`, `rerun`, `bulk`, `import`, `declined`
+    /// or `lapsed`.
     pub cause: String,
     /// The bulk operation that made the change (cause `bulk`).
     pub operation_id: Option<Uuid>,
@@ -212,8 +219,11 @@ pub async fn owner_at(
         return Ok(None);
     }
     let owner = sqlx::query_as(
-        "SELECT to_kind AS kind, to_id AS id FROM rm_ownership_history
-          WHERE lead_id = $1 AND changed_at <= $2 ORDER BY changed_at DESC, sequence DESC LIMIT 1",
+        // A decline or a lapse left the lead to nobody (no `to_kind`).
+        "SELECT kind, id FROM (
+             SELECT to_kind AS kind, to_id AS id FROM rm_ownership_history
+              WHERE lead_id = $1 AND changed_at <= $2 ORDER BY changed_at DESC, sequence DESC LIMIT 1
+         ) latest WHERE kind IS NOT NULL",
     )
     .bind(lead.0)
     .bind(at)
@@ -601,7 +611,7 @@ pub async fn bulk_selection(
     .bind(owner.map(|(kind, _)| kind))
     .bind(owner.map(|(_, id)| id))
     .bind(filter.partner_account_id.map(|a| a.0))
-    .bind(filter.status.as_deref())
+    .bind(filter.status.as_deref().map(status::stored))
     .bind(filter.received_after)
     .bind(filter.received_before)
     .bind(within_accounts)

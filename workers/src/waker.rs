@@ -5,7 +5,7 @@
 //! subject ([`WAKING`]), and for routings and updates by the few payload fields that say,
 //! whether an event freed a place in its org:
 //! - a lead closed (an update of its `status`) or left its owner (reassigned, enqueued,
-//!   claimed, routed away);
+//!   claimed, routed away, declined, recalled at its deadline);
 //! - a partner user, partner account, pool or queue changed (resumed, activated, signed
 //!   in, joined a pool, a higher cap, a new queue member ...).
 //!
@@ -38,8 +38,10 @@ pub const SWEEP: Duration = Duration::from_secs(30);
 /// the waker through the router consumer, which receives them all anyway; `LeadRouted` and
 /// updates wake only when they moved the lead away from an owner or changed its `status`
 /// (read from the payload).
-pub const WAKING: [(&str, &str); 13] = [
+pub const WAKING: [(&str, &str); 15] = [
     ("Lead", "LeadReassigned"),
+    ("Lead", "LeadDeclined"),
+    ("Lead", "LeadOfferLapsed"),
     ("Lead", "LeadEnqueued"),
     ("Lead", "LeadClaimed"),
     ("Lead", "LeadRouted"),

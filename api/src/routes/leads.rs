@@ -1,6 +1,6 @@
 //! Leads: HTTP intake (the NATS lead-event schema, a second intake channel), one lead,
-//! manual reassignment with the notify flag, enqueue, claim, ownership history, owner at
-//! time T, and a channel manager's leads.
+//! manual reassignment with the notify flag, enqueue, claim, accepting and declining an
+//! offer, ownership history, owner at time T, and a channel manager's leads.
 
 use crate::caller::{Allowed, Caller, PartnerRole, StaffRole};
 use crate::extract::{Json, Path, Query};
@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use leadroute_app::access::Role;
 use leadroute_app::lead_event::{self, LeadEventV1};
+use leadroute_app::router::Decline;
 use leadroute_app::NewLead;
 use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
 use leadroute_domain::queue::Queue;
@@ -32,6 +33,8 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(reassign))
         .routes(routes!(enqueue))
         .routes(routes!(claim))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
         .routes(routes!(history))
         .routes(routes!(owner_at))
         .routes(routes!(managed_leads))
@@ -285,6 +288,69 @@ async fn claim(
     Ok(axum::Json(state.written(id, claimed).await?))
 }
 
+/// Accept the lead offered to the caller (partner users). Accepting again changes
+/// nothing (`events: 0`). A lead the caller cannot see answers 404; one offered to them no
+/// longer, 409 `not_offered`.
+#[utoipa::path(post, path = "/v1/leads/{id}/accept", tag = "leads",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Written), (status = 404, body = crate::Problem),
+        (status = 409, body = crate::Problem)))]
+async fn accept(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    _: Allowed<PartnerRole>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let (user, _) = caller.partner()?;
+    caller.readable_lead(&state, LeadId(id)).await?;
+    let committed = state
+        .commands
+        .accept_lead(&caller.meta(), caller.org(), LeadId(id), user)
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// A decline of an offered lead.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeclineBody {
+    /// One of the org's decline reason codes (`GET /v1/org/partner-workflow`; by default
+    /// `not_my_territory`, `no_capacity`, `not_qualified`, `duplicate`, `other`).
+    reason: String,
+    /// Free text, at most 2,000 characters; required with `other`.
+    #[serde(default)]
+    note: Option<String>,
+}
+
+/// Decline the lead offered to the caller (partner users), with a reason. The lead is
+/// routed again at once under the current rules, never to the caller again (its decision
+/// record names them `declined_before`). Refused with `already_accepted`,
+/// `unknown_decline_reason`, `decline_note_required` or `invalid_note`.
+#[utoipa::path(post, path = "/v1/leads/{id}/decline", tag = "leads",
+    params(("id" = Uuid, Path)), request_body = DeclineBody,
+    responses((status = 200, body = Written), (status = 404, body = crate::Problem),
+        (status = 409, body = crate::Problem), (status = 422, body = crate::Problem)))]
+async fn decline(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    _: Allowed<PartnerRole>,
+    Json(body): Json<DeclineBody>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let (user, _) = caller.partner()?;
+    caller.readable_lead(&state, LeadId(id)).await?;
+    let decline = Decline {
+        by: user,
+        reason: body.reason,
+        note: body.note,
+    };
+    let committed = state
+        .router
+        .decline_lead(&caller.meta(), caller.org(), LeadId(id), &decline)
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
 /// Every owner change of a lead, oldest first (internal users who may see the lead).
 #[utoipa::path(get, path = "/v1/leads/{id}/history", tag = "leads",
     params(("id" = Uuid, Path), MinPosition),
@@ -303,7 +369,9 @@ async fn history(
         .ok_or_else(|| not_projected_yet(id))?;
     if role == Role::ChannelManager {
         for row in &mut rows {
-            hide_outside(&state, caller.org(), me, &mut row.to_kind, &mut row.to_id).await?;
+            if let Some(kind) = &mut row.to_kind {
+                hide_outside(&state, caller.org(), me, kind, &mut row.to_id).await?;
+            }
             if let Some(kind) = &mut row.from_kind {
                 hide_outside(&state, caller.org(), me, kind, &mut row.from_id).await?;
             }

@@ -1,5 +1,6 @@
 //! The org: creation by the platform operator, PRM (one-way, with the sharing review),
-//! the partner-visible fields and the sharing-review report.
+//! the partner-visible fields, the sharing-review report and the partner workflow (how
+//! offers to partner users work).
 
 use crate::caller::{AdminRole, Allowed, Caller};
 use crate::extract::Json;
@@ -11,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use leadroute_app::access::{AccessError, NewOrg, Role};
 use leadroute_app::AppError;
 use leadroute_domain::ids::{Actor, OrgId};
-use leadroute_domain::org::{Org, SharingReviewAck, VisibleFields};
+use leadroute_domain::org::{Org, PartnerWorkflow, SharingReviewAck, VisibleFields};
 use leadroute_projections::projectors::LEADS;
 use leadroute_projections::queries;
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
         .routes(routes!(disable_prm))
         .routes(routes!(set_visible_fields))
         .routes(routes!(sharing_review))
+        .routes(routes!(get_workflow, set_workflow))
 }
 
 /// A new org.
@@ -320,4 +322,63 @@ async fn sharing_review(
         visible: org.visible_fields.into(),
         hidden_lead_fields: hidden,
     }))
+}
+
+/// How offers to partner users work in the org.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Workflow {
+    /// Reason codes a partner user may decline an offer with: 1 to 50 distinct codes of
+    /// `a-z`, `0-9` and `_` (at most 64 characters); `other` asks for a note.
+    #[schema(example = json!(["not_my_territory", "no_capacity", "not_qualified", "duplicate", "other"]))]
+    decline_reasons: Vec<String>,
+}
+
+impl From<PartnerWorkflow> for Workflow {
+    fn from(workflow: PartnerWorkflow) -> Self {
+        Workflow {
+            decline_reasons: workflow.decline_reasons,
+        }
+    }
+}
+
+impl From<Workflow> for PartnerWorkflow {
+    fn from(workflow: Workflow) -> Self {
+        PartnerWorkflow {
+            decline_reasons: workflow.decline_reasons,
+        }
+    }
+}
+
+/// The org's partner workflow (anyone of the org: partner users read the decline reasons
+/// they may give).
+#[utoipa::path(get, path = "/v1/org/partner-workflow", tag = "org",
+    responses((status = 200, body = Workflow)))]
+async fn get_workflow(
+    State(state): State<ApiState>,
+    caller: Caller,
+) -> Result<axum::Json<Workflow>, ApiError> {
+    let org = state
+        .commands
+        .state::<Org>(caller.org(), caller.org())
+        .await?;
+    Ok(axum::Json(org.workflow.into()))
+}
+
+/// Replace the org's partner workflow (admin). Refused with `invalid_workflow` naming the
+/// setting at fault.
+#[utoipa::path(put, path = "/v1/org/partner-workflow", tag = "org", request_body = Workflow,
+    responses((status = 200, body = Written), (status = 422, body = crate::Problem)))]
+async fn set_workflow(
+    State(state): State<ApiState>,
+    caller: Caller,
+    _: Allowed<AdminRole>,
+    Json(body): Json<Workflow>,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    let committed = state
+        .commands
+        .set_partner_workflow(&caller.meta(), caller.org(), body.into())
+        .await?;
+    Ok(axum::Json(state.written(caller.org().0, committed).await?))
 }

@@ -13,6 +13,7 @@ use chrono::Datelike;
 use chrono::{DateTime, Utc};
 use leadroute_app::access::Role;
 use leadroute_domain::ids::{InvitationId, PartnerUserId};
+use leadroute_projections::projectors::leads::status;
 use leadroute_projections::projectors::{DIRECTORY, LEADS};
 use leadroute_projections::queries::{self, InboxQuery};
 use serde::Deserialize;
@@ -189,7 +190,8 @@ async fn resume_user(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct InboxParams {
-    /// Only `to_accept`, `accepted` or `claimable`.
+    /// Only `offered`, `accepted` or `claimable` (`to_accept`, the earlier name of
+    /// `offered`, is read as `offered`).
     state: Option<String>,
     /// Only leads received at or after this time.
     received_since: Option<DateTime<Utc>>,
@@ -224,10 +226,11 @@ async fn inbox(
         }
     }
     if let Some(s) = &params.state {
-        if ![queries::CLAIMABLE, "to_accept", "accepted"].contains(&s.as_str()) {
+        let known = [queries::CLAIMABLE, status::OFFERED, status::ACCEPTED];
+        if !known.contains(&status::stored(s)) {
             return Err(ApiError::invalid(
                 "query.state",
-                "one of to_accept, accepted, claimable",
+                "one of offered, accepted, claimable",
             ));
         }
     }

@@ -107,6 +107,7 @@ impl Router {
                     }
                     gathered.still_full(&mut batch, &resolution.full);
                     let route = LeadCommand::RouteLead(RouteLead {
+                        deadline: None,
                         trigger,
                         decision: resolution.decision,
                         outcome: resolution.outcome,

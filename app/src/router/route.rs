@@ -1,8 +1,9 @@
 //! The router itself: the compiled rule sets it caches and routing one lead (`route`).
 
-use crate::commands::{Batch, CommandMeta, Commands, Committed};
+use crate::commands::{Batch, CommandMeta, Commands, Committed, Loaded};
 use crate::error::AppError;
 use crate::facts::missing;
+use crate::facts::RoutingFacts;
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId};
 use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
@@ -91,7 +92,7 @@ impl Router {
     }
 
     /// The org's active rule set; refused with [`NO_RULE_SET`] when it has none.
-    async fn active_rules(&self, org: OrgId) -> Result<Arc<ActiveRules>, AppError> {
+    pub(super) async fn active_rules(&self, org: OrgId) -> Result<Arc<ActiveRules>, AppError> {
         self.rules(org).await?.ok_or_else(|| {
             AppError::refusal(
                 NO_RULE_SET,
@@ -127,49 +128,68 @@ impl Router {
         meta: &CommandMeta,
     ) -> Result<Committed, AppError> {
         let mut lead = self.commands.load_in_org::<Lead>(org, lead_id).await?;
-        let mut committed = Committed {
-            aggregate_type: "Lead",
-            aggregate_id: lead_id.to_string(),
-            events: 0,
-            sequence: lead.current_sequence,
-            position: None,
-        };
         if lead.aggregate.routed_triggers.contains(&trigger) {
             // Redelivered, or routed by the intake as it received the lead: done.
-            return Ok(committed);
+            return Ok(Committed::none(&lead));
         }
+        let mut batch = Batch::default();
         let rules = self.active_rules(org).await?;
-        let (targets, users) = targets(&rules, [&lead.aggregate]);
+        let decided = self
+            .decide(&mut batch, &mut lead, &rules, trigger, kind, meta)
+            .await?;
+        self.commit(batch, &lead, decided).await
+    }
+
+    /// Decide where `lead` goes under `rules` for `trigger` of `kind`, adding the decision
+    /// (`RouteLead`, with its pool pick and cap guards) to `batch`; `lead` advances by it.
+    /// Answers the events added to the lead and the facts to remember once committed.
+    pub(super) async fn decide(
+        &self,
+        batch: &mut Batch,
+        lead: &mut Loaded<Lead>,
+        rules: &ActiveRules,
+        trigger: Uuid,
+        kind: Trigger,
+        meta: &CommandMeta,
+    ) -> Result<(usize, RoutingFacts), AppError> {
+        let org = lead.aggregate.org_id.expect("a lead loaded in its org");
+        let lead_id = lead.aggregate.id.expect("an existing lead");
+        let (targets, users) = targets(rules, [&lead.aggregate]);
         let mut facts = self
             .commands
             .routing_facts(org, targets, users, Caps::Apply)
             .await?;
-        let resolution = resolve(
-            &rules,
-            lead_id,
-            &lead.aggregate,
-            trigger,
-            kind,
-            &facts.known,
-        )
-        .map_err(missing)?;
-        let mut batch = Batch::default();
+        let resolution = resolve(rules, lead_id, &lead.aggregate, trigger, kind, &facts.known)
+            .map_err(missing)?;
         if let Some((pool, command)) = resolution.pick {
-            facts.record_pick(&mut batch, pool, command, meta)?;
+            facts.record_pick(batch, pool, command, meta)?;
         }
-        facts.still_full(&mut batch, &resolution.full);
+        facts.still_full(batch, &resolution.full);
         let route = RouteLead {
             trigger,
             decision: resolution.decision,
             outcome: resolution.outcome,
+            deadline: None,
             actor: meta.actor.clone(),
             at: meta.at,
         };
-        committed.events = batch
-            .decide(&mut lead, LeadCommand::RouteLead(route), meta)
+        let events = batch
+            .decide(lead, LeadCommand::RouteLead(route), meta)
             .await?
             .len();
-        committed.sequence = lead.current_sequence;
+        Ok((events, facts))
+    }
+
+    /// Commit `batch`, which holds `events` new events of `lead` (already advanced), and
+    /// remember the pools its facts advanced.
+    pub(super) async fn commit(
+        &self,
+        batch: Batch,
+        lead: &Loaded<Lead>,
+        (events, facts): (usize, RoutingFacts),
+    ) -> Result<Committed, AppError> {
+        let mut committed = Committed::none(lead);
+        committed.events = events;
         committed.position = self.commands.commit_batch(batch).await?.1;
         self.commands.remember(facts.into_pools());
         Ok(committed)

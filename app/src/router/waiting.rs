@@ -135,6 +135,7 @@ impl Router {
                 facts.record_pick(&mut batch, pool, command, &meta)?;
             }
             let route = LeadCommand::RouteLead(RouteLead {
+                deadline: None,
                 trigger,
                 decision: resolution.decision,
                 outcome: resolution.outcome,

@@ -1,5 +1,6 @@
 //! The ownership-history projector: one row per owner change (from, to, actor, cause,
-//! time), appended in batches with one multi-row insert.
+//! time), and per lead let go by a decline or a lapse (to nobody: `to_kind` and `to_id`
+//! empty), appended in batches with one multi-row insert.
 
 use super::shared::owner_columns;
 use crate::projector::{ProjectionError, Projector};
@@ -19,8 +20,8 @@ struct Rows {
     sequence: Vec<i64>,
     from_kind: Vec<Option<String>>,
     from_id: Vec<Option<Uuid>>,
-    to_kind: Vec<String>,
-    to_id: Vec<Uuid>,
+    to_kind: Vec<Option<&'static str>>,
+    to_id: Vec<Option<Uuid>>,
     actor: Vec<Value>,
     cause: Vec<String>,
     operation_id: Vec<Option<Uuid>>,
@@ -55,16 +56,16 @@ impl Projector for HistoryProjector {
             let AnyEvent::Lead(lead_event) = &event.event else {
                 continue;
             };
-            let Some(change) = lead_event.owner_change() else {
+            let Some(change) = lead_event.history_line() else {
                 continue;
             };
             let from = change.from.as_ref().map(owner_columns);
-            let (to_kind, to_id) = owner_columns(&change.to);
+            let (to_kind, to_id) = change.to.as_ref().map(owner_columns).unzip();
             rows.lead_id.push(event.aggregate_id);
             rows.sequence.push(event.sequence);
             rows.from_kind.push(from.map(|(kind, _)| kind.to_string()));
             rows.from_id.push(from.map(|(_, id)| id));
-            rows.to_kind.push(to_kind.to_string());
+            rows.to_kind.push(to_kind);
             rows.to_id.push(to_id);
             rows.actor
                 .push(serde_json::to_value(&change.actor).unwrap_or(Value::Null));

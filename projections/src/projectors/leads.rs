@@ -1,5 +1,7 @@
-//! The leads projector: one row per lead with its fields, owner and inbox status, the
-//! source of the partner inbox, the queue view and the channel-manager view.
+//! The leads projector: one row per lead with its fields, owner and inbox status (with the
+//! deadline of a pending offer), the source of the partner inbox, the queue view and the
+//! channel-manager view. Each event's change to the row is one [`Effect`], applied alike to
+//! a row built in memory and to a patch of a stored row.
 //!
 //! A batch folds its events in memory: leads it receives become whole rows written with one
 //! multi-row insert; leads stored earlier get one multi-row update with their latest owner
@@ -11,7 +13,7 @@ use crate::projector::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::Owner;
-use leadroute_domain::lead::LeadEvent;
+use leadroute_domain::lead::{LeadEvent, LeadFields};
 use leadroute_store::log::{AnyEvent, LogEvent};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -27,12 +29,85 @@ pub mod status {
     pub const UNASSIGNED: &str = "unassigned";
     /// A queue owns it; its members may claim it.
     pub const QUEUED: &str = "queued";
-    /// Given to a partner user, who has not taken it yet.
-    pub const TO_ACCEPT: &str = "to_accept";
-    /// Taken by a partner user (claimed from a queue).
+    /// Given to a partner user, who has not accepted it yet.
+    pub const OFFERED: &str = "offered";
+    /// The name `offered` had before offers could be accepted; read as `offered` in filters.
+    pub const TO_ACCEPT_ALIAS: &str = "to_accept";
+    /// Accepted by its partner user (or claimed from a queue).
     pub const ACCEPTED: &str = "accepted";
     /// Owned by an internal user.
     pub const INTERNAL: &str = "internal";
+
+    /// `status` as stored: the old name `to_accept` is `offered`.
+    pub fn stored(status: &str) -> &str {
+        if status == TO_ACCEPT_ALIAS {
+            OFFERED
+        } else {
+            status
+        }
+    }
+}
+
+/// What one lead event changes on the lead's row.
+#[derive(Debug, Default)]
+struct Effect<'a> {
+    /// Merged into the fields.
+    fields: Option<&'a LeadFields>,
+    /// The new owner (`Some(None)`: nobody) and since when.
+    owner: Option<(Option<&'a Owner>, DateTime<Utc>)>,
+    /// The new status, with the offer's deadline.
+    status: Option<(&'static str, Option<DateTime<Utc>>)>,
+    /// When.
+    at: Option<DateTime<Utc>>,
+}
+
+impl<'a> Effect<'a> {
+    fn of(event: &'a LeadEvent) -> Effect<'a> {
+        let owned = |owner: &'a Owner, at, status, deadline| Effect {
+            owner: Some((Some(owner), at)),
+            status: Some((status, deadline)),
+            at: Some(at),
+            ..Effect::default()
+        };
+        match event {
+            LeadEvent::LeadReceived { .. }
+            | LeadEvent::LeadOwnerKept { .. }
+            | LeadEvent::LeadNotRouted { .. } => Effect::default(),
+            LeadEvent::LeadUpdated { changed, at, .. }
+            | LeadEvent::LeadUpdateStale {
+                filled: changed,
+                at,
+                ..
+            } => Effect {
+                fields: Some(changed),
+                at: Some(*at),
+                ..Effect::default()
+            },
+            LeadEvent::LeadReassigned {
+                change, deadline, ..
+            }
+            | LeadEvent::LeadRouted {
+                change, deadline, ..
+            } => owned(&change.to, change.at, owner_status(&change.to), *deadline),
+            LeadEvent::LeadEnqueued { change } => {
+                owned(&change.to, change.at, owner_status(&change.to), None)
+            }
+            LeadEvent::LeadClaimed { change } => {
+                owned(&change.to, change.at, status::ACCEPTED, None)
+            }
+            LeadEvent::LeadAccepted { at, .. } => Effect {
+                status: Some((status::ACCEPTED, None)),
+                at: Some(*at),
+                ..Effect::default()
+            },
+            LeadEvent::LeadDeclined { at, .. } | LeadEvent::LeadOfferLapsed { at, .. } => Effect {
+                owner: Some((None, *at)),
+                status: Some((status::UNASSIGNED, None)),
+                at: Some(*at),
+                ..Effect::default()
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +120,7 @@ struct LeadRow {
     owner_kind: Option<String>,
     owner_id: Option<Uuid>,
     status: String,
+    offer_deadline: Option<DateTime<Utc>>,
     received_at: DateTime<Utc>,
     owner_since: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
@@ -71,6 +147,7 @@ impl LeadRow {
             owner_kind: None,
             owner_id: None,
             status: status::UNASSIGNED.to_string(),
+            offer_deadline: None,
             received_at: *at,
             owner_since: None,
             updated_at: *at,
@@ -78,87 +155,62 @@ impl LeadRow {
     }
 
     fn apply(&mut self, event: &LeadEvent) {
-        match event {
-            LeadEvent::LeadReceived { .. } => {}
-            LeadEvent::LeadUpdated { changed, at, .. }
-            | LeadEvent::LeadUpdateStale {
-                filled: changed,
-                at,
-                ..
-            } => {
-                if let Value::Object(fields) = &mut self.fields {
-                    fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-                self.updated_at = *at;
-            }
-            LeadEvent::LeadReassigned { change, .. }
-            | LeadEvent::LeadEnqueued { change }
-            | LeadEvent::LeadRouted { change, .. } => {
-                self.set_owner(&change.to, change.at, owner_status(&change.to));
-            }
-            LeadEvent::LeadOwnerKept { .. } | LeadEvent::LeadNotRouted { .. } => {}
-            LeadEvent::LeadClaimed { change } => {
-                self.set_owner(&change.to, change.at, status::ACCEPTED)
-            }
+        let effect = Effect::of(event);
+        if let (Some(changed), Value::Object(fields)) = (effect.fields, &mut self.fields) {
+            fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-    }
-
-    fn set_owner(&mut self, owner: &Owner, at: DateTime<Utc>, status: &str) {
-        let (kind, id) = owner_columns(owner);
-        self.owner_kind = Some(kind.to_string());
-        self.owner_id = Some(id);
-        self.status = status.to_string();
-        self.owner_since = Some(at);
-        self.updated_at = at;
+        if let Some((owner, since)) = effect.owner {
+            let (kind, id) = owner.map(owner_columns).unzip();
+            self.owner_kind = kind.map(str::to_string);
+            self.owner_id = id;
+            self.owner_since = owner.map(|_| since);
+        }
+        if let Some((status, deadline)) = effect.status {
+            self.status = status.to_string();
+            self.offer_deadline = deadline;
+        }
+        if let Some(at) = effect.at {
+            self.updated_at = at;
+        }
     }
 }
 
 fn owner_status(owner: &Owner) -> &'static str {
     match owner {
-        Owner::PartnerUser(_) => status::TO_ACCEPT,
+        Owner::PartnerUser(_) => status::OFFERED,
         Owner::Queue(_) => status::QUEUED,
         Owner::InternalUser(_) => status::INTERNAL,
     }
 }
 
-/// What a batch changes on a lead stored before it: the latest owner and merged fields.
+/// An owner as stored (kind and id; `None` for nobody) and since when.
+type OwnerPatch = (Option<(&'static str, Uuid)>, Option<DateTime<Utc>>);
+
+/// What a batch changes on a lead stored before it: the latest owner and status, and the
+/// merged fields.
 #[derive(Debug, Default)]
 struct Patch {
-    owner: Option<(String, Uuid, &'static str, DateTime<Utc>)>,
+    /// The new owner (kind and id, `None` for nobody) and since when.
+    owner: Option<OwnerPatch>,
+    status: Option<(&'static str, Option<DateTime<Utc>>)>,
     fields: Option<serde_json::Map<String, Value>>,
     updated_at: Option<DateTime<Utc>>,
 }
 
 impl Patch {
     fn apply(&mut self, event: &LeadEvent) {
-        match event {
-            LeadEvent::LeadReceived { .. } => {}
-            LeadEvent::LeadUpdated { changed, at, .. }
-            | LeadEvent::LeadUpdateStale {
-                filled: changed,
-                at,
-                ..
-            } => {
-                let fields = self.fields.get_or_insert_with(Default::default);
-                fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
-                self.updated_at = Some(*at);
-            }
-            LeadEvent::LeadReassigned { change, .. }
-            | LeadEvent::LeadEnqueued { change }
-            | LeadEvent::LeadRouted { change, .. } => {
-                self.set_owner(&change.to, change.at, owner_status(&change.to));
-            }
-            LeadEvent::LeadOwnerKept { .. } | LeadEvent::LeadNotRouted { .. } => {}
-            LeadEvent::LeadClaimed { change } => {
-                self.set_owner(&change.to, change.at, status::ACCEPTED)
-            }
+        let effect = Effect::of(event);
+        if let Some(changed) = effect.fields {
+            let fields = self.fields.get_or_insert_with(Default::default);
+            fields.extend(changed.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-    }
-
-    fn set_owner(&mut self, owner: &Owner, at: DateTime<Utc>, status: &'static str) {
-        let (kind, id) = owner_columns(owner);
-        self.owner = Some((kind.to_string(), id, status, at));
-        self.updated_at = Some(at);
+        if let Some((owner, since)) = effect.owner {
+            self.owner = Some((owner.map(owner_columns), owner.map(|_| since)));
+        }
+        if effect.status.is_some() {
+            self.status = effect.status;
+        }
+        self.updated_at = effect.at.or(self.updated_at);
     }
 }
 
@@ -217,44 +269,55 @@ impl Projector for LeadsProjector {
 
 async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Result<(), sqlx::Error> {
     let n = patches.len();
-    let (mut ids, mut kinds, mut owners, mut statuses) = (
+    let mut ids = Vec::with_capacity(n);
+    let (mut owner_set, mut kinds, mut owners, mut since) = (
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let (mut since, mut fields, mut updated) = (
+    let (mut statuses, mut deadlines, mut fields, mut updated) = (
+        Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
     for (id, patch) in patches {
         ids.push(id);
-        let owner = patch.owner;
-        kinds.push(owner.as_ref().map(|o| o.0.clone()));
-        owners.push(owner.as_ref().map(|o| o.1));
-        statuses.push(owner.as_ref().map(|o| o.2));
-        since.push(owner.as_ref().map(|o| o.3));
+        owner_set.push(patch.owner.is_some());
+        let (owner, owner_since) = patch.owner.unzip();
+        let owner = owner.flatten();
+        kinds.push(owner.map(|(kind, _)| kind));
+        owners.push(owner.map(|(_, id)| id));
+        since.push(owner_since.flatten());
+        let (status, deadline) = patch.status.unzip();
+        statuses.push(status);
+        deadlines.push(deadline.flatten());
         fields.push(patch.fields.map(Value::Object));
         updated.push(patch.updated_at);
     }
     sqlx::query(
         "UPDATE rm_leads AS l SET
-             owner_kind = coalesce(p.owner_kind, l.owner_kind),
-             owner_id = coalesce(p.owner_id, l.owner_id),
+             owner_kind = CASE WHEN p.owner_set THEN p.owner_kind ELSE l.owner_kind END,
+             owner_id = CASE WHEN p.owner_set THEN p.owner_id ELSE l.owner_id END,
+             owner_since = CASE WHEN p.owner_set THEN p.owner_since ELSE l.owner_since END,
              status = coalesce(p.status, l.status),
-             owner_since = coalesce(p.owner_since, l.owner_since),
+             offer_deadline = CASE WHEN p.status IS NULL THEN l.offer_deadline ELSE p.offer_deadline END,
              fields = CASE WHEN p.fields IS NULL THEN l.fields ELSE l.fields || p.fields END,
              updated_at = coalesce(p.updated_at, l.updated_at)
-           FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::text[], $5::timestamptz[], $6::jsonb[], $7::timestamptz[])
-                AS p(lead_id, owner_kind, owner_id, status, owner_since, fields, updated_at)
+           FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::uuid[], $5::timestamptz[], $6::text[],
+                       $7::timestamptz[], $8::jsonb[], $9::timestamptz[])
+                AS p(lead_id, owner_set, owner_kind, owner_id, owner_since, status, offer_deadline,
+                     fields, updated_at)
           WHERE l.lead_id = p.lead_id",
     )
     .bind(&ids)
+    .bind(&owner_set)
     .bind(&kinds)
     .bind(&owners)
-    .bind(&statuses)
     .bind(&since)
+    .bind(&statuses)
+    .bind(&deadlines)
     .bind(&fields)
     .bind(&updated)
     .execute(conn)
@@ -269,9 +332,10 @@ async fn insert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx:
     }
     sqlx::query(
         "INSERT INTO rm_leads (lead_id, org_id, upstream_system, upstream_lead_id, fields, owner_kind,
-                               owner_id, status, received_at, owner_since, updated_at)
+                               owner_id, status, received_at, owner_since, updated_at, offer_deadline)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
-                              $7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[])",
+                              $7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
+                              $12::timestamptz[])",
     )
     .bind(&columns.lead_id)
     .bind(&columns.org_id)
@@ -284,6 +348,7 @@ async fn insert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx:
     .bind(&columns.received_at)
     .bind(&columns.owner_since)
     .bind(&columns.updated_at)
+    .bind(&columns.offer_deadline)
     .execute(conn)
     .await?;
     Ok(())
@@ -302,6 +367,7 @@ struct Columns {
     received_at: Vec<DateTime<Utc>>,
     owner_since: Vec<Option<DateTime<Utc>>>,
     updated_at: Vec<DateTime<Utc>>,
+    offer_deadline: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Columns {
@@ -317,5 +383,6 @@ impl Columns {
         self.received_at.push(row.received_at);
         self.owner_since.push(row.owner_since);
         self.updated_at.push(row.updated_at);
+        self.offer_deadline.push(row.offer_deadline);
     }
 }

@@ -192,6 +192,20 @@ fn cases(a: &World) -> Vec<Case> {
             "other_admin:A admin:A",
         ),
         case(
+            "GET",
+            "/v1/org/partner-workflow",
+            "/v1/org/partner-workflow".into(),
+            None,
+            "p1:A p2:A other_partner:A integration:A cm2:A other_admin:A cm1:A admin:A",
+        ),
+        case(
+            "PUT",
+            "/v1/org/partner-workflow",
+            "/v1/org/partner-workflow".into(),
+            Some(json!({"decline_reasons": ["not_my_territory", "other"]})),
+            "other_admin:A admin:A",
+        ),
+        case(
             "POST",
             "/v1/api-keys",
             "/v1/api-keys".into(),
@@ -376,6 +390,22 @@ fn cases(a: &World) -> Vec<Case> {
             "/v1/leads/{id}/claim",
             format!("/v1/leads/{}/claim", a.lead_q),
             Some(json!({"queue_id": q1})),
+            "p1:A p2:H other_partner:H",
+        ),
+        // A reason the org does not list: judged on its merits (422) once authorized, so the
+        // lead stays with p1 for the cases after it.
+        case(
+            "POST",
+            "/v1/leads/{id}/decline",
+            format!("/v1/leads/{lead1}/decline"),
+            Some(json!({"reason": "not_a_reason"})),
+            "p1:V p2:H other_partner:H",
+        ),
+        case(
+            "POST",
+            "/v1/leads/{id}/accept",
+            format!("/v1/leads/{lead1}/accept"),
+            None,
             "p1:A p2:H other_partner:H",
         ),
         case(

@@ -105,7 +105,7 @@ async fn a_lead_reaches_a_partner_inbox_through_the_whole_seed_flow() {
     let items = inbox.body.as_array().unwrap();
     assert_eq!(items.len(), 1, "{inbox:?}");
     assert_eq!(items[0]["lead_id"], lead.to_string());
-    assert_eq!(items[0]["state"], "to_accept");
+    assert_eq!(items[0]["state"], "offered");
     assert_eq!(
         items[0]["fields"],
         json!({"company": "Globex"}),

@@ -10,6 +10,7 @@ mod api_templates;
 mod event_store;
 mod hostile_http;
 mod log_reader;
+mod offers;
 mod partner_flows;
 mod projector_runtime;
 mod read_models;

@@ -55,7 +55,7 @@ async fn inboxes_hold_owned_and_claimable_leads() {
         sorted(vec![
             (lead("L-1001"), "claimable"),
             (lead("L-1002"), "claimable"),
-            (lead("L-1003"), "to_accept"),
+            (lead("L-1003"), "offered"),
             (lead("L-1005"), "accepted"),
         ])
     );
@@ -76,7 +76,7 @@ async fn inboxes_hold_owned_and_claimable_leads() {
     let chloe = queries::partner_inbox(pool, org, user("chloe@contoso.example"), &page)
         .await
         .unwrap();
-    assert_eq!(states(&chloe), vec![(lead("L-1004"), "to_accept")]);
+    assert_eq!(states(&chloe), vec![(lead("L-1004"), "offered")]);
 
     let other_org = queries::partner_inbox(
         pool,
@@ -132,7 +132,7 @@ async fn the_inbox_pages_and_filters() {
     let ids = |items: &[queries::InboxItem]| items.iter().map(|i| i.lead_id).collect::<Vec<_>>();
     assert_eq!(ids(&[first, second].concat()), ids(&all));
 
-    for (state, expected) in [("claimable", 2), ("to_accept", 1), ("accepted", 1)] {
+    for (state, expected) in [("claimable", 2), ("offered", 1), ("accepted", 1)] {
         let only = InboxQuery {
             limit: 50,
             state: Some(state.into()),
@@ -190,7 +190,13 @@ async fn history_records_every_owner_change_and_answers_owner_at_time_t() {
         .unwrap();
     let steps: Vec<_> = history
         .iter()
-        .map(|h| (h.cause.as_str(), h.to_kind.as_str(), h.from_kind.as_deref()))
+        .map(|h| {
+            (
+                h.cause.as_str(),
+                h.to_kind.as_deref().unwrap_or("nobody"),
+                h.from_kind.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         steps,

@@ -1,0 +1,105 @@
+//! Offers the router takes back: a partner user declines the lead offered to them, or the
+//! offer's deadline passes (the scheduler's recall). Either way the lead is let go and
+//! routed again under the current rules in the same transaction, never to a partner user
+//! who declined it or let an offer of it lapse (the engine judges them `declined_before` /
+//! `lapsed_before`; when nobody is left the entry's fallback takes it, or it stays unrouted
+//! with `offerees_exhausted`). In an org without a published rule set the lead is only let
+//! go.
+
+use super::Router;
+use crate::commands::{Batch, CommandMeta, Committed};
+use crate::error::AppError;
+use chrono::{DateTime, Utc};
+use leadroute_domain::ids::{LeadId, OrgId, PartnerUserId};
+use leadroute_domain::lead::{DeclineLead, Lead, LeadCommand};
+use leadroute_domain::org::Org;
+use leadroute_domain::routing::Trigger;
+use uuid::Uuid;
+
+/// A decline as the partner user gives it.
+#[derive(Debug, Clone)]
+pub struct Decline {
+    /// The partner user.
+    pub by: PartnerUserId,
+    /// A reason code of the org's list.
+    pub reason: String,
+    /// Free text (required with `other`).
+    pub note: Option<String>,
+}
+
+impl Router {
+    /// `decline.by` declines `lead`, which is routed again at once. Refused with
+    /// `not_offered`, `already_accepted`, `unknown_decline_reason`, `decline_note_required`
+    /// or `invalid_note`.
+    pub async fn decline_lead(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        decline: &Decline,
+    ) -> Result<Committed, AppError> {
+        let workflow = self.commands.state::<Org>(org, org).await?.workflow;
+        let command = || {
+            LeadCommand::DeclineLead(DeclineLead {
+                by: decline.by,
+                reason: decline.reason.clone(),
+                note: decline.note.clone(),
+                reason_known: workflow.declines_with(decline.reason.trim()),
+                at: meta.at,
+            })
+        };
+        self.let_go_and_route(meta, org, lead, command, Trigger::Declined)
+            .await
+    }
+
+    /// Recall `lead` if it is still offered with `deadline` and that has passed, and route
+    /// it again; otherwise (accepted, declined, offered again since, a timer fired twice)
+    /// nothing is written.
+    pub async fn lapse_offer(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        deadline: DateTime<Utc>,
+    ) -> Result<Committed, AppError> {
+        let command = || LeadCommand::LapseOffer {
+            deadline,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        };
+        self.let_go_and_route(meta, org, lead, command, Trigger::Lapsed)
+            .await
+    }
+
+    /// Decide `command` (which lets the lead go, or does nothing) and, when it wrote
+    /// anything, route the lead again for `kind`, all in one transaction.
+    async fn let_go_and_route(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead_id: LeadId,
+        command: impl Fn() -> LeadCommand,
+        kind: Trigger,
+    ) -> Result<Committed, AppError> {
+        self.commands
+            .retry(|| async {
+                let mut lead = self.commands.load_in_org::<Lead>(org, lead_id).await?;
+                let mut batch = Batch::default();
+                let let_go = batch.decide(&mut lead, command(), meta).await?.len();
+                if let_go == 0 {
+                    return Ok(Committed::none(&lead));
+                }
+                let Some(rules) = self.rules(org).await? else {
+                    let mut committed = Committed::none(&lead);
+                    committed.events = let_go;
+                    committed.position = self.commands.commit_batch(batch).await?.1;
+                    return Ok(committed);
+                };
+                let (routed, facts) = self
+                    .decide(&mut batch, &mut lead, &rules, Uuid::new_v4(), kind, meta)
+                    .await?;
+                self.commit(batch, &lead, (let_go + routed, facts)).await
+            })
+            .await
+    }
+}

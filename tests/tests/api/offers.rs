@@ -1,0 +1,371 @@
+//! Offers over HTTP (real PostgreSQL; the decline routes inline, no NATS needed): a lead
+//! given to a partner user is offered until accepted; a decline needs a reason of the org's
+//! list and routes the lead again at once, never back to a decliner (their verdict
+//! `declined_before` in the decision record), even after the rotation comes round; when
+//! nobody is left the entry's fallback takes it, or it stays unrouted with
+//! `offerees_exhausted`.
+
+use leadroute_tests::api::{TestApi, TestOrg};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn to(kind: &str, id: Uuid) -> Value {
+    json!({"kind": kind, "id": id})
+}
+
+/// An assignable partner user of `account` and their session token.
+async fn partner(api: &TestApi, org: &TestOrg, account: Uuid) -> (Uuid, String) {
+    let email = format!("{}@partner.example", Uuid::new_v4().simple());
+    let user = api.activated_user(&org.admin, account, &email).await;
+    let token = api.signed_in(org.id, user, &email).await;
+    (user, token)
+}
+
+/// Route `lead` under the current rules (an explicit re-run) and answer its owner.
+async fn route(api: &TestApi, org: &TestOrg, lead: Uuid) -> Value {
+    api.rerun(&org.admin, lead).await.ok();
+    api.get_lead(&org.admin, lead).await.ok().body["owner"].clone()
+}
+
+/// The lead's last routing decision.
+async fn last_decision(api: &TestApi, org: &TestOrg, lead: Uuid) -> Value {
+    let decisions = api
+        .get(&format!("/v1/leads/{lead}/decisions"), &org.admin)
+        .await
+        .ok()
+        .body;
+    decisions.as_array().unwrap().last().unwrap().clone()
+}
+
+fn verdict_of(decision: &Value, user: Uuid) -> Value {
+    decision["event"]["decision"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["member"]["id"] == json!(user))
+        .map(|c| c["verdict"].clone())
+        .unwrap_or(Value::Null)
+}
+
+async fn decline(
+    api: &TestApi,
+    token: &str,
+    lead: Uuid,
+    body: Value,
+) -> leadroute_tests::api::Answer {
+    api.post(&format!("/v1/leads/{lead}/decline"), token, body)
+        .await
+}
+
+/// The inbox states of `user`'s leads, read after `position`.
+async fn inbox(api: &TestApi, token: &str, user: Uuid, position: &str) -> Vec<(Uuid, String)> {
+    let items = api
+        .get(
+            &format!("/v1/partner-users/{user}/inbox?min_position={position}"),
+            token,
+        )
+        .await
+        .ok()
+        .body;
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["lead_id"].as_str().unwrap().parse().unwrap(),
+                i["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_declined_lead_goes_to_the_next_member_and_never_back_to_a_decliner() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    let (b, b_token) = partner(&api, &org, account).await;
+    let (c, c_token) = partner(&api, &org, account).await;
+    let pool = api.create_pool(&org.admin, "rr", None).await;
+    for user in [a, b, c] {
+        api.add_pool_member(&org.admin, pool, user, 1).await.ok();
+    }
+    api.publish_rules(
+        &org.admin,
+        json!({"entries": [{"target": to("pool", pool)}]}),
+    )
+    .await
+    .ok();
+    let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+    assert_eq!(route(&api, &org, lead).await, to("partner_user", a));
+
+    // a declines: the lead goes at once to the next in line, b.
+    let declined = decline(
+        &api,
+        &a_token,
+        lead,
+        json!({"reason": "not_qualified", "note": "too small"}),
+    )
+    .await
+    .ok();
+    let position = declined.body["position"].as_str().unwrap().to_string();
+    let owner = api.get_lead(&org.admin, lead).await.ok().body["owner"].clone();
+    assert_eq!(owner, to("partner_user", b));
+    let decision = last_decision(&api, &org, lead).await;
+    assert_eq!(decision["event"]["decision"]["trigger"], "declined");
+    assert_eq!(verdict_of(&decision, a), "declined_before");
+    assert!(inbox(&api, &a_token, a, &position).await.is_empty());
+    assert_eq!(
+        inbox(&api, &b_token, b, &position).await,
+        vec![(lead, "offered".to_string())]
+    );
+
+    // The rotation comes round to a again several times: other leads reach a, this one
+    // never does.
+    let mut owners = Vec::new();
+    for _ in 0..4 {
+        let (other, _) = api.lead(&org.admin, json!({"company": "Initech"})).await;
+        owners.push(route(&api, &org, other).await);
+    }
+    assert!(owners.contains(&to("partner_user", a)), "{owners:?}");
+    decline(&api, &b_token, lead, json!({"reason": "no_capacity"}))
+        .await
+        .ok();
+    let owner = api.get_lead(&org.admin, lead).await.ok().body["owner"].clone();
+    assert_eq!(owner, to("partner_user", c), "only c is left");
+    let decision = last_decision(&api, &org, lead).await;
+    assert_eq!(verdict_of(&decision, a), "declined_before");
+    assert_eq!(verdict_of(&decision, b), "declined_before");
+
+    // c declines too: nobody is left, so the lead stays unrouted and says why.
+    let last = decline(
+        &api,
+        &c_token,
+        lead,
+        json!({"reason": "other", "note": "left the company"}),
+    )
+    .await
+    .ok();
+    let body = api.get_lead(&org.admin, lead).await.ok().body;
+    assert_eq!(body["owner"], Value::Null);
+    let decision = last_decision(&api, &org, lead).await;
+    assert_eq!(decision["event_type"], "LeadNotRouted");
+    assert_eq!(decision["event"]["reason"], "offerees_exhausted");
+    // A re-run changes nothing for it.
+    assert_eq!(route(&api, &org, lead).await, Value::Null);
+
+    // The history tells each decline, each to nobody, by the decliner.
+    let position = last.body["position"].as_str().unwrap();
+    let history = api
+        .get(
+            &format!("/v1/leads/{lead}/history?min_position={position}"),
+            &org.admin,
+        )
+        .await
+        .ok()
+        .body;
+    let steps: Vec<(Value, Value, Value)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["cause"].clone(),
+                h["from_id"].clone(),
+                h["to_kind"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (json!("rerun"), Value::Null, json!("partner_user")),
+            (json!("declined"), json!(a), Value::Null),
+            (json!("rule"), Value::Null, json!("partner_user")),
+            (json!("declined"), json!(b), Value::Null),
+            (json!("rule"), Value::Null, json!("partner_user")),
+            (json!("declined"), json!(c), Value::Null),
+        ]
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    let owner_now = api
+        .get(
+            &format!("/v1/leads/{lead}/owner-at?at={}", url_escape(&now)),
+            &org.admin,
+        )
+        .await
+        .ok()
+        .body;
+    assert_eq!(owner_now, Value::Null, "nobody owns it now");
+}
+
+fn url_escape(text: &str) -> String {
+    text.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn the_entry_fallback_takes_a_lead_everyone_declined() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    let queue = api.create_queue(&org.admin, "fallback").await;
+    api.add_queue_member(&org.admin, queue, "partner_account", account)
+        .await
+        .ok();
+    api.publish_rules(
+        &org.admin,
+        json!({"entries": [{"target": to("partner_user", a), "fallback": to("queue", queue)}]}),
+    )
+    .await
+    .ok();
+    let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+    assert_eq!(route(&api, &org, lead).await, to("partner_user", a));
+    decline(&api, &a_token, lead, json!({"reason": "not_my_territory"}))
+        .await
+        .ok();
+    let owner = api.get_lead(&org.admin, lead).await.ok().body["owner"].clone();
+    assert_eq!(owner, to("queue", queue));
+    let decision = last_decision(&api, &org, lead).await;
+    assert_eq!(decision["event"]["decision"]["fallback"], true);
+    assert_eq!(verdict_of(&decision, a), "declined_before");
+    // A fallback that is a pool is refused when the rule set is published.
+    let pool = api.create_pool(&org.admin, "p", None).await;
+    let refused = api
+        .publish_rules(
+            &org.admin,
+            json!({"entries": [{"target": to("queue", queue), "fallback": to("pool", pool)}]}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        refused.body
+    );
+    assert!(refused.body.to_string().contains("entries[0].fallback"));
+}
+
+#[tokio::test]
+async fn accept_and_decline_are_the_offeree_s_with_reasons_of_the_org_s_list() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    let (_, b_token) = partner(&api, &org, account).await;
+    let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+    api.reassign(&org.admin, lead, json!({"to": to("partner_user", a)}))
+        .await
+        .ok();
+    // Someone else: the lead is not theirs to see.
+    let answer = decline(&api, &b_token, lead, json!({"reason": "duplicate"})).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    let answer = api
+        .post(&format!("/v1/leads/{lead}/accept"), &b_token, json!({}))
+        .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    // Bad reasons, each with its own code.
+    for (body, code) in [
+        (json!({"reason": "bored"}), "unknown_decline_reason"),
+        (json!({"reason": ""}), "unknown_decline_reason"),
+        (json!({"reason": "other"}), "decline_note_required"),
+        // The strict JSON edge refuses a NUL before any command sees it.
+        (
+            json!({"reason": "other", "note": "x\u{0}y"}),
+            "validation_failed",
+        ),
+        (
+            json!({"reason": "other", "note": "x".repeat(2001)}),
+            "invalid_note",
+        ),
+    ] {
+        let answer = decline(&api, &a_token, lead, body.clone()).await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(answer.code(), code, "{body}");
+    }
+    let answer = decline(
+        &api,
+        &a_token,
+        lead,
+        json!({"reason": "duplicate", "extra": 1}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // The org lists its own reasons; the defaults no longer hold.
+    let reasons = api
+        .get("/v1/org/partner-workflow", &a_token)
+        .await
+        .ok()
+        .body;
+    assert!(reasons["decline_reasons"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("not_my_territory")));
+    for (bad, at) in [
+        (json!({"decline_reasons": []}), "decline_reasons:"),
+        (
+            json!({"decline_reasons": ["ok", "Not OK"]}),
+            "decline_reasons[1]",
+        ),
+        (json!({"decline_reasons": ["a", "a"]}), "decline_reasons[1]"),
+    ] {
+        let answer = api
+            .put("/v1/org/partner-workflow", &org.admin, bad.clone())
+            .await;
+        assert_eq!(answer.code(), "invalid_workflow", "{bad}");
+        assert!(
+            answer.body["detail"].as_str().unwrap().contains(at),
+            "{}",
+            answer.body
+        );
+    }
+    api.put(
+        "/v1/org/partner-workflow",
+        &org.admin,
+        json!({"decline_reasons": ["wrong_region", "other"]}),
+    )
+    .await
+    .ok();
+    let answer = decline(&api, &a_token, lead, json!({"reason": "duplicate"})).await;
+    assert_eq!(answer.code(), "unknown_decline_reason");
+    // Accept: the inbox shows it accepted; accepting again writes nothing; a decline after
+    // acceptance is refused.
+    let accepted = api
+        .post(&format!("/v1/leads/{lead}/accept"), &a_token, json!({}))
+        .await
+        .ok();
+    assert_eq!(accepted.body["events"], 1);
+    let position = accepted.body["position"].as_str().unwrap().to_string();
+    assert_eq!(
+        inbox(&api, &a_token, a, &position).await,
+        vec![(lead, "accepted".to_string())]
+    );
+    let again = api
+        .post(&format!("/v1/leads/{lead}/accept"), &a_token, json!({}))
+        .await
+        .ok();
+    assert_eq!(again.body["events"], 0);
+    let answer = decline(&api, &a_token, lead, json!({"reason": "wrong_region"})).await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(answer.code(), "already_accepted");
+    // The old name of the offered state still filters.
+    let items = api
+        .get(
+            &format!("/v1/partner-users/{a}/inbox?state=to_accept"),
+            &a_token,
+        )
+        .await
+        .ok()
+        .body;
+    assert_eq!(items, json!([]));
+    let answer = api
+        .get(
+            &format!("/v1/partner-users/{a}/inbox?state=nonsense"),
+            &a_token,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+}
