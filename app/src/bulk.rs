@@ -16,6 +16,7 @@ use leadroute_domain::bulk::{
 use leadroute_domain::engine::{self, Caps, Facts};
 use leadroute_domain::ids::{BulkOperationId, LeadId, OrgId, Owner, PartnerAccountId, PoolId};
 use leadroute_domain::lead::{Lead, LeadCommand};
+use leadroute_domain::org::{Org, PartnerWorkflow};
 use leadroute_domain::partner_user::NotAssignable;
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rotation::Member;
@@ -256,6 +257,7 @@ impl Commands {
         let ids: Vec<String> = pending.iter().map(LeadId::to_string).collect();
         let mut leads = self.load_many::<Lead>(&ids).await?;
         let mut facts = self.bulk_target(org, target).await?;
+        let workflow = self.state::<Org>(org, org).await?.workflow;
         let mut batch = Batch::default();
         let mut outcomes = Vec::with_capacity(pending.len());
         for (lead_id, key) in pending.iter().zip(&ids) {
@@ -279,7 +281,8 @@ impl Commands {
                             TargetFacts::User(_, verdict) => *verdict,
                             _ => Ok(()),
                         };
-                        self.bulk_move(&mut batch, lead, id, to, verdict, notify, &meta)
+                        let offer = (notify, &workflow);
+                        self.bulk_move(&mut batch, lead, id, to, verdict, offer, &meta)
                             .await?
                     }
                 }
@@ -308,15 +311,17 @@ impl Commands {
         id: BulkOperationId,
         to: Owner,
         target: Result<(), NotAssignable>,
-        notify: bool,
+        (notify, workflow): (bool, &PartnerWorkflow),
         meta: &CommandMeta,
     ) -> Result<LeadOutcome, AppError> {
         let lead_id = lead.aggregate.id.expect("an existing lead");
         if lead.aggregate.bulk_operations.contains(&id) {
             return Ok(moved(lead_id, lead.aggregate.owner));
         }
+        let (deadline, remind_at) = workflow.due_for(to, None, meta.at);
         let command = LeadCommand::ReassignLead {
-            deadline: None,
+            deadline,
+            remind_at,
             to,
             target,
             notify,

@@ -10,14 +10,18 @@
 use crate::commands::{Batch, CommandMeta, Commands};
 use crate::error::AppError;
 use crate::in_org::InOrg;
-use leadroute_domain::engine::{Caps, KnownFacts};
+use leadroute_domain::engine::{Caps, KnownFacts, Resolution};
 use leadroute_domain::ids::{OrgId, PartnerAccountId, PartnerUserId, PoolId, QueueId};
+use leadroute_domain::lead::{LeadCommand, RouteLead};
+use leadroute_domain::org::{Org, PartnerWorkflow};
 use leadroute_domain::partner_account::PartnerAccount;
 use leadroute_domain::partner_user::PartnerUser;
 use leadroute_domain::pool::{Pool, PoolCommand, PoolEvent};
 use leadroute_domain::queue::{Queue, QueueMember};
 use leadroute_domain::routing::rotation::Member;
+use leadroute_domain::routing::rules::ActiveRules;
 use leadroute_domain::routing::rules::Target;
+use leadroute_domain::routing::RouteOutcome;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
@@ -32,6 +36,8 @@ pub(crate) struct RoutingFacts {
     pub(crate) known: KnownFacts,
     /// Each pool's sequence, advanced with the picks queued in a batch.
     sequences: HashMap<PoolId, usize>,
+    /// How offers work in the org (their deadlines).
+    workflow: PartnerWorkflow,
 }
 
 impl Commands {
@@ -61,6 +67,7 @@ impl Commands {
             caps,
             known: KnownFacts::at(chrono::Utc::now()),
             sequences: HashMap::new(),
+            workflow: self.state::<Org>(org, org).await?.workflow,
         };
         let mut capped: Vec<Member> = Vec::new();
         for (id, pool) in self.load_many_cached::<Pool>(&keys(&pools)).await? {
@@ -145,6 +152,40 @@ impl Commands {
 }
 
 impl RoutingFacts {
+    /// Queue `resolution`'s pool pick and cap guards in `batch`, and answer the command
+    /// that applies its decision for `trigger` of a lead: an offer to a partner user
+    /// carries the deadline of the matched entry (else the org's) and its reminder time.
+    pub(crate) fn settle(
+        &mut self,
+        batch: &mut Batch,
+        rules: &ActiveRules,
+        trigger: Uuid,
+        resolution: Resolution,
+        meta: &CommandMeta,
+    ) -> Result<LeadCommand, AppError> {
+        if let Some((pool, command)) = resolution.pick {
+            self.record_pick(batch, pool, command, meta)?;
+        }
+        self.still_full(batch, &resolution.full);
+        let (deadline, remind_at) = match resolution.outcome {
+            RouteOutcome::Assign { to, .. } => {
+                let entry = resolution.decision.matched_entry;
+                let deadline = entry.and_then(|i| rules.compiled.entry(i).acceptance_deadline);
+                self.workflow.due_for(to, deadline, meta.at)
+            }
+            _ => (None, None),
+        };
+        Ok(LeadCommand::RouteLead(RouteLead {
+            trigger,
+            decision: resolution.decision,
+            outcome: resolution.outcome,
+            deadline,
+            remind_at,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        }))
+    }
+
     /// Apply a pick to its pool and queue the pool's events in `batch`.
     pub(crate) fn record_pick(
         &mut self,

@@ -43,6 +43,7 @@ where
 }
 
 impl InOrg for Org {
+    const CACHED: bool = true;
     const WHAT: &'static str = "org";
     const NOT_FOUND: &'static str = "org_not_found";
     fn org(&self) -> Option<OrgId> {

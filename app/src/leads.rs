@@ -173,8 +173,11 @@ impl Commands {
         self.retry(|| async {
             let loaded = self.load_in_org::<Lead>(org, lead).await?;
             let target = self.owner_assignability(org, to).await?;
+            let workflow = self.state::<Org>(org, org).await?.workflow;
+            let (deadline, remind_at) = workflow.due_for(to, None, meta.at);
             let command = LeadCommand::ReassignLead {
-                deadline: None,
+                deadline,
+                remind_at,
                 to,
                 target,
                 notify,
@@ -249,6 +252,22 @@ impl Commands {
     ) -> Result<Committed, AppError> {
         self.on_existing::<Lead>(meta, org, lead, || LeadCommand::AcceptLead {
             by,
+            at: meta.at,
+        })
+        .await
+    }
+
+    /// Remind the offeree of `lead` if it is still offered with `deadline`, not reminded
+    /// yet, and the reminder time came (the scheduler's command); else nothing is written.
+    pub async fn remind_offer(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        deadline: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Lead>(meta, org, lead, || LeadCommand::RemindOffer {
+            deadline,
             at: meta.at,
         })
         .await

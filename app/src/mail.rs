@@ -7,6 +7,7 @@
 //! `link` (the one-time set-password link), `expires_at`.
 //! Variables of the assignment email: `org.name`, `recipient.name`, `recipient.email`,
 //! `lead.id`, `lead.fields` (the org's partner-visible fields, a map), `inbox_link`.
+//! Variables of the reminder email: those of the assignment email and `deadline` (RFC 3339).
 
 use leadroute_domain::templates::{Template, TemplateKind};
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -37,6 +38,17 @@ pub fn default_template(kind: TemplateKind) -> Template {
                 .into(),
             html: None,
         },
+        TemplateKind::Reminder => Template {
+            subject: "Reminder: a lead from {{ org.name }} waits for you{% if lead.fields.company %}: {{ lead.fields.company }}{% endif %}"
+                .into(),
+            text: "Hello {{ recipient.name }},\n\n{{ org.name }} offered you a lead that you have \
+                   not accepted yet. Accept or decline it before {{ deadline }}, or it goes to \
+                   someone else.\n\n\
+                   {% for name, value in lead.fields | items %}{{ name }}: {{ value }}\n{% endfor %}\n\
+                   Your inbox: {{ inbox_link }}\n"
+                .into(),
+            html: None,
+        },
     }
 }
 
@@ -55,6 +67,13 @@ fn known(kind: TemplateKind) -> &'static [(&'static str, &'static [&'static str]
             ("recipient", &["name", "email"]),
             ("lead", &["id", "fields"]),
             ("inbox_link", &[]),
+        ],
+        TemplateKind::Reminder => &[
+            ("org", &["name"]),
+            ("recipient", &["name", "email"]),
+            ("lead", &["id", "fields"]),
+            ("inbox_link", &[]),
+            ("deadline", &[]),
         ],
     }
 }
@@ -227,6 +246,16 @@ pub fn sample(kind: TemplateKind) -> Value {
             },
             inbox_link => "https://leadroute.example/v1/partner-users/…/inbox",
         },
+        TemplateKind::Reminder => minijinja::context! {
+            org => minijinja::context! { name => "Acme" },
+            recipient => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
+            lead => minijinja::context! {
+                id => "00000000-0000-0000-0000-000000000000",
+                fields => minijinja::context! { company => "Globex", country => "DE" },
+            },
+            inbox_link => "https://leadroute.example/v1/partner-users/…/inbox",
+            deadline => "2026-12-01T13:00:00Z",
+        },
     }
 }
 
@@ -244,7 +273,7 @@ mod tests {
 
     #[test]
     fn the_defaults_are_valid_and_render_their_samples() {
-        for kind in [TemplateKind::Access, TemplateKind::Assignment] {
+        for kind in TemplateKind::ALL {
             let default = default_template(kind);
             assert_eq!(problem(kind, &default), None, "{kind:?}");
             let rendered = render(&default, &sample(kind)).unwrap();

@@ -369,6 +369,7 @@ async fn setup(app: &TestApp) -> anyhow::Result<OrgId> {
                 });
             }
             entries.push(Entry {
+                acceptance_deadline: None,
                 fallback: None,
                 criteria,
                 target,

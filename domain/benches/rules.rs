@@ -62,6 +62,7 @@ fn spec(entries: usize) -> RuleSetSpec {
                 }),
             }
             Entry {
+                acceptance_deadline: None,
                 fallback: None,
                 criteria,
                 target,
@@ -71,6 +72,7 @@ fn spec(entries: usize) -> RuleSetSpec {
         })
         .collect();
     list.push(Entry {
+        acceptance_deadline: None,
         fallback: None,
         criteria: vec![],
         target,

@@ -7,6 +7,7 @@
 //! a pure [`decider::Decider`] with a thin `cqrs_es::Aggregate` adapter.
 //!
 //! # Layout
+//! - `deadline`: acceptance deadlines (a duration or business hours) and reminders.
 //! - `decider`: the decide/evolve shape, the cqrs-es adapter, typed refusals (code and kind).
 //! - `engine`: the routing engine, one pure `resolve` from facts to a decision, and the
 //!   one pool pick.
@@ -19,6 +20,7 @@
 //! - `upcasters`: upcasters of stored event versions (none today).
 
 pub mod bulk;
+pub mod deadline;
 pub mod decider;
 pub mod engine;
 pub mod fields;

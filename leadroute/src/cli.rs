@@ -43,7 +43,8 @@ impl Cli {
             | Command::Router(_)
             | Command::Publisher(_)
             | Command::Projector(_)
-            | Command::Mailer(_) => Some(1),
+            | Command::Mailer(_)
+            | Command::Scheduler(_) => Some(1),
             _ => None,
         })
     }
@@ -62,7 +63,13 @@ pub enum Command {
     /// one durable consumer. Also routes waiting leads (left all_at_capacity or
     /// no_assignable_member) oldest first when a place frees, and sweeps for them every 30 s.
     Router(RouterArgs),
-    /// Send access and assignment emails for the published events until stopped.
+    /// Fire the timers of pending offers until stopped: recall (and route again) each offer
+    /// whose acceptance deadline passed, and remind its offeree when the org's reminder
+    /// time comes. Timers are read from PostgreSQL (the offer_timers projection; no NATS
+    /// needed); any number may run, one fires at a time, and each timer fires once.
+    Scheduler(SchedulerArgs),
+    /// Send access, assignment and offer-reminder emails for the published events until
+    /// stopped.
     Mailer(MailerArgs),
     /// Serve the HTTP API (OpenAPI document at /openapi.json) until stopped.
     Api(ApiArgs),
@@ -420,6 +427,18 @@ pub struct RouterArgs {
     /// Router workers in this process sharing the durable consumer.
     #[arg(long, env = "LEADROUTE_ROUTER_WORKERS", default_value_t = 1)]
     pub workers: usize,
+}
+
+/// `leadroute scheduler`.
+#[derive(Debug, Clone, Args)]
+pub struct SchedulerArgs {
+    /// The database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// How often due timers are looked for, in milliseconds.
+    #[arg(long, env = "LEADROUTE_SCHEDULER_TICK_MS", default_value_t = 1000,
+        value_parser = clap::builder::RangedU64ValueParser::<u64>::new().range(10..=60_000))]
+    pub tick_ms: u64,
 }
 
 /// `leadroute mailer`.

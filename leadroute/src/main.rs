@@ -76,6 +76,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await?;
         }
+        Command::Scheduler(args) => {
+            let shutdown = up::ShutdownSignal::listen()?;
+            let pool = connect_waiting(&args.database).await?;
+            let every = std::time::Duration::from_millis(args.tick_ms);
+            let tasks = Tasks::scheduler(&Commands::new(pool), every);
+            shutdown.recv().await;
+            tasks.stop().await;
+        }
         Command::Mailer(args) => {
             if args.mail.mail_transport == "log" {
                 tracing::warn!("--mail-transport log: emails are recorded in the notifications table, not sent; use --mail-transport smtp to send them");

@@ -2,9 +2,10 @@
 //! PostgreSQL (created database, migrations) and NATS, seeds the demo when asked, runs until
 //! a shutdown signal and then stops the servers it started.
 //!
-//! The HTTP API, the projectors, the NATS publisher, the intake, the router and the mailer
-//! (the `log` transport unless SMTP is configured) run here as tasks. With `--demo` it prints fresh demo API keys and
-//! the demo partner sign-in on stdout (never in the log).
+//! The HTTP API, the projectors, the NATS publisher, the intake, the router, the scheduler
+//! of offer timers and the mailer (the `log` transport unless SMTP is configured) run here
+//! as tasks. With `--demo` it prints fresh demo API keys and the demo partner sign-in on
+//! stdout (never in the log).
 
 use crate::cli::UpConfig;
 use crate::demo;
@@ -83,6 +84,8 @@ impl Up {
             running.workers.push(intake);
             let router = Tasks::router(&commands, nats_url, names.clone(), 1).await?;
             running.workers.push(router);
+            let scheduler = Tasks::scheduler(&commands, leadroute_workers::scheduler::TICK);
+            running.workers.push(scheduler);
             let mailer = Tasks::mailer(&commands, nats_url, names.clone(), 1, &config.mail);
             running.workers.push(mailer.await?);
             let publisher = tasks::publisher(nats_url, names.clone()).await?;

@@ -625,3 +625,38 @@ pub async fn bulk_selection(
         .map(|(id, _)| LeadId(id))
         .collect())
 }
+
+/// An offer timer that is due.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct DueTimer {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// Its org.
+    pub org_id: Uuid,
+    /// The offer's deadline (the lead checks it is still the offer's).
+    pub deadline: DateTime<Utc>,
+    /// The reminder is due (the deadline is not yet); else the deadline passed.
+    pub remind: bool,
+}
+
+/// Up to `limit` offer timers due at `now`, the most overdue first: deadlines passed, and
+/// reminders whose time came before their deadline.
+pub async fn due_timers(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<DueTimer>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT lead_id, org_id, deadline, remind FROM (
+             SELECT lead_id, org_id, deadline, false AS remind, deadline AS due
+               FROM rm_offer_timers WHERE deadline <= $1
+             UNION ALL
+             SELECT lead_id, org_id, deadline, true, remind_at
+               FROM rm_offer_timers WHERE remind_at <= $1 AND deadline > $1
+         ) due ORDER BY due, lead_id LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit.clamp(1, 10_000))
+    .fetch_all(pool)
+    .await
+}

@@ -23,5 +23,6 @@ pub mod mailer;
 pub mod nats;
 pub mod publisher;
 pub mod router;
+pub mod scheduler;
 pub mod tasks;
 pub mod waker;

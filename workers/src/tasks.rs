@@ -1,5 +1,6 @@
 //! One task group for every long-running part of a process: projectors and the publisher
-//! (log readers), and consumer workers (intake, router, mailer). A group holds its tasks
+//! (log readers), consumer workers (intake, router, mailer), and the scheduler of offer
+//! timers. A group holds its tasks
 //! and one shutdown switch; `stop` flips it and waits for every task (a projector batch in
 //! progress rolls back, a consumer finishes the messages in hand).
 
@@ -115,6 +116,17 @@ impl Tasks {
         }
         tasks.spawn(move |shutdown| waker.sweep(sweep, shutdown));
         Ok(tasks)
+    }
+
+    /// The scheduler of offer timers, firing through `commands` every `every` (no NATS
+    /// needed: timers are read from PostgreSQL).
+    pub fn scheduler(commands: &Commands, every: std::time::Duration) -> Tasks {
+        let scheduler = crate::scheduler::Scheduler::new(
+            leadroute_app::router::Router::with_commands(commands.clone()),
+        );
+        let mut tasks = Tasks::default();
+        tasks.spawn(move |shutdown| scheduler.run(every, shutdown));
+        tasks
     }
 
     /// `workers` mailer workers on the NATS server at `url` under `names`.

@@ -11,6 +11,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use leadroute_app::access::{AccessError, NewOrg, Role};
 use leadroute_app::AppError;
+use leadroute_domain::deadline::{BusinessHours, Deadline};
 use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_domain::org::{Org, PartnerWorkflow, SharingReviewAck, VisibleFields};
 use leadroute_projections::projectors::LEADS;
@@ -324,28 +325,119 @@ async fn sharing_review(
     }))
 }
 
-/// How offers to partner users work in the org.
+/// How offers to partner users work in the org. Every setting may be left out: it then
+/// takes its default (a `PUT` replaces the whole set).
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Workflow {
     /// Reason codes a partner user may decline an offer with: 1 to 50 distinct codes of
     /// `a-z`, `0-9` and `_` (at most 64 characters); `other` asks for a note.
+    #[serde(default = "default_reasons")]
     #[schema(example = json!(["not_my_territory", "no_capacity", "not_qualified", "duplicate", "other"]))]
     decline_reasons: Vec<String>,
+    /// How long an offer stands when the rule entry that made it names none (and for
+    /// offers by hand or in bulk): `{"seconds": 1 to 2592000}` or `{"business_hours": 1 to
+    /// 1000}`; none: offers stand until answered.
+    #[serde(default)]
+    acceptance_deadline: Option<DeadlineView>,
+    /// When the offeree is reminded, in percent (1 to 99) of the time to the deadline;
+    /// none: no reminder.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 99)]
+    reminder_percent: Option<u8>,
+    /// The working week business-hour deadlines count (default Monday to Friday, 09 to 17,
+    /// UTC).
+    #[serde(default)]
+    business_hours: BusinessHoursView,
+}
+
+fn default_reasons() -> Vec<String> {
+    PartnerWorkflow::default().decline_reasons
+}
+
+/// An acceptance deadline: a duration or business hours.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub(crate) enum DeadlineView {
+    /// Seconds after the offer.
+    Seconds(u32),
+    /// Hours of the org's business hours after the offer.
+    BusinessHours(u32),
+}
+
+/// The org's working week.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BusinessHoursView {
+    /// Offset of the org's local time from UTC, in minutes (-840 to 840).
+    utc_offset_minutes: i32,
+    /// First working hour of a day (0 to 23).
+    start_hour: u32,
+    /// End of the working day (1 to 24, after `start_hour`).
+    end_hour: u32,
+    /// Working days, 1 (Monday) to 7 (Sunday).
+    days: BTreeSet<u32>,
+}
+
+impl Default for BusinessHoursView {
+    fn default() -> Self {
+        BusinessHours::default().into()
+    }
+}
+
+impl From<BusinessHours> for BusinessHoursView {
+    fn from(week: BusinessHours) -> Self {
+        BusinessHoursView {
+            utc_offset_minutes: week.utc_offset_minutes,
+            start_hour: week.start_hour,
+            end_hour: week.end_hour,
+            days: week.days,
+        }
+    }
+}
+
+impl From<DeadlineView> for Deadline {
+    fn from(view: DeadlineView) -> Self {
+        match view {
+            DeadlineView::Seconds(s) => Deadline::Seconds(s),
+            DeadlineView::BusinessHours(h) => Deadline::BusinessHours(h),
+        }
+    }
+}
+
+impl From<Deadline> for DeadlineView {
+    fn from(deadline: Deadline) -> Self {
+        match deadline {
+            Deadline::Seconds(s) => DeadlineView::Seconds(s),
+            Deadline::BusinessHours(h) => DeadlineView::BusinessHours(h),
+        }
+    }
 }
 
 impl From<PartnerWorkflow> for Workflow {
     fn from(workflow: PartnerWorkflow) -> Self {
         Workflow {
             decline_reasons: workflow.decline_reasons,
+            acceptance_deadline: workflow.acceptance_deadline.map(Into::into),
+            reminder_percent: workflow.reminder_percent,
+            business_hours: workflow.business_hours.into(),
         }
     }
 }
 
 impl From<Workflow> for PartnerWorkflow {
     fn from(workflow: Workflow) -> Self {
+        let week = workflow.business_hours;
         PartnerWorkflow {
             decline_reasons: workflow.decline_reasons,
+            acceptance_deadline: workflow.acceptance_deadline.map(Into::into),
+            reminder_percent: workflow.reminder_percent,
+            business_hours: BusinessHours {
+                utc_offset_minutes: week.utc_offset_minutes,
+                start_hour: week.start_hour,
+                end_hour: week.end_hour,
+                days: week.days,
+            },
         }
     }
 }

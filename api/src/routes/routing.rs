@@ -44,7 +44,10 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
 
 /// Publish a new version of the org's rule set (admin). Body: `{"entries": [{"criteria":
 /// [{"op": "equals", "field": "country", "value": "DE"}, ...], "target": {"kind":
-/// "partner_user" | "queue" | "pool", "id": ...}, "keep_owner": false, "notify": true}],
+/// "partner_user" | "queue" | "pool", "id": ...}, "keep_owner": false, "notify": true,
+/// "fallback": {"kind": "partner_user" | "queue", "id"} (takes a lead everyone the target
+/// could offer it to declined or let lapse), "acceptance_deadline": {"seconds": N} |
+/// {"business_hours": N} (of offers this entry makes; else the org's)}],
 /// "default_owner": {"kind", "id"} | null, "watched_fields": ["country"]}`. Operators:
 /// `equals`, `not_equals`, `in` (`values`), `prefix`, `contains` (`text`), `range` (`min`,
 /// `max`), `is_empty`. Refused with `invalid_rule_set` or `unknown_target`.

@@ -27,7 +27,7 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(notifications))
 }
 
-/// `access` or `assignment`.
+/// `access`, `assignment` or `reminder`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
@@ -35,6 +35,8 @@ pub(crate) enum Kind {
     Access,
     /// The lead assignment email.
     Assignment,
+    /// The reminder of an offer before its acceptance deadline.
+    Reminder,
 }
 
 impl From<Kind> for TemplateKind {
@@ -42,6 +44,7 @@ impl From<Kind> for TemplateKind {
         match kind {
             Kind::Access => TemplateKind::Access,
             Kind::Assignment => TemplateKind::Assignment,
+            Kind::Reminder => TemplateKind::Reminder,
         }
     }
 }
@@ -100,7 +103,7 @@ async fn list_templates(
 ) -> Result<axum::Json<Vec<CurrentTemplate>>, ApiError> {
     caller.internal(&[Role::Admin])?;
     let templates = current(&state, &caller).await?;
-    let out = [Kind::Access, Kind::Assignment].map(|kind| {
+    let out = [Kind::Access, Kind::Assignment, Kind::Reminder].map(|kind| {
         let (version, template) = templates
             .get(kind.into())
             .cloned()

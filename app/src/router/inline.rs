@@ -17,7 +17,7 @@ use crate::error::AppError;
 use crate::leads::NewLead;
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, LeadId, OrgId};
-use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
+use leadroute_domain::lead::Lead;
 use leadroute_domain::org::Org;
 use leadroute_domain::routing::Trigger;
 use uuid::Uuid;
@@ -102,18 +102,8 @@ impl Router {
                         // A target gone since the rules were published: the router reports it.
                         continue;
                     };
-                    if let Some((pool, command)) = resolution.pick {
-                        gathered.record_pick(&mut batch, pool, command, &route_meta)?;
-                    }
-                    gathered.still_full(&mut batch, &resolution.full);
-                    let route = LeadCommand::RouteLead(RouteLead {
-                        deadline: None,
-                        trigger,
-                        decision: resolution.decision,
-                        outcome: resolution.outcome,
-                        actor: route_meta.actor.clone(),
-                        at: route_meta.at,
-                    });
+                    let route =
+                        gathered.settle(&mut batch, &rules, trigger, resolution, &route_meta)?;
                     match batch.decide(lead, route, &route_meta).await {
                         // Left to the router consumer, which decides it again.
                         Ok(_) | Err(AppError::Refused { .. }) => {}

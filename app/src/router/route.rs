@@ -6,7 +6,7 @@ use crate::facts::missing;
 use crate::facts::RoutingFacts;
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, LeadId, OrgId, Owner, PartnerUserId};
-use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
+use leadroute_domain::lead::Lead;
 use leadroute_domain::routing::rules::ActiveRules;
 use leadroute_domain::routing::rules::Target;
 use leadroute_domain::routing::{plan, Plan, Trigger};
@@ -161,22 +161,8 @@ impl Router {
             .await?;
         let resolution = resolve(rules, lead_id, &lead.aggregate, trigger, kind, &facts.known)
             .map_err(missing)?;
-        if let Some((pool, command)) = resolution.pick {
-            facts.record_pick(batch, pool, command, meta)?;
-        }
-        facts.still_full(batch, &resolution.full);
-        let route = RouteLead {
-            trigger,
-            decision: resolution.decision,
-            outcome: resolution.outcome,
-            deadline: None,
-            actor: meta.actor.clone(),
-            at: meta.at,
-        };
-        let events = batch
-            .decide(lead, LeadCommand::RouteLead(route), meta)
-            .await?
-            .len();
+        let route = facts.settle(batch, rules, trigger, resolution, meta)?;
+        let events = batch.decide(lead, route, meta).await?.len();
         Ok((events, facts))
     }
 

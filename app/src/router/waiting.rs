@@ -15,7 +15,7 @@ use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, OrgId};
-use leadroute_domain::lead::{Lead, LeadCommand, RouteLead};
+use leadroute_domain::lead::Lead;
 use leadroute_domain::routing::{RouteOutcome, Trigger};
 use uuid::Uuid;
 
@@ -131,17 +131,7 @@ impl Router {
                     continue;
                 }
             }
-            if let Some((pool, command)) = resolution.pick {
-                facts.record_pick(&mut batch, pool, command, &meta)?;
-            }
-            let route = LeadCommand::RouteLead(RouteLead {
-                deadline: None,
-                trigger,
-                decision: resolution.decision,
-                outcome: resolution.outcome,
-                actor: meta.actor.clone(),
-                at: meta.at,
-            });
+            let route = facts.settle(&mut batch, &rules, trigger, resolution, &meta)?;
             match batch.decide(lead, route, &meta).await {
                 Ok(events) => routed.placed += usize::from(!events.is_empty()),
                 // The owner may not receive it after all: it keeps waiting.

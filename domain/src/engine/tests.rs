@@ -36,6 +36,7 @@ fn rules_to(target: Target, keep_owner: bool) -> ActiveRules {
         3,
         &RuleSetSpec {
             entries: vec![Entry {
+                acceptance_deadline: None,
                 fallback: None,
                 criteria: vec![],
                 target,
@@ -495,6 +496,7 @@ fn with_fallback(target: Target, fallback: Option<Target>) -> ActiveRules {
         3,
         &RuleSetSpec {
             entries: vec![Entry {
+                acceptance_deadline: None,
                 fallback,
                 criteria: vec![],
                 target,

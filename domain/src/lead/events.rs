@@ -152,6 +152,9 @@ pub enum LeadEvent {
         /// When the offer lapses unless accepted (offers to partner users with a deadline).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline: Option<DateTime<Utc>>,
+        /// When the offeree is reminded (offers with a deadline and a reminder).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remind_at: Option<DateTime<Utc>>,
     },
     /// The lead went into a queue.
     LeadEnqueued {
@@ -177,6 +180,9 @@ pub enum LeadEvent {
         /// When the offer lapses unless accepted (offers to partner users with a deadline).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         deadline: Option<DateTime<Utc>>,
+        /// When the offeree is reminded (offers with a deadline and a reminder).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remind_at: Option<DateTime<Utc>>,
     },
     /// The assignment rules kept the lead with its owner (`kept_existing_owner`).
     LeadOwnerKept {
@@ -220,6 +226,15 @@ pub enum LeadEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The reminder of a pending offer went out (the mailer emails the offeree).
+    LeadOfferReminded {
+        /// The partner user the lead is offered to.
+        to: PartnerUserId,
+        /// The offer's deadline.
+        deadline: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The offer's acceptance deadline passed unaccepted: the lead was recalled from the
     /// partner user, nobody owns it now, and it is never offered to them again.
     LeadOfferLapsed {
@@ -242,8 +257,9 @@ fn routable() -> bool {
 // 1.0 records, stored whole, still decode.
 // 1.2: `LeadReceived` and `LeadUpdated` carry the upstream `occurred_at`; `LeadUpdateStale`
 // records an older upstream event that changed nothing. 1.1 events decode without it.
-// 1.3: offers: `LeadAccepted`, `LeadDeclined`, `LeadOfferLapsed`, and the `deadline` of an
-// offer on `LeadRouted` and `LeadReassigned`. 1.2 events decode without it.
+// 1.3: offers: `LeadAccepted`, `LeadDeclined`, `LeadOfferReminded`, `LeadOfferLapsed`, and
+// the `deadline` and `remind_at` of an offer on `LeadRouted` and `LeadReassigned`. 1.2
+// events decode without them.
 crate::domain_event!(LeadEvent, version "1.3", {
     LeadReceived => "LeadReceived",
     LeadUpdated => "LeadUpdated",
@@ -257,6 +273,7 @@ crate::domain_event!(LeadEvent, version "1.3", {
     LeadAccepted => "LeadAccepted",
     LeadDeclined => "LeadDeclined",
     LeadOfferLapsed => "LeadOfferLapsed",
+    LeadOfferReminded => "LeadOfferReminded",
 });
 
 impl LeadEvent {
@@ -282,7 +299,8 @@ impl LeadEvent {
             | LeadEvent::LeadNotRouted { .. }
             | LeadEvent::LeadAccepted { .. }
             | LeadEvent::LeadDeclined { .. }
-            | LeadEvent::LeadOfferLapsed { .. } => None,
+            | LeadEvent::LeadOfferLapsed { .. }
+            | LeadEvent::LeadOfferReminded { .. } => None,
         }
     }
 

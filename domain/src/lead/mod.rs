@@ -50,6 +50,8 @@ pub enum LeadCommand {
         operation: Option<BulkOperationId>,
         /// When the offer lapses unless accepted (a partner user as new owner only).
         deadline: Option<DateTime<Utc>>,
+        /// When the offeree is reminded (with a deadline only).
+        remind_at: Option<DateTime<Utc>>,
         /// Who reassigns.
         actor: Actor,
         /// When.
@@ -77,6 +79,15 @@ pub enum LeadCommand {
     },
     /// The partner user the lead is offered to declines it.
     DeclineLead(DeclineLead),
+    /// Remind the offeree of an offer whose reminder time came (the scheduler's command).
+    /// A no-op unless the lead is still offered with exactly this deadline, not yet
+    /// reminded, and the reminder time has passed.
+    RemindOffer {
+        /// The deadline of the offer the timer was set for.
+        deadline: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Recall an offer whose deadline passed (the scheduler's command). A no-op unless the
     /// lead is still offered with exactly this deadline and it has passed, so a timer fired
     /// twice, late or for an earlier offer recalls nothing.
@@ -118,6 +129,12 @@ pub struct Offer {
     /// When it lapses unless accepted; `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<DateTime<Utc>>,
+    /// When the offeree is reminded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remind_at: Option<DateTime<Utc>>,
+    /// The reminder went out.
+    #[serde(default)]
+    pub reminded: bool,
 }
 
 /// A lead created or updated upstream.
@@ -175,6 +192,8 @@ pub struct RouteLead {
     /// When an offer to a partner user lapses unless accepted (applies only when the
     /// outcome gives the lead to a partner user).
     pub deadline: Option<DateTime<Utc>>,
+    /// When the offeree is reminded (with a deadline only).
+    pub remind_at: Option<DateTime<Utc>>,
     /// Who decides (the router).
     pub actor: Actor,
     /// When.
@@ -325,7 +344,12 @@ impl Lead {
 
     /// The lead's new owner after `change`: offered when it is a partner user (with
     /// `deadline`), not accepted by anyone yet.
-    fn take(&mut self, change: &OwnerChange, deadline: Option<DateTime<Utc>>) {
+    fn take(
+        &mut self,
+        change: &OwnerChange,
+        deadline: Option<DateTime<Utc>>,
+        remind_at: Option<DateTime<Utc>>,
+    ) {
         self.waiting = None;
         self.owner = Some(change.to);
         self.last_change = Some(change.clone());
@@ -335,6 +359,8 @@ impl Lead {
                 to,
                 at: change.at,
                 deadline,
+                remind_at: deadline.and(remind_at),
+                reminded: false,
             }),
             Owner::Queue(_) | Owner::InternalUser(_) => None,
         };
@@ -388,6 +414,7 @@ impl Lead {
                     notify: false,
                     operation: None,
                     deadline: None,
+                    remind_at: None,
                 });
             }
             return Ok(events);
@@ -439,6 +466,7 @@ impl Lead {
             decision,
             outcome,
             deadline,
+            remind_at,
             actor,
             at,
         } = command;
@@ -482,6 +510,7 @@ impl Lead {
                     notify,
                     decision,
                     deadline: offered(to, deadline),
+                    remind_at: offered(to, deadline.and(remind_at)),
                 }
             }
         }])
@@ -540,6 +569,24 @@ impl Lead {
             note,
             at,
         }])
+    }
+
+    fn remind(&self, deadline: DateTime<Utc>, at: DateTime<Utc>) -> Vec<LeadEvent> {
+        match self.offer {
+            Some(offer)
+                if offer.deadline == Some(deadline)
+                    && !offer.reminded
+                    && offer.remind_at.is_some_and(|remind| remind <= at)
+                    && !is_closed(&self.fields) =>
+            {
+                vec![LeadEvent::LeadOfferReminded {
+                    to: offer.to,
+                    deadline,
+                    at,
+                }]
+            }
+            _ => vec![],
+        }
     }
 
     fn lapse(
@@ -613,6 +660,7 @@ impl Decider for Lead {
                 notify,
                 operation,
                 deadline,
+                remind_at,
                 actor,
                 at,
             } => {
@@ -631,6 +679,7 @@ impl Decider for Lead {
                     notify,
                     operation,
                     deadline: offered(to, deadline),
+                    remind_at: offered(to, deadline.and(remind_at)),
                 }])
             }
             LeadCommand::EnqueueLead {
@@ -656,6 +705,7 @@ impl Decider for Lead {
                 actor,
                 at,
             } => self.lapse(deadline, actor, at),
+            LeadCommand::RemindOffer { deadline, at } => Ok(self.remind(deadline, at)),
         }
     }
 
@@ -699,15 +749,16 @@ impl Decider for Lead {
                 change,
                 operation,
                 deadline,
+                remind_at,
                 ..
             } => {
                 self.bulk_operations.extend(*operation);
-                self.take(change, *deadline);
+                self.take(change, *deadline, *remind_at);
             }
-            LeadEvent::LeadEnqueued { change } => self.take(change, None),
+            LeadEvent::LeadEnqueued { change } => self.take(change, None, None),
             LeadEvent::LeadClaimed { change } => {
                 // A claim is an acceptance.
-                self.take(change, None);
+                self.take(change, None, None);
                 self.offer = None;
                 self.accepted = true;
             }
@@ -715,10 +766,11 @@ impl Decider for Lead {
                 trigger,
                 change,
                 deadline,
+                remind_at,
                 ..
             } => {
                 self.routed_triggers.insert(*trigger);
-                self.take(change, *deadline);
+                self.take(change, *deadline, *remind_at);
             }
             LeadEvent::LeadOwnerKept { trigger, .. } => {
                 self.routed_triggers.insert(*trigger);
@@ -740,6 +792,11 @@ impl Decider for Lead {
             LeadEvent::LeadOfferLapsed { from, .. } => {
                 self.let_go();
                 self.lapsed.insert(*from);
+            }
+            LeadEvent::LeadOfferReminded { .. } => {
+                if let Some(offer) = &mut self.offer {
+                    offer.reminded = true;
+                }
             }
         }
         // A closed lead waits for nothing.

@@ -92,6 +92,7 @@ fn enqueued() -> LeadEvent {
 
 fn reassign(to: Owner, target: Result<(), NotAssignable>, notify: bool) -> LeadCommand {
     LeadCommand::ReassignLead {
+        remind_at: None,
         deadline: None,
         to,
         target,
@@ -151,6 +152,7 @@ fn a_lead_that_arrives_owned_gets_its_owner_by_import_and_is_not_routed() {
         .then_expect_events(vec![
             not_routed,
             LeadEvent::LeadReassigned {
+                remind_at: None,
                 deadline: None,
                 change: change(None, owner, crm(), OwnerChangeCause::Import),
                 notify: false,
@@ -222,6 +224,7 @@ fn reassigns_to_an_assignable_partner_user_recording_previous_owner_actor_cause_
         .given(vec![received(), enqueued()])
         .when(reassign(Owner::PartnerUser(user(1)), Ok(()), true))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            remind_at: None,
             deadline: None,
             change: change(
                 Some(Owner::Queue(queue())),
@@ -241,6 +244,7 @@ fn reassigns_to_an_internal_user() {
         .given(vec![received()])
         .when(reassign(owner, Ok(()), false))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            remind_at: None,
             deadline: None,
             change: change(None, owner, admin(), OwnerChangeCause::Manual),
             notify: false,
@@ -377,6 +381,7 @@ fn reassigns_to_a_queue() {
         .given(vec![received()])
         .when(reassign(Owner::Queue(queue()), Ok(()), false))
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            remind_at: None,
             deadline: None,
             change: change(
                 None,
@@ -398,6 +403,7 @@ fn decision(trigger: crate::routing::Trigger) -> crate::routing::Decision {
 
 fn route(trigger: u128, outcome: RouteOutcome) -> LeadCommand {
     LeadCommand::RouteLead(RouteLead {
+        remind_at: None,
         deadline: None,
         trigger: Uuid::from_u128(trigger),
         decision: decision(crate::routing::Trigger::Received),
@@ -421,6 +427,7 @@ fn routing_records_the_owner_change_with_cause_rule_and_its_decision() {
         .given(vec![received()])
         .when(route(9, assign(Owner::PartnerUser(user(1)))))
         .then_expect_events(vec![LeadEvent::LeadRouted {
+            remind_at: None,
             deadline: None,
             trigger: Uuid::from_u128(9),
             change: OwnerChange {
@@ -503,6 +510,7 @@ fn routing_refuses_an_owner_who_may_not_receive_leads_and_records_unrouted_reaso
 
 fn bulk_move(to: Owner, operation: u128) -> LeadCommand {
     LeadCommand::ReassignLead {
+        remind_at: None,
         deadline: None,
         to,
         target: Ok(()),
@@ -515,6 +523,7 @@ fn bulk_move(to: Owner, operation: u128) -> LeadCommand {
 
 fn bulk_moved(from: Option<Owner>, to: Owner, operation: u128) -> LeadEvent {
     LeadEvent::LeadReassigned {
+        remind_at: None,
         deadline: None,
         change: change(from, to, admin(), OwnerChangeCause::Bulk),
         notify: false,
@@ -771,6 +780,7 @@ fn a_freed_decision_routes_only_a_waiting_lead_and_records_nothing_when_it_still
 
 fn offered_to(to: PartnerUserId, deadline: Option<DateTime<Utc>>) -> LeadEvent {
     LeadEvent::LeadReassigned {
+        remind_at: None,
         change: change(
             None,
             Owner::PartnerUser(to),
@@ -1000,6 +1010,7 @@ fn only_offers_to_partner_users_carry_a_deadline() {
     LeadTest::with(())
         .given(vec![received()])
         .when(LeadCommand::ReassignLead {
+            remind_at: None,
             to: Owner::Queue(queue()),
             target: Ok(()),
             notify: false,
@@ -1009,6 +1020,7 @@ fn only_offers_to_partner_users_carry_a_deadline() {
             at: t0(),
         })
         .then_expect_events(vec![LeadEvent::LeadReassigned {
+            remind_at: None,
             change: change(
                 None,
                 Owner::Queue(queue()),
@@ -1019,4 +1031,57 @@ fn only_offers_to_partner_users_carry_a_deadline() {
             operation: None,
             deadline: None,
         }]);
+}
+
+#[test]
+fn a_reminder_goes_out_once_for_the_pending_offer_it_was_set_for() {
+    let deadline = t0() + chrono::Duration::seconds(100);
+    let remind_at = t0() + chrono::Duration::seconds(50);
+    let offered = LeadEvent::LeadReassigned {
+        change: change(
+            None,
+            Owner::PartnerUser(user(1)),
+            admin(),
+            OwnerChangeCause::Manual,
+        ),
+        notify: false,
+        operation: None,
+        deadline: Some(deadline),
+        remind_at: Some(remind_at),
+    };
+    let reminded = LeadEvent::LeadOfferReminded {
+        to: user(1),
+        deadline,
+        at: remind_at,
+    };
+    let remind = |at| LeadCommand::RemindOffer { deadline, at };
+    LeadTest::with(())
+        .given(vec![received(), offered.clone()])
+        .when(remind(remind_at))
+        .then_expect_events(vec![reminded.clone()]);
+    // Too early, twice, or after acceptance: nothing.
+    LeadTest::with(())
+        .given(vec![received(), offered.clone()])
+        .when(remind(t0()))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![received(), offered.clone(), reminded.clone()])
+        .when(remind(deadline))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            offered.clone(),
+            LeadEvent::LeadAccepted {
+                by: user(1),
+                at: t0(),
+            },
+        ])
+        .when(remind(deadline))
+        .then_expect_events(vec![]);
+    // The reminder does not move the deadline: the offer still lapses at it.
+    let lead = lead_after(&[received(), offered, reminded]);
+    let offer = lead.offer.unwrap();
+    assert!(offer.reminded);
+    assert_eq!(offer.deadline, Some(deadline));
 }

@@ -2,9 +2,10 @@
 //! users may see and how offers to partner users work (`PartnerWorkflow`). Pure: no I/O,
 //! no clock.
 
+use crate::deadline::{BusinessHours, Deadline};
 use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
-use crate::ids::{Actor, InternalUserId, OrgId};
-use chrono::{DateTime, Utc};
+use crate::ids::{Actor, InternalUserId, OrgId, Owner};
+use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -56,19 +57,75 @@ pub const MAX_DECLINE_REASONS: usize = 50;
 pub struct PartnerWorkflow {
     /// Reason codes a partner user may decline with (`other` asks for a note).
     pub decline_reasons: Vec<String>,
+    /// How long an offer stands when the rule entry that made it names no deadline (and
+    /// for offers made by hand); `None`: offers stand until answered.
+    pub acceptance_deadline: Option<Deadline>,
+    /// When the offeree is reminded, as a percentage (1 to 99) of the time to the
+    /// deadline; `None`: no reminder.
+    pub reminder_percent: Option<u8>,
+    /// The working week business-hour deadlines count.
+    pub business_hours: BusinessHours,
 }
 
 impl Default for PartnerWorkflow {
     fn default() -> Self {
         PartnerWorkflow {
             decline_reasons: DEFAULT_DECLINE_REASONS.map(String::from).to_vec(),
+            acceptance_deadline: None,
+            reminder_percent: None,
+            business_hours: BusinessHours::default(),
         }
     }
 }
 
 impl PartnerWorkflow {
+    /// The deadline and reminder time of an offer made at `at` with `deadline` (the rule
+    /// entry's, else the org's default); `None` when it has none.
+    pub fn due(
+        &self,
+        deadline: Option<Deadline>,
+        at: DateTime<Utc>,
+    ) -> Option<(DateTime<Utc>, Option<DateTime<Utc>>)> {
+        // Whole microseconds, as PostgreSQL keeps times: the timer read back from a table
+        // names the very deadline the offer carries.
+        let exact = |t: DateTime<Utc>| t.trunc_subsecs(6);
+        let deadline = deadline
+            .or(self.acceptance_deadline)?
+            .after(at, &self.business_hours);
+        let remind = self
+            .reminder_percent
+            .map(|percent| exact(crate::deadline::reminder(at, deadline, percent)));
+        Some((exact(deadline), remind))
+    }
+
+    /// The deadline and reminder time (each `None` when there is none) of a lead given to
+    /// `to` at `at`: only an offer to a partner user has them.
+    pub fn due_for(
+        &self,
+        to: Owner,
+        deadline: Option<Deadline>,
+        at: DateTime<Utc>,
+    ) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        match (to, self.due(deadline, at)) {
+            (Owner::PartnerUser(_), Some((deadline, remind))) => (Some(deadline), remind),
+            _ => (None, None),
+        }
+    }
+
     /// The first reason the settings cannot be taken, naming the setting.
     pub fn problem(&self) -> Option<String> {
+        if let Some(problem) = self.acceptance_deadline.and_then(Deadline::problem) {
+            return Some(format!("acceptance_deadline.{problem}"));
+        }
+        if self
+            .reminder_percent
+            .is_some_and(|p| !(1..=99).contains(&p))
+        {
+            return Some("reminder_percent: 1 to 99".into());
+        }
+        if let Some(problem) = self.business_hours.problem() {
+            return Some(format!("business_hours: {problem}"));
+        }
         let reasons = &self.decline_reasons;
         if reasons.is_empty() || reasons.len() > MAX_DECLINE_REASONS {
             return Some(format!(

@@ -206,6 +206,7 @@ fn an_org_declines_with_the_default_reasons_until_it_sets_its_own() {
     assert!(org.workflow.declines_with("other"));
     let workflow = PartnerWorkflow {
         decline_reasons: vec!["wrong_region".into(), "other".into()],
+        ..PartnerWorkflow::default()
     };
     OrgTest::with(())
         .given(vec![created()])
@@ -235,6 +236,7 @@ fn refuses_malformed_decline_reasons_naming_the_entry() {
     let refused = |reasons: Vec<&str>| {
         let workflow = PartnerWorkflow {
             decline_reasons: reasons.into_iter().map(String::from).collect(),
+            ..PartnerWorkflow::default()
         };
         workflow.problem().expect("refused")
     };
@@ -248,6 +250,7 @@ fn refuses_malformed_decline_reasons_naming_the_entry() {
         .when(OrgCommand::SetPartnerWorkflow {
             workflow: PartnerWorkflow {
                 decline_reasons: vec![],
+                ..PartnerWorkflow::default()
             },
             actor: admin(),
             at: t0(),
@@ -255,4 +258,47 @@ fn refuses_malformed_decline_reasons_naming_the_entry() {
         .then_expect_error(OrgError::InvalidWorkflow(
             "decline_reasons: list 1 to 50 reason codes".into(),
         ));
+}
+
+#[test]
+fn deadlines_come_from_the_entry_else_the_org_with_a_reminder_at_its_share() {
+    use crate::deadline::Deadline;
+    let at: DateTime<Utc> = "2026-12-08T10:00:00Z".parse().unwrap();
+    let mut workflow = PartnerWorkflow::default();
+    assert_eq!(workflow.due(None, at), None, "no deadline by default");
+    workflow.acceptance_deadline = Some(Deadline::Seconds(3600));
+    workflow.reminder_percent = Some(50);
+    let (deadline, remind) = workflow.due(None, at).unwrap();
+    assert_eq!(deadline, at + chrono::Duration::hours(1));
+    assert_eq!(remind, Some(at + chrono::Duration::minutes(30)));
+    let (deadline, _) = workflow.due(Some(Deadline::BusinessHours(2)), at).unwrap();
+    assert_eq!(deadline, at + chrono::Duration::hours(2));
+    for (bad, at_fault) in [
+        (
+            PartnerWorkflow {
+                acceptance_deadline: Some(Deadline::Seconds(0)),
+                ..PartnerWorkflow::default()
+            },
+            "acceptance_deadline.seconds",
+        ),
+        (
+            PartnerWorkflow {
+                reminder_percent: Some(100),
+                ..PartnerWorkflow::default()
+            },
+            "reminder_percent",
+        ),
+        (
+            PartnerWorkflow {
+                business_hours: crate::deadline::BusinessHours {
+                    end_hour: 3,
+                    ..Default::default()
+                },
+                ..PartnerWorkflow::default()
+            },
+            "business_hours",
+        ),
+    ] {
+        assert!(bad.problem().unwrap().starts_with(at_fault), "{bad:?}");
+    }
 }

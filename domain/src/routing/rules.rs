@@ -44,6 +44,10 @@ pub struct Entry {
     /// `offerees_exhausted`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<Target>,
+    /// How long an offer this entry makes to a partner user stands before it lapses;
+    /// `None`: the org's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acceptance_deadline: Option<crate::deadline::Deadline>,
 }
 
 /// A rule set as an admin writes it (a draft, or the content of a published version).
@@ -67,6 +71,9 @@ impl RuleSetSpec {
             return Some("default_owner: must be a partner user or a queue".into());
         }
         self.entries.iter().enumerate().find_map(|(i, entry)| {
+            if let Some(problem) = entry.acceptance_deadline.and_then(|d| d.problem()) {
+                return Some(format!("entries[{i}].acceptance_deadline.{problem}"));
+            }
             if let Some(Target::Pool(_)) = entry.fallback {
                 return Some(format!(
                     "entries[{i}].fallback: must be a partner user or a queue"

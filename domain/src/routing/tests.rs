@@ -24,6 +24,7 @@ fn eq(field: &str, value: &str) -> Criterion {
 
 fn entry(criteria: Vec<Criterion>, n: u128) -> Entry {
     Entry {
+        acceptance_deadline: None,
         fallback: None,
         criteria,
         target: queue(n),

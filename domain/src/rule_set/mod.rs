@@ -145,6 +145,7 @@ mod tests {
     fn spec(criteria: Vec<Criterion>) -> RuleSetSpec {
         RuleSetSpec {
             entries: vec![Entry {
+                acceptance_deadline: None,
                 fallback: None,
                 criteria,
                 target: Target::Queue(crate::ids::QueueId(Uuid::from_u128(3))),

@@ -1,4 +1,4 @@
-//! The Templates aggregate: an org's notification templates (access and assignment
+//! The Templates aggregate: an org's notification templates (access, assignment and reminder
 //! emails), each edit a new version recorded as an event with author and time. Pure: no
 //! I/O; whether a template parses and names only known variables is judged before the
 //! command (by the template engine at the edge) and arrives in it.
@@ -17,6 +17,8 @@ pub enum TemplateKind {
     Access,
     /// A lead given to a partner user or queue with notify on.
     Assignment,
+    /// A pending offer's reminder, before its acceptance deadline.
+    Reminder,
 }
 
 impl TemplateKind {
@@ -25,8 +27,16 @@ impl TemplateKind {
         match self {
             TemplateKind::Access => "access",
             TemplateKind::Assignment => "assignment",
+            TemplateKind::Reminder => "reminder",
         }
     }
+
+    /// Every kind.
+    pub const ALL: [TemplateKind; 3] = [
+        TemplateKind::Access,
+        TemplateKind::Assignment,
+        TemplateKind::Reminder,
+    ];
 }
 
 /// A template's content.

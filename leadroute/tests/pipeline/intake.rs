@@ -379,6 +379,7 @@ async fn an_older_event_redelivered_after_an_intake_crash_changes_nothing_and_ro
     let org = app.prm_org().await;
     let (de, fr) = (app.staffed_queue(org).await, app.staffed_queue(org).await);
     let to = |country: &str, queue| Entry {
+        acceptance_deadline: None,
         fallback: None,
         criteria: vec![Criterion::Equals {
             field: "country".into(),

@@ -439,3 +439,79 @@ async fn a_queue_email_goes_to_members_who_may_receive_leads_and_no_link_is_stor
     mailer.stop().await;
     world.stop().await;
 }
+
+#[tokio::test]
+async fn a_pending_offer_s_reminder_is_emailed_once_with_its_deadline_and_an_accepted_one_gets_none(
+) {
+    let world = World::start().await;
+    let sink = SmtpSink::start().await;
+    let mailer = world.mailer(&smtp(sink.addr.port())).await;
+    let scheduler = Tasks::scheduler(&world.app.commands, Duration::from_millis(100));
+    let user = world.app.assignable_user(world.org, world.account).await;
+    let email = email_of(&world.app, world.org, user).await;
+    let meta = world.app.meta();
+    let workflow = leadroute_domain::org::PartnerWorkflow {
+        acceptance_deadline: Some(leadroute_domain::deadline::Deadline::Seconds(4)),
+        reminder_percent: Some(25),
+        ..Default::default()
+    };
+    world
+        .app
+        .commands
+        .set_partner_workflow(&meta, world.org, workflow)
+        .await
+        .unwrap();
+    let accepted = world.app.lead(world.org).await;
+    let pending = world.app.lead(world.org).await;
+    for lead in [accepted, pending] {
+        world
+            .app
+            .commands
+            .reassign_lead(&meta, world.org, lead, Owner::PartnerUser(user), false)
+            .await
+            .unwrap();
+    }
+    world
+        .app
+        .commands
+        .accept_lead(&meta, world.org, accepted, user)
+        .await
+        .unwrap();
+    let state = world
+        .app
+        .commands
+        .state::<leadroute_domain::lead::Lead>(world.org, pending)
+        .await
+        .unwrap();
+    let deadline = state.offer.unwrap().deadline.unwrap();
+    let reminders = |sink: &SmtpSink| -> Vec<Received> {
+        sink.messages()
+            .into_iter()
+            .filter(|m| m.to == [email.clone()] && m.data.contains("Subject: Reminder"))
+            .collect()
+    };
+    arrived(&sink, |s| !reminders(s).is_empty()).await;
+    // Past the deadline the lead is recalled; still one reminder, for the pending offer.
+    let recalled = eventually(Duration::from_secs(30), || async {
+        let types = world.app.event_types(pending).await;
+        types
+            .contains(&"LeadOfferLapsed".to_string())
+            .then_some(types)
+    })
+    .await;
+    assert!(recalled.is_some(), "the pending offer lapsed");
+    world.drained().await;
+    let got = reminders(&sink);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let body = got[0].data.replace("=\n", "");
+    assert!(body.contains(&deadline.to_rfc3339()), "{body}");
+    assert!(body.contains("Accept or decline it before"), "{body}");
+    let accepted_types = world.app.event_types(accepted).await;
+    assert!(
+        !accepted_types.iter().any(|t| t.starts_with("LeadOffer")),
+        "{accepted_types:?}"
+    );
+    scheduler.stop().await;
+    mailer.stop().await;
+    world.stop().await;
+}

@@ -11,4 +11,5 @@ mod parser_fuzz;
 mod projector_kill;
 mod publisher;
 mod router;
+mod scheduler;
 mod up_embedded;

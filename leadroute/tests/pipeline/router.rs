@@ -220,6 +220,7 @@ impl World {
 fn to(target: Target) -> RuleSetSpec {
     RuleSetSpec {
         entries: vec![Entry {
+            acceptance_deadline: None,
             fallback: None,
             criteria: vec![],
             target,
@@ -370,6 +371,7 @@ async fn unmatched_leads_go_to_the_default_owner_or_stay_with_no_rule_matched() 
     };
     let mut spec = RuleSetSpec {
         entries: vec![Entry {
+            acceptance_deadline: None,
             fallback: None,
             criteria: vec![de],
             target: Target::PartnerUser(users[0]),
@@ -405,6 +407,7 @@ async fn a_watched_field_update_reroutes_and_an_unwatched_one_does_not() {
         world.app.staffed_queue(world.org).await,
     ];
     let by_country = |country: &str, queue: QueueId| Entry {
+        acceptance_deadline: None,
         fallback: None,
         criteria: vec![Criterion::Equals {
             field: "country".into(),
@@ -781,6 +784,7 @@ async fn two_intakes_and_two_routers_on_capped_pools_never_pass_a_cap_and_route_
     spec.entries.insert(
         0,
         Entry {
+            acceptance_deadline: None,
             fallback: None,
             criteria: vec![Criterion::Prefix {
                 field: "company".into(),

@@ -72,7 +72,8 @@ impl<'a> Effect<'a> {
         match event {
             LeadEvent::LeadReceived { .. }
             | LeadEvent::LeadOwnerKept { .. }
-            | LeadEvent::LeadNotRouted { .. } => Effect::default(),
+            | LeadEvent::LeadNotRouted { .. }
+            | LeadEvent::LeadOfferReminded { .. } => Effect::default(),
             LeadEvent::LeadUpdated { changed, at, .. }
             | LeadEvent::LeadUpdateStale {
                 filled: changed,

@@ -5,17 +5,24 @@ mod directory;
 mod history;
 pub mod leads;
 mod shared;
+mod timers;
 
 pub use directory::DirectoryProjector;
 pub use history::HistoryProjector;
 pub use leads::LeadsProjector;
-pub use shared::{owner_columns, DIRECTORY, LEADS, OWNERSHIP_HISTORY};
+pub use shared::{owner_columns, DIRECTORY, LEADS, OFFER_TIMERS, OWNERSHIP_HISTORY};
+pub use timers::TimersProjector;
 
 use crate::projector::{ProjectionError, Projector};
 
 /// Every projector, in the order they are run and verified.
 pub fn all() -> Vec<&'static dyn Projector> {
-    vec![&DirectoryProjector, &LeadsProjector, &HistoryProjector]
+    vec![
+        &DirectoryProjector,
+        &LeadsProjector,
+        &HistoryProjector,
+        &TimersProjector,
+    ]
 }
 
 /// The projector called `name`.

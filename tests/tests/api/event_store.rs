@@ -234,6 +234,7 @@ async fn a_cached_pool_load_sees_every_event_written_by_any_process() {
     }
     let spec = RuleSetSpec {
         entries: vec![Entry {
+            acceptance_deadline: None,
             fallback: None,
             criteria: vec![],
             target: Target::Pool(pool),

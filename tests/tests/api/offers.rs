@@ -369,3 +369,84 @@ async fn accept_and_decline_are_the_offeree_s_with_reasons_of_the_org_s_list() {
         .await;
     assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn an_offer_by_hand_carries_the_org_s_deadline_into_the_inbox() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    for (bad, at) in [
+        (
+            json!({"acceptance_deadline": {"seconds": 0}}),
+            "acceptance_deadline.seconds",
+        ),
+        (
+            json!({"acceptance_deadline": {"weeks": 1}}),
+            "acceptance_deadline",
+        ),
+        (json!({"reminder_percent": 100}), "reminder_percent"),
+        (
+            json!({"business_hours": {"utc_offset_minutes": 0, "start_hour": 18, "end_hour": 9, "days": [1]}}),
+            "business_hours",
+        ),
+    ] {
+        let answer = api
+            .put("/v1/org/partner-workflow", &org.admin, bad.clone())
+            .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        assert!(
+            answer.body.to_string().contains(at),
+            "{bad}: {}",
+            answer.body
+        );
+    }
+    api.put(
+        "/v1/org/partner-workflow",
+        &org.admin,
+        json!({"acceptance_deadline": {"business_hours": 4}, "reminder_percent": 50,
+               "business_hours": {"utc_offset_minutes": 60, "start_hour": 8, "end_hour": 18, "days": [1, 2, 3, 4, 5, 6, 7]}}),
+    )
+    .await
+    .ok();
+    let workflow = api
+        .get("/v1/org/partner-workflow", &org.admin)
+        .await
+        .ok()
+        .body;
+    assert_eq!(
+        workflow["acceptance_deadline"],
+        json!({"business_hours": 4})
+    );
+    assert_eq!(workflow["business_hours"]["start_hour"], 8);
+    assert!(
+        workflow["decline_reasons"].as_array().unwrap().len() == 5,
+        "defaults kept"
+    );
+    let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+    let written = api
+        .reassign(&org.admin, lead, json!({"to": to("partner_user", a)}))
+        .await
+        .ok();
+    let position = written.body["position"].as_str().unwrap();
+    let items = api
+        .get(
+            &format!("/v1/partner-users/{a}/inbox?min_position={position}"),
+            &a_token,
+        )
+        .await
+        .ok()
+        .body;
+    let item = &items[0];
+    assert_eq!(item["state"], "offered");
+    let deadline: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(item["deadline"].clone()).unwrap();
+    let left = item["seconds_left"].as_f64().unwrap();
+    // Four business hours, every day 08:00-18:00 at UTC+1: at least 4 h away, at most a
+    // night (14 h) more.
+    assert!(
+        (4.0 * 3600.0 - 60.0..=18.0 * 3600.0).contains(&left),
+        "{left}"
+    );
+    assert!(deadline > chrono::Utc::now());
+}

@@ -1,8 +1,9 @@
 //! The mailer (`leadroute mailer`, and part of `up`): a durable consumer on the published
 //! events that sends the access email when a partner user is activated (with the one-time
-//! set-password link) and the assignment email when a lead gets a new owner with notify
-//! on (to the partner user, or to every active member of the queue), rendered from the
-//! org's current template version.
+//! set-password link), the assignment email when a lead gets a new owner with notify
+//! on (to the partner user, or to every active member of the queue), and the reminder of
+//! a pending offer (`LeadOfferReminded`, to the offeree), rendered from the org's current
+//! template version.
 //!
 //! Exactly one email per triggering event and recipient: a `notifications` row keyed by
 //! event id and recipient is claimed before sending and marked sent after, before the ack;
@@ -182,6 +183,13 @@ fn redact(text: &str) -> String {
     out
 }
 
+/// An email about a lead: the event it is for, its template, the offer's deadline.
+struct LeadEmail {
+    event: Uuid,
+    kind: TemplateKind,
+    deadline: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// One recipient of an email.
 struct Recipient {
     user: PartnerUserId,
@@ -244,22 +252,33 @@ impl Mailer {
             }
             _ if kind == <Lead as cqrs_es::Aggregate>::TYPE => {
                 let event: Option<LeadEvent> = serde_json::from_value(envelope.payload).ok();
-                let to = match event {
+                let (to, kind, deadline) = match event {
                     Some(LeadEvent::LeadReassigned {
                         change,
                         notify: true,
+                        deadline,
                         ..
                     })
                     | Some(LeadEvent::LeadRouted {
                         change,
                         notify: true,
+                        deadline,
                         ..
-                    }) => change.to,
+                    }) => (change.to, TemplateKind::Assignment, deadline),
+                    Some(LeadEvent::LeadOfferReminded { to, deadline, .. }) => (
+                        Owner::PartnerUser(to),
+                        TemplateKind::Reminder,
+                        Some(deadline),
+                    ),
                     _ => return Ok(()),
                 };
                 let lead = LeadId(envelope.aggregate_id);
-                self.assignment_emails(envelope.event_id, org, lead, to)
-                    .await?;
+                let email = LeadEmail {
+                    event: envelope.event_id,
+                    kind,
+                    deadline,
+                };
+                self.lead_emails(email, org, lead, to).await?;
             }
             _ => {}
         }
@@ -324,13 +343,19 @@ impl Mailer {
         .await
     }
 
-    async fn assignment_emails(
+    /// The emails of `email` about `lead` to `to` (a partner user, or a queue's members).
+    async fn lead_emails(
         &self,
-        event: Uuid,
+        email: LeadEmail,
         org: OrgId,
         lead: LeadId,
         to: Owner,
     ) -> Result<(), Failure> {
+        let LeadEmail {
+            event,
+            kind,
+            deadline,
+        } = email;
         let recipients = self.recipients(org, to).await?;
         if recipients.is_empty() {
             return Ok(());
@@ -352,15 +377,10 @@ impl Mailer {
                 recipient => context! { name => recipient.name.clone(), email => recipient.email.clone() },
                 lead => context! { id => lead.to_string(), fields => Value::from_serialize(&fields) },
                 inbox_link => format!("{}/v1/partner-users/{}/inbox", self.public_url, recipient.user),
+                deadline => deadline.map(|d| d.to_rfc3339()),
             };
             let sent = self
-                .deliver(
-                    event,
-                    org,
-                    TemplateKind::Assignment,
-                    recipient,
-                    || async move { Ok(context) },
-                )
+                .deliver(event, org, kind, recipient, || async move { Ok(context) })
                 .await;
             if let Err(e) = sent {
                 failure.get_or_insert(e);
