@@ -1,8 +1,9 @@
 //! leadroute's workers: the NATS transport and the consumers that carry business flows.
 //! Intake receives upstream lead events (routing new leads in the same transaction), the
 //! router consumer routes published lead events, the waker routes waiting leads when a
-//! place frees, the mailer sends access and assignment
-//! emails, and the publisher puts the event log on JetStream. Every consumer shares one
+//! place frees, the scheduler reminds and recalls pending offers at their times, the mailer
+//! sends access, assignment and reminder emails, and the publisher puts the event log on
+//! JetStream. Every consumer shares one
 //! worker (batches, redelivery, dead letters), and every long-running part runs in one
 //! task group with one shutdown switch (`tasks`).
 //!
@@ -13,6 +14,7 @@
 //! - `publisher`: the log publisher (the event log onto JetStream).
 //! - `router`: the router consumer (the routing itself is `leadroute_app::router`).
 //! - `waker`: the waker consumer and sweep (waiting leads routed when a place frees).
+//! - `scheduler`: offer timers (reminders, recalls at the acceptance deadline).
 //! - `mailer`: the mailer consumer, its outbox and transports.
 //! - `dead_letters`: the dead-letter table.
 //! - `tasks`: the task group (projectors, publisher, consumers) and its shutdown.
