@@ -240,15 +240,39 @@ impl Caller {
         Ok(lead)
     }
 
-    /// Lead fields as the caller may see them: all for internal users, the org's
-    /// partner-visible fields for partner users.
-    pub async fn visible_fields(&self, state: &ApiState) -> Result<FieldFilter, ApiError> {
+    /// Lead fields as the caller may see them: all for internal users; for partner users
+    /// the org's partner-visible fields of leads they accepted, and only the
+    /// pre-acceptance fields among them of leads offered to them or claimable from their
+    /// queues.
+    pub async fn visible_fields(&self, state: &ApiState) -> Result<PartnerFields, ApiError> {
         match self.0 {
-            Principal::Internal { .. } => Ok(FieldFilter(None)),
+            Principal::Internal { .. } => Ok(PartnerFields {
+                accepted: FieldFilter(None),
+                offered: FieldFilter(None),
+            }),
             Principal::Partner { org, .. } => {
                 let org = state.commands.state::<Org>(org, org).await?;
-                Ok(FieldFilter(Some(org.visible_fields.lead)))
+                Ok(PartnerFields {
+                    accepted: FieldFilter(Some(org.partner_fields(true))),
+                    offered: FieldFilter(Some(org.partner_fields(false))),
+                })
             }
+        }
+    }
+}
+
+/// The lead fields a caller may see, by whether they accepted the lead.
+pub struct PartnerFields {
+    accepted: FieldFilter,
+    offered: FieldFilter,
+}
+
+impl PartnerFields {
+    /// The filter of a lead the caller accepted (`true`) or not (offered, claimable).
+    pub fn of(&self, accepted: bool) -> &FieldFilter {
+        match accepted {
+            true => &self.accepted,
+            false => &self.offered,
         }
     }
 }

@@ -128,8 +128,14 @@ pub(crate) struct LeadView {
     /// partner-visible field).
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream_lead_id: Option<String>,
-    /// Fields (partner users see the org's partner-visible fields only).
+    /// Fields (partner users see the org's partner-visible fields of a lead they accepted,
+    /// and only the pre-acceptance ones among them before).
     fields: Value,
+    /// `offered`, `accepted`, `queued`, `unassigned` or `internal`.
+    state: &'static str,
+    /// When the pending offer lapses unless accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline: Option<DateTime<Utc>>,
     /// Current owner; none while unassigned.
     owner: Option<OwnerTarget>,
     /// When the current owner got it.
@@ -145,7 +151,12 @@ async fn get_lead(
     Path(id): Path<Uuid>,
 ) -> Result<axum::Json<LeadView>, ApiError> {
     let lead = caller.readable_lead(&state, LeadId(id)).await?;
-    let filter = caller.visible_fields(&state).await?;
+    let accepted = match (caller.partner(), lead.owner) {
+        (Ok((me, _)), Some(Owner::PartnerUser(owner))) => lead.accepted && owner == me,
+        _ => false,
+    };
+    let fields = caller.visible_fields(&state).await?;
+    let filter = fields.of(accepted);
     let (upstream_system, upstream_lead_id) = lead
         .upstream
         .map(|u| (u.system, u.lead_id))
@@ -155,6 +166,14 @@ async fn get_lead(
         upstream_system: filter.shows("upstream_system").then_some(upstream_system),
         upstream_lead_id: filter.shows("upstream_lead_id").then_some(upstream_lead_id),
         fields: filter.apply(serde_json::to_value(lead.fields).unwrap_or_default()),
+        state: match lead.owner {
+            None => "unassigned",
+            Some(Owner::Queue(_)) => "queued",
+            Some(Owner::InternalUser(_)) => "internal",
+            Some(Owner::PartnerUser(_)) if lead.accepted => "accepted",
+            Some(Owner::PartnerUser(_)) => "offered",
+        },
+        deadline: lead.offer.and_then(|offer| offer.deadline),
         owner: lead.owner.map(Into::into),
         owner_since: lead.last_change.map(|change| change.at),
     }))

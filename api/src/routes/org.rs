@@ -349,6 +349,15 @@ pub(crate) struct Workflow {
     /// UTC).
     #[serde(default)]
     business_hours: BusinessHoursView,
+    /// The lead fields a partner user sees of a lead offered to them (or claimable from
+    /// their queue) until they accept it, within the partner-visible fields (default
+    /// `company`, `country`, `industry`, `size`).
+    #[serde(default = "default_pre_acceptance")]
+    pre_acceptance_fields: BTreeSet<String>,
+}
+
+fn default_pre_acceptance() -> BTreeSet<String> {
+    PartnerWorkflow::default().pre_acceptance_fields
 }
 
 fn default_reasons() -> Vec<String> {
@@ -421,6 +430,7 @@ impl From<PartnerWorkflow> for Workflow {
             acceptance_deadline: workflow.acceptance_deadline.map(Into::into),
             reminder_percent: workflow.reminder_percent,
             business_hours: workflow.business_hours.into(),
+            pre_acceptance_fields: workflow.pre_acceptance_fields,
         }
     }
 }
@@ -438,6 +448,7 @@ impl From<Workflow> for PartnerWorkflow {
                 end_hour: week.end_hour,
                 days: week.days,
             },
+            pre_acceptance_fields: workflow.pre_acceptance_fields,
         }
     }
 }

@@ -204,7 +204,9 @@ async fn queue_leads(
         Err(_) => caller.territory_queue(&state, id).await?,
     }
     state.caught_up(&[LEADS], &min).await?;
-    let filter = caller.visible_fields(&state).await?;
+    // Queued leads are nobody's yet: claimable, not accepted.
+    let fields = caller.visible_fields(&state).await?;
+    let filter = fields.of(false);
     let leads = queries::queue_view(
         &state.pool,
         caller.org(),

@@ -251,12 +251,13 @@ async fn inbox(
         after,
         limit: crate::reads::page_limit(params.limit, 50, 500)?,
     };
-    let filter = caller.visible_fields(&state).await?;
+    let fields = caller.visible_fields(&state).await?;
     let items = queries::partner_inbox(&state.pool, caller.org(), id, &query).await?;
     Ok(axum::Json(views::all(
         items
             .into_iter()
             .map(|mut item| {
+                let filter = fields.of(item.state == status::ACCEPTED);
                 item.fields = filter.apply(std::mem::take(&mut item.fields));
                 item
             })

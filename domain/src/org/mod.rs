@@ -48,6 +48,10 @@ pub const DEFAULT_DECLINE_REASONS: [&str; 5] = [
     "other",
 ];
 
+/// The lead fields a partner user sees of an offer before accepting it, until the org sets
+/// its own (always within the partner-visible fields).
+pub const DEFAULT_PRE_ACCEPTANCE_FIELDS: [&str; 4] = ["company", "country", "industry", "size"];
+
 /// Most decline reasons an org may list.
 pub const MAX_DECLINE_REASONS: usize = 50;
 
@@ -65,6 +69,10 @@ pub struct PartnerWorkflow {
     pub reminder_percent: Option<u8>,
     /// The working week business-hour deadlines count.
     pub business_hours: BusinessHours,
+    /// The lead fields a partner user sees of a lead offered to them (or claimable from
+    /// their queue) before accepting it, within the partner-visible fields: no contact
+    /// details, typically.
+    pub pre_acceptance_fields: BTreeSet<String>,
 }
 
 impl Default for PartnerWorkflow {
@@ -74,6 +82,7 @@ impl Default for PartnerWorkflow {
             acceptance_deadline: None,
             reminder_percent: None,
             business_hours: BusinessHours::default(),
+            pre_acceptance_fields: DEFAULT_PRE_ACCEPTANCE_FIELDS.map(String::from).into(),
         }
     }
 }
@@ -125,6 +134,22 @@ impl PartnerWorkflow {
         }
         if let Some(problem) = self.business_hours.problem() {
             return Some(format!("business_hours: {problem}"));
+        }
+        if self.pre_acceptance_fields.len() > crate::limits::MAX_FIELDS {
+            return Some(format!(
+                "pre_acceptance_fields: at most {} names",
+                crate::limits::MAX_FIELDS
+            ));
+        }
+        if let Some(fault) = self.pre_acceptance_fields.iter().find_map(|name| {
+            crate::limits::line(
+                "pre_acceptance_fields",
+                name,
+                crate::limits::MAX_FIELD_NAME_CHARS,
+            )
+            .err()
+        }) {
+            return Some(fault.to_string());
         }
         let reasons = &self.decline_reasons;
         if reasons.is_empty() || reasons.len() > MAX_DECLINE_REASONS {
@@ -325,6 +350,21 @@ pub struct Org {
     /// How offers to partner users work.
     #[serde(default)]
     pub workflow: PartnerWorkflow,
+}
+
+impl Org {
+    /// The lead fields a partner user may see of a lead: the partner-visible fields once
+    /// they accepted it, only the pre-acceptance ones among them before.
+    pub fn partner_fields(&self, accepted: bool) -> BTreeSet<String> {
+        let visible = self.visible_fields.lead.iter();
+        match accepted {
+            true => visible.cloned().collect(),
+            false => visible
+                .filter(|name| self.workflow.pre_acceptance_fields.contains(*name))
+                .cloned()
+                .collect(),
+        }
+    }
 }
 
 impl Decider for Org {

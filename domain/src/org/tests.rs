@@ -302,3 +302,26 @@ fn deadlines_come_from_the_entry_else_the_org_with_a_reminder_at_its_share() {
         assert!(bad.problem().unwrap().starts_with(at_fault), "{bad:?}");
     }
 }
+
+#[test]
+fn before_acceptance_a_partner_sees_only_the_pre_acceptance_fields_among_the_visible_ones() {
+    let mut org = Org::default();
+    org.evolve(&created());
+    org.evolve(&enabled()); // visible: company, country
+    org.evolve(&OrgEvent::PartnerWorkflowSet {
+        workflow: PartnerWorkflow {
+            pre_acceptance_fields: ["company".to_string(), "industry".to_string()].into(),
+            ..PartnerWorkflow::default()
+        },
+        actor: admin(),
+        at: t0(),
+    });
+    let names = |set: BTreeSet<String>| set.into_iter().collect::<Vec<_>>();
+    assert_eq!(names(org.partner_fields(false)), ["company"]);
+    assert_eq!(names(org.partner_fields(true)), ["company", "country"]);
+    let blank = PartnerWorkflow {
+        pre_acceptance_fields: [" ".to_string()].into(),
+        ..PartnerWorkflow::default()
+    };
+    assert!(blank.problem().unwrap().contains("pre_acceptance_fields"));
+}

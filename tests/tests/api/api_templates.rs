@@ -19,7 +19,11 @@ async fn templates_are_versioned_validated_and_previewed() {
         .collect();
     assert_eq!(
         versions,
-        [(json!("access"), json!(0)), (json!("assignment"), json!(0))]
+        [
+            (json!("access"), json!(0)),
+            (json!("assignment"), json!(0)),
+            (json!("reminder"), json!(0))
+        ]
     );
 
     let unknown = api

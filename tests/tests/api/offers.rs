@@ -450,3 +450,124 @@ async fn an_offer_by_hand_carries_the_org_s_deadline_into_the_inbox() {
     );
     assert!(deadline > chrono::Utc::now());
 }
+
+#[tokio::test]
+async fn no_partner_route_shows_a_field_outside_the_pre_acceptance_set_until_accepted() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    api.put(
+        "/v1/org/partner-visible-fields",
+        &org.admin,
+        json!({"lead_fields": ["company", "country", "email", "phone", "upstream_lead_id"]}),
+    )
+    .await
+    .ok();
+    let secret = json!({"company": "Globex", "country": "DE",
+                        "email": "secret.contact@globex.example", "phone": "555-0199"});
+    let (offered, _) = api.lead(&org.admin, secret.clone()).await;
+    api.reassign(&org.admin, offered, json!({"to": to("partner_user", a)}))
+        .await
+        .ok();
+    let queue = api.create_queue(&org.admin, "q").await;
+    api.add_queue_member(&org.admin, queue, "partner_user", a)
+        .await
+        .ok();
+    let (queued, _) = api.lead(&org.admin, secret).await;
+    let last = api
+        .post(
+            &format!("/v1/leads/{queued}/enqueue"),
+            &org.admin,
+            json!({"queue_id": queue}),
+        )
+        .await
+        .ok();
+    let position = last.body["position"].as_str().unwrap().to_string();
+    let hidden = ["secret.contact@globex.example", "555-0199"];
+
+    // Every GET route of the API, with every id the partner knows in every place.
+    let ids = [a, offered, queued, queue];
+    let mut urls = Vec::new();
+    for (method, path) in leadroute_tests::api::ROUTES {
+        if *method != "GET" {
+            continue;
+        }
+        for id in ids {
+            let url = path
+                .replace("{id}", &id.to_string())
+                .replace("{kind}", "partner_user")
+                .replace("{member_id}", &a.to_string())
+                .replace("{key_id}", &id.to_string());
+            urls.push(format!(
+                "{url}?min_position={position}&at=2100-01-01T00:00:00Z"
+            ));
+        }
+    }
+    urls.dedup();
+    let mut shown = 0;
+    for url in &urls {
+        let answer = api.get(url, &a_token).await;
+        let text = answer.body.to_string();
+        for value in hidden {
+            assert!(
+                !text.contains(value),
+                "GET {url} shows {value} before acceptance: {text}"
+            );
+        }
+        shown += usize::from(text.contains("Globex"));
+    }
+    assert!(
+        shown >= 4,
+        "the lead, the inbox and the queue show the lead's company"
+    );
+    // The offer and the queued lead as the partner sees them: company and country only.
+    let lead = api.get_lead(&a_token, offered).await.ok().body;
+    assert_eq!(
+        lead["fields"],
+        json!({"company": "Globex", "country": "DE"})
+    );
+    assert_eq!(lead["state"], "offered");
+    assert!(
+        lead.get("upstream_lead_id").is_none(),
+        "not a pre-acceptance field"
+    );
+
+    // Accepted (and claimed), every partner-visible field shows.
+    api.post(&format!("/v1/leads/{offered}/accept"), &a_token, json!({}))
+        .await
+        .ok();
+    let claimed = api
+        .post(
+            &format!("/v1/leads/{queued}/claim"),
+            &a_token,
+            json!({"queue_id": queue}),
+        )
+        .await
+        .ok();
+    let position = claimed.body["position"].as_str().unwrap();
+    for lead in [offered, queued] {
+        let body = api.get_lead(&a_token, lead).await.ok().body;
+        assert_eq!(body["state"], "accepted");
+        assert_eq!(body["fields"]["email"], "secret.contact@globex.example");
+        assert_eq!(body["fields"]["phone"], "555-0199");
+        assert!(body["upstream_lead_id"].is_string());
+    }
+    let inbox = api
+        .get(
+            &format!("/v1/partner-users/{a}/inbox?min_position={position}"),
+            &a_token,
+        )
+        .await
+        .ok()
+        .body;
+    let items = inbox.as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    for item in items {
+        assert_eq!(item["state"], "accepted");
+        assert_eq!(item["fields"]["email"], "secret.contact@globex.example");
+    }
+    // Internal users always see everything.
+    let internal = api.get_lead(&org.admin, offered).await.ok().body;
+    assert_eq!(internal["fields"]["phone"], "555-0199");
+}

@@ -361,13 +361,16 @@ impl Mailer {
             return Ok(());
         }
         let org_state = self.commands.state::<Org>(org, org).await?;
+        // Every lead email goes to people who have not accepted the lead (an offeree, a
+        // queue's members): only its pre-acceptance fields.
+        let shown = org_state.partner_fields(false);
         let fields: serde_json::Map<String, serde_json::Value> = self
             .commands
             .state::<Lead>(org, lead)
             .await?
             .fields
             .into_iter()
-            .filter(|(name, _)| org_state.visible_fields.lead.contains(name))
+            .filter(|(name, _)| shown.contains(name))
             .collect();
         // Every recipient is tried; the first failure is reported once all were.
         let mut failure = None;
