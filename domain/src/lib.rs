@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - `deadline`: acceptance deadlines (a duration or business hours) and reminders.
+//! - `duplicates`: the keys a new lead is matched by against the org's open leads.
 //! - `decider`: the decide/evolve shape, the cqrs-es adapter, typed refusals (code and kind).
 //! - `engine`: the routing engine, one pure `resolve` from facts to a decision, and the
 //!   one pool pick.
@@ -22,6 +23,7 @@
 pub mod bulk;
 pub mod deadline;
 pub mod decider;
+pub mod duplicates;
 pub mod engine;
 pub mod fields;
 pub mod ids;

@@ -43,6 +43,11 @@ pub trait Facts {
     fn pool(&self, pool: PoolId) -> Option<&Pool>;
     /// Open leads the member holds (asked only about members of capped pools).
     fn open_leads(&self, member: Member) -> u32;
+    /// The open lead owned by a partner that the new lead `lead` matches by the org's
+    /// duplicate keys, with its owner (asked only about new leads).
+    fn duplicate_of(&self, _lead: LeadId) -> Option<(LeadId, Owner)> {
+        None
+    }
 }
 
 /// Whether a pool's cap applies: to automatic routing it does; to a person's bulk move it
@@ -191,6 +196,20 @@ pub fn resolve(
         (owner, assignable)
     });
     let mut decision = Decision::new(rules.version, kind);
+    // A new lead that matches an open lead a partner owns is held, whatever the rules say.
+    let new = kind == Trigger::Received && lead.owner.is_none() && !lead.duplicate_cleared;
+    if let Some((of, owner)) = new
+        .then(|| facts.duplicate_of(lead_id))
+        .flatten()
+        .filter(|_| !crate::routing::is_closed(&lead.fields))
+    {
+        return Ok(Resolution {
+            decision,
+            outcome: RouteOutcome::Hold { of, owner },
+            pick: None,
+            full: vec![],
+        });
+    }
     let done = |decision, outcome| {
         Ok(Resolution {
             decision,
@@ -366,6 +385,8 @@ pub struct KnownFacts {
     pub pools: HashMap<PoolId, Pool>,
     /// Open leads per member of capped pools.
     pub open: HashMap<Member, u32>,
+    /// New leads that match an open lead a partner owns: that lead and its owner.
+    pub duplicates: HashMap<LeadId, (LeadId, Owner)>,
 }
 
 impl KnownFacts {
@@ -421,5 +442,9 @@ impl Facts for KnownFacts {
 
     fn open_leads(&self, member: Member) -> u32 {
         self.open.get(&member).copied().unwrap_or(0)
+    }
+
+    fn duplicate_of(&self, lead: LeadId) -> Option<(LeadId, Owner)> {
+        self.duplicates.get(&lead).copied()
     }
 }

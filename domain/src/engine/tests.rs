@@ -470,6 +470,7 @@ proptest! {
                     prop_assert_eq!(*reason == NotRouted::AllAtCapacity, full);
                 }
                 RouteOutcome::Keep => prop_assert!(false, "no owner to keep"),
+                RouteOutcome::Hold { .. } => prop_assert!(false, "no duplicates known"),
             }
             let stored = serde_json::to_value(StoredForm(&a.decision)).unwrap();
             let read: Decision = stored_decision::deserialize(stored).unwrap();
@@ -617,4 +618,34 @@ fn when_nobody_is_left_the_entry_fallback_takes_the_lead() {
         RouteOutcome::Leave(crate::routing::NotRouted::NoAssignableMember)
     );
     assert!(!r.decision.fallback);
+}
+
+#[test]
+fn a_new_lead_matching_an_open_lead_a_partner_owns_is_held_not_routed() {
+    let mut facts = KnownFacts::at(t0());
+    facts.users.insert(user(1), ready());
+    let other = LeadId(Uuid::from_u128(99));
+    let owner = Owner::PartnerUser(user(2));
+    let new = lead(None);
+    facts.duplicates.insert(new.id.unwrap(), (other, owner));
+    let rules = rules_to(Target::PartnerUser(user(1)), false);
+    let r = resolve_now(&rules, &new, 1, &facts);
+    assert_eq!(r.outcome, RouteOutcome::Hold { of: other, owner });
+    assert!(r.pick.is_none());
+    // An update, a re-run, or a lead released to be routed anyway: routed as usual.
+    let r = resolve(
+        &rules,
+        new.id.unwrap(),
+        &new,
+        Uuid::from_u128(2),
+        Trigger::Rerun,
+        &facts,
+    );
+    assert!(matches!(r.unwrap().outcome, RouteOutcome::Assign { .. }));
+    let cleared = Lead {
+        duplicate_cleared: true,
+        ..new.clone()
+    };
+    let r = resolve_now(&rules, &cleared, 3, &facts);
+    assert!(matches!(r.outcome, RouteOutcome::Assign { .. }));
 }

@@ -49,6 +49,18 @@ impl OwnerChangeCause {
     }
 }
 
+/// How a lead held as a possible duplicate was resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldResolution {
+    /// Route it by the rules after all.
+    RouteAnyway,
+    /// It is the lead it matched: its upstream events update that lead from now on.
+    Merge,
+    /// Drop it: it is never routed.
+    Reject,
+}
+
 /// One owner change: previous owner, new owner, actor, cause and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerChange {
@@ -226,6 +238,34 @@ pub enum LeadEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A new lead matched an open lead of the org that a partner owns: it is held, not
+    /// routed, until resolved (reason `possible_duplicate`).
+    LeadHeld {
+        /// What triggered the routing.
+        trigger: Uuid,
+        /// The open lead it matches.
+        of: LeadId,
+        /// That lead's owner.
+        owner: Owner,
+        /// How it was decided.
+        #[serde(with = "crate::routing::stored_decision")]
+        decision: Decision,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// An admin or channel manager resolved the hold: route it anyway, merge it into the
+    /// lead it matched (its upstream events then update that lead), or reject it.
+    LeadHoldResolved {
+        /// How.
+        resolution: HoldResolution,
+        /// The lead it was merged into (`merge`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        into: Option<LeadId>,
+        /// Who.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// The reminder of a pending offer went out (the mailer emails the offeree).
     LeadOfferReminded {
         /// The partner user the lead is offered to.
@@ -257,7 +297,8 @@ fn routable() -> bool {
 // 1.0 records, stored whole, still decode.
 // 1.2: `LeadReceived` and `LeadUpdated` carry the upstream `occurred_at`; `LeadUpdateStale`
 // records an older upstream event that changed nothing. 1.1 events decode without it.
-// 1.3: offers: `LeadAccepted`, `LeadDeclined`, `LeadOfferReminded`, `LeadOfferLapsed`, and
+// 1.3: offers: `LeadAccepted`, `LeadDeclined`, `LeadOfferReminded`, `LeadOfferLapsed`, the
+// possible-duplicate hold (`LeadHeld`, `LeadHoldResolved`), and
 // the `deadline` and `remind_at` of an offer on `LeadRouted` and `LeadReassigned`. 1.2
 // events decode without them.
 crate::domain_event!(LeadEvent, version "1.3", {
@@ -274,6 +315,8 @@ crate::domain_event!(LeadEvent, version "1.3", {
     LeadDeclined => "LeadDeclined",
     LeadOfferLapsed => "LeadOfferLapsed",
     LeadOfferReminded => "LeadOfferReminded",
+    LeadHeld => "LeadHeld",
+    LeadHoldResolved => "LeadHoldResolved",
 });
 
 impl LeadEvent {
@@ -300,7 +343,9 @@ impl LeadEvent {
             | LeadEvent::LeadAccepted { .. }
             | LeadEvent::LeadDeclined { .. }
             | LeadEvent::LeadOfferLapsed { .. }
-            | LeadEvent::LeadOfferReminded { .. } => None,
+            | LeadEvent::LeadOfferReminded { .. }
+            | LeadEvent::LeadHeld { .. }
+            | LeadEvent::LeadHoldResolved { .. } => None,
         }
     }
 

@@ -27,7 +27,7 @@ mod events;
 #[cfg(test)]
 mod tests;
 
-pub use events::{HistoryLine, LeadEvent, OwnerChange, OwnerChangeCause};
+pub use events::{HistoryLine, HoldResolution, LeadEvent, OwnerChange, OwnerChangeCause};
 
 pub use crate::fields::LeadFields;
 pub use crate::routing::RouteOutcome;
@@ -85,6 +85,15 @@ pub enum LeadCommand {
     RemindOffer {
         /// The deadline of the offer the timer was set for.
         deadline: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// Resolve a hold as a possible duplicate (an admin or the owning channel manager).
+    ResolveHold {
+        /// How.
+        resolution: HoldResolution,
+        /// Who.
+        actor: Actor,
         /// When.
         at: DateTime<Utc>,
     },
@@ -245,6 +254,9 @@ pub enum LeadError {
     /// The note or reason breaks the limits of a note.
     #[error("{0}")]
     InvalidNote(crate::limits::TextFault),
+    /// A hold is resolved that does not exist (never held, or resolved already).
+    #[error("the lead is not held as a possible duplicate")]
+    NotHeld,
 }
 
 impl Refusal for LeadError {
@@ -265,6 +277,7 @@ impl Refusal for LeadError {
             LeadError::UnknownDeclineReason => ("unknown_decline_reason", InvalidInput),
             LeadError::DeclineNoteRequired => ("decline_note_required", InvalidInput),
             LeadError::InvalidNote(_) => ("invalid_note", InvalidInput),
+            LeadError::NotHeld => ("not_held", Conflict),
         }
     }
 }
@@ -312,6 +325,18 @@ pub struct Lead {
     /// Partner users who let an offer of it lapse: it is never offered to them again.
     #[serde(default)]
     pub lapsed: BTreeSet<PartnerUserId>,
+    /// Held as a possible duplicate of this open lead (with its owner), until resolved.
+    #[serde(default)]
+    pub held: Option<(LeadId, Owner)>,
+    /// Released from a hold to be routed anyway: not matched against open leads again.
+    #[serde(default)]
+    pub duplicate_cleared: bool,
+    /// Merged into this lead: its upstream events update that lead.
+    #[serde(default)]
+    pub merged_into: Option<LeadId>,
+    /// Rejected as a duplicate: never routed.
+    #[serde(default)]
+    pub rejected: bool,
 }
 
 impl Lead {
@@ -470,7 +495,9 @@ impl Lead {
             actor,
             at,
         } = command;
-        if self.routed_triggers.contains(&trigger) {
+        // Held, merged or rejected: the rules do not touch it (a release routes it).
+        let parked = self.held.is_some() || self.merged_into.is_some() || self.rejected;
+        if self.routed_triggers.contains(&trigger) || parked {
             return Ok(vec![]);
         }
         let cause = match decision.trigger {
@@ -486,7 +513,8 @@ impl Lead {
             | Trigger::Updated
             | Trigger::Freed
             | Trigger::Declined
-            | Trigger::Lapsed => OwnerChangeCause::Rule,
+            | Trigger::Lapsed
+            | Trigger::Released => OwnerChangeCause::Rule,
         };
         let kept = LeadEvent::LeadOwnerKept {
             trigger,
@@ -494,6 +522,13 @@ impl Lead {
             at,
         };
         Ok(vec![match outcome {
+            RouteOutcome::Hold { of, owner } => LeadEvent::LeadHeld {
+                trigger,
+                of,
+                owner,
+                decision,
+                at,
+            },
             RouteOutcome::Leave(reason) => LeadEvent::LeadNotRouted {
                 trigger,
                 reason,
@@ -706,6 +741,19 @@ impl Decider for Lead {
                 at,
             } => self.lapse(deadline, actor, at),
             LeadCommand::RemindOffer { deadline, at } => Ok(self.remind(deadline, at)),
+            LeadCommand::ResolveHold {
+                resolution,
+                actor,
+                at,
+            } => {
+                let (of, _) = self.held.ok_or(LeadError::NotHeld)?;
+                Ok(vec![LeadEvent::LeadHoldResolved {
+                    resolution,
+                    into: (resolution == HoldResolution::Merge).then_some(of),
+                    actor,
+                    at,
+                }])
+            }
         }
     }
 
@@ -792,6 +840,22 @@ impl Decider for Lead {
             LeadEvent::LeadOfferLapsed { from, .. } => {
                 self.let_go();
                 self.lapsed.insert(*from);
+            }
+            LeadEvent::LeadHeld {
+                trigger, of, owner, ..
+            } => {
+                self.routed_triggers.insert(*trigger);
+                self.held = Some((*of, *owner));
+            }
+            LeadEvent::LeadHoldResolved {
+                resolution, into, ..
+            } => {
+                self.held = None;
+                match resolution {
+                    HoldResolution::RouteAnyway => self.duplicate_cleared = true,
+                    HoldResolution::Merge => self.merged_into = *into,
+                    HoldResolution::Reject => self.rejected = true,
+                }
             }
             LeadEvent::LeadOfferReminded { .. } => {
                 if let Some(offer) = &mut self.offer {

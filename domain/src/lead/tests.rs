@@ -1085,3 +1085,68 @@ fn a_reminder_goes_out_once_for_the_pending_offer_it_was_set_for() {
     assert!(offer.reminded);
     assert_eq!(offer.deadline, Some(deadline));
 }
+
+#[test]
+fn a_held_lead_is_not_routed_until_resolved_and_each_resolution_does_what_it_says() {
+    let of = LeadId(Uuid::from_u128(77));
+    let owner = Owner::PartnerUser(user(2));
+    let held = LeadEvent::LeadHeld {
+        trigger: Uuid::from_u128(1),
+        of,
+        owner,
+        decision: decision(crate::routing::Trigger::Received),
+        at: t0(),
+    };
+    let resolve = |resolution| LeadCommand::ResolveHold {
+        resolution,
+        actor: admin(),
+        at: t0(),
+    };
+    LeadTest::with(())
+        .given(vec![received(), held.clone()])
+        .when(route(2, assign(Owner::PartnerUser(user(1)))))
+        .then_expect_events(vec![]);
+    LeadTest::with(())
+        .given(vec![received()])
+        .when(resolve(HoldResolution::Reject))
+        .then_expect_error(LeadError::NotHeld);
+    LeadTest::with(())
+        .given(vec![received(), held.clone()])
+        .when(resolve(HoldResolution::Merge))
+        .then_expect_events(vec![LeadEvent::LeadHoldResolved {
+            resolution: HoldResolution::Merge,
+            into: Some(of),
+            actor: admin(),
+            at: t0(),
+        }]);
+    let after = |resolution| {
+        lead_after(&[
+            received(),
+            held.clone(),
+            LeadEvent::LeadHoldResolved {
+                resolution,
+                into: (resolution == HoldResolution::Merge).then_some(of),
+                actor: admin(),
+                at: t0(),
+            },
+        ])
+    };
+    assert_eq!(after(HoldResolution::Merge).merged_into, Some(of));
+    assert!(after(HoldResolution::Reject).rejected);
+    let released = after(HoldResolution::RouteAnyway);
+    assert!(released.duplicate_cleared && released.held.is_none());
+    // Released, it is routed; rejected, never.
+    LeadTest::with(())
+        .given(vec![
+            received(),
+            held.clone(),
+            LeadEvent::LeadHoldResolved {
+                resolution: HoldResolution::Reject,
+                into: None,
+                actor: admin(),
+                at: t0(),
+            },
+        ])
+        .when(route(3, assign(Owner::PartnerUser(user(1)))))
+        .then_expect_events(vec![]);
+}

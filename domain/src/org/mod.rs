@@ -4,6 +4,7 @@
 
 use crate::deadline::{BusinessHours, Deadline};
 use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
+use crate::duplicates::DuplicateKey;
 use crate::ids::{Actor, InternalUserId, OrgId, Owner};
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,9 @@ pub struct PartnerWorkflow {
     /// their queue) before accepting it, within the partner-visible fields: no contact
     /// details, typically.
     pub pre_acceptance_fields: BTreeSet<String>,
+    /// The keys a new lead is matched by against the org's open leads owned by partners
+    /// (held as `possible_duplicate` on a match); empty: no matching.
+    pub duplicate_keys: Vec<DuplicateKey>,
 }
 
 impl Default for PartnerWorkflow {
@@ -83,6 +87,7 @@ impl Default for PartnerWorkflow {
             reminder_percent: None,
             business_hours: BusinessHours::default(),
             pre_acceptance_fields: DEFAULT_PRE_ACCEPTANCE_FIELDS.map(String::from).into(),
+            duplicate_keys: crate::duplicates::default_keys(),
         }
     }
 }
@@ -134,6 +139,9 @@ impl PartnerWorkflow {
         }
         if let Some(problem) = self.business_hours.problem() {
             return Some(format!("business_hours: {problem}"));
+        }
+        if let Some(problem) = crate::duplicates::problem(&self.duplicate_keys) {
+            return Some(problem);
         }
         if self.pre_acceptance_fields.len() > crate::limits::MAX_FIELDS {
             return Some(format!(

@@ -115,6 +115,9 @@ pub enum NotRouted {
     /// Everyone the target could offer the lead to declined it or let an offer lapse, and
     /// the matched entry names no fallback (or the fallback may not take it either).
     OffereesExhausted,
+    /// A new lead matches an open lead of the org that a partner owns: held until an admin
+    /// or the owning channel manager resolves it (`LeadHeld`).
+    PossibleDuplicate,
 }
 
 impl NotRouted {
@@ -126,6 +129,7 @@ impl NotRouted {
             NotRouted::AllAtCapacity => "all_at_capacity",
             NotRouted::LeadClosed => "lead_closed",
             NotRouted::OffereesExhausted => "offerees_exhausted",
+            NotRouted::PossibleDuplicate => "possible_duplicate",
         }
     }
 
@@ -159,6 +163,13 @@ pub enum RouteOutcome {
     Keep,
     /// Leave it where it is, for this reason.
     Leave(NotRouted),
+    /// Hold it as a possible duplicate of the open lead `of`, owned by `owner`.
+    Hold {
+        /// The open lead it matches.
+        of: crate::ids::LeadId,
+        /// That lead's owner (a partner user or a queue).
+        owner: Owner,
+    },
 }
 
 /// What the rules say before any candidate is looked at.
@@ -475,6 +486,9 @@ pub enum Trigger {
     Declined,
     /// The offer's acceptance deadline passed (the lead was recalled).
     Lapsed,
+    /// An admin or channel manager released a lead held as a possible duplicate ("route
+    /// anyway").
+    Released,
 }
 
 #[cfg(test)]
