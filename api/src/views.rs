@@ -306,3 +306,34 @@ impl From<queries::NotificationRow> for NotificationRow {
         }
     }
 }
+
+/// A lead held as a possible duplicate (`possible_duplicate`), until an admin or the owning
+/// channel manager resolves it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HeldLead {
+    /// The held lead.
+    pub lead_id: Uuid,
+    /// Its fields.
+    pub fields: Value,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// The open lead it matches.
+    pub duplicate_of: Uuid,
+    /// That lead's owner kind (`partner_user` or `queue`).
+    pub owner_kind: Option<String>,
+    /// That lead's owner.
+    pub owner_id: Option<Uuid>,
+}
+
+impl From<queries::HeldLead> for HeldLead {
+    fn from(row: queries::HeldLead) -> Self {
+        HeldLead {
+            lead_id: row.lead_id,
+            fields: row.fields,
+            received_at: row.received_at,
+            duplicate_of: row.held_of,
+            owner_kind: row.owner_kind,
+            owner_id: row.owner_id,
+        }
+    }
+}

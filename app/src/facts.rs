@@ -10,8 +10,12 @@
 use crate::commands::{Batch, CommandMeta, Commands};
 use crate::error::AppError;
 use crate::in_org::InOrg;
+use leadroute_domain::duplicates;
 use leadroute_domain::engine::{Caps, KnownFacts, Resolution};
-use leadroute_domain::ids::{OrgId, PartnerAccountId, PartnerUserId, PoolId, QueueId};
+use leadroute_domain::ids::{
+    LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, PoolId, QueueId,
+};
+use leadroute_domain::lead::LeadFields;
 use leadroute_domain::lead::{LeadCommand, RouteLead};
 use leadroute_domain::org::{Org, PartnerWorkflow};
 use leadroute_domain::partner_account::PartnerAccount;
@@ -22,6 +26,7 @@ use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::ActiveRules;
 use leadroute_domain::routing::rules::Target;
 use leadroute_domain::routing::RouteOutcome;
+use leadroute_projections::queries;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
 
@@ -148,6 +153,46 @@ impl Commands {
             }
         }
         Ok(facts)
+    }
+}
+
+impl Commands {
+    /// Learn which of the new `leads` (id and fields) match an open lead a partner owns
+    /// by the org's duplicate keys: the engine holds those (`possible_duplicate`).
+    pub(crate) async fn find_duplicates<'a>(
+        &self,
+        facts: &mut RoutingFacts,
+        leads: impl IntoIterator<Item = (LeadId, &'a LeadFields)>,
+    ) -> Result<(), AppError> {
+        let keys = &facts.workflow.duplicate_keys;
+        let lookups: Vec<(Uuid, Vec<(&str, String)>)> = leads
+            .into_iter()
+            .map(|(lead, fields)| {
+                let found = duplicates::lookups(keys, fields)
+                    .into_iter()
+                    .map(|(kind, value)| (kind.as_str(), value))
+                    .collect();
+                (lead.0, found)
+            })
+            .collect();
+        let fields: Vec<(&str, &str)> = keys
+            .iter()
+            .map(|key| (key.kind.as_str(), key.field.as_str()))
+            .collect();
+        let found = queries::duplicates(&self.pool, facts.org, &fields, &lookups)
+            .await
+            .map_err(|e| AppError::Store(Box::new(e)))?;
+        for (lead, of, kind, owner) in found {
+            let owner = match kind.as_str() {
+                "queue" => Owner::Queue(QueueId(owner)),
+                _ => Owner::PartnerUser(PartnerUserId(owner)),
+            };
+            facts
+                .known
+                .duplicates
+                .insert(LeadId(lead), (LeadId(of), owner));
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 //! router's (`router::offers`).
 
 use crate::commands::Batch;
+use crate::commands::Loaded;
 use crate::commands::{CommandMeta, Commands, Committed};
 use crate::error::AppError;
 use leadroute_domain::engine::Caps;
@@ -12,7 +13,7 @@ use leadroute_domain::lead::{ClaimLead, Lead, LeadCommand, LeadFields, ReceiveLe
 use leadroute_domain::org::Org;
 use leadroute_domain::queue::Queue;
 use leadroute_domain::routing::rules::Target;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A lead event from upstream.
 #[derive(Debug, Clone)]
@@ -34,20 +35,12 @@ pub struct NewLead {
 }
 
 impl NewLead {
-    /// The lead id of each event of `org`, and the distinct ids as aggregate ids (for
-    /// `Commands::load_many`).
-    pub(crate) fn lead_ids(org: OrgId, leads: &[NewLead]) -> (Vec<LeadId>, Vec<String>) {
-        let ids: Vec<LeadId> = leads
+    /// The lead id of each event of `org`.
+    pub(crate) fn lead_ids(org: OrgId, leads: &[NewLead]) -> Vec<LeadId> {
+        leads
             .iter()
             .map(|new| LeadId::for_upstream(org, &new.upstream))
-            .collect();
-        let keys = ids
-            .iter()
-            .map(LeadId::to_string)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        (ids, keys)
+            .collect()
     }
 
     /// The `ReceiveLead` command of this event for `lead_id` of `org`.
@@ -75,6 +68,38 @@ impl NewLead {
 }
 
 impl Commands {
+    /// Load the leads the upstream events of `ids` apply to: each lead, or for a lead
+    /// merged into another (a resolved possible duplicate) that other lead, whose upstream
+    /// events then update it. Answers the loaded leads by id and, per entry of `ids`, the
+    /// lead its event applies to.
+    pub(crate) async fn load_receiving(
+        &self,
+        ids: &[LeadId],
+    ) -> Result<(HashMap<String, Loaded<Lead>>, Vec<LeadId>), AppError> {
+        let keys: Vec<String> = ids
+            .iter()
+            .map(LeadId::to_string)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut loaded = self.load_many::<Lead>(&keys).await?;
+        let targets: Vec<LeadId> = ids
+            .iter()
+            .map(|id| loaded[&id.to_string()].aggregate.merged_into.unwrap_or(*id))
+            .collect();
+        let more: Vec<String> = targets
+            .iter()
+            .map(LeadId::to_string)
+            .filter(|key| !loaded.contains_key(key))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !more.is_empty() {
+            loaded.extend(self.load_many::<Lead>(&more).await?);
+        }
+        Ok((loaded, targets))
+    }
+
     /// The owners `leads` arrive with that are partner users or queues of `org`, found as
     /// routing finds its targets (no query when no lead names an owner).
     pub(crate) async fn known_owners(
@@ -103,24 +128,31 @@ impl Commands {
             .collect())
     }
 
-    /// Receive a lead event; returns the lead id (derived from org and upstream ids).
+    /// Receive a lead event; returns the lead id (derived from org and upstream ids, or
+    /// the lead it was merged into).
     pub async fn receive_lead(
         &self,
         meta: &CommandMeta,
         org: OrgId,
         new: &NewLead,
     ) -> Result<(LeadId, Committed), AppError> {
-        let lead_id = LeadId::for_upstream(org, &new.upstream);
+        let upstream_id = LeadId::for_upstream(org, &new.upstream);
+        let mut applied_to = upstream_id;
         let committed = self
             .retry(|| async {
                 self.load_in_org::<Org>(org, org).await?;
                 let known = self.known_owners(org, std::slice::from_ref(new)).await?;
-                let loaded = self.load::<Lead>(lead_id).await?;
+                let (mut loaded, targets) = self.load_receiving(&[upstream_id]).await?;
+                let lead_id = targets[0];
+                let loaded = loaded.remove(&lead_id.to_string()).expect("loaded");
                 let command = new.receive(lead_id, org, meta, &known);
                 self.commit(loaded, command, meta).await
             })
             .await?;
-        Ok((lead_id, committed))
+        if let Ok(id) = committed.aggregate_id.parse() {
+            applied_to = LeadId(id);
+        }
+        Ok((applied_to, committed))
     }
 
     /// Receive many lead events in one transaction, each exactly as [`receive_lead`] would
@@ -135,14 +167,14 @@ impl Commands {
         org: OrgId,
         leads: &[NewLead],
     ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
-        let (ids, keys) = NewLead::lead_ids(org, leads);
+        let ids = NewLead::lead_ids(org, leads);
         self.retry(|| async {
             self.load_in_org::<Org>(org, org).await?;
             let known = self.known_owners(org, leads).await?;
-            let mut loaded = self.load_many::<Lead>(&keys).await?;
+            let (mut loaded, targets) = self.load_receiving(&ids).await?;
             let mut batch = Batch::default();
             let mut answers = Vec::with_capacity(leads.len());
-            for (new, lead_id) in leads.iter().zip(&ids) {
+            for (new, lead_id) in leads.iter().zip(&targets) {
                 let lead = loaded
                     .get_mut(&lead_id.to_string())
                     .expect("every lead is loaded");

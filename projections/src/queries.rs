@@ -660,3 +660,85 @@ pub async fn due_timers(
     .fetch_all(pool)
     .await
 }
+
+/// For each new lead of `org` (with the `(kind, value)` keys it is looked up by), the
+/// open lead a partner owns that holds one of those values in a field `fields` names for
+/// that kind (`(kind, field)`), the earliest received: `lead -> (that lead, owner kind,
+/// owner id)`. Found through the `rm_lead_keys` index.
+pub async fn duplicates(
+    pool: &PgPool,
+    org: OrgId,
+    fields: &[(&str, &str)],
+    leads: &[(Uuid, Vec<(&str, String)>)],
+) -> Result<Vec<(Uuid, Uuid, String, Uuid)>, sqlx::Error> {
+    let (mut ids, mut kinds, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for (lead, keys) in leads {
+        for (kind, value) in keys {
+            ids.push(*lead);
+            kinds.push(*kind);
+            values.push(value.as_str());
+        }
+    }
+    if ids.is_empty() || fields.is_empty() {
+        return Ok(vec![]);
+    }
+    let (field_kinds, field_names): (Vec<&str>, Vec<&str>) = fields.iter().copied().unzip();
+    sqlx::query_as(
+        "SELECT DISTINCT ON (q.lead_id) q.lead_id, l.lead_id, l.owner_kind, l.owner_id
+           FROM unnest($2::uuid[], $3::text[], $4::text[]) AS q(lead_id, kind, value)
+           JOIN rm_lead_keys k ON k.org_id = $1 AND k.kind = q.kind AND k.value = q.value
+                              AND k.lead_id <> q.lead_id
+           JOIN unnest($5::text[], $6::text[]) AS f(kind, field) ON f.kind = k.kind AND f.field = k.field
+           JOIN rm_leads l ON l.lead_id = k.lead_id AND l.org_id = $1
+          WHERE l.owner_kind IN ('partner_user', 'queue')
+            AND lower(btrim(coalesce(l.fields->>'status', ''))) <> ALL ($7)
+          ORDER BY q.lead_id, l.received_at, l.lead_id",
+    )
+    .bind(org.0)
+    .bind(&ids)
+    .bind(&kinds)
+    .bind(&values)
+    .bind(&field_kinds)
+    .bind(&field_names)
+    .bind(leadroute_domain::routing::CLOSED_STATUSES.as_slice())
+    .fetch_all(pool)
+    .await
+}
+
+/// A lead held as a possible duplicate.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct HeldLead {
+    /// The held lead.
+    pub lead_id: Uuid,
+    /// Its fields.
+    pub fields: Value,
+    /// When it arrived.
+    pub received_at: DateTime<Utc>,
+    /// The open lead it matches.
+    pub held_of: Uuid,
+    /// That lead's owner kind (`partner_user` or `queue`; none if it has none now).
+    pub owner_kind: Option<String>,
+    /// That lead's owner.
+    pub owner_id: Option<Uuid>,
+}
+
+/// Up to `limit` leads of `org` held as possible duplicates, oldest first, with the lead
+/// each matches and that lead's current owner.
+pub async fn held_leads(
+    pool: &PgPool,
+    org: OrgId,
+    limit: i64,
+) -> Result<Vec<HeldLead>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT h.lead_id, h.fields, h.received_at, h.held_of, m.owner_kind, m.owner_id
+           FROM rm_leads h LEFT JOIN rm_leads m ON m.lead_id = h.held_of
+          WHERE h.org_id = $1 AND h.status = $2
+          ORDER BY h.received_at, h.lead_id
+          LIMIT $3",
+    )
+    .bind(org.0)
+    .bind(status::HELD)
+    .bind(limit.clamp(1, 5000))
+    .fetch_all(pool)
+    .await
+}

@@ -7,7 +7,7 @@ use crate::extract::{Json, Path, Query};
 use crate::problem::ApiError;
 use crate::reads::{MinPosition, Written};
 use crate::state::ApiState;
-use crate::views::{self, ManagedLead, OwnerChangeRow, OwnerRef};
+use crate::views::{self, HeldLead, ManagedLead, OwnerChangeRow, OwnerRef};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -17,6 +17,7 @@ use leadroute_app::lead_event::{self, LeadEventV1};
 use leadroute_app::router::Decline;
 use leadroute_app::NewLead;
 use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
+use leadroute_domain::lead::HoldResolution;
 use leadroute_domain::queue::Queue;
 use leadroute_projections::projectors::{DIRECTORY, LEADS, OWNERSHIP_HISTORY};
 use leadroute_projections::queries;
@@ -35,6 +36,8 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(claim))
         .routes(routes!(accept))
         .routes(routes!(decline))
+        .routes(routes!(resolve_hold))
+        .routes(routes!(held_leads))
         .routes(routes!(history))
         .routes(routes!(owner_at))
         .routes(routes!(managed_leads))
@@ -368,6 +371,104 @@ async fn decline(
         .decline_lead(&caller.meta(), caller.org(), LeadId(id), &decline)
         .await?;
     Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// How to resolve a hold.
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Resolution {
+    /// Route it by the rules after all (at once, not matched against open leads again).
+    RouteAnyway,
+    /// It is the lead it matched: its upstream events update that lead from now on.
+    Merge,
+    /// Drop it: it is never routed.
+    Reject,
+}
+
+/// A hold's resolution.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveHold {
+    /// How.
+    resolution: Resolution,
+}
+
+/// Resolve a lead held as a possible duplicate (admin; the channel manager whose territory
+/// holds the matching lead's owner). Refused with `not_held` when it is not held.
+#[utoipa::path(post, path = "/v1/leads/{id}/resolve-hold", tag = "leads",
+    params(("id" = Uuid, Path)), request_body = ResolveHold,
+    responses((status = 200, body = Written), (status = 404, body = crate::Problem),
+        (status = 409, body = crate::Problem)))]
+async fn resolve_hold(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    _: Allowed<StaffRole>,
+    Json(body): Json<ResolveHold>,
+) -> Result<axum::Json<Written>, ApiError> {
+    let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    let lead = caller.readable_lead(&state, LeadId(id)).await?;
+    if let (Role::ChannelManager, Some((_, owner))) = (role, lead.held) {
+        if !queries::in_manager_territory(&state.pool, caller.org(), me, &owner).await? {
+            return Err(ApiError::Forbidden(
+                "only admins and the channel manager of the matching lead's owner resolve a hold",
+            ));
+        }
+    }
+    let resolution = match body.resolution {
+        Resolution::RouteAnyway => HoldResolution::RouteAnyway,
+        Resolution::Merge => HoldResolution::Merge,
+        Resolution::Reject => HoldResolution::Reject,
+    };
+    let committed = state
+        .router
+        .resolve_hold(&caller.meta(), caller.org(), LeadId(id), resolution)
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
+}
+
+/// Paging of held leads.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct HeldParams {
+    /// At most this many, 1 to 5000 (default 500).
+    #[param(minimum = 1, maximum = 5000)]
+    limit: Option<i64>,
+}
+
+/// Leads held as possible duplicates, oldest first, each with the open lead it matches and
+/// that lead's owner (admin: all; a channel manager: those whose matching owner is in
+/// their territory).
+#[utoipa::path(get, path = "/v1/held-leads", tag = "leads", params(HeldParams, MinPosition),
+    responses((status = 200, body = Vec<HeldLead>)))]
+async fn held_leads(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Query(params): Query<HeldParams>,
+    Query(min): Query<MinPosition>,
+) -> Result<axum::Json<Vec<HeldLead>>, ApiError> {
+    let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
+    state.caught_up(&[DIRECTORY, LEADS], &min).await?;
+    let limit = crate::reads::page_limit(params.limit, 500, 5000)?;
+    let mut rows = Vec::new();
+    for row in queries::held_leads(&state.pool, caller.org(), limit).await? {
+        let owner = match (row.owner_kind.as_deref(), row.owner_id) {
+            (Some("queue"), Some(id)) => Some(Owner::Queue(QueueId(id))),
+            (Some("partner_user"), Some(id)) => Some(Owner::PartnerUser(PartnerUserId(id))),
+            _ => None,
+        };
+        let shown = match (role, owner) {
+            (Role::ChannelManager, Some(owner)) => {
+                queries::in_manager_territory(&state.pool, caller.org(), me, &owner).await?
+            }
+            (Role::ChannelManager, None) => false,
+            _ => true,
+        };
+        if shown {
+            rows.push(row);
+        }
+    }
+    Ok(axum::Json(views::all(rows)))
 }
 
 /// Every owner change of a lead, oldest first (internal users who may see the lead).

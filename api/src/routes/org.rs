@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use leadroute_app::access::{AccessError, NewOrg, Role};
 use leadroute_app::AppError;
 use leadroute_domain::deadline::{BusinessHours, Deadline};
+use leadroute_domain::duplicates::{DuplicateKey, KeyKind};
 use leadroute_domain::ids::{Actor, OrgId};
 use leadroute_domain::org::{Org, PartnerWorkflow, SharingReviewAck, VisibleFields};
 use leadroute_projections::projectors::LEADS;
@@ -354,6 +355,40 @@ pub(crate) struct Workflow {
     /// `company`, `country`, `industry`, `size`).
     #[serde(default = "default_pre_acceptance")]
     pre_acceptance_fields: BTreeSet<String>,
+    /// The keys a new lead is matched by against the org's open leads that partners own
+    /// (a match is held as `possible_duplicate`): `{"kind": "email" | "domain", "field"}`,
+    /// at most 20; empty: no matching. Default: the `email`, and the company domain of the
+    /// `email` or the `website`.
+    #[serde(default = "default_keys")]
+    duplicate_keys: Vec<KeyView>,
+}
+
+fn default_keys() -> Vec<KeyView> {
+    leadroute_domain::duplicates::default_keys()
+        .into_iter()
+        .map(Into::into)
+        .collect()
+}
+
+/// A duplicate key: a kind of value read from a lead field.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct KeyView {
+    /// `email` (the address, lowercased) or `domain` (a company's internet domain, from an
+    /// email or web address; free-mail domains never match).
+    #[schema(value_type = String, example = "domain")]
+    kind: KeyKind,
+    /// The lead field.
+    field: String,
+}
+
+impl From<DuplicateKey> for KeyView {
+    fn from(key: DuplicateKey) -> Self {
+        KeyView {
+            kind: key.kind,
+            field: key.field,
+        }
+    }
 }
 
 fn default_pre_acceptance() -> BTreeSet<String> {
@@ -431,6 +466,11 @@ impl From<PartnerWorkflow> for Workflow {
             reminder_percent: workflow.reminder_percent,
             business_hours: workflow.business_hours.into(),
             pre_acceptance_fields: workflow.pre_acceptance_fields,
+            duplicate_keys: workflow
+                .duplicate_keys
+                .into_iter()
+                .map(Into::into)
+                .collect(),
         }
     }
 }
@@ -449,6 +489,14 @@ impl From<Workflow> for PartnerWorkflow {
                 days: week.days,
             },
             pre_acceptance_fields: workflow.pre_acceptance_fields,
+            duplicate_keys: workflow
+                .duplicate_keys
+                .into_iter()
+                .map(|key| DuplicateKey {
+                    kind: key.kind,
+                    field: key.field,
+                })
+                .collect(),
         }
     }
 }

@@ -63,6 +63,7 @@ impl Router {
                 RouteOutcome::Assign { to, .. } => (Some(to), false, None),
                 RouteOutcome::Keep => (None, true, None),
                 RouteOutcome::Leave(reason) => (None, false, Some(reason)),
+                RouteOutcome::Hold { .. } => (None, false, Some(NotRouted::PossibleDuplicate)),
             };
             out.push(DryRun {
                 lead_id,

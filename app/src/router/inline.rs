@@ -17,7 +17,6 @@ use crate::error::AppError;
 use crate::leads::NewLead;
 use leadroute_domain::engine::{resolve, Caps};
 use leadroute_domain::ids::{Actor, LeadId, OrgId};
-use leadroute_domain::lead::Lead;
 use leadroute_domain::org::Org;
 use leadroute_domain::routing::Trigger;
 use uuid::Uuid;
@@ -46,12 +45,12 @@ impl Router {
     ) -> Result<Vec<(LeadId, Result<usize, AppError>)>, AppError> {
         self.commands.load_in_org::<Org>(org, org).await?;
         let known = self.commands.known_owners(org, leads).await?;
-        let (ids, keys) = NewLead::lead_ids(org, leads);
-        let mut loaded = self.commands.load_many::<Lead>(&keys).await?;
+        let ids = NewLead::lead_ids(org, leads);
+        let (mut loaded, applied_to) = self.commands.load_receiving(&ids).await?;
         let mut batch = Batch::default();
         let mut answers = Vec::with_capacity(leads.len());
         let mut new_leads: Vec<(String, Uuid)> = Vec::new();
-        for (new, lead_id) in leads.iter().zip(&ids) {
+        for (new, lead_id) in leads.iter().zip(&applied_to) {
             let key = lead_id.to_string();
             let lead = loaded.get_mut(&key).expect("every lead is loaded");
             let command = new.receive(*lead_id, org, meta, &known);
@@ -81,6 +80,11 @@ impl Router {
                         .routing_facts(org, targets, users, Caps::Apply)
                         .await?,
                 );
+                let fresh = new_leads.iter().filter_map(|(key, _)| {
+                    let lead = &loaded[key].aggregate;
+                    Some((lead.id?, &lead.fields))
+                });
+                self.commands.find_duplicates(gathered, fresh).await?;
                 for (key, trigger) in new_leads {
                     let lead = loaded.get_mut(&key).expect("a received lead");
                     let route_meta = CommandMeta {

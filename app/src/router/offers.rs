@@ -1,5 +1,6 @@
-//! Offers the router takes back: a partner user declines the lead offered to them, or the
-//! offer's deadline passes (the scheduler's recall). Either way the lead is let go and
+//! Leads the router takes back: a partner user declines the lead offered to them, the
+//! offer's deadline passes (the scheduler's recall), or a lead held as a possible
+//! duplicate is released to be routed anyway. Either way the lead is let go and
 //! routed again under the current rules in the same transaction, never to a partner user
 //! who declined it or let an offer of it lapse (the engine judges them `declined_before` /
 //! `lapsed_before`; when nobody is left the entry's fallback takes it, or it stays unrouted
@@ -11,7 +12,7 @@ use crate::commands::{Batch, CommandMeta, Committed};
 use crate::error::AppError;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{LeadId, OrgId, PartnerUserId};
-use leadroute_domain::lead::{DeclineLead, Lead, LeadCommand};
+use leadroute_domain::lead::{DeclineLead, HoldResolution, Lead, LeadCommand};
 use leadroute_domain::org::Org;
 use leadroute_domain::routing::Trigger;
 use uuid::Uuid;
@@ -69,6 +70,34 @@ impl Router {
         };
         self.let_go_and_route(meta, org, lead, command, Trigger::Lapsed)
             .await
+    }
+
+    /// Resolve `lead`'s hold as a possible duplicate: route it anyway (routed at once, not
+    /// matched against open leads again), merge it into the lead it matched, or reject it.
+    /// Refused with `not_held` when it is not held.
+    pub async fn resolve_hold(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        lead: LeadId,
+        resolution: HoldResolution,
+    ) -> Result<Committed, AppError> {
+        let command = || LeadCommand::ResolveHold {
+            resolution,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        };
+        match resolution {
+            HoldResolution::RouteAnyway => {
+                self.let_go_and_route(meta, org, lead, command, Trigger::Released)
+                    .await
+            }
+            HoldResolution::Merge | HoldResolution::Reject => {
+                self.commands
+                    .on_existing::<Lead>(meta, org, lead, command)
+                    .await
+            }
+        }
     }
 
     /// Decide `command` (which lets the lead go, or does nothing) and, when it wrote

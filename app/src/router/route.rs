@@ -159,6 +159,10 @@ impl Router {
             .commands
             .routing_facts(org, targets, users, Caps::Apply)
             .await?;
+        if kind == Trigger::Received {
+            let fresh = [(lead_id, &lead.aggregate.fields)];
+            self.commands.find_duplicates(&mut facts, fresh).await?;
+        }
         let resolution = resolve(rules, lead_id, &lead.aggregate, trigger, kind, &facts.known)
             .map_err(missing)?;
         let route = facts.settle(batch, rules, trigger, resolution, meta)?;

@@ -13,7 +13,7 @@ use crate::projector::{ProjectionError, Projector};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use leadroute_domain::ids::Owner;
-use leadroute_domain::lead::{LeadEvent, LeadFields};
+use leadroute_domain::lead::{HoldResolution, LeadEvent, LeadFields};
 use leadroute_store::log::{AnyEvent, LogEvent};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -37,6 +37,12 @@ pub mod status {
     pub const ACCEPTED: &str = "accepted";
     /// Owned by an internal user.
     pub const INTERNAL: &str = "internal";
+    /// Held as a possible duplicate of another open lead (`held_of`), until resolved.
+    pub const HELD: &str = "held";
+    /// Merged into the lead it duplicated (`held_of`).
+    pub const MERGED: &str = "merged";
+    /// Rejected as a duplicate: never routed.
+    pub const REJECTED: &str = "rejected";
 
     /// `status` as stored: the old name `to_accept` is `offered`.
     pub fn stored(status: &str) -> &str {
@@ -48,6 +54,9 @@ pub mod status {
     }
 }
 
+/// A lead's status with the offer's deadline and the lead a hold or merge names.
+type Status = (&'static str, Option<DateTime<Utc>>, Option<Uuid>);
+
 /// What one lead event changes on the lead's row.
 #[derive(Debug, Default)]
 struct Effect<'a> {
@@ -55,8 +64,8 @@ struct Effect<'a> {
     fields: Option<&'a LeadFields>,
     /// The new owner (`Some(None)`: nobody) and since when.
     owner: Option<(Option<&'a Owner>, DateTime<Utc>)>,
-    /// The new status, with the offer's deadline.
-    status: Option<(&'static str, Option<DateTime<Utc>>)>,
+    /// The new status, with the offer's deadline and the lead a hold names.
+    status: Option<Status>,
     /// When.
     at: Option<DateTime<Utc>>,
 }
@@ -65,7 +74,7 @@ impl<'a> Effect<'a> {
     fn of(event: &'a LeadEvent) -> Effect<'a> {
         let owned = |owner: &'a Owner, at, status, deadline| Effect {
             owner: Some((Some(owner), at)),
-            status: Some((status, deadline)),
+            status: Some((status, deadline, None)),
             at: Some(at),
             ..Effect::default()
         };
@@ -74,6 +83,25 @@ impl<'a> Effect<'a> {
             | LeadEvent::LeadOwnerKept { .. }
             | LeadEvent::LeadNotRouted { .. }
             | LeadEvent::LeadOfferReminded { .. } => Effect::default(),
+            LeadEvent::LeadHeld { of, at, .. } => Effect {
+                status: Some((status::HELD, None, Some(of.0))),
+                at: Some(*at),
+                ..Effect::default()
+            },
+            LeadEvent::LeadHoldResolved {
+                resolution,
+                into,
+                at,
+                ..
+            } => Effect {
+                status: Some(match resolution {
+                    HoldResolution::RouteAnyway => (status::UNASSIGNED, None, None),
+                    HoldResolution::Merge => (status::MERGED, None, into.map(|l| l.0)),
+                    HoldResolution::Reject => (status::REJECTED, None, None),
+                }),
+                at: Some(*at),
+                ..Effect::default()
+            },
             LeadEvent::LeadUpdated { changed, at, .. }
             | LeadEvent::LeadUpdateStale {
                 filled: changed,
@@ -97,13 +125,13 @@ impl<'a> Effect<'a> {
                 owned(&change.to, change.at, status::ACCEPTED, None)
             }
             LeadEvent::LeadAccepted { at, .. } => Effect {
-                status: Some((status::ACCEPTED, None)),
+                status: Some((status::ACCEPTED, None, None)),
                 at: Some(*at),
                 ..Effect::default()
             },
             LeadEvent::LeadDeclined { at, .. } | LeadEvent::LeadOfferLapsed { at, .. } => Effect {
                 owner: Some((None, *at)),
-                status: Some((status::UNASSIGNED, None)),
+                status: Some((status::UNASSIGNED, None, None)),
                 at: Some(*at),
                 ..Effect::default()
             },
@@ -122,6 +150,7 @@ struct LeadRow {
     owner_id: Option<Uuid>,
     status: String,
     offer_deadline: Option<DateTime<Utc>>,
+    held_of: Option<Uuid>,
     received_at: DateTime<Utc>,
     owner_since: Option<DateTime<Utc>>,
     updated_at: DateTime<Utc>,
@@ -149,6 +178,7 @@ impl LeadRow {
             owner_id: None,
             status: status::UNASSIGNED.to_string(),
             offer_deadline: None,
+            held_of: None,
             received_at: *at,
             owner_since: None,
             updated_at: *at,
@@ -166,9 +196,10 @@ impl LeadRow {
             self.owner_id = id;
             self.owner_since = owner.map(|_| since);
         }
-        if let Some((status, deadline)) = effect.status {
+        if let Some((status, deadline, held_of)) = effect.status {
             self.status = status.to_string();
             self.offer_deadline = deadline;
+            self.held_of = held_of;
         }
         if let Some(at) = effect.at {
             self.updated_at = at;
@@ -193,7 +224,7 @@ type OwnerPatch = (Option<(&'static str, Uuid)>, Option<DateTime<Utc>>);
 struct Patch {
     /// The new owner (kind and id, `None` for nobody) and since when.
     owner: Option<OwnerPatch>,
-    status: Option<(&'static str, Option<DateTime<Utc>>)>,
+    status: Option<Status>,
     fields: Option<serde_json::Map<String, Value>>,
     updated_at: Option<DateTime<Utc>>,
 }
@@ -283,6 +314,7 @@ async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Resul
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut held = Vec::with_capacity(n);
     for (id, patch) in patches {
         ids.push(id);
         owner_set.push(patch.owner.is_some());
@@ -291,9 +323,9 @@ async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Resul
         kinds.push(owner.map(|(kind, _)| kind));
         owners.push(owner.map(|(_, id)| id));
         since.push(owner_since.flatten());
-        let (status, deadline) = patch.status.unzip();
-        statuses.push(status);
-        deadlines.push(deadline.flatten());
+        statuses.push(patch.status.map(|s| s.0));
+        deadlines.push(patch.status.and_then(|s| s.1));
+        held.push(patch.status.and_then(|s| s.2));
         fields.push(patch.fields.map(Value::Object));
         updated.push(patch.updated_at);
     }
@@ -304,12 +336,13 @@ async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Resul
              owner_since = CASE WHEN p.owner_set THEN p.owner_since ELSE l.owner_since END,
              status = coalesce(p.status, l.status),
              offer_deadline = CASE WHEN p.status IS NULL THEN l.offer_deadline ELSE p.offer_deadline END,
+             held_of = CASE WHEN p.status IS NULL THEN l.held_of ELSE p.held_of END,
              fields = CASE WHEN p.fields IS NULL THEN l.fields ELSE l.fields || p.fields END,
              updated_at = coalesce(p.updated_at, l.updated_at)
            FROM unnest($1::uuid[], $2::bool[], $3::text[], $4::uuid[], $5::timestamptz[], $6::text[],
-                       $7::timestamptz[], $8::jsonb[], $9::timestamptz[])
+                       $7::timestamptz[], $8::jsonb[], $9::timestamptz[], $10::uuid[])
                 AS p(lead_id, owner_set, owner_kind, owner_id, owner_since, status, offer_deadline,
-                     fields, updated_at)
+                     fields, updated_at, held_of)
           WHERE l.lead_id = p.lead_id",
     )
     .bind(&ids)
@@ -321,6 +354,7 @@ async fn update(conn: &mut PgConnection, patches: HashMap<Uuid, Patch>) -> Resul
     .bind(&deadlines)
     .bind(&fields)
     .bind(&updated)
+    .bind(&held)
     .execute(conn)
     .await?;
     Ok(())
@@ -333,10 +367,11 @@ async fn insert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx:
     }
     sqlx::query(
         "INSERT INTO rm_leads (lead_id, org_id, upstream_system, upstream_lead_id, fields, owner_kind,
-                               owner_id, status, received_at, owner_since, updated_at, offer_deadline)
+                               owner_id, status, received_at, owner_since, updated_at, offer_deadline,
+                               held_of)
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
                               $7::uuid[], $8::text[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[],
-                              $12::timestamptz[])",
+                              $12::timestamptz[], $13::uuid[])",
     )
     .bind(&columns.lead_id)
     .bind(&columns.org_id)
@@ -350,6 +385,7 @@ async fn insert(conn: &mut PgConnection, rows: Vec<LeadRow>) -> Result<(), sqlx:
     .bind(&columns.owner_since)
     .bind(&columns.updated_at)
     .bind(&columns.offer_deadline)
+    .bind(&columns.held_of)
     .execute(conn)
     .await?;
     Ok(())
@@ -369,6 +405,7 @@ struct Columns {
     owner_since: Vec<Option<DateTime<Utc>>>,
     updated_at: Vec<DateTime<Utc>>,
     offer_deadline: Vec<Option<DateTime<Utc>>>,
+    held_of: Vec<Option<Uuid>>,
 }
 
 impl Columns {
@@ -385,5 +422,6 @@ impl Columns {
         self.owner_since.push(row.owner_since);
         self.updated_at.push(row.updated_at);
         self.offer_deadline.push(row.offer_deadline);
+        self.held_of.push(row.held_of);
     }
 }

@@ -2,15 +2,19 @@
 //! them. No projector reads another's tables, so each can be rebuilt on its own.
 
 mod directory;
+mod duplicates;
 mod history;
 pub mod leads;
 mod shared;
 mod timers;
 
 pub use directory::DirectoryProjector;
+pub use duplicates::DuplicatesProjector;
 pub use history::HistoryProjector;
 pub use leads::LeadsProjector;
-pub use shared::{owner_columns, DIRECTORY, LEADS, OFFER_TIMERS, OWNERSHIP_HISTORY};
+pub use shared::{
+    owner_columns, DIRECTORY, DUPLICATE_KEYS, LEADS, OFFER_TIMERS, OWNERSHIP_HISTORY,
+};
 pub use timers::TimersProjector;
 
 use crate::projector::{ProjectionError, Projector};
@@ -22,6 +26,7 @@ pub fn all() -> Vec<&'static dyn Projector> {
         &LeadsProjector,
         &HistoryProjector,
         &TimersProjector,
+        &DuplicatesProjector,
     ]
 }
 

@@ -8,6 +8,8 @@ pub const DIRECTORY: &str = "directory";
 pub const LEADS: &str = "leads";
 /// Name of the offer-timers projection (deadlines and reminders the scheduler fires).
 pub const OFFER_TIMERS: &str = "offer_timers";
+/// Name of the duplicate-keys projection (what new leads are matched by).
+pub const DUPLICATE_KEYS: &str = "duplicate_keys";
 /// Name of the ownership-history projection.
 pub const OWNERSHIP_HISTORY: &str = "ownership_history";
 

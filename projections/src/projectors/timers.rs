@@ -74,7 +74,9 @@ impl Change {
             | LeadEvent::LeadUpdated { .. }
             | LeadEvent::LeadUpdateStale { .. }
             | LeadEvent::LeadOwnerKept { .. }
-            | LeadEvent::LeadNotRouted { .. } => None,
+            | LeadEvent::LeadNotRouted { .. }
+            | LeadEvent::LeadHeld { .. }
+            | LeadEvent::LeadHoldResolved { .. } => None,
         }
     }
 

@@ -408,6 +408,21 @@ fn cases(a: &World) -> Vec<Case> {
             None,
             "p1:A p2:H other_partner:H",
         ),
+        // Not held: judged on its merits (409 `not_held`) once authorized.
+        case(
+            "POST",
+            "/v1/leads/{id}/resolve-hold",
+            format!("/v1/leads/{lead1}/resolve-hold"),
+            Some(json!({"resolution": "reject"})),
+            "cm2:H other_admin:H cm1:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/held-leads",
+            "/v1/held-leads".into(),
+            None,
+            "cm2:A other_admin:A cm1:A admin:A",
+        ),
         case(
             "GET",
             "/v1/leads/{id}/history",

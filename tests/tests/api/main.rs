@@ -7,6 +7,7 @@ mod api_bulk;
 mod api_flows;
 mod api_routing;
 mod api_templates;
+mod duplicates;
 mod event_store;
 mod hostile_http;
 mod log_reader;
