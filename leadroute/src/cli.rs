@@ -65,7 +65,7 @@ pub enum Command {
     Router(RouterArgs),
     /// Fire the timers of pending offers until stopped: recall (and route again) each offer
     /// whose acceptance deadline passed, and remind its offeree when the org's reminder
-    /// time comes. Timers are read from PostgreSQL (the offer_timers projection; no NATS
+    /// time comes. Timers are read from PostgreSQL (the workflow projection; no NATS
     /// needed); any number may run, one fires at a time, and each timer fires once.
     Scheduler(SchedulerArgs),
     /// Send access, assignment and offer-reminder emails for the published events until
@@ -351,8 +351,10 @@ pub struct DatabaseArgs {
     #[arg(long, env = "LEADROUTE_PG_PORT", default_value_t = 5432)]
     pub pg_port: u16,
 
-    /// Maximum connections in the pool.
-    #[arg(long, env = "LEADROUTE_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    /// Maximum connections in the pool. Each projector and the publisher hold two while
+    /// they run (their batches and their LISTEN), so `up` and `projector` need more than
+    /// twice the number of projections.
+    #[arg(long, env = "LEADROUTE_DB_MAX_CONNECTIONS", default_value_t = 20)]
     pub db_max_connections: u32,
 
     /// How long a long-running process (api, projector, publisher, intake, router, mailer)

@@ -742,3 +742,105 @@ pub async fn held_leads(
     .fetch_all(pool)
     .await
 }
+
+/// An offer that lapses soon.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct LapsingOffer {
+    /// The lead.
+    pub lead_id: Uuid,
+    /// The partner user it is offered to.
+    pub user_id: Uuid,
+    /// Their partner account.
+    pub account_id: Option<Uuid>,
+    /// When it lapses.
+    pub deadline: DateTime<Utc>,
+    /// Seconds left (negative while the recall is on its way).
+    pub seconds_left: f64,
+}
+
+/// Pending offers of `org` that lapse within `within_seconds`, soonest first: of the
+/// partner accounts `manager` owns, or of every account when `None`.
+pub async fn lapsing_offers(
+    pool: &PgPool,
+    org: OrgId,
+    manager: Option<InternalUserId>,
+    within_seconds: i64,
+    limit: i64,
+) -> Result<Vec<LapsingOffer>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT t.lead_id, t.user_id, u.account_id, t.deadline,
+                extract(epoch FROM t.deadline - clock_timestamp())::float8 AS seconds_left
+           FROM rm_offer_timers t
+           LEFT JOIN rm_partner_users u ON u.user_id = t.user_id
+           LEFT JOIN rm_partner_accounts a ON a.account_id = u.account_id
+          WHERE t.org_id = $1 AND t.deadline <= clock_timestamp() + make_interval(secs => $3)
+            AND ($2::uuid IS NULL OR a.channel_manager = $2)
+          ORDER BY t.deadline, t.lead_id
+          LIMIT $4",
+    )
+    .bind(org.0)
+    .bind(manager.map(|m| m.0))
+    .bind(within_seconds as f64)
+    .bind(limit.clamp(1, 5000))
+    .fetch_all(pool)
+    .await
+}
+
+/// How a partner account answers its offers.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct AccountAcceptance {
+    /// The partner account.
+    pub account_id: Uuid,
+    /// Its name.
+    pub name: String,
+    /// Offers made to its users.
+    pub offers: i64,
+    /// Of those, accepted.
+    pub accepted: i64,
+    /// Declined.
+    pub declined: i64,
+    /// Recalled at their deadline.
+    pub lapsed: i64,
+    /// Still open.
+    pub pending: i64,
+    /// Accepted of the answered ones (accepted, declined, lapsed); none before any answer.
+    pub acceptance_rate: Option<f64>,
+    /// Median seconds from offer to acceptance.
+    pub median_seconds_to_accept: Option<f64>,
+}
+
+/// Acceptance per partner account of `org` (those `manager` owns, or every one when
+/// `None`), from the offers made to their users since `since`.
+pub async fn acceptance(
+    pool: &PgPool,
+    org: OrgId,
+    manager: Option<InternalUserId>,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<AccountAcceptance>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT a.account_id, a.name,
+                count(o.lead_id) AS offers,
+                count(*) FILTER (WHERE o.outcome = 'accepted') AS accepted,
+                count(*) FILTER (WHERE o.outcome = 'declined') AS declined,
+                count(*) FILTER (WHERE o.outcome = 'lapsed') AS lapsed,
+                count(*) FILTER (WHERE o.outcome = 'pending') AS pending,
+                (count(*) FILTER (WHERE o.outcome = 'accepted'))::float8
+                    / nullif(count(*) FILTER (WHERE o.outcome IN ('accepted', 'declined', 'lapsed')), 0)
+                    AS acceptance_rate,
+                percentile_cont(0.5) WITHIN GROUP (
+                    ORDER BY extract(epoch FROM o.answered_at - o.offered_at))
+                    FILTER (WHERE o.outcome = 'accepted') AS median_seconds_to_accept
+           FROM rm_partner_accounts a
+           JOIN rm_partner_users u ON u.account_id = a.account_id
+           JOIN rm_offers o ON o.user_id = u.user_id AND o.org_id = $1
+          WHERE a.org_id = $1 AND ($2::uuid IS NULL OR a.channel_manager = $2)
+            AND ($3::timestamptz IS NULL OR o.offered_at >= $3)
+          GROUP BY a.account_id, a.name
+          ORDER BY a.name, a.account_id",
+    )
+    .bind(org.0)
+    .bind(manager.map(|m| m.0))
+    .bind(since)
+    .fetch_all(pool)
+    .await
+}

@@ -433,6 +433,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/leads/{id}/decline"),
     ("POST", "/v1/leads/{id}/resolve-hold"),
     ("GET", "/v1/held-leads"),
+    ("GET", "/v1/offers/lapsing"),
+    ("GET", "/v1/offers/acceptance"),
     ("GET", "/v1/leads/{id}/history"),
     ("GET", "/v1/leads/{id}/owner-at"),
     ("GET", "/v1/managed-leads"),

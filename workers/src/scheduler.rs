@@ -1,5 +1,5 @@
 //! The scheduler (`leadroute scheduler`, and part of `up`): fires the timers of pending
-//! offers. Every tick it reads the due timers from the `offer_timers` projection and, for
+//! offers. Every tick it reads the due timers from the workflow projection (`rm_offer_timers`) and, for
 //! each, sends the lead a command: `RemindOffer` when the reminder time came (the mailer
 //! then emails the offeree), `LapseOffer` when the deadline passed (the router's
 //! `lapse_offer`, which recalls the lead and routes it again in one transaction).

@@ -134,7 +134,8 @@ pub(crate) struct LeadView {
     /// Fields (partner users see the org's partner-visible fields of a lead they accepted,
     /// and only the pre-acceptance ones among them before).
     fields: Value,
-    /// `offered`, `accepted`, `queued`, `unassigned` or `internal`.
+    /// `offered`, `accepted`, `queued`, `unassigned`, `internal`, or for a possible
+    /// duplicate `held`, `merged` or `rejected`.
     state: &'static str,
     /// When the pending offer lapses unless accepted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +171,9 @@ async fn get_lead(
         upstream_lead_id: filter.shows("upstream_lead_id").then_some(upstream_lead_id),
         fields: filter.apply(serde_json::to_value(lead.fields).unwrap_or_default()),
         state: match lead.owner {
+            None if lead.held.is_some() => "held",
+            None if lead.merged_into.is_some() => "merged",
+            None if lead.rejected => "rejected",
             None => "unassigned",
             Some(Owner::Queue(_)) => "queued",
             Some(Owner::InternalUser(_)) => "internal",

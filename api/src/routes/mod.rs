@@ -7,6 +7,7 @@ mod auth;
 pub(crate) mod bulk;
 mod keys;
 mod leads;
+mod offers;
 mod org;
 mod queues;
 mod routing;
@@ -33,6 +34,7 @@ pub(super) fn authenticated() -> OpenApiRouter<ApiState> {
         .merge(users::router())
         .merge(queues::router())
         .merge(leads::router())
+        .merge(offers::router())
         .merge(bulk::router())
         .merge(routing::router())
         .merge(templates::router())

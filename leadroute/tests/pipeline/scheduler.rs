@@ -163,7 +163,7 @@ async fn offers_lapse_once_each_through_two_scheduler_kills_and_a_rebuild_fires_
                 .fetch_one(&app.db.pool)
                 .await
                 .unwrap();
-            let status = leadroute_projections::status::status(&app.db.pool, &["offer_timers"])
+            let status = leadroute_projections::status::status(&app.db.pool, &["workflow"])
                 .await
                 .unwrap();
             let due: i64 =
@@ -253,7 +253,7 @@ async fn offers_lapse_once_each_through_two_scheduler_kills_and_a_rebuild_fires_
     let before = app.event_count().await;
     rebuild::rebuild(
         &app.db.pool,
-        &leadroute_projections::projectors::TimersProjector,
+        &leadroute_projections::projectors::WorkflowProjector,
     )
     .await
     .unwrap();

@@ -5,17 +5,16 @@ mod directory;
 mod duplicates;
 mod history;
 pub mod leads;
+pub mod offers;
 mod shared;
 mod timers;
+mod workflow;
 
 pub use directory::DirectoryProjector;
-pub use duplicates::DuplicatesProjector;
 pub use history::HistoryProjector;
 pub use leads::LeadsProjector;
-pub use shared::{
-    owner_columns, DIRECTORY, DUPLICATE_KEYS, LEADS, OFFER_TIMERS, OWNERSHIP_HISTORY,
-};
-pub use timers::TimersProjector;
+pub use shared::{owner_columns, DIRECTORY, LEADS, OWNERSHIP_HISTORY, WORKFLOW};
+pub use workflow::WorkflowProjector;
 
 use crate::projector::{ProjectionError, Projector};
 
@@ -25,8 +24,7 @@ pub fn all() -> Vec<&'static dyn Projector> {
         &DirectoryProjector,
         &LeadsProjector,
         &HistoryProjector,
-        &TimersProjector,
-        &DuplicatesProjector,
+        &WorkflowProjector,
     ]
 }
 

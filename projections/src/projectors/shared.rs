@@ -6,10 +6,9 @@ use leadroute_domain::ids::Owner;
 pub const DIRECTORY: &str = "directory";
 /// Name of the leads projection (inbox, queue view, channel-manager view).
 pub const LEADS: &str = "leads";
-/// Name of the offer-timers projection (deadlines and reminders the scheduler fires).
-pub const OFFER_TIMERS: &str = "offer_timers";
-/// Name of the duplicate-keys projection (what new leads are matched by).
-pub const DUPLICATE_KEYS: &str = "duplicate_keys";
+/// Name of the partner-workflow projection (offer timers, offers and how they ended,
+/// duplicate keys).
+pub const WORKFLOW: &str = "workflow";
 /// Name of the ownership-history projection.
 pub const OWNERSHIP_HISTORY: &str = "ownership_history";
 

@@ -418,6 +418,20 @@ fn cases(a: &World) -> Vec<Case> {
         ),
         case(
             "GET",
+            "/v1/offers/lapsing",
+            "/v1/offers/lapsing".into(),
+            None,
+            "cm2:A other_admin:A cm1:A admin:A",
+        ),
+        case(
+            "GET",
+            "/v1/offers/acceptance",
+            "/v1/offers/acceptance".into(),
+            None,
+            "cm2:A other_admin:A cm1:A admin:A",
+        ),
+        case(
+            "GET",
             "/v1/held-leads",
             "/v1/held-leads".into(),
             None,

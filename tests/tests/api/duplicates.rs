@@ -52,7 +52,7 @@ async fn projected(api: &TestApi) {
     let done = eventually(Duration::from_secs(60), || async {
         let all = leadroute_projections::status::status(
             &api.db.pool,
-            &["leads", "duplicate_keys", "directory"],
+            &["leads", "workflow", "directory"],
         )
         .await
         .unwrap();

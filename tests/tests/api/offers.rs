@@ -571,3 +571,104 @@ async fn no_partner_route_shows_a_field_outside_the_pre_acceptance_set_until_acc
     let internal = api.get_lead(&org.admin, offered).await.ok().body;
     assert_eq!(internal["fields"]["phone"], "555-0199");
 }
+
+#[tokio::test]
+async fn channel_managers_see_offers_about_to_lapse_and_acceptance_per_account() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (cm_token, cm) = api.key(&org.admin, "channel_manager").await;
+    let (other_token, _) = api.key(&org.admin, "channel_manager").await;
+    let account = api.partner_account(&org.admin, cm).await;
+    let (a, a_token) = partner(&api, &org, account).await;
+    let (b, b_token) = partner(&api, &org, account).await;
+    api.put(
+        "/v1/org/partner-workflow",
+        &org.admin,
+        json!({"acceptance_deadline": {"seconds": 3600}}),
+    )
+    .await
+    .ok();
+    // Four offers: a accepts one, b declines one, two stay pending (one for a, one for b).
+    let mut leads = Vec::new();
+    for user in [a, b, a, b] {
+        let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+        api.reassign(&org.admin, lead, json!({"to": to("partner_user", user)}))
+            .await
+            .ok();
+        leads.push(lead);
+    }
+    api.post(
+        &format!("/v1/leads/{}/accept", leads[0]),
+        &a_token,
+        json!({}),
+    )
+    .await
+    .ok();
+    let last = decline(&api, &b_token, leads[1], json!({"reason": "no_capacity"}))
+        .await
+        .ok();
+    let position = last.body["position"].as_str().unwrap();
+
+    let stats = api
+        .get(
+            &format!("/v1/offers/acceptance?min_position={position}"),
+            &cm_token,
+        )
+        .await
+        .ok()
+        .body;
+    let row = &stats[0];
+    assert_eq!(row["partner_account_id"], json!(account));
+    assert_eq!(
+        (
+            row["offers"].as_i64(),
+            row["accepted"].as_i64(),
+            row["declined"].as_i64(),
+            row["pending"].as_i64()
+        ),
+        (Some(4), Some(1), Some(1), Some(2))
+    );
+    assert_eq!(row["acceptance_rate"], 0.5);
+    assert!(row["median_seconds_to_accept"].as_f64().unwrap() >= 0.0);
+    let none = api
+        .get("/v1/offers/acceptance", &other_token)
+        .await
+        .ok()
+        .body;
+    assert_eq!(none, json!([]), "another channel manager's accounts only");
+
+    let lapsing = api
+        .get(
+            &format!("/v1/offers/lapsing?within_seconds=7200&min_position={position}"),
+            &cm_token,
+        )
+        .await
+        .ok()
+        .body;
+    let soon: Vec<Value> = lapsing
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["lead_id"].clone())
+        .collect();
+    assert_eq!(soon, vec![json!(leads[2]), json!(leads[3])]);
+    assert!(lapsing[0]["seconds_left"].as_f64().unwrap() <= 3600.0);
+    let later = api
+        .get("/v1/offers/lapsing?within_seconds=60", &cm_token)
+        .await
+        .ok()
+        .body;
+    assert_eq!(later, json!([]));
+    let none = api
+        .get("/v1/offers/lapsing?within_seconds=7200", &other_token)
+        .await
+        .ok()
+        .body;
+    assert_eq!(none, json!([]));
+    let bad = api
+        .get("/v1/offers/lapsing?within_seconds=0", &cm_token)
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let partner_refused = api.get("/v1/offers/acceptance", &a_token).await;
+    assert_eq!(partner_refused.status, StatusCode::FORBIDDEN);
+}
