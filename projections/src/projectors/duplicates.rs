@@ -1,5 +1,5 @@
-//! The duplicate keys (`rm_lead_keys`, part of the workflow projector): each lead's values that can be duplicate keys (an email
-//! address, a company domain), per field, normalized (`domain::duplicates::keys_of`), for
+//! The duplicate keys (`rm_lead_keys`, part of the workflow projector): each lead's values
+//! that can be duplicate keys (an email address, a company domain), per field, normalized (`domain::duplicates::keys_of`), for
 //! every lead whatever the org's keys are; the org's keys choose at lookup time. Routing
 //! looks a new lead up here (`queries::duplicates`) with an index, not a scan, joined with
 //! the leads read model for the matching lead's owner and whether it is open.

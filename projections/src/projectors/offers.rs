@@ -1,6 +1,7 @@
-//! The offers read model (`rm_offers`, part of the workflow projector): one row per offer made to a partner user (a lead given to them by
-//! the rules, by hand, in bulk or by import) with how it ended: `pending` until `accepted`,
-//! `declined`, `lapsed`, or `moved` (the lead went elsewhere first), and when. The source of
+//! The offers read model (`rm_offers`, part of the workflow projector): one row per offer
+//! made to a partner user (a lead given to them by the rules, by hand, in bulk or by
+//! import) with how it ended: `pending` until `accepted`, `declined`, `lapsed`, or `moved`
+//! (the lead went elsewhere first), and when. The source of
 //! the channel-manager view of acceptance per partner account (rate, median time to
 //! accept).
 //!
