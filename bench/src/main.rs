@@ -6,7 +6,7 @@
 //! a fresh database (dropped at the end) on the server of LEADROUTE_TEST_DATABASE_URL.
 //!
 //! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`; `e2e`: see `e2e.rs`; `parse`: see
-//! `parse.rs`.
+//! `parse.rs`; `duplicates`: see `duplicates.rs`.
 
 use clap::{Parser, Subcommand};
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
@@ -81,6 +81,15 @@ enum Bench {
         #[arg(long, default_value_t = 1)]
         router_workers: usize,
     },
+    /// The possible-duplicate lookup of a batch of new leads over many open leads.
+    Duplicates {
+        /// Open leads owned by partners (two keys each).
+        #[arg(long, default_value_t = 1_000_000)]
+        leads: i64,
+        /// Batches of 100 new leads to time.
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+    },
     /// What the strict edge (strict JSON, schema, limits) costs per lead event, next to a
     /// plain serde_json parse of the same events (no servers needed).
     Parse {
@@ -91,6 +100,7 @@ enum Bench {
 }
 
 mod bulk;
+mod duplicates;
 mod e2e;
 mod intake;
 mod parse;
@@ -112,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Intake { events } => return intake::run(events).await,
         Bench::Bulk { leads } => return bulk::run(leads).await,
         Bench::Parse { events } => return parse::run(events),
+        Bench::Duplicates { leads, batches } => return duplicates::run(leads, batches).await,
         Bench::E2e {
             leads,
             half_rate_seconds,
