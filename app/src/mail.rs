@@ -237,16 +237,9 @@ pub fn sample(kind: TemplateKind) -> Value {
             link => "https://leadroute.example/set-password?token=lri_sample",
             expires_at => "2026-12-01T09:00:00Z",
         },
-        TemplateKind::Assignment => minijinja::context! {
-            org => minijinja::context! { name => "Acme" },
-            recipient => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
-            lead => minijinja::context! {
-                id => "00000000-0000-0000-0000-000000000000",
-                fields => minijinja::context! { company => "Globex", country => "DE" },
-            },
-            inbox_link => "https://leadroute.example/v1/partner-users/…/inbox",
-        },
-        TemplateKind::Reminder => minijinja::context! {
+        // The reminder's sample is the assignment's with its deadline (which the
+        // assignment email does not name).
+        TemplateKind::Assignment | TemplateKind::Reminder => minijinja::context! {
             org => minijinja::context! { name => "Acme" },
             recipient => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
             lead => minijinja::context! {
