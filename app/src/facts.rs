@@ -199,7 +199,8 @@ impl Commands {
 impl RoutingFacts {
     /// Queue `resolution`'s pool pick and cap guards in `batch`, and answer the command
     /// that applies its decision for `trigger` of a lead: an offer to a partner user
-    /// carries the deadline of the matched entry (else the org's) and its reminder time.
+    /// carries the deadline of the matched entry (else its pool's, else the org's) and its
+    /// reminder time.
     pub(crate) fn settle(
         &mut self,
         batch: &mut Batch,
@@ -214,8 +215,15 @@ impl RoutingFacts {
         self.still_full(batch, &resolution.full);
         let (deadline, remind_at) = match resolution.outcome {
             RouteOutcome::Assign { to, .. } => {
+                // The entry's deadline, else its pool's, else the org's.
                 let entry = resolution.decision.matched_entry;
-                let deadline = entry.and_then(|i| rules.compiled.entry(i).acceptance_deadline);
+                let pool = match resolution.decision.target {
+                    Some(Target::Pool(pool)) => self.known.pools.get(&pool),
+                    _ => None,
+                };
+                let deadline = entry
+                    .and_then(|i| rules.compiled.entry(i).acceptance_deadline)
+                    .or(pool.and_then(|p| p.acceptance_deadline));
                 self.workflow.due_for(to, deadline, meta.at)
             }
             _ => (None, None),

@@ -153,6 +153,23 @@ impl Commands {
         .await
     }
 
+    /// Set how long a pool's offers stand (`None`: the org's default); refused with
+    /// `invalid_deadline` when out of bounds.
+    pub async fn set_pool_acceptance_deadline(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        pool: PoolId,
+        deadline: Option<leadroute_domain::deadline::Deadline>,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<Pool>(meta, org, pool, || PoolCommand::SetAcceptanceDeadline {
+            deadline,
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+        .await
+    }
+
     /// Remove a member from a pool; the others keep their places.
     pub async fn remove_pool_member(
         &self,

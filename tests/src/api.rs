@@ -443,6 +443,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/rule-sets/dry-run"),
     ("POST", "/v1/pools"),
     ("GET", "/v1/pools/{id}"),
+    ("PUT", "/v1/pools/{id}/acceptance-deadline"),
     ("POST", "/v1/pools/{id}/members"),
     ("DELETE", "/v1/pools/{id}/members/{kind}/{member_id}"),
     ("PATCH", "/v1/pools/{id}/members/{kind}/{member_id}"),

@@ -2,6 +2,7 @@
 //! round-robin pools, re-run the rules for a lead, and read a lead's decision records.
 //! Rule sets, pools, dry runs and re-runs are for admins.
 
+use super::org::DeadlineView;
 use crate::caller::{AdminRole, Allowed, Caller};
 use crate::extract::{Json, Path};
 use crate::problem::ApiError;
@@ -36,6 +37,7 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(dry_run))
         .routes(routes!(create_pool))
         .routes(routes!(get_pool))
+        .routes(routes!(set_pool_deadline))
         .routes(routes!(add_pool_member))
         .routes(routes!(remove_pool_member, change_pool_member))
         .routes(routes!(rerun))
@@ -246,6 +248,8 @@ pub(crate) struct PoolView {
     name: String,
     /// Cap of open leads per member.
     cap: Option<u32>,
+    /// How long its offers stand (none: the org's default), unless the rule entry says.
+    acceptance_deadline: Option<DeadlineView>,
     /// Members in join order with weight and place in the rotation.
     #[schema(value_type = Object)]
     rotation: Value,
@@ -268,8 +272,43 @@ async fn get_pool(
         pool_id: id,
         name: pool.name,
         cap: pool.cap,
+        acceptance_deadline: pool.acceptance_deadline.map(Into::into),
         rotation: serde_json::to_value(pool.rotation).unwrap_or_default(),
     }))
+}
+
+/// A pool's acceptance deadline.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PoolDeadline {
+    /// `{"seconds": 1 to 2592000}` or `{"business_hours": 1 to 1000}`; null: the org's
+    /// default.
+    acceptance_deadline: Option<DeadlineView>,
+}
+
+/// Set how long the pool's offers stand before they lapse (admin); a rule entry's own
+/// deadline comes first, the org's default after. Refused with `invalid_deadline`.
+#[utoipa::path(put, path = "/v1/pools/{id}/acceptance-deadline", tag = "routing",
+    params(("id" = Uuid, Path)), request_body = PoolDeadline,
+    responses((status = 200, body = Written), (status = 422, body = crate::Problem)))]
+async fn set_pool_deadline(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<Uuid>,
+    _: Allowed<AdminRole>,
+    Json(body): Json<PoolDeadline>,
+) -> Result<axum::Json<Written>, ApiError> {
+    caller.internal(&[Role::Admin])?;
+    let committed = state
+        .commands
+        .set_pool_acceptance_deadline(
+            &caller.meta(),
+            caller.org(),
+            PoolId(id),
+            body.acceptance_deadline.map(Into::into),
+        )
+        .await?;
+    Ok(axum::Json(state.written(id, committed).await?))
 }
 
 /// Kind of pool member.

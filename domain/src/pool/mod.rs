@@ -1,9 +1,11 @@
 //! The Pool aggregate: a round-robin pool of partner users and queues, with integer
-//! weights and an optional cap of open leads per member, and its rotation. Every pick is
+//! weights, an optional cap of open leads per member, an optional acceptance deadline of
+//! its offers, and its rotation. Every pick is
 //! an event, so any number of routers share one fair rotation through optimistic
 //! concurrency; a repeated pick for the same trigger returns the first answer and moves
 //! nothing. Pure: no I/O, no clock; candidates' verdicts arrive in the command.
 
+use crate::deadline::Deadline;
 use crate::decider::{ensure, required_name, Decider, Refusal, RefusalKind};
 use crate::ids::{Actor, LeadId, OrgId, PoolId};
 use crate::routing::rotation::{Member, Rotation, Slot};
@@ -74,6 +76,16 @@ pub enum PoolCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// Set how long the pool's offers stand before they lapse (`None`: the org's default),
+    /// unless the rule entry that sends leads to it says otherwise.
+    SetAcceptanceDeadline {
+        /// The deadline.
+        deadline: Option<Deadline>,
+        /// Who sets it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// Give the next lead to the member whose turn it is among the assignable ones.
     PickMember {
         /// The lead.
@@ -136,6 +148,15 @@ pub enum PoolEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// How long the pool's offers stand changed.
+    PoolAcceptanceDeadlineSet {
+        /// The deadline (`None`: the org's default).
+        deadline: Option<Deadline>,
+        /// Who set it.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
     /// A member left.
     PoolMemberRemoved {
         /// The member.
@@ -180,6 +201,7 @@ crate::domain_event!(PoolEvent, version "1.2", {
     PoolMemberChanged => "PoolMemberChanged",
     PoolMemberRemoved => "PoolMemberRemoved",
     PoolMemberPicked => "PoolMemberPicked",
+    PoolAcceptanceDeadlineSet => "PoolAcceptanceDeadlineSet",
 });
 
 /// Why a pool command is refused.
@@ -212,6 +234,9 @@ pub enum PoolError {
     /// Nobody may take the lead now.
     #[error("no member of the pool may take the lead: {}", .0.code())]
     NoEligibleMember(NotRouted),
+    /// The acceptance deadline is out of bounds.
+    #[error("acceptance_deadline.{0}")]
+    InvalidDeadline(String),
 }
 
 impl Refusal for PoolError {
@@ -224,6 +249,7 @@ impl Refusal for PoolError {
             PoolError::InvalidName(_) => ("invalid_name", InvalidInput),
             PoolError::InvalidWeight => ("invalid_weight", InvalidInput),
             PoolError::InvalidCap => ("invalid_cap", InvalidInput),
+            PoolError::InvalidDeadline(_) => ("invalid_deadline", InvalidInput),
             PoolError::AlreadyMember => ("already_member", Conflict),
             PoolError::NotAMember => ("not_a_member", Conflict),
             PoolError::NoEligibleMember(reason) => (reason.code(), Conflict),
@@ -246,6 +272,9 @@ pub struct Pool {
     pub rotation: Rotation,
     /// Recent picks by trigger, oldest first (bounded).
     pub recent_picks: VecDeque<(Uuid, Member)>,
+    /// How long its offers stand (`None`: the org's default).
+    #[serde(default)]
+    pub acceptance_deadline: Option<Deadline>,
 }
 
 impl Pool {
@@ -406,6 +435,23 @@ impl Decider for Pool {
                 candidates,
                 at,
             } => self.pick(lead_id, trigger, &candidates, at),
+            PoolCommand::SetAcceptanceDeadline {
+                deadline,
+                actor,
+                at,
+            } => {
+                if let Some(problem) = deadline.and_then(Deadline::problem) {
+                    return Err(PoolError::InvalidDeadline(problem));
+                }
+                if deadline == self.acceptance_deadline {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PoolEvent::PoolAcceptanceDeadlineSet {
+                    deadline,
+                    actor,
+                    at,
+                }])
+            }
         }
     }
 
@@ -446,6 +492,9 @@ impl Decider for Pool {
                 ..
             } => self.rotation.change(*member, *weight, *cap),
             PoolEvent::PoolMemberRemoved { member, .. } => self.rotation.remove(*member),
+            PoolEvent::PoolAcceptanceDeadlineSet { deadline, .. } => {
+                self.acceptance_deadline = *deadline;
+            }
             PoolEvent::PoolMemberPicked {
                 trigger,
                 member,

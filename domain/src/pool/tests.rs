@@ -240,3 +240,31 @@ fn a_version_1_0_pick_with_its_whole_rotation_still_applies() {
     assert_eq!(pool.rotation, rotation);
     assert_eq!(pool.picked_for(Uuid::from_u128(1)), Some(user(1)));
 }
+
+#[test]
+fn a_pool_s_acceptance_deadline_is_set_checked_and_a_repeat_is_a_no_op() {
+    use crate::deadline::Deadline;
+    let mut pool = state(&[created(None)]);
+    let set = |deadline| PoolCommand::SetAcceptanceDeadline {
+        deadline,
+        actor: admin(),
+        at: t0(),
+    };
+    let events = pool.decide(set(Some(Deadline::BusinessHours(4)))).unwrap();
+    assert_eq!(events.len(), 1);
+    pool.evolve(&events[0]);
+    assert_eq!(pool.acceptance_deadline, Some(Deadline::BusinessHours(4)));
+    assert!(pool
+        .decide(set(Some(Deadline::BusinessHours(4))))
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        pool.decide(set(Some(Deadline::Seconds(0))))
+            .unwrap_err()
+            .code(),
+        "invalid_deadline"
+    );
+    let cleared = pool.decide(set(None)).unwrap();
+    pool.evolve(&cleared[0]);
+    assert_eq!(pool.acceptance_deadline, None);
+}

@@ -494,6 +494,13 @@ fn cases(a: &World) -> Vec<Case> {
             "other_admin:H admin:A",
         ),
         case(
+            "PUT",
+            "/v1/pools/{id}/acceptance-deadline",
+            format!("/v1/pools/{}/acceptance-deadline", a.pool),
+            Some(json!({"acceptance_deadline": {"business_hours": 4}})),
+            "other_admin:H admin:A",
+        ),
+        case(
             "POST",
             "/v1/pools/{id}/members",
             format!("/v1/pools/{}/members", a.pool),

@@ -672,3 +672,79 @@ async fn channel_managers_see_offers_about_to_lapse_and_acceptance_per_account()
     let partner_refused = api.get("/v1/offers/acceptance", &a_token).await;
     assert_eq!(partner_refused.status, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn an_offer_s_deadline_is_the_entry_s_else_the_pool_s_else_the_org_s() {
+    let api = TestApi::spawn().await;
+    let org = api.prm_org().await;
+    let (_, account) = api.managed_account(&org).await;
+    let (a, _) = partner(&api, &org, account).await;
+    let pool = api.create_pool(&org.admin, "rr", None).await;
+    api.add_pool_member(&org.admin, pool, a, 1).await.ok();
+    api.put(
+        "/v1/org/partner-workflow",
+        &org.admin,
+        json!({"acceptance_deadline": {"seconds": 3600}}),
+    )
+    .await
+    .ok();
+    let left = |lead: Value| -> i64 {
+        let deadline: chrono::DateTime<chrono::Utc> =
+            serde_json::from_value(lead["deadline"].clone()).unwrap();
+        (deadline - chrono::Utc::now()).num_seconds()
+    };
+    let offered = |entry: Value| {
+        let api = &api;
+        let org = &org;
+        async move {
+            api.publish_rules(&org.admin, json!({ "entries": [entry] }))
+                .await
+                .ok();
+            let (lead, _) = api.lead(&org.admin, json!({"company": "Globex"})).await;
+            route(api, org, lead).await;
+            api.get_lead(&org.admin, lead).await.ok().body
+        }
+    };
+    // The org's default.
+    let lead = offered(json!({"target": to("pool", pool)})).await;
+    assert!((3500..=3600).contains(&left(lead)));
+    // The pool's.
+    let refused = api
+        .put(
+            &format!("/v1/pools/{pool}/acceptance-deadline"),
+            &org.admin,
+            json!({"acceptance_deadline": {"seconds": 0}}),
+        )
+        .await;
+    assert_eq!(refused.code(), "invalid_deadline");
+    api.put(
+        &format!("/v1/pools/{pool}/acceptance-deadline"),
+        &org.admin,
+        json!({"acceptance_deadline": {"seconds": 600}}),
+    )
+    .await
+    .ok();
+    let shown = api
+        .get(&format!("/v1/pools/{pool}"), &org.admin)
+        .await
+        .ok()
+        .body;
+    assert_eq!(shown["acceptance_deadline"], json!({"seconds": 600}));
+    let lead = offered(json!({"target": to("pool", pool)})).await;
+    assert!((500..=600).contains(&left(lead)));
+    // The entry's.
+    let lead =
+        offered(json!({"target": to("pool", pool), "acceptance_deadline": {"seconds": 60}})).await;
+    assert!((0..=60).contains(&left(lead)));
+    let refused = api
+        .publish_rules(
+            &org.admin,
+            json!({"entries": [{"target": to("pool", pool), "acceptance_deadline": {"business_hours": 0}}]}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(refused
+        .body
+        .to_string()
+        .contains("entries[0].acceptance_deadline"));
+}
