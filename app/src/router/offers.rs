@@ -4,8 +4,8 @@
 //! routed again under the current rules in the same transaction, never to a partner user
 //! who declined it or let an offer of it lapse (the engine judges them `declined_before` /
 //! `lapsed_before`; when nobody is left the entry's fallback takes it, or it stays unrouted
-//! with `offerees_exhausted`). In an org without a published rule set the lead is only let
-//! go.
+//! with `offerees_exhausted`). In an org without a published rule set, or when the rules
+//! name a target gone since, the lead is only let go.
 
 use super::Router;
 use crate::commands::{Batch, CommandMeta, Committed};
@@ -118,16 +118,34 @@ impl Router {
                 if let_go == 0 {
                     return Ok(Committed::none(&lead));
                 }
-                let Some(rules) = self.rules(org).await? else {
-                    let mut committed = Committed::none(&lead);
-                    committed.events = let_go;
-                    committed.position = self.commands.commit_batch(batch).await?.1;
-                    return Ok(committed);
+                // No rule set, or a target gone since the rules were published (found
+                // before anything was added to the batch): the lead is only let go,
+                // unrouted; a re-run reports why.
+                let routed = match self.rules(org).await? {
+                    Some(rules) => {
+                        let trigger = Uuid::new_v4();
+                        match self
+                            .decide(&mut batch, &mut lead, &rules, trigger, kind, meta)
+                            .await
+                        {
+                            Ok(decided) => Some(decided),
+                            Err(AppError::NotFound { .. }) => None,
+                            Err(other) => return Err(other),
+                        }
+                    }
+                    None => None,
                 };
-                let (routed, facts) = self
-                    .decide(&mut batch, &mut lead, &rules, Uuid::new_v4(), kind, meta)
-                    .await?;
-                self.commit(batch, &lead, (let_go + routed, facts)).await
+                match routed {
+                    Some((routed, facts)) => {
+                        self.commit(batch, &lead, (let_go + routed, facts)).await
+                    }
+                    None => {
+                        let mut committed = Committed::none(&lead);
+                        committed.events = let_go;
+                        committed.position = self.commands.commit_batch(batch).await?.1;
+                        Ok(committed)
+                    }
+                }
             })
             .await
     }
