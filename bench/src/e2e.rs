@@ -426,7 +426,9 @@ async fn publish_phase(
             "occurred_at": "2026-11-28T08:00:00Z",
             "fields": {"company": format!("Company {i}"), "country": format!("C{:02}", k % COUNTRIES),
                 "industry": format!("I{}", (k / COUNTRIES) % INDUSTRIES), "employees": k % 5000,
-                "email": format!("lead{i}@example.com")}
+                // Each lead its own company's domain (per phase): leads sharing one would be
+                // held as possible duplicates of the first one routed.
+                "email": format!("lead{i}@{phase}{i}.example")}
         });
         {
             let mut t = tracker.lock().expect("tracker");
