@@ -684,15 +684,22 @@ pub async fn duplicates(
     }
     let (field_kinds, field_names): (Vec<&str>, Vec<&str>) = fields.iter().copied().unzip();
     sqlx::query_as(
-        "SELECT DISTINCT ON (q.lead_id) q.lead_id, l.lead_id, l.owner_kind, l.owner_id
+        // One index lookup per key (a nested loop whatever the table statistics say): the
+        // cost follows the batch, not the number of leads.
+        "SELECT DISTINCT ON (q.lead_id) q.lead_id, m.lead_id, m.owner_kind, m.owner_id
            FROM unnest($2::uuid[], $3::text[], $4::text[]) AS q(lead_id, kind, value)
-           JOIN rm_lead_keys k ON k.org_id = $1 AND k.kind = q.kind AND k.value = q.value
-                              AND k.lead_id <> q.lead_id
-           JOIN unnest($5::text[], $6::text[]) AS f(kind, field) ON f.kind = k.kind AND f.field = k.field
-           JOIN rm_leads l ON l.lead_id = k.lead_id AND l.org_id = $1
-          WHERE l.owner_kind IN ('partner_user', 'queue')
-            AND lower(btrim(coalesce(l.fields->>'status', ''))) <> ALL ($7)
-          ORDER BY q.lead_id, l.received_at, l.lead_id",
+           CROSS JOIN LATERAL (
+               SELECT l.lead_id, l.owner_kind, l.owner_id, l.received_at
+                 FROM rm_lead_keys k
+                 JOIN rm_leads l ON l.lead_id = k.lead_id
+                WHERE k.org_id = $1 AND k.kind = q.kind AND k.value = q.value
+                  AND k.lead_id <> q.lead_id
+                  AND (k.kind, k.field) IN (SELECT * FROM unnest($5::text[], $6::text[]))
+                  AND l.org_id = $1 AND l.owner_kind IN ('partner_user', 'queue')
+                  AND lower(btrim(coalesce(l.fields->>'status', ''))) <> ALL ($7)
+                ORDER BY l.received_at, l.lead_id
+                LIMIT 1) m
+          ORDER BY q.lead_id, m.received_at, m.lead_id",
     )
     .bind(org.0)
     .bind(&ids)

@@ -45,6 +45,8 @@ struct Offer {
 /// A lead's offers in the batch.
 #[derive(Default)]
 struct Lead {
+    /// Received in this batch: nothing of it is stored yet.
+    fresh: bool,
     /// The end of the offer stored before the batch, if the batch ended it.
     stored_ended: Option<(&'static str, DateTime<Utc>)>,
     /// Offers the batch made, in order.
@@ -58,6 +60,7 @@ impl Lead {
             Some(offer) => {
                 offer.ended.get_or_insert((how, at));
             }
+            None if self.fresh => {}
             None => {
                 self.stored_ended.get_or_insert((how, at));
             }
