@@ -12,9 +12,7 @@ use crate::error::AppError;
 use crate::in_org::InOrg;
 use leadroute_domain::duplicates;
 use leadroute_domain::engine::{Caps, KnownFacts, Resolution};
-use leadroute_domain::ids::{
-    LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, PoolId, QueueId,
-};
+use leadroute_domain::ids::{LeadId, OrgId, PartnerAccountId, PartnerUserId, PoolId, QueueId};
 use leadroute_domain::lead::LeadFields;
 use leadroute_domain::lead::{LeadCommand, RouteLead};
 use leadroute_domain::org::{Org, PartnerWorkflow};
@@ -26,6 +24,7 @@ use leadroute_domain::routing::rotation::Member;
 use leadroute_domain::routing::rules::ActiveRules;
 use leadroute_domain::routing::rules::Target;
 use leadroute_domain::routing::RouteOutcome;
+use leadroute_projections::projectors::owner_from_columns;
 use leadroute_projections::queries;
 use std::collections::{BTreeSet, HashMap};
 use uuid::Uuid;
@@ -183,14 +182,12 @@ impl Commands {
             .await
             .map_err(|e| AppError::Store(Box::new(e)))?;
         for (lead, of, kind, owner) in found {
-            let owner = match kind.as_str() {
-                "queue" => Owner::Queue(QueueId(owner)),
-                _ => Owner::PartnerUser(PartnerUserId(owner)),
-            };
-            facts
-                .known
-                .duplicates
-                .insert(LeadId(lead), (LeadId(of), owner));
+            if let Some(owner) = owner_from_columns(&kind, owner) {
+                facts
+                    .known
+                    .duplicates
+                    .insert(LeadId(lead), (LeadId(of), owner));
+            }
         }
         Ok(())
     }

@@ -637,26 +637,38 @@ pub struct DueTimer {
     pub deadline: DateTime<Utc>,
     /// The reminder is due (the deadline is not yet); else the deadline passed.
     pub remind: bool,
+    /// When it came due (the reminder time or the deadline): the paging key, with the
+    /// lead and `remind`.
+    pub due: DateTime<Utc>,
 }
 
-/// Up to `limit` offer timers due at `now`, the most overdue first: deadlines passed, and
-/// reminders whose time came before their deadline.
+/// Up to `limit` offer timers due at `now`, the most overdue first, after `after` (the
+/// last one of the previous page): deadlines passed, and reminders whose time came before
+/// their deadline.
 pub async fn due_timers(
     pool: &PgPool,
     now: DateTime<Utc>,
+    after: Option<(DateTime<Utc>, Uuid, bool)>,
     limit: i64,
 ) -> Result<Vec<DueTimer>, sqlx::Error> {
+    let (after_due, after_lead, after_remind) =
+        after.map_or((None, None, None), |(d, l, r)| (Some(d), Some(l), Some(r)));
     sqlx::query_as(
-        "SELECT lead_id, org_id, deadline, remind FROM (
+        "SELECT lead_id, org_id, deadline, remind, due FROM (
              SELECT lead_id, org_id, deadline, false AS remind, deadline AS due
                FROM rm_offer_timers WHERE deadline <= $1
              UNION ALL
              SELECT lead_id, org_id, deadline, true, remind_at
                FROM rm_offer_timers WHERE remind_at <= $1 AND deadline > $1
-         ) due ORDER BY due, lead_id LIMIT $2",
+         ) due
+          WHERE $3::timestamptz IS NULL OR (due, lead_id, remind) > ($3, $4, $5)
+          ORDER BY due, lead_id, remind LIMIT $2",
     )
     .bind(now)
     .bind(limit.clamp(1, 10_000))
+    .bind(after_due)
+    .bind(after_lead)
+    .bind(after_remind)
     .fetch_all(pool)
     .await
 }
@@ -730,20 +742,33 @@ pub struct HeldLead {
 }
 
 /// Up to `limit` leads of `org` held as possible duplicates, oldest first, with the lead
-/// each matches and that lead's current owner.
+/// each matches and that lead's current owner: every one, or with `manager` those whose
+/// matching owner is in that channel manager's territory.
 pub async fn held_leads(
     pool: &PgPool,
     org: OrgId,
+    manager: Option<InternalUserId>,
     limit: i64,
 ) -> Result<Vec<HeldLead>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT h.lead_id, h.fields, h.received_at, h.held_of, m.owner_kind, m.owner_id
+        "WITH accounts AS (SELECT account_id FROM rm_partner_accounts WHERE org_id = $1 AND channel_manager = $2),
+              users AS (SELECT user_id FROM rm_partner_users WHERE account_id IN (SELECT account_id FROM accounts)),
+              owners AS (
+                  SELECT 'partner_user' AS owner_kind, user_id AS owner_id FROM users
+                  UNION
+                  SELECT 'queue', queue_id FROM rm_queue_members
+                   WHERE (member_kind = 'partner_account' AND member_id IN (SELECT account_id FROM accounts))
+                      OR (member_kind = 'partner_user' AND member_id IN (SELECT user_id FROM users)))
+         SELECT h.lead_id, h.fields, h.received_at, h.held_of, m.owner_kind, m.owner_id
            FROM rm_leads h LEFT JOIN rm_leads m ON m.lead_id = h.held_of
-          WHERE h.org_id = $1 AND h.status = $2
+          WHERE h.org_id = $1 AND h.status = $3
+            AND ($2::uuid IS NULL
+                 OR EXISTS (SELECT 1 FROM owners o WHERE o.owner_kind = m.owner_kind AND o.owner_id = m.owner_id))
           ORDER BY h.received_at, h.lead_id
-          LIMIT $3",
+          LIMIT $4",
     )
     .bind(org.0)
+    .bind(manager.map(|m| m.0))
     .bind(status::HELD)
     .bind(limit.clamp(1, 5000))
     .fetch_all(pool)

@@ -17,6 +17,7 @@
 //! - `scheduler`: offer timers (reminders, recalls at the acceptance deadline).
 //! - `mailer`: the mailer consumer, its outbox and transports.
 //! - `dead_letters`: the dead-letter table.
+//! - `round_lock`: one process at a time for a periodic round (sweep, scheduler tick).
 //! - `tasks`: the task group (projectors, publisher, consumers) and its shutdown.
 
 pub mod dead_letters;
@@ -24,6 +25,7 @@ pub mod intake;
 pub mod mailer;
 pub mod nats;
 pub mod publisher;
+pub mod round_lock;
 pub mod router;
 pub mod scheduler;
 pub mod tasks;

@@ -59,57 +59,33 @@ impl Scheduler {
                 _ = tokio::time::sleep(every) => {}
             }
             fired.retain(|_, at| at.elapsed() < FIRED_FOR);
-            let pool = self.router.commands().store().pool();
-            let Ok(mut lock) = pool.acquire().await else {
-                continue;
-            };
-            let held: Result<bool, _> = sqlx::query_scalar(&format!(
-                "SELECT pg_try_advisory_lock(hashtextextended('{LOCK}', 0))"
-            ))
-            .fetch_one(&mut *lock)
-            .await;
-            if !matches!(held, Ok(true)) {
-                continue;
-            }
-            self.fire_due(&mut fired).await;
-            let unlocked = sqlx::query(&format!(
-                "SELECT pg_advisory_unlock(hashtextextended('{LOCK}', 0))"
-            ))
-            .execute(&mut *lock)
-            .await;
-            if unlocked.is_err() {
-                // Its session ends the lock: drop the connection rather than reuse it.
-                lock.detach();
-            }
+            let pool = self.router.commands().store().pool().clone();
+            crate::round_lock::run_alone(&pool, LOCK, || self.fire_due(&mut fired)).await;
         }
     }
 
-    /// Fire every timer due now, page by page, skipping those fired within
-    /// [`FIRED_FOR`] (still listed until the projection catches up).
+    /// Fire every timer due now, page by page, each at most once per tick (one that fails
+    /// is fired again next tick), skipping those fired within [`FIRED_FOR`] (still listed
+    /// until the projection catches up).
     async fn fire_due(
         &self,
         fired: &mut HashMap<(LeadId, bool, chrono::DateTime<chrono::Utc>), Instant>,
     ) {
         let pool = self.router.commands().store().pool().clone();
+        let now = chrono::Utc::now();
+        let mut after = None;
         loop {
-            let due = match queries::due_timers(&pool, chrono::Utc::now(), PAGE).await {
+            let due = match queries::due_timers(&pool, now, after, PAGE).await {
                 Ok(due) => due,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read due offer timers");
                     return;
                 }
             };
-            let fresh: Vec<DueTimer> = due
-                .iter()
-                .filter(|t| !fired.contains_key(&(LeadId(t.lead_id), t.remind, t.deadline)))
-                .cloned()
-                .collect();
-            if fresh.is_empty() {
-                return;
-            }
-            for timer in fresh {
-                if self.fire(&timer).await {
-                    let key = (LeadId(timer.lead_id), timer.remind, timer.deadline);
+            after = due.last().map(|t| (t.due, t.lead_id, t.remind));
+            for timer in &due {
+                let key = (LeadId(timer.lead_id), timer.remind, timer.deadline);
+                if !fired.contains_key(&key) && self.fire(timer).await {
                     fired.insert(key, Instant::now());
                 }
             }

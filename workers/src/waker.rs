@@ -147,28 +147,8 @@ impl Waker {
                 _ = tokio::time::sleep(every) => {}
             }
             // One sweeper at a time across processes: the others skip this round.
-            let pool = self.router.commands().store().pool();
-            let Ok(mut lock) = pool.acquire().await else {
-                continue;
-            };
-            let held: Result<bool, _> = sqlx::query_scalar(&format!(
-                "SELECT pg_try_advisory_lock(hashtextextended('{SWEEP_LOCK}', 0))"
-            ))
-            .fetch_one(&mut *lock)
-            .await;
-            if !matches!(held, Ok(true)) {
-                continue;
-            }
-            self.sweep_once().await;
-            let unlocked = sqlx::query(&format!(
-                "SELECT pg_advisory_unlock(hashtextextended('{SWEEP_LOCK}', 0))"
-            ))
-            .execute(&mut *lock)
-            .await;
-            if unlocked.is_err() {
-                // Its session ends the lock: drop the connection rather than reuse it.
-                lock.detach();
-            }
+            let pool = self.router.commands().store().pool().clone();
+            crate::round_lock::run_alone(&pool, SWEEP_LOCK, || self.sweep_once()).await;
         }
     }
 }

@@ -19,7 +19,7 @@ use leadroute_app::NewLead;
 use leadroute_domain::ids::{InternalUserId, LeadId, Owner, PartnerUserId, QueueId};
 use leadroute_domain::lead::HoldResolution;
 use leadroute_domain::queue::Queue;
-use leadroute_projections::projectors::{DIRECTORY, LEADS, OWNERSHIP_HISTORY};
+use leadroute_projections::projectors::{owner_from_columns, DIRECTORY, LEADS, OWNERSHIP_HISTORY};
 use leadroute_projections::queries;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -454,24 +454,8 @@ async fn held_leads(
     let (role, me) = caller.internal(&[Role::Admin, Role::ChannelManager])?;
     state.caught_up(&[DIRECTORY, LEADS], &min).await?;
     let limit = crate::reads::page_limit(params.limit, 500, 5000)?;
-    let mut rows = Vec::new();
-    for row in queries::held_leads(&state.pool, caller.org(), limit).await? {
-        let owner = match (row.owner_kind.as_deref(), row.owner_id) {
-            (Some("queue"), Some(id)) => Some(Owner::Queue(QueueId(id))),
-            (Some("partner_user"), Some(id)) => Some(Owner::PartnerUser(PartnerUserId(id))),
-            _ => None,
-        };
-        let shown = match (role, owner) {
-            (Role::ChannelManager, Some(owner)) => {
-                queries::in_manager_territory(&state.pool, caller.org(), me, &owner).await?
-            }
-            (Role::ChannelManager, None) => false,
-            _ => true,
-        };
-        if shown {
-            rows.push(row);
-        }
-    }
+    let manager = (role == Role::ChannelManager).then_some(me);
+    let rows = queries::held_leads(&state.pool, caller.org(), manager, limit).await?;
     Ok(axum::Json(views::all(rows)))
 }
 
@@ -513,9 +497,8 @@ async fn hide_outside(
     kind: &mut String,
     id: &mut Option<Uuid>,
 ) -> Result<(), ApiError> {
-    let owner = match (kind.as_str(), *id) {
-        ("partner_user", Some(user)) => Owner::PartnerUser(PartnerUserId(user)),
-        ("queue", Some(queue)) => Owner::Queue(QueueId(queue)),
+    let owner = match id.and_then(|id| owner_from_columns(kind, id)) {
+        Some(owner @ (Owner::PartnerUser(_) | Owner::Queue(_))) => owner,
         _ => return Ok(()),
     };
     if !queries::in_manager_territory(&state.pool, org, me, &owner).await? {

@@ -377,14 +377,4 @@ impl LeadEvent {
             }),
         }
     }
-
-    /// The deadline of the offer this event makes, if it makes one with a deadline.
-    pub fn deadline(&self) -> Option<DateTime<Utc>> {
-        match self {
-            LeadEvent::LeadRouted { deadline, .. } | LeadEvent::LeadReassigned { deadline, .. } => {
-                *deadline
-            }
-            _ => None,
-        }
-    }
 }

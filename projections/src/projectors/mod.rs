@@ -13,7 +13,9 @@ mod workflow;
 pub use directory::DirectoryProjector;
 pub use history::HistoryProjector;
 pub use leads::LeadsProjector;
-pub use shared::{owner_columns, DIRECTORY, LEADS, OWNERSHIP_HISTORY, WORKFLOW};
+pub use shared::{
+    owner_columns, owner_from_columns, DIRECTORY, LEADS, OWNERSHIP_HISTORY, WORKFLOW,
+};
 pub use workflow::WorkflowProjector;
 
 use crate::projector::{ProjectionError, Projector};

@@ -20,3 +20,15 @@ pub fn owner_columns(owner: &Owner) -> (&'static str, uuid::Uuid) {
         Owner::InternalUser(id) => ("internal_user", id.0),
     }
 }
+
+/// The owner stored as `kind` and `id` (the inverse of [`owner_columns`]); `None` for a
+/// kind that names no owner.
+pub fn owner_from_columns(kind: &str, id: uuid::Uuid) -> Option<Owner> {
+    use leadroute_domain::ids::{InternalUserId, PartnerUserId, QueueId};
+    match kind {
+        "partner_user" => Some(Owner::PartnerUser(PartnerUserId(id))),
+        "queue" => Some(Owner::Queue(QueueId(id))),
+        "internal_user" => Some(Owner::InternalUser(InternalUserId(id))),
+        _ => None,
+    }
+}
