@@ -14,11 +14,15 @@
 //!   commands and read-your-writes; `openapi`: the document's shared parts.
 //! - `views`: the response types of read-model rows.
 //! - `routes`: handlers by area.
+//! - `live`: `GET /v1/stream`, live inbox updates from the published events.
+//! - `portal`: the partner portal's pages (`/p/<org>/...`) and assets.
 
 mod caller;
 mod extract;
 mod idempotency;
+pub mod live;
 mod openapi;
+mod portal;
 mod problem;
 mod reads;
 pub(crate) mod routes;
@@ -109,6 +113,7 @@ pub fn router_with(state: ApiState, limits: &server::Limits) -> (Router, utoipa:
             "/openapi.json",
             get(move || async move { axum::Json(document) }),
         )
+        .merge(portal::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { ApiError::not_found("route_not_found", "route", "requested") })
@@ -121,6 +126,7 @@ pub fn router_with(state: ApiState, limits: &server::Limits) -> (Router, utoipa:
         ))
         .layer(middleware::from_fn(bounded_uri))
         .layer(middleware::map_response(problem_everywhere))
+        .layer(middleware::map_response(portal::secure_headers))
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     (router, openapi)
@@ -142,10 +148,15 @@ async fn bounded_uri(request: axum::extract::Request, next: middleware::Next) ->
 /// outside the handlers write as plain text (413, 408, 503 on a timeout, ...).
 async fn problem_everywhere(response: Response) -> Response {
     let status = response.status();
+    // Problems, and the portal's own error pages and answers, stay as they are.
     let is_problem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|kind| kind.as_bytes().starts_with(b"application/problem+json"));
+        .is_some_and(|kind| {
+            kind.as_bytes().starts_with(b"application/problem+json")
+                || kind.as_bytes().starts_with(b"text/html")
+                || kind.as_bytes().starts_with(b"text/plain")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;
     }
@@ -190,12 +201,25 @@ impl Api {
     }
 
     /// Bind `config.listen` (port 0 works), executing through `commands` (sharing its
-    /// event store and cache with the rest of the process).
+    /// event store and cache with the rest of the process). Live streams answer 503.
     pub async fn build_with(commands: Commands, config: &ApiConfig) -> anyhow::Result<Api> {
+        Self::build_live(commands, config, None).await
+    }
+
+    /// [`Api::build_with`], serving live streams (`GET /v1/stream`) from the published
+    /// events of `live` when given.
+    pub async fn build_live(
+        commands: Commands,
+        config: &ApiConfig,
+        live: Option<live::LiveSource>,
+    ) -> anyhow::Result<Api> {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LEADROUTE_LISTEN): {e}", config.listen)
         })?;
-        let state = ApiState::with_commands(commands, config);
+        let mut state = ApiState::with_commands(commands, config);
+        if let Some(source) = live {
+            state.live = Some(live::LiveFeed::start(source, state.clone()).await?);
+        }
         let bulk = state.bulk.clone();
         let limits = config.limits();
         let (router, _) = router_with(state, &limits);

@@ -85,6 +85,14 @@ pub enum ApiError {
         /// What happened.
         message: &'static str,
     },
+    /// A part of the service this process does not run (answered 503 with `code`).
+    #[error("{message}")]
+    Unavailable {
+        /// Stable code (`stream_unavailable`).
+        code: &'static str,
+        /// What is missing.
+        message: &'static str,
+    },
     /// A command or lookup failed.
     #[error(transparent)]
     App(#[from] AppError),
@@ -129,6 +137,7 @@ impl ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, "projection_behind")
             }
             ApiError::Idempotency { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Unavailable { code, .. } => (StatusCode::SERVICE_UNAVAILABLE, code),
             ApiError::App(e) => (app_status(e), e.code()),
             ApiError::Access(AccessError::App(e)) => (app_status(e), e.code()),
             ApiError::Access(e @ AccessError::InvalidCredentials) => {
@@ -227,7 +236,9 @@ impl IntoResponse for ApiError {
         };
         let detail = match &self {
             // Expected under load and answered for the client to retry: not worth a warning.
-            ApiError::ProjectionBehind { .. } | ApiError::Access(AccessError::Busy) => {
+            ApiError::ProjectionBehind { .. }
+            | ApiError::Access(AccessError::Busy)
+            | ApiError::Unavailable { .. } => {
                 tracing::debug!(code, error = %self, "request answered for a retry");
                 self.to_string()
             }

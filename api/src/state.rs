@@ -40,9 +40,14 @@ pub struct ApiConfig {
     /// Longest a request may take to answer, in seconds (answered 503).
     #[arg(long, env = "LEADROUTE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
-    /// Most HTTP connections open at once; further ones wait in the listen backlog.
+    /// Most HTTP connections open at once (live streams included); further ones wait in
+    /// the listen backlog.
     #[arg(long, env = "LEADROUTE_MAX_CONNECTIONS", default_value_t = 1024)]
     pub max_connections: usize,
+    /// Mark the partner portal's cookies `Secure` (set it when the portal is served over
+    /// HTTPS, directly or behind a TLS proxy).
+    #[arg(long, env = "LEADROUTE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
 }
 
 impl ApiConfig {
@@ -69,6 +74,7 @@ impl Default for ApiConfig {
             body_timeout_secs: 30,
             request_timeout_secs: 60,
             max_connections: 1024,
+            secure_cookies: false,
         }
     }
 }
@@ -92,6 +98,10 @@ pub struct ApiState {
     pub(crate) bulk: leadroute_app::bulk_runner::BulkRunner,
     /// Whether `X-Forwarded-For` names the client (see [`ApiConfig::trust_forwarded_for`]).
     pub(crate) trust_forwarded_for: bool,
+    /// Whether the portal's cookies are `Secure`.
+    pub(crate) secure_cookies: bool,
+    /// The published lead events this process follows for live streams, if it does.
+    pub(crate) live: Option<crate::live::LiveFeed>,
 }
 
 impl ApiState {
@@ -118,6 +128,8 @@ impl ApiState {
             router: leadroute_app::router::Router::with_commands(commands.clone()),
             bulk: leadroute_app::bulk_runner::BulkRunner::with_commands(commands.clone()),
             trust_forwarded_for: config.trust_forwarded_for,
+            secure_cookies: config.secure_cookies,
+            live: None,
             pool,
             commands,
         }

@@ -8,6 +8,7 @@
 //! Variables of the assignment email: `org.name`, `recipient.name`, `recipient.email`,
 //! `lead.id`, `lead.fields` (the org's partner-visible fields, a map), `inbox_link`.
 //! Variables of the reminder email: those of the assignment email and `deadline` (RFC 3339).
+//! Variables of the password-reset email: those of the access email.
 
 use leadroute_domain::templates::{Template, TemplateKind};
 use minijinja::{Environment, UndefinedBehavior, Value};
@@ -28,6 +29,15 @@ pub fn default_template(kind: TemplateKind) -> Template {
                  once, until {{ expires_at }}).</p>"
                     .into(),
             ),
+        },
+        TemplateKind::PasswordReset => Template {
+            subject: "Set a new password for {{ org.name }}".into(),
+            text: "Hello {{ user.name }},\n\nSomeone (we hope you) asked to set a new password \
+                   for your partner access to {{ org.name }}. Set it with this link; it works \
+                   once, until {{ expires_at }}:\n\n{{ link }}\n\nIf you did not ask, ignore \
+                   this email: your password stays as it is.\n"
+                .into(),
+            html: None,
         },
         TemplateKind::Assignment => Template {
             subject: "New lead from {{ org.name }}{% if lead.fields.company %}: {{ lead.fields.company }}{% endif %}"
@@ -55,7 +65,7 @@ pub fn default_template(kind: TemplateKind) -> Template {
 /// The variables (and their fields) a template of `kind` may use.
 fn known(kind: TemplateKind) -> &'static [(&'static str, &'static [&'static str])] {
     match kind {
-        TemplateKind::Access => &[
+        TemplateKind::Access | TemplateKind::PasswordReset => &[
             ("org", &["name"]),
             ("user", &["name", "email"]),
             ("account", &["name"]),
@@ -120,7 +130,7 @@ pub fn problem(kind: TemplateKind, template: &Template) -> Option<String> {
         })
     });
     found.or_else(|| {
-        let needs_link = kind == TemplateKind::Access && !template.text.contains("link");
+        let needs_link = kind.carries_link() && !template.text.contains("link");
         needs_link.then(|| "text: the access email must carry the set-password `{{ link }}`".into())
     })
 }
@@ -230,7 +240,7 @@ pub fn render(template: &Template, context: &Value) -> Result<Rendered, minijinj
 /// Sample data of `kind`, for previews.
 pub fn sample(kind: TemplateKind) -> Value {
     match kind {
-        TemplateKind::Access => minijinja::context! {
+        TemplateKind::Access | TemplateKind::PasswordReset => minijinja::context! {
             org => minijinja::context! { name => "Acme" },
             user => minijinja::context! { name => "Ada Lovelace", email => "ada@partner.example" },
             account => minijinja::context! { name => "Northwind Resellers" },

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use leadroute_domain::ids::{InternalUserId, InvitationId, OrgId, PartnerAccountId, PartnerUserId};
 use leadroute_domain::org::Org;
 use leadroute_domain::partner_account::{PartnerAccount, PartnerAccountCommand};
-use leadroute_domain::partner_user::{PartnerUser, PartnerUserCommand};
+use leadroute_domain::partner_user::{PartnerUser, PartnerUserCommand, Preferences};
 
 /// A partner account to create.
 #[derive(Debug, Clone)]
@@ -236,4 +236,63 @@ impl Commands {
         })
         .await
     }
+
+    /// Set a partner user's language and time zone (`invalid_time_zone`).
+    pub async fn set_preferences(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        user: PartnerUserId,
+        preferences: Preferences,
+    ) -> Result<Committed, AppError> {
+        self.on_existing::<PartnerUser>(meta, org, user, || PartnerUserCommand::SetPreferences {
+            preferences: preferences.clone(),
+            actor: meta.actor.clone(),
+            at: meta.at,
+        })
+        .await
+    }
+
+    /// A forgotten password: when `email` is an active partner user's of `org`, a new
+    /// one-time set-password link replaces theirs (the mailer sends it), valid for
+    /// [`RESET_LINK_TTL`]. Answers the same whether or not the address exists, and also
+    /// when a reset was asked for moments ago (`reset_too_soon` is not told): the caller
+    /// learns nothing about who has an account.
+    pub async fn request_password_reset(
+        &self,
+        meta: &CommandMeta,
+        org: OrgId,
+        email: &str,
+    ) -> Result<(), AppError> {
+        let email = email.trim().to_lowercase();
+        if email.is_empty() || email.len() > 4 * leadroute_domain::limits::MAX_EMAIL_CHARS {
+            return Ok(());
+        }
+        let user: Option<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT user_id FROM rm_partner_users WHERE org_id = $1 AND email = $2 AND active",
+        )
+        .bind(org.0)
+        .bind(&email)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(user) = user.map(PartnerUserId) else {
+            return Ok(());
+        };
+        let asked = self
+            .on_existing::<PartnerUser>(meta, org, user, || {
+                PartnerUserCommand::RequestPasswordReset {
+                    invitation_id: InvitationId::new_random(),
+                    invitation_expires_at: meta.at + RESET_LINK_TTL,
+                    at: meta.at,
+                }
+            })
+            .await;
+        match asked {
+            Ok(_) | Err(AppError::Refused { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// How long a password-reset link works.
+pub const RESET_LINK_TTL: chrono::Duration = chrono::Duration::hours(2);

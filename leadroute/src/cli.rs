@@ -466,6 +466,12 @@ pub struct ApiArgs {
     /// The database.
     #[command(flatten)]
     pub database: DatabaseArgs,
+    /// The NATS server whose published events live streams (`GET /v1/stream`) follow.
+    #[command(flatten)]
+    pub nats: NatsArgs,
+    /// Serve no live streams (they answer 503 `stream_unavailable`) and need no NATS.
+    #[arg(long, env = "LEADROUTE_NO_LIVE")]
+    pub no_live: bool,
     /// The HTTP API.
     #[command(flatten)]
     pub api: leadroute_api::ApiConfig,
@@ -480,6 +486,10 @@ pub enum OrgCommand {
         /// The org's display name.
         #[arg(long)]
         name: String,
+        /// The org's address in partner links (`<public url>/p/<slug>/`): 2 to 63
+        /// lower-case letters, digits and inner dashes. Default: suggested by the name.
+        #[arg(long)]
+        slug: Option<String>,
         /// The database.
         #[command(flatten)]
         database: DatabaseArgs,

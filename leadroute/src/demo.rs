@@ -13,7 +13,7 @@ use leadroute_domain::ids::{
     Actor, InternalUserId, InvitationId, LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId,
     QueueId, UpstreamRef,
 };
-use leadroute_domain::org::{SharingReviewAck, VisibleFields};
+use leadroute_domain::org::{Org, SharingReviewAck, VisibleFields};
 use leadroute_domain::queue::QueueMember;
 use serde_json::json;
 use uuid::Uuid;
@@ -39,6 +39,8 @@ pub struct DemoSummary {
     pub newly_seeded: bool,
 }
 
+/// The demo org's address in partner links (`/p/demo/`).
+pub const DEMO_SLUG: &str = "demo";
 /// The password of the demo partner users who can sign in ([`SIGNED_IN`]).
 pub const DEMO_PASSWORD: &str = "demo-password-1";
 /// Demo partner users who have signed in once (assignable) and have [`DEMO_PASSWORD`].
@@ -55,6 +57,8 @@ pub struct DemoCredentials {
     pub admin_key: String,
     /// A fresh API key of the channel manager who owns Northwind Resellers.
     pub manager_key: String,
+    /// The partner portal's path (`/p/demo`; the org id for a demo seeded before slugs).
+    pub portal: String,
 }
 
 /// Issue fresh demo API keys (revoking earlier demo keys) and give the [`SIGNED_IN`]
@@ -79,10 +83,12 @@ pub async fn credentials(access: &Access) -> Result<DemoCredentials, AccessError
         }
     }
     let manager_key = keys.pop().expect("two keys");
+    let slug = access.commands().state::<Org>(org, org).await?.slug;
     Ok(DemoCredentials {
         org_id: org,
         admin_key: keys.pop().expect("two keys"),
         manager_key,
+        portal: format!("/p/{}", slug.unwrap_or_else(|| org.to_string())),
     })
 }
 
@@ -101,7 +107,10 @@ pub async fn seed(commands: &Commands) -> Result<DemoSummary, AppError> {
     let admin = InternalUserId(demo_uuid("admin"));
     // A fresh time per command, as if an admin clicked through the flows.
     let meta = || CommandMeta::now(Actor::InternalUser(admin));
-    let newly_seeded = done_before(commands.create_org(&meta(), org, "Demo Channel Co").await)?;
+    let created = commands
+        .create_org_with_slug(&meta(), org, "Demo Channel Co", Some(DEMO_SLUG))
+        .await;
+    let newly_seeded = done_before(created)?;
     let ack = SharingReviewAck {
         reviewed_by: admin,
         fields: VisibleFields {

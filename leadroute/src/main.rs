@@ -131,21 +131,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::process::exit(1);
             }
         }
-        Command::Api(ApiArgs { database, api }) => {
+        Command::Api(ApiArgs {
+            database,
+            nats,
+            no_live,
+            api,
+        }) => {
             let shutdown = up::ShutdownSignal::listen()?;
-            let server = Api::build(connect_waiting(&database).await?, &api).await?;
+            let pool = connect_waiting(&database).await?;
+            let live = match no_live {
+                true => None,
+                false => {
+                    let names = Names::new(&nats.nats_prefix, &nats.nats_crm_prefix)?;
+                    let follow = || up::live_source(&nats.nats_url, &names);
+                    Some(startup::retry("connecting to NATS", wait(&database), follow).await?)
+                }
+            };
+            let server = Api::build_live(Commands::new(pool), &api, live).await?;
             tracing::info!(address = %server.local_addr(), "API listening");
             server.run_until_stopped(shutdown.recv()).await?;
         }
-        Command::Org(OrgCommand::Create { name, database }) => {
+        Command::Org(OrgCommand::Create {
+            name,
+            slug,
+            database,
+        }) => {
             let pool = connect(&database).await?;
             let access = Access::new(pool.clone(), Commands::new(pool), Duration::ZERO);
             let meta = CommandMeta::now(Actor::System("cli".into()));
             let NewOrg {
                 org, key, secret, ..
-            } = access.create_org(&meta, &name).await?;
+            } = access.create_org(&meta, &name, slug.as_deref()).await?;
+            let slug = access
+                .commands()
+                .state::<leadroute_domain::org::Org>(org, org)
+                .await?
+                .slug;
             let mut out = std::io::stdout();
             writeln!(out, "org_id:        {org}")?;
+            if let Some(slug) = slug {
+                writeln!(out, "slug:          {slug}  (partner portal: /p/{slug}/)")?;
+            }
             writeln!(out, "admin key id:  {}", key.key_id)?;
             writeln!(out, "admin key:     {secret}")?;
             writeln!(

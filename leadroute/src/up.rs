@@ -23,6 +23,21 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 
+/// Where the API's live streams follow the published events (the events stream is
+/// created when missing).
+pub async fn live_source(
+    nats_url: &str,
+    names: &nats::Names,
+) -> anyhow::Result<leadroute_api::live::LiveSource> {
+    let js = nats::connect(nats_url).await?;
+    nats::ensure_events_stream(&js, names).await?;
+    Ok(leadroute_api::live::LiveSource {
+        js,
+        stream: names.events_stream(),
+        prefix: names.prefix().to_string(),
+    })
+}
+
 /// A prepared `up`: servers chosen or started, schema migrated.
 pub struct Up {
     /// The servers in use, and those to stop at the end.
@@ -94,7 +109,8 @@ impl Up {
                 vec![publisher],
                 Default::default(),
             ));
-            Api::build_with(commands.clone(), &config.api).await
+            let live = live_source(nats_url, &names).await?;
+            Api::build_live(commands.clone(), &config.api, Some(live)).await
         }
         .await;
         match rest {
@@ -203,6 +219,7 @@ fn print_demo(demo: &demo::DemoCredentials, listen: SocketAddr) -> std::io::Resu
         "  channel manager key: {}   (owns Northwind Resellers)",
         demo.manager_key
     )?;
+    writeln!(out, "  partner portal:      {base}{}/sign-in", demo.portal)?;
     writeln!(
         out,
         "  partner sign-in:     {} with password {}",

@@ -110,6 +110,62 @@ pub async fn partner_inbox(
     .await
 }
 
+/// How many leads of each inbox state partner user `user` has: `(offered, accepted,
+/// claimable)`, counted like [`partner_inbox`] lists them.
+pub async fn inbox_counts(
+    pool: &PgPool,
+    org: OrgId,
+    user: PartnerUserId,
+) -> Result<(i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "WITH me AS (
+                  SELECT u.user_id, u.account_id, (u.active AND u.signed_in_once AND a.active) AS can_claim
+                    FROM rm_partner_users u JOIN rm_partner_accounts a USING (account_id)
+                   WHERE u.user_id = $2 AND u.org_id = $1),
+              queues AS (
+                  SELECT m.queue_id FROM rm_queue_members m JOIN me
+                      ON (m.member_kind = 'partner_user' AND m.member_id = me.user_id)
+                      OR (m.member_kind = 'partner_account' AND m.member_id = me.account_id)
+                   WHERE me.can_claim)
+         SELECT count(*) FILTER (WHERE owner_kind = 'partner_user' AND status = $3),
+                count(*) FILTER (WHERE owner_kind = 'partner_user' AND status = $4),
+                count(*) FILTER (WHERE owner_kind = 'queue')
+           FROM rm_leads
+          WHERE org_id = $1
+            AND ((owner_kind = 'partner_user' AND owner_id = $2)
+                 OR (owner_kind = 'queue' AND owner_id IN (SELECT queue_id FROM queues)))",
+    )
+    .bind(org.0)
+    .bind(user.0)
+    .bind(status::OFFERED)
+    .bind(status::ACCEPTED)
+    .fetch_one(pool)
+    .await
+}
+
+/// The queues partner user `user` belongs to (directly or through their account), with
+/// their names.
+pub async fn member_queues(
+    pool: &PgPool,
+    org: OrgId,
+    user: PartnerUserId,
+) -> Result<Vec<(Uuid, String)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT DISTINCT q.queue_id, q.name
+           FROM rm_partner_users u
+           JOIN rm_queue_members m
+             ON (m.member_kind = 'partner_user' AND m.member_id = u.user_id)
+             OR (m.member_kind = 'partner_account' AND m.member_id = u.account_id)
+           JOIN rm_queues q ON q.queue_id = m.queue_id AND q.org_id = u.org_id
+          WHERE u.user_id = $2 AND u.org_id = $1
+          ORDER BY q.name, q.queue_id",
+    )
+    .bind(org.0)
+    .bind(user.0)
+    .fetch_all(pool)
+    .await
+}
+
 /// One unclaimed lead of a queue.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct QueuedLead {

@@ -28,7 +28,9 @@ pub struct TestApi {
     pub access: Access,
     /// The database (dropped last).
     pub db: TestDb,
-    projectors: Option<Tasks>,
+    /// The NATS names of a live API ([`TestApi::spawn_live`]).
+    pub names: Option<leadroute_workers::nats::Names>,
+    projectors: Vec<Tasks>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -77,7 +79,38 @@ pub struct TestOrg {
 impl TestApi {
     /// Serve the API on a free port over a fresh database, with the projectors running.
     pub async fn spawn() -> TestApi {
+        Self::spawn_on(None).await
+    }
+
+    /// [`TestApi::spawn`] with live streams on `nats`: the publisher relays the log to the
+    /// test's prefix, and the API follows it for `GET /v1/stream`.
+    pub async fn spawn_live(nats: &crate::TestNats) -> TestApi {
+        Self::spawn_on(Some(nats)).await
+    }
+
+    async fn spawn_on(nats: Option<&crate::TestNats>) -> TestApi {
         let db = TestDb::new().await;
+        let mut projectors = vec![Tasks::projectors(&db.pool, Default::default())];
+        let mut live = None;
+        let mut names = None;
+        if let Some(nats) = nats {
+            let named = leadroute_workers::nats::Names::new(&nats.prefix, &nats.crm_prefix())
+                .expect("valid test prefixes");
+            let publisher = leadroute_workers::tasks::publisher(&nats.url, named.clone())
+                .await
+                .expect("the publisher starts");
+            projectors.push(Tasks::projectors_of(
+                &db.pool,
+                vec![publisher],
+                Default::default(),
+            ));
+            live = Some(
+                leadroute::up::live_source(&nats.url, &named)
+                    .await
+                    .expect("the live source connects"),
+            );
+            names = Some(named);
+        }
         let config = ApiConfig {
             listen: ([127, 0, 0, 1], 0).into(),
             operator_token: Some(OPERATOR_TOKEN.to_string()),
@@ -85,7 +118,7 @@ impl TestApi {
             header_timeout_secs: 2,
             ..ApiConfig::default()
         };
-        let api = Api::build(db.pool.clone(), &config)
+        let api = Api::build_live(Commands::new(db.pool.clone()), &config, live)
             .await
             .expect("bind api");
         let base = format!("http://{}", api.local_addr());
@@ -93,14 +126,14 @@ impl TestApi {
         tokio::spawn(api.run_until_stopped(async {
             let _ = stopped.await;
         }));
-        let projectors = Tasks::projectors(&db.pool, Default::default());
         let commands = Commands::new(db.pool.clone());
         TestApi {
             base,
             client: reqwest::Client::new(),
             access: Access::new(db.pool.clone(), commands, Duration::from_secs(3600)),
             db,
-            projectors: Some(projectors),
+            names,
+            projectors,
             stop: Some(stop),
         }
     }
@@ -386,7 +419,7 @@ impl Drop for TestApi {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        drop(self.projectors.take());
+        self.projectors.clear();
     }
 }
 

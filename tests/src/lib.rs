@@ -10,8 +10,10 @@
 //! - `hostile`: the corpus of hostile lead events, one for every edge.
 //! - `generate`: generated lead events for tests and benchmarks.
 //! - `smtp`: a recording SMTP server for the mailer's tests.
+//! - `browser`: headless Chromium over WebDriver for the portal's browser tests.
 
 pub mod api;
+pub mod browser;
 pub mod generate;
 pub mod hostile;
 pub mod pipeline;

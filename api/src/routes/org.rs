@@ -48,6 +48,13 @@ pub(crate) struct CreateOrg {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     name: String,
+    /// The org's address in partner links (`/p/<slug>/`); default: suggested by the name.
+    #[schema(
+        min_length = 2,
+        max_length = 63,
+        pattern = r"^[a-z0-9][a-z0-9-]*[a-z0-9]$"
+    )]
+    slug: Option<String>,
 }
 
 /// A created org with its first admin key (shown once).
@@ -106,7 +113,7 @@ async fn create_org(
     let meta = leadroute_app::CommandMeta::now(Actor::System("operator".into()));
     match state
         .access
-        .create_org_with_id(&meta, org, &body.name)
+        .create_org_with_id(&meta, org, &body.name, body.slug.as_deref())
         .await
     {
         Ok(NewOrg {
@@ -201,6 +208,9 @@ pub(crate) struct OrgView {
     org_id: Uuid,
     /// Display name.
     name: String,
+    /// Its address in partner links: the partner portal is at `/p/<slug>/` (orgs created
+    /// before slugs have none and are addressed by id: `/p/<org_id>/`).
+    slug: Option<String>,
     /// PRM is on (for good).
     prm_enabled: bool,
     /// What partner users may see.
@@ -221,6 +231,7 @@ async fn get_org(
     Ok(axum::Json(OrgView {
         org_id: caller.org().0,
         name: org.name,
+        slug: org.slug,
         prm_enabled: org.prm_enabled,
         partner_visible_fields: org.visible_fields.into(),
     }))

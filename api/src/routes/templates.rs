@@ -27,7 +27,7 @@ pub(super) fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(notifications))
 }
 
-/// `access`, `assignment` or `reminder`.
+/// `access`, `assignment`, `reminder` or `password_reset`.
 #[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
@@ -37,6 +37,8 @@ pub(crate) enum Kind {
     Assignment,
     /// The reminder of an offer before its acceptance deadline.
     Reminder,
+    /// The new set-password link of a forgotten password.
+    PasswordReset,
 }
 
 impl From<Kind> for TemplateKind {
@@ -45,6 +47,7 @@ impl From<Kind> for TemplateKind {
             Kind::Access => TemplateKind::Access,
             Kind::Assignment => TemplateKind::Assignment,
             Kind::Reminder => TemplateKind::Reminder,
+            Kind::PasswordReset => TemplateKind::PasswordReset,
         }
     }
 }
@@ -103,7 +106,13 @@ async fn list_templates(
 ) -> Result<axum::Json<Vec<CurrentTemplate>>, ApiError> {
     caller.internal(&[Role::Admin])?;
     let templates = current(&state, &caller).await?;
-    let out = [Kind::Access, Kind::Assignment, Kind::Reminder].map(|kind| {
+    let out = [
+        Kind::Access,
+        Kind::Assignment,
+        Kind::Reminder,
+        Kind::PasswordReset,
+    ]
+    .map(|kind| {
         let (version, template) = templates
             .get(kind.into())
             .cloned()

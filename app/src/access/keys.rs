@@ -193,6 +193,11 @@ pub struct Access {
 pub const HASHING_QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 impl Access {
+    /// The commands it executes through (sharing their event store and cache).
+    pub fn commands(&self) -> &Commands {
+        &self.commands
+    }
+
     /// Credentials in `pool`'s database; sessions last `session_ttl`.
     pub fn new(pool: PgPool, commands: Commands, session_ttl: Duration) -> Self {
         Self {
@@ -353,20 +358,30 @@ impl Access {
 
     /// Create an org and its first admin API key (printed once by `leadroute org create`,
     /// returned once by `POST /v1/orgs`).
-    pub async fn create_org(&self, meta: &CommandMeta, name: &str) -> Result<NewOrg, AccessError> {
-        self.create_org_with_id(meta, OrgId::new_random(), name)
+    pub async fn create_org(
+        &self,
+        meta: &CommandMeta,
+        name: &str,
+        slug: Option<&str>,
+    ) -> Result<NewOrg, AccessError> {
+        self.create_org_with_id(meta, OrgId::new_random(), name, slug)
             .await
     }
 
     /// [`Access::create_org`] under a given id (an idempotent creation derives it from its
-    /// key): refused with `org_already_exists` when it exists.
+    /// key): refused with `org_already_exists` when it exists. `slug` addresses the org in
+    /// partner links (`None`: the one its name suggests).
     pub async fn create_org_with_id(
         &self,
         meta: &CommandMeta,
         org: OrgId,
         name: &str,
+        slug: Option<&str>,
     ) -> Result<NewOrg, AccessError> {
-        let committed = self.commands.create_org(meta, org, name).await?;
+        let committed = self
+            .commands
+            .create_org_with_slug(meta, org, name, slug)
+            .await?;
         let admin = InternalUserId::new_random();
         let (key, secret) = self
             .create_api_key(org, "first admin key", Role::Admin, admin)

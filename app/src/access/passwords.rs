@@ -106,7 +106,29 @@ impl Access {
             .bind(invitation)
             .execute(&mut *tx)
             .await?;
+        // A new password (a reset) ends every session opened with the old one.
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user.0)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether a set-password link still works: `Ok` when it does, else why not
+    /// (`invitation_used`, `invitation_expired`, `invitation_invalid`).
+    pub async fn check_invitation(&self, token: &str) -> Result<(), AccessError> {
+        self.invitation(&mut *self.pool.acquire().await?, token, false)
+            .await
+            .map(|_| ())
+    }
+
+    /// End the session of `token` (signing out); an unknown token ends nothing.
+    pub async fn sign_out(&self, token: &str) -> Result<(), AccessError> {
+        sqlx::query("DELETE FROM sessions WHERE token_sha256 = $1")
+            .bind(sha256(token).as_slice())
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 

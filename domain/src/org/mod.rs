@@ -200,6 +200,9 @@ pub enum OrgCommand {
         org_id: OrgId,
         /// Display name.
         name: String,
+        /// The org's address in partner links (`/p/<slug>/`), claimed as unique before the
+        /// command; `None` for orgs addressed by id.
+        slug: Option<String>,
         /// Who creates it.
         actor: Actor,
         /// When.
@@ -248,6 +251,9 @@ pub enum OrgEvent {
         org_id: OrgId,
         /// Display name.
         name: String,
+        /// Its address in partner links (`/p/<slug>/`); orgs created before slugs have none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slug: Option<String>,
         /// Who created it.
         actor: Actor,
         /// When.
@@ -322,6 +328,9 @@ pub enum OrgError {
     /// The partner workflow settings are malformed.
     #[error("{0}")]
     InvalidWorkflow(String),
+    /// The slug is not 2 to 63 lower-case letters, digits and inner dashes.
+    #[error("the slug must be 2 to 63 characters: lower-case letters, digits and dashes (not first or last)")]
+    InvalidSlug,
 }
 
 impl Refusal for OrgError {
@@ -340,6 +349,7 @@ impl Refusal for OrgError {
             OrgError::PrmIrreversible => ("prm_irreversible", Conflict),
             OrgError::PrmNotEnabled => ("prm_not_enabled", Conflict),
             OrgError::InvalidWorkflow(_) => ("invalid_workflow", InvalidInput),
+            OrgError::InvalidSlug => ("invalid_slug", InvalidInput),
         }
     }
 }
@@ -351,6 +361,9 @@ pub struct Org {
     pub id: Option<OrgId>,
     /// Display name.
     pub name: String,
+    /// Address in partner links (`/p/<slug>/`), if it has one.
+    #[serde(default)]
+    pub slug: Option<String>,
     /// PRM switch; never goes back to false.
     pub prm_enabled: bool,
     /// Fields partner users may see.
@@ -389,14 +402,17 @@ impl Decider for Org {
             OrgCommand::CreateOrg {
                 org_id,
                 name,
+                slug,
                 actor,
                 at,
             } => {
                 ensure(self.id.is_none(), OrgError::OrgAlreadyExists)?;
                 let name = required_name(&name, OrgError::NameRequired, OrgError::InvalidName)?;
+                ensure(slug.as_deref().is_none_or(is_slug), OrgError::InvalidSlug)?;
                 Ok(vec![OrgEvent::OrgCreated {
                     org_id,
                     name,
+                    slug,
                     actor,
                     at,
                 }])
@@ -451,9 +467,12 @@ impl Decider for Org {
 
     fn evolve(&mut self, event: &OrgEvent) {
         match event {
-            OrgEvent::OrgCreated { org_id, name, .. } => {
+            OrgEvent::OrgCreated {
+                org_id, name, slug, ..
+            } => {
                 self.id = Some(*org_id);
                 self.name = name.clone();
+                self.slug = slug.clone();
             }
             OrgEvent::PrmEnabled {
                 acknowledgement, ..
@@ -472,3 +491,45 @@ impl Decider for Org {
 }
 
 crate::cqrs_aggregate!(Org, "Org");
+
+/// Longest slug, in characters (a DNS label's length).
+pub const MAX_SLUG_CHARS: usize = 63;
+
+/// Whether `slug` is a valid org slug: 2 to 63 lower-case ASCII letters, digits and dashes,
+/// neither first nor last, and not shaped like a UUID (a UUID addresses an org by id).
+pub fn is_slug(slug: &str) -> bool {
+    (2..=MAX_SLUG_CHARS).contains(&slug.len())
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && uuid::Uuid::parse_str(slug).is_err()
+}
+
+/// The slug an org's name suggests: lower-case ASCII letters and digits, every other run of
+/// characters one dash, cut to fit; `None` when nothing of the name is left.
+pub fn slug_of(name: &str) -> Option<String> {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        let c = match c {
+            'á' | 'à' | 'ä' | 'â' | 'ã' | 'å' => 'a',
+            'é' | 'è' | 'ë' | 'ê' => 'e',
+            'í' | 'ì' | 'ï' | 'î' => 'i',
+            'ó' | 'ò' | 'ö' | 'ô' | 'õ' => 'o',
+            'ú' | 'ù' | 'ü' | 'û' => 'u',
+            'ñ' => 'n',
+            'ç' => 'c',
+            other => other,
+        };
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    // Room for a `-NN` suffix when the slug is taken.
+    slug.truncate(MAX_SLUG_CHARS - 4);
+    let slug = slug.trim_end_matches('-').to_string();
+    is_slug(&slug).then_some(slug)
+}

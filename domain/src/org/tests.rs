@@ -14,6 +14,7 @@ fn created() -> OrgEvent {
     OrgEvent::OrgCreated {
         org_id: org_id(),
         name: "Acme".into(),
+        slug: Some("acme".into()),
         actor: admin(),
         at: t0(),
     }
@@ -42,6 +43,7 @@ fn creates_an_org() {
     OrgTest::with(())
         .given_no_previous_events()
         .when(OrgCommand::CreateOrg {
+            slug: Some("acme".into()),
             org_id: org_id(),
             name: " Acme ".into(),
             actor: admin(),
@@ -55,6 +57,7 @@ fn refuses_to_create_an_org_twice() {
     OrgTest::with(())
         .given(vec![created()])
         .when(OrgCommand::CreateOrg {
+            slug: Some("acme".into()),
             org_id: org_id(),
             name: "Acme".into(),
             actor: admin(),
@@ -68,6 +71,7 @@ fn refuses_an_org_without_a_name() {
     OrgTest::with(())
         .given_no_previous_events()
         .when(OrgCommand::CreateOrg {
+            slug: Some("acme".into()),
             org_id: org_id(),
             name: "  ".into(),
             actor: admin(),
@@ -324,4 +328,46 @@ fn before_acceptance_a_partner_sees_only_the_pre_acceptance_fields_among_the_vis
         ..PartnerWorkflow::default()
     };
     assert!(blank.problem().unwrap().contains("pre_acceptance_fields"));
+}
+
+#[test]
+fn a_slug_is_lower_case_letters_digits_and_inner_dashes() {
+    for good in ["acme", "acme-eu", "a1", "partner-portal-2"] {
+        assert!(is_slug(good), "{good}");
+    }
+    let uuid = uuid::Uuid::from_u128(7).to_string();
+    for bad in [
+        "", "a", "Acme", "-acme", "acme-", "ac me", "acmé", "a/b", &uuid,
+    ] {
+        assert!(!is_slug(bad), "{bad}");
+    }
+    assert!(!is_slug(&"a".repeat(MAX_SLUG_CHARS + 1)));
+}
+
+#[test]
+fn a_name_suggests_its_slug() {
+    assert_eq!(slug_of("Acme Corp.").as_deref(), Some("acme-corp"));
+    assert_eq!(
+        slug_of("  Compañía Ibérica  ").as_deref(),
+        Some("compania-iberica")
+    );
+    assert_eq!(slug_of("!!!"), None);
+    assert_eq!(
+        slug_of(&"x".repeat(200)).map(|s| s.len()),
+        Some(MAX_SLUG_CHARS - 4)
+    );
+}
+
+#[test]
+fn an_org_with_a_malformed_slug_is_refused() {
+    OrgTest::with(())
+        .given_no_previous_events()
+        .when(OrgCommand::CreateOrg {
+            slug: Some("Not A Slug".into()),
+            org_id: org_id(),
+            name: "Acme".into(),
+            actor: admin(),
+            at: t0(),
+        })
+        .then_expect_error(OrgError::InvalidSlug);
 }

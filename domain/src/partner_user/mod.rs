@@ -74,6 +74,71 @@ pub enum PartnerUserCommand {
         /// When.
         at: DateTime<Utc>,
     },
+    /// The user forgot their password: a new one-time set-password link (an invitation)
+    /// replaces the current one, and the mailer sends it.
+    RequestPasswordReset {
+        /// The new link's id.
+        invitation_id: InvitationId,
+        /// When it expires.
+        invitation_expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user's language and time zone for pages and dates.
+    SetPreferences {
+        /// The new preferences.
+        preferences: Preferences,
+        /// Who sets them.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
+}
+
+/// Shortest time between two password resets of one user.
+pub const RESET_INTERVAL_SECONDS: i64 = 60;
+
+/// The languages the partner portal speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// English.
+    #[default]
+    En,
+    /// Spanish.
+    Es,
+}
+
+impl Language {
+    /// Every language, in the order pages list them.
+    pub const ALL: [Language; 2] = [Language::En, Language::Es];
+
+    /// The language tag (`en`, `es`).
+    pub fn tag(self) -> &'static str {
+        match self {
+            Language::En => "en",
+            Language::Es => "es",
+        }
+    }
+
+    /// The language of a tag (`es`, `es-MX`, `EN`), if spoken.
+    pub fn of_tag(tag: &str) -> Option<Language> {
+        let primary = tag.split(['-', '_']).next()?.trim();
+        Language::ALL
+            .into_iter()
+            .find(|l| l.tag().eq_ignore_ascii_case(primary))
+    }
+}
+
+/// A partner user's own settings for pages and dates.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Preferences {
+    /// Language; `None` follows the browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<Language>,
+    /// IANA time zone (`Europe/Madrid`); `None` is UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 /// Events of a contact / partner user.
@@ -137,15 +202,36 @@ pub enum PartnerUserEvent {
         /// When.
         at: DateTime<Utc>,
     },
+    /// A password reset was asked for: this link replaces the current one.
+    PasswordResetRequested {
+        /// The new link's id.
+        invitation_id: InvitationId,
+        /// When it expires.
+        invitation_expires_at: DateTime<Utc>,
+        /// When.
+        at: DateTime<Utc>,
+    },
+    /// The user's preferences changed.
+    PreferencesSet {
+        /// The new preferences.
+        preferences: Preferences,
+        /// Who set them.
+        actor: Actor,
+        /// When.
+        at: DateTime<Utc>,
+    },
 }
 
-crate::domain_event!(PartnerUserEvent, version "1.0", {
+// 1.1: `PasswordResetRequested`, `PreferencesSet`.
+crate::domain_event!(PartnerUserEvent, version "1.1", {
     ContactAdded => "ContactAdded",
     PartnerUserActivated => "PartnerUserActivated",
     PartnerUserSignedIn => "PartnerUserSignedIn",
     PartnerUserDeactivated => "PartnerUserDeactivated",
     AutoAssignmentPaused => "AutoAssignmentPaused",
     AutoAssignmentResumed => "AutoAssignmentResumed",
+    PasswordResetRequested => "PasswordResetRequested",
+    PreferencesSet => "PreferencesSet",
 });
 
 /// Why a contact / partner-user command is refused.
@@ -187,6 +273,12 @@ pub enum PartnerUserError {
     /// Auto-assignment is not paused.
     #[error("auto-assignment is not paused for this partner user")]
     NotPaused,
+    /// A password reset was asked for moments ago.
+    #[error("a password reset was requested less than a minute ago")]
+    ResetTooSoon,
+    /// The time zone is not an IANA time zone name.
+    #[error("the time zone is not an IANA time zone name (such as Europe/Madrid)")]
+    InvalidTimeZone,
 }
 
 impl Refusal for PartnerUserError {
@@ -205,6 +297,8 @@ impl Refusal for PartnerUserError {
             PartnerUserError::AlreadyPaused => ("already_paused", Conflict),
             PartnerUserError::PauseEndsInPast => ("pause_ends_in_past", InvalidInput),
             PartnerUserError::NotPaused => ("not_paused", Conflict),
+            PartnerUserError::ResetTooSoon => ("reset_too_soon", Conflict),
+            PartnerUserError::InvalidTimeZone => ("invalid_time_zone", InvalidInput),
         }
     }
 }
@@ -234,6 +328,12 @@ pub struct PartnerUser {
     pub paused_until: Option<DateTime<Utc>>,
     /// The latest invitation and its expiry.
     pub invitation: Option<(InvitationId, DateTime<Utc>)>,
+    /// When the latest password reset was asked for.
+    #[serde(default)]
+    pub reset_requested_at: Option<DateTime<Utc>>,
+    /// Language and time zone.
+    #[serde(default)]
+    pub preferences: Preferences,
 }
 
 fn normalise_email(email: &str) -> Option<String> {
@@ -325,6 +425,40 @@ impl Decider for PartnerUser {
                 ensure(self.paused, E::NotPaused)?;
                 Ok(vec![V::AutoAssignmentResumed { actor, at }])
             }
+            C::RequestPasswordReset {
+                invitation_id,
+                invitation_expires_at,
+                at,
+            } => {
+                ensure(self.active, E::NotActive)?;
+                ensure(invitation_expires_at > at, E::InvitationExpiryInPast)?;
+                let recent = self.reset_requested_at.is_some_and(|last| {
+                    at < last + chrono::Duration::seconds(RESET_INTERVAL_SECONDS)
+                });
+                ensure(!recent, E::ResetTooSoon)?;
+                Ok(vec![V::PasswordResetRequested {
+                    invitation_id,
+                    invitation_expires_at,
+                    at,
+                }])
+            }
+            C::SetPreferences {
+                preferences,
+                actor,
+                at,
+            } => {
+                ensure(self.active, E::NotActive)?;
+                let zone_known = preferences
+                    .time_zone
+                    .as_deref()
+                    .is_none_or(|zone| zone.parse::<chrono_tz::Tz>().is_ok());
+                ensure(zone_known, E::InvalidTimeZone)?;
+                Ok(vec![V::PreferencesSet {
+                    preferences,
+                    actor,
+                    at,
+                }])
+            }
         }
     }
 
@@ -361,6 +495,17 @@ impl Decider for PartnerUser {
             PartnerUserEvent::AutoAssignmentResumed { .. } => {
                 self.paused = false;
                 self.paused_until = None;
+            }
+            PartnerUserEvent::PasswordResetRequested {
+                invitation_id,
+                invitation_expires_at,
+                at,
+            } => {
+                self.invitation = Some((*invitation_id, *invitation_expires_at));
+                self.reset_requested_at = Some(*at);
+            }
+            PartnerUserEvent::PreferencesSet { preferences, .. } => {
+                self.preferences = preferences.clone();
             }
         }
     }

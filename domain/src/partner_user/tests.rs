@@ -323,3 +323,85 @@ fn a_pause_with_an_end_lapses_and_may_be_set_again() {
         "an open pause lasts until resumed"
     );
 }
+
+fn reset(at: chrono::DateTime<chrono::Utc>) -> PartnerUserCommand {
+    PartnerUserCommand::RequestPasswordReset {
+        invitation_id: InvitationId(Uuid::from_u128(10)),
+        invitation_expires_at: at + Duration::hours(1),
+        at,
+    }
+}
+
+#[test]
+fn a_password_reset_replaces_the_invitation() {
+    let mut user = PartnerUser::default();
+    for event in [added(), activated()] {
+        user.evolve(&event);
+    }
+    let events = user.decide(reset(t0())).expect("reset");
+    user.evolve(&events[0]);
+    assert_eq!(
+        user.invitation,
+        Some((InvitationId(Uuid::from_u128(10)), t0() + Duration::hours(1)))
+    );
+}
+
+#[test]
+fn a_second_reset_within_a_minute_is_refused_and_later_one_is_not() {
+    let first = PartnerUserEvent::PasswordResetRequested {
+        invitation_id: InvitationId(Uuid::from_u128(10)),
+        invitation_expires_at: t0() + Duration::hours(1),
+        at: t0(),
+    };
+    UserTest::with(())
+        .given(vec![added(), activated(), first.clone()])
+        .when(reset(t0() + Duration::seconds(59)))
+        .then_expect_error(PartnerUserError::ResetTooSoon);
+    let mut user = PartnerUser::default();
+    for event in [added(), activated(), first] {
+        user.evolve(&event);
+    }
+    assert!(user.decide(reset(t0() + Duration::seconds(60))).is_ok());
+}
+
+#[test]
+fn an_inactive_user_gets_no_reset() {
+    UserTest::with(())
+        .given(vec![added()])
+        .when(reset(t0()))
+        .then_expect_error(PartnerUserError::NotActive);
+}
+
+#[test]
+fn preferences_need_a_known_time_zone() {
+    let set = |zone: &str| PartnerUserCommand::SetPreferences {
+        preferences: Preferences {
+            language: Some(Language::Es),
+            time_zone: Some(zone.into()),
+        },
+        actor: admin(),
+        at: t0(),
+    };
+    UserTest::with(())
+        .given(vec![added(), activated()])
+        .when(set("Mars/Olympus"))
+        .then_expect_error(PartnerUserError::InvalidTimeZone);
+    UserTest::with(())
+        .given(vec![added(), activated()])
+        .when(set("Europe/Madrid"))
+        .then_expect_events(vec![PartnerUserEvent::PreferencesSet {
+            preferences: Preferences {
+                language: Some(Language::Es),
+                time_zone: Some("Europe/Madrid".into()),
+            },
+            actor: admin(),
+            at: t0(),
+        }]);
+}
+
+#[test]
+fn a_language_tag_names_its_language() {
+    assert_eq!(Language::of_tag("es-MX"), Some(Language::Es));
+    assert_eq!(Language::of_tag("EN"), Some(Language::En));
+    assert_eq!(Language::of_tag("fr"), None);
+}

@@ -19,6 +19,8 @@ pub enum TemplateKind {
     Assignment,
     /// A pending offer's reminder, before its acceptance deadline.
     Reminder,
+    /// A forgotten password: a new one-time set-password link.
+    PasswordReset,
 }
 
 impl TemplateKind {
@@ -28,15 +30,22 @@ impl TemplateKind {
             TemplateKind::Access => "access",
             TemplateKind::Assignment => "assignment",
             TemplateKind::Reminder => "reminder",
+            TemplateKind::PasswordReset => "password_reset",
         }
     }
 
     /// Every kind.
-    pub const ALL: [TemplateKind; 3] = [
+    pub const ALL: [TemplateKind; 4] = [
         TemplateKind::Access,
         TemplateKind::Assignment,
         TemplateKind::Reminder,
+        TemplateKind::PasswordReset,
     ];
+
+    /// Whether the email carries a one-time set-password link (`link`).
+    pub fn carries_link(self) -> bool {
+        matches!(self, TemplateKind::Access | TemplateKind::PasswordReset)
+    }
 }
 
 /// A template's content.

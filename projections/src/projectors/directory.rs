@@ -125,6 +125,8 @@ async fn user(conn: &mut PgConnection, id: Uuid, event: &U) -> Result<(), sqlx::
         U::AutoAssignmentResumed { .. } => set(
             "UPDATE rm_partner_users SET paused = false, paused_until = NULL WHERE user_id = $1",
         ),
+        // Links and page settings live in the user's state, not in the directory.
+        U::PasswordResetRequested { .. } | U::PreferencesSet { .. } => return Ok(()),
     };
     query.execute(conn).await.map(|_| ())
 }

@@ -20,6 +20,7 @@ async fn insert_event(conn: &mut PgConnection) -> Uuid {
     let event = OrgEvent::OrgCreated {
         org_id: org,
         name: "Org".into(),
+        slug: None,
         actor: Actor::System("test".into()),
         at: Utc::now(),
     };

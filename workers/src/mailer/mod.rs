@@ -190,6 +190,14 @@ struct LeadEmail {
     deadline: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// An email with a one-time set-password link: the event it is for, its template, the
+/// invitation the link stands for.
+struct LinkEmail {
+    event: Uuid,
+    kind: TemplateKind,
+    invitation: InvitationId,
+}
+
 /// One recipient of an email.
 struct Recipient {
     user: PartnerUserId,
@@ -242,13 +250,22 @@ impl Mailer {
         let kind = envelope.aggregate_type.as_str();
         match kind {
             _ if kind == <PartnerUser as cqrs_es::Aggregate>::TYPE => {
-                if let Ok(PartnerUserEvent::PartnerUserActivated { invitation_id, .. }) =
-                    serde_json::from_value(envelope.payload)
-                {
-                    let user = PartnerUserId(envelope.aggregate_id);
-                    self.access_email(envelope.event_id, org, user, invitation_id)
-                        .await?;
-                }
+                let (invitation, kind) = match serde_json::from_value(envelope.payload) {
+                    Ok(PartnerUserEvent::PartnerUserActivated { invitation_id, .. }) => {
+                        (invitation_id, TemplateKind::Access)
+                    }
+                    Ok(PartnerUserEvent::PasswordResetRequested { invitation_id, .. }) => {
+                        (invitation_id, TemplateKind::PasswordReset)
+                    }
+                    _ => return Ok(()),
+                };
+                let user = PartnerUserId(envelope.aggregate_id);
+                let link = LinkEmail {
+                    event: envelope.event_id,
+                    kind,
+                    invitation,
+                };
+                self.link_email(link, org, user).await?;
             }
             _ if kind == <Lead as cqrs_es::Aggregate>::TYPE => {
                 let event: Option<LeadEvent> = serde_json::from_value(envelope.payload).ok();
@@ -285,13 +302,18 @@ impl Mailer {
         Ok(())
     }
 
-    async fn access_email(
+    /// The access or password-reset email: a one-time set-password link.
+    async fn link_email(
         &self,
-        event: Uuid,
+        email: LinkEmail,
         org: OrgId,
         user: PartnerUserId,
-        invitation: InvitationId,
     ) -> Result<(), Failure> {
+        let LinkEmail {
+            event,
+            kind,
+            invitation,
+        } = email;
         let state = self.commands.state::<PartnerUser>(org, user).await?;
         // Only the user's current, unexpired invitation is sent: an older activation (a
         // late redelivery or replay) or an expired one sends nothing.
@@ -301,7 +323,8 @@ impl Mailer {
         let Some((_, expires_at)) = current else {
             return Ok(());
         };
-        let org_name = self.commands.state::<Org>(org, org).await?.name;
+        let org_state = self.commands.state::<Org>(org, org).await?;
+        let (org_name, portal) = (org_state.name.clone(), self.portal(org, &org_state));
         let account = match state.account_id {
             Some(id) => self.commands.state::<PartnerAccount>(org, id).await?.name,
             None => String::new(),
@@ -320,7 +343,7 @@ impl Mailer {
                 expires_at => expires_at.to_rfc3339(),
             }
         };
-        self.deliver(event, org, TemplateKind::Access, &recipient, || async {
+        self.deliver(event, org, kind, &recipient, || async {
             let token =
                 self.access
                     .issue_invitation_link(org, user)
@@ -335,12 +358,16 @@ impl Mailer {
                             other.to_string(),
                         )),
                     })?;
-            Ok(context(format!(
-                "{}/set-password?token={token}",
-                self.public_url
-            )))
+            Ok(context(format!("{portal}/set-password?token={token}")))
         })
         .await
+    }
+
+    /// The org's partner portal address (`<public url>/p/<slug or id>`), which the
+    /// emails' links point into.
+    fn portal(&self, org: OrgId, state: &Org) -> String {
+        let at = state.slug.clone().unwrap_or_else(|| org.to_string());
+        format!("{}/p/{at}", self.public_url)
     }
 
     /// The emails of `email` about `lead` to `to` (a partner user, or a queue's members).
@@ -361,6 +388,7 @@ impl Mailer {
             return Ok(());
         }
         let org_state = self.commands.state::<Org>(org, org).await?;
+        let portal = self.portal(org, &org_state);
         // Every lead email goes to people who have not accepted the lead (an offeree, a
         // queue's members): only its pre-acceptance fields.
         let shown = org_state.partner_fields(false);
@@ -379,7 +407,7 @@ impl Mailer {
                 org => context! { name => org_state.name.clone() },
                 recipient => context! { name => recipient.name.clone(), email => recipient.email.clone() },
                 lead => context! { id => lead.to_string(), fields => Value::from_serialize(&fields) },
-                inbox_link => format!("{}/v1/partner-users/{}/inbox", self.public_url, recipient.user),
+                inbox_link => format!("{portal}/leads/{lead}"),
                 deadline => deadline.map(|d| d.to_rfc3339()),
             };
             let sent = self

@@ -1,0 +1,642 @@
+//! Live inbox updates: `GET /v1/stream`, server-sent events of the caller's inbox and queue
+//! changes.
+//!
+//! Every API process runs one [`LiveFeed`]: an ordered JetStream consumer on the published
+//! lead events (`<prefix>.*.events.Lead.>`), which turns each event into a [`Notice`] naming
+//! whom it concerns (the partner users and queues on either side of an owner change, the
+//! offeree of an accept, decline, lapse or reminder, the owner of an updated lead) and
+//! broadcasts it in process. Each stream keeps the notices that concern its caller, so
+//! any number of API processes serve streams, each from the published events, none from
+//! another's memory.
+//!
+//! An event's SSE `id` is its stream sequence, the same on every API process. A client
+//! that reconnects with `Last-Event-ID` first gets what it missed, replayed from the
+//! stream by a consumer filtered to its org, then the live notices after it; a stream
+//! that falls behind the broadcast catches up the same way. Each event says only which
+//! lead changed and how (`offered`, `claimable`, `claimed`, `taken`, `accepted`,
+//! `declined`, `recalled`, `removed`, `reminded`, `updated`): the page reads the lead
+//! through the scoped reads, so a notice never carries what the reads would not show.
+
+use crate::caller::Caller;
+use crate::problem::ApiError;
+use crate::state::ApiState;
+use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use leadroute_app::access::Principal;
+use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId};
+use leadroute_domain::lead::{Lead, LeadEvent};
+use leadroute_projections::queries;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+
+/// Notices a stream may fall behind by before it catches up from JetStream.
+const BROADCAST_CAPACITY: usize = 4096;
+/// How often a stream sends a heartbeat comment and re-checks its session.
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
+/// How long a stream trusts its caller's queue memberships before reading them again.
+const MEMBERSHIP_TTL: Duration = Duration::from_secs(10);
+/// Most events one reconnect replays; further back, the client is told to reload.
+const MAX_REPLAY: u64 = 100_000;
+/// Milliseconds a browser waits before reconnecting (the SSE `retry` field).
+const RETRY_MS: u64 = 2000;
+
+/// Where the published events are: the events stream and the subject prefix of the
+/// process's NATS names.
+#[derive(Debug, Clone)]
+pub struct LiveSource {
+    /// JetStream of the NATS server the publisher writes to.
+    pub js: jetstream::Context,
+    /// The events stream (`<PREFIX>_EVENTS`).
+    pub stream: String,
+    /// The subject prefix (`leadroute`): lead events are `<prefix>.<org>.events.Lead.<type>`.
+    pub prefix: String,
+}
+
+/// Who an owner change or offer event concerns, and how.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Concern {
+    /// The lead moved from `from` to `to` (`claim` when a queue member claimed it).
+    Moved {
+        /// Owner before.
+        from: Option<Owner>,
+        /// Owner after.
+        to: Owner,
+        /// A claim from a queue.
+        claim: bool,
+    },
+    /// Something happened to the offer of partner user `user` (accepted, declined,
+    /// recalled, reminded).
+    Offer {
+        /// The offeree.
+        user: PartnerUserId,
+        /// `accepted`, `declined`, `recalled` or `reminded`.
+        change: &'static str,
+    },
+    /// The lead's fields changed; `owner` is its owner now.
+    Updated {
+        /// The owner, if any.
+        owner: Option<Owner>,
+    },
+}
+
+/// One published lead event as the streams see it.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// Its stream sequence (the SSE id).
+    pub seq: u64,
+    /// Its org.
+    pub org: OrgId,
+    /// The lead.
+    pub lead: LeadId,
+    /// Whom it concerns.
+    pub concern: Concern,
+    /// Its log position (`TX/POS`): a read with it as `min_position` shows the change.
+    pub position: Option<String>,
+}
+
+impl Notice {
+    /// What the notice means to partner user `me`, member of `queues`: the change to tell,
+    /// or `None` when it does not concern them.
+    pub fn change_for(&self, me: PartnerUserId, queues: &HashSet<QueueId>) -> Option<&'static str> {
+        let mine = |owner: &Option<Owner>| match owner {
+            Some(Owner::PartnerUser(user)) => *user == me,
+            _ => false,
+        };
+        let my_queue = |owner: &Option<Owner>| match owner {
+            Some(Owner::Queue(queue)) => queues.contains(queue),
+            _ => false,
+        };
+        match &self.concern {
+            Concern::Moved { from, to, claim } => {
+                let to = Some(*to);
+                if mine(&to) {
+                    Some(if *claim { "claimed" } else { "offered" })
+                } else if my_queue(&to) {
+                    Some("claimable")
+                } else if mine(from) {
+                    Some("removed")
+                } else if my_queue(from) {
+                    Some("taken")
+                } else {
+                    None
+                }
+            }
+            Concern::Offer { user, change } => (*user == me).then_some(*change),
+            Concern::Updated { owner } => (mine(owner) || my_queue(owner)).then_some("updated"),
+        }
+    }
+}
+
+/// The published envelope's fields a notice needs.
+#[derive(Deserialize)]
+struct Published {
+    org_id: Option<Uuid>,
+    aggregate_id: Uuid,
+    position: Option<PublishedPosition>,
+    payload: LeadEvent,
+}
+
+/// The event's position in the log.
+#[derive(Deserialize)]
+struct PublishedPosition {
+    transaction_id: String,
+    global_position: i64,
+}
+
+/// Whom a lead event concerns (`None`: no partner user; `owner_now` answers for updates).
+async fn concern_of<F, Fut>(event: LeadEvent, owner_now: F) -> Option<Concern>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Option<Owner>>,
+{
+    use LeadEvent as E;
+    Some(match event {
+        E::LeadRouted { change, .. }
+        | E::LeadReassigned { change, .. }
+        | E::LeadEnqueued { change } => Concern::Moved {
+            from: change.from,
+            to: change.to,
+            claim: false,
+        },
+        E::LeadClaimed { change } => Concern::Moved {
+            from: change.from,
+            to: change.to,
+            claim: true,
+        },
+        E::LeadAccepted { by, .. } => Concern::Offer {
+            user: by,
+            change: "accepted",
+        },
+        E::LeadDeclined { by, .. } => Concern::Offer {
+            user: by,
+            change: "declined",
+        },
+        E::LeadOfferLapsed { from, .. } => Concern::Offer {
+            user: from,
+            change: "recalled",
+        },
+        E::LeadOfferReminded { to, .. } => Concern::Offer {
+            user: to,
+            change: "reminded",
+        },
+        E::LeadUpdated { .. } => Concern::Updated {
+            owner: owner_now().await,
+        },
+        _ => return None,
+    })
+}
+
+/// The in-process broadcast of one API process's notices (see the module docs).
+#[derive(Clone)]
+pub struct LiveFeed {
+    source: LiveSource,
+    /// The last sequence broadcast, and the sender: both behind one lock, so a stream
+    /// that subscribes learns exactly where its live notices start.
+    inner: Arc<Mutex<(u64, broadcast::Sender<Arc<Notice>>)>>,
+}
+
+impl LiveFeed {
+    /// Start following the lead events of `source` (from the stream's end), broadcasting
+    /// notices until the process ends. Lead states for updated leads come from `state`'s
+    /// commands.
+    pub async fn start(source: LiveSource, state: ApiState) -> anyhow::Result<LiveFeed> {
+        let stream = source.js.get_stream(&source.stream).await.map_err(|e| {
+            anyhow::anyhow!("the events stream {} is not there: {e}", source.stream)
+        })?;
+        let last = stream.get_info().await?.state.last_sequence;
+        let (sender, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let feed = LiveFeed {
+            source,
+            inner: Arc::new(Mutex::new((last, sender))),
+        };
+        let follower = feed.clone();
+        tokio::spawn(async move { follower.follow(last, state).await });
+        Ok(feed)
+    }
+
+    /// Broadcast every lead event after `last`, recreating the consumer after a failure.
+    async fn follow(self, mut last: u64, state: ApiState) {
+        loop {
+            match self.follow_from(&mut last, &state).await {
+                Ok(()) => tracing::warn!("the live feed's consumer ended; following again"),
+                Err(e) => tracing::warn!(error = %e, "the live feed failed; following again"),
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn follow_from(&self, last: &mut u64, state: &ApiState) -> anyhow::Result<()> {
+        let subject = format!("{}.*.events.Lead.>", self.source.prefix);
+        let mut messages = self.replay_consumer(subject, *last + 1).await?;
+        while let Some(message) = messages.next().await {
+            let message = message?;
+            let seq = message
+                .info()
+                .map_err(|e| anyhow::anyhow!(e))?
+                .stream_sequence;
+            let notice = notice_of(seq, &message.payload, state).await;
+            let mut inner = self.inner.lock().expect("the feed lock is never poisoned");
+            inner.0 = seq;
+            *last = seq;
+            if let Some(notice) = notice {
+                // No receiver is fine: nobody is connected.
+                let _ = inner.1.send(Arc::new(notice));
+            }
+        }
+        Ok(())
+    }
+
+    /// An ordered consumer of `subject` from `start`.
+    async fn replay_consumer(
+        &self,
+        subject: String,
+        start: u64,
+    ) -> anyhow::Result<async_nats::jetstream::consumer::pull::Ordered> {
+        let stream = self.source.js.get_stream(&self.source.stream).await?;
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start.max(1),
+                },
+                ..Default::default()
+            })
+            .await?;
+        Ok(consumer.messages().await?)
+    }
+
+    /// Subscribe: the sequence the live notices start after, and the receiver.
+    fn subscribe(&self) -> (u64, broadcast::Receiver<Arc<Notice>>) {
+        let inner = self.inner.lock().expect("the feed lock is never poisoned");
+        (inner.0, inner.1.subscribe())
+    }
+
+    /// The notices of `org`'s lead events after `after` up to at least `until`, from
+    /// JetStream (a reconnect or a stream that fell behind). `None` when more than
+    /// [`MAX_REPLAY`] events are missed or the stream no longer holds them.
+    async fn missed(
+        &self,
+        org: OrgId,
+        after: u64,
+        until: u64,
+        state: &ApiState,
+    ) -> anyhow::Result<Option<Vec<Notice>>> {
+        if until <= after {
+            return Ok(Some(Vec::new()));
+        }
+        let stream = self.source.js.get_stream(&self.source.stream).await?;
+        let info = stream.get_info().await?;
+        if until - after > MAX_REPLAY || info.state.first_sequence > after + 1 {
+            return Ok(None);
+        }
+        let subject = format!("{}.{}.events.Lead.>", self.source.prefix, org.0);
+        let consumer = stream
+            .create_consumer(OrderedConfig {
+                filter_subject: subject,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: after + 1,
+                },
+                ..Default::default()
+            })
+            .await?;
+        let mut pending = consumer.cached_info().num_pending;
+        let mut messages = consumer.messages().await?;
+        let mut out = Vec::new();
+        while pending > 0 {
+            let Some(message) = tokio::time::timeout(Duration::from_secs(5), messages.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("the replay stalled"))?
+            else {
+                break;
+            };
+            let message = message?;
+            let info = message.info().map_err(|e| anyhow::anyhow!(e))?;
+            let seq = info.stream_sequence;
+            pending = info.pending;
+            if let Some(notice) = notice_of(seq, &message.payload, state).await {
+                out.push(notice);
+            }
+            if seq >= until {
+                break;
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+/// The notice of a published lead event (`None` when it concerns no partner user or does
+/// not read as one).
+async fn notice_of(seq: u64, body: &[u8], state: &ApiState) -> Option<Notice> {
+    let published: Published = serde_json::from_slice(body).ok()?;
+    let org = OrgId(published.org_id?);
+    let lead = LeadId(published.aggregate_id);
+    let position = published
+        .position
+        .map(|p| format!("{}/{}", p.transaction_id, p.global_position));
+    let concern = concern_of(published.payload, || async {
+        state
+            .commands
+            .state::<Lead>(org, lead)
+            .await
+            .ok()
+            .and_then(|lead| lead.owner)
+    })
+    .await?;
+    Some(Notice {
+        seq,
+        org,
+        lead,
+        concern,
+        position,
+    })
+}
+
+/// The partner user a stream serves, and what it knows of them.
+struct Listener {
+    org: OrgId,
+    user: PartnerUserId,
+    token: String,
+    queues: HashSet<QueueId>,
+    queues_read: Instant,
+    checked: Instant,
+}
+
+impl Listener {
+    /// The caller's queues, read again when older than [`MEMBERSHIP_TTL`].
+    async fn refresh(&mut self, state: &ApiState) {
+        if self.queues_read.elapsed() < MEMBERSHIP_TTL {
+            return;
+        }
+        if let Ok(queues) = queries::member_queues(&state.pool, self.org, self.user).await {
+            self.queues = queues.into_iter().map(|(id, _)| QueueId(id)).collect();
+        }
+        self.queues_read = Instant::now();
+    }
+
+    /// Whether the session still holds (re-checked every [`HEARTBEAT`]).
+    async fn still_signed_in(&mut self, state: &ApiState) -> bool {
+        if self.checked.elapsed() < HEARTBEAT {
+            return true;
+        }
+        self.checked = Instant::now();
+        matches!(
+            state.access.authenticate(&self.token).await,
+            Ok(Principal::Partner { user, .. }) if user == self.user
+        )
+    }
+
+    fn event(&self, notice: &Notice) -> Option<Event> {
+        let change = notice.change_for(self.user, &self.queues)?;
+        let data = serde_json::json!({
+            "lead_id": notice.lead.0, "change": change, "position": notice.position,
+        });
+        Some(
+            Event::default()
+                .id(notice.seq.to_string())
+                .event("lead")
+                .data(data.to_string()),
+        )
+    }
+}
+
+/// The session token a stream request carries: the bearer token, else the portal's
+/// session cookie (an `EventSource` cannot set headers). Reads only: the cookie opens no
+/// command, so it needs no CSRF token here.
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    crate::caller::bearer(headers)
+        .map(str::to_string)
+        .or_else(|| crate::portal::session_cookie(headers))
+}
+
+/// Server-sent events of the caller's inbox and queue changes (partner users; the session
+/// token as `Authorization: Bearer`, or the portal's session cookie). Each event is `event:
+/// lead`, `id:` its position in the published stream, `data: {"lead_id", "change",
+/// "position"}` (`position`: the log position to read with as `min_position`), with
+/// `change` one of `offered`, `claimable`, `claimed`, `taken` (claimed by another member or
+/// moved out of the caller's queue), `accepted`, `declined`, `recalled`, `removed`,
+/// `reminded`, `updated`. The stream opens with `event: ready` and the position it starts
+/// from; a reconnect with `Last-Event-ID` receives every event after that position first.
+/// `event: reload` means the missed events are too many or too old to replay (read the
+/// inbox again); `event: signed_out` ends a stream whose session ended. A comment every 15
+/// s keeps the connection open. 503 `stream_unavailable` when this API process does not
+/// follow the published events.
+#[utoipa::path(get, path = "/v1/stream", tag = "auth",
+    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
+    responses((status = 200, content_type = "text/event-stream", body = String),
+        (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
+        (status = 503, body = crate::Problem)))]
+pub(crate) async fn stream(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
+    let token = token_of(&headers).ok_or(ApiError::Unauthenticated(
+        "send the session token as `Authorization: Bearer <token>` or sign in to the portal",
+    ))?;
+    let principal = state
+        .access
+        .authenticate(&token)
+        .await
+        .map_err(|_| ApiError::Unauthenticated("the token is unknown, revoked or expired"))?;
+    let (user, _account): (PartnerUserId, PartnerAccountId) =
+        Caller(principal.clone()).partner()?;
+    let org = Caller(principal).org();
+    let feed = state.live.clone().ok_or(ApiError::Unavailable {
+        code: "stream_unavailable",
+        message: "this API process does not follow the published events (no NATS configured)",
+    })?;
+    let resume_after = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (start, receiver) = feed.subscribe();
+    let mut listener = Listener {
+        org,
+        user,
+        token,
+        queues: HashSet::new(),
+        queues_read: Instant::now() - MEMBERSHIP_TTL,
+        checked: Instant::now(),
+    };
+    listener.refresh(&state).await;
+    let events = async_stream(feed, state, listener, receiver, start, resume_after);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
+}
+
+/// What a stream does between events.
+enum Step {
+    /// Replay from JetStream after this sequence, then go on live.
+    CatchUp(u64),
+    /// Wait for the next live notice.
+    Live,
+    /// Stop.
+    Done,
+}
+
+/// The events of one stream (see [`stream`]).
+fn async_stream(
+    feed: LiveFeed,
+    state: ApiState,
+    listener: Listener,
+    receiver: broadcast::Receiver<Arc<Notice>>,
+    start: u64,
+    resume_after: Option<u64>,
+) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
+    let first = Event::default()
+        .id(resume_after.unwrap_or(start).to_string())
+        .event("ready")
+        .retry(Duration::from_millis(RETRY_MS))
+        .data("{}");
+    let step = match resume_after {
+        Some(after) if after < start => Step::CatchUp(after),
+        _ => Step::Live,
+    };
+    // `sent`: the last sequence told; nothing at or before it is sent again.
+    let sent = resume_after.unwrap_or(start);
+    let context = (feed, state, listener, receiver, step, sent, start);
+    let rest = futures::stream::unfold(context, |mut context| async move {
+        let (feed, state, listener, receiver, step, sent, live_from) = &mut context;
+        loop {
+            match std::mem::replace(step, Step::Live) {
+                Step::Done => return None,
+                Step::CatchUp(after) => {
+                    listener.refresh(state).await;
+                    match feed.missed(listener.org, after, *live_from, state).await {
+                        Ok(Some(notices)) => {
+                            let events: Vec<Event> = notices
+                                .iter()
+                                .filter(|n| n.seq > *sent)
+                                .filter_map(|n| listener.event(n))
+                                .collect();
+                            *sent = (*sent)
+                                .max(*live_from)
+                                .max(notices.last().map_or(0, |n| n.seq));
+                            if !events.is_empty() {
+                                return Some((events, context));
+                            }
+                        }
+                        Ok(None) | Err(_) => {
+                            *sent = (*sent).max(*live_from);
+                            let reload = Event::default()
+                                .id(sent.to_string())
+                                .event("reload")
+                                .data("{}");
+                            return Some((vec![reload], context));
+                        }
+                    }
+                }
+                Step::Live => {
+                    let next = tokio::time::timeout(HEARTBEAT, receiver.recv()).await;
+                    if !listener.still_signed_in(state).await {
+                        *step = Step::Done;
+                        let out = Event::default().event("signed_out").data("{}");
+                        return Some((vec![out], context));
+                    }
+                    match next {
+                        Err(_) => continue,
+                        Ok(Ok(notice)) => {
+                            if notice.org != listener.org || notice.seq <= *sent {
+                                continue;
+                            }
+                            listener.refresh(state).await;
+                            *sent = notice.seq;
+                            if let Some(event) = listener.event(&notice) {
+                                return Some((vec![event], context));
+                            }
+                        }
+                        Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                            // Fell behind: replay from JetStream up to where the feed is.
+                            let (now, fresh) = feed.subscribe();
+                            *receiver = fresh;
+                            *live_from = now;
+                            *step = Step::CatchUp(*sent);
+                        }
+                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+                    }
+                }
+            }
+        }
+    });
+    futures::stream::once(async move { first })
+        .chain(rest.flat_map(futures::stream::iter))
+        .map(Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(n: u128) -> PartnerUserId {
+        PartnerUserId(Uuid::from_u128(n))
+    }
+
+    fn queue(n: u128) -> QueueId {
+        QueueId(Uuid::from_u128(n))
+    }
+
+    fn moved(from: Option<Owner>, to: Owner, claim: bool) -> Notice {
+        Notice {
+            seq: 1,
+            org: OrgId(Uuid::from_u128(9)),
+            lead: LeadId(Uuid::from_u128(8)),
+            concern: Concern::Moved { from, to, claim },
+            position: None,
+        }
+    }
+
+    #[test]
+    fn an_owner_change_concerns_both_sides_and_nobody_else() {
+        let queues: HashSet<QueueId> = [queue(5)].into();
+        let offer = moved(None, Owner::PartnerUser(user(1)), false);
+        assert_eq!(offer.change_for(user(1), &queues), Some("offered"));
+        assert_eq!(offer.change_for(user(2), &queues), None);
+        let away = moved(
+            Some(Owner::PartnerUser(user(1))),
+            Owner::PartnerUser(user(2)),
+            false,
+        );
+        assert_eq!(away.change_for(user(1), &HashSet::new()), Some("removed"));
+        assert_eq!(away.change_for(user(2), &HashSet::new()), Some("offered"));
+        assert_eq!(away.change_for(user(3), &queues), None);
+    }
+
+    #[test]
+    fn a_claim_is_taken_for_the_other_members() {
+        let queues: HashSet<QueueId> = [queue(5)].into();
+        let claim = moved(
+            Some(Owner::Queue(queue(5))),
+            Owner::PartnerUser(user(1)),
+            true,
+        );
+        assert_eq!(claim.change_for(user(1), &queues), Some("claimed"));
+        assert_eq!(claim.change_for(user(2), &queues), Some("taken"));
+        assert_eq!(claim.change_for(user(3), &HashSet::new()), None);
+        let enqueued = moved(None, Owner::Queue(queue(5)), false);
+        assert_eq!(enqueued.change_for(user(2), &queues), Some("claimable"));
+    }
+
+    #[test]
+    fn an_offer_event_concerns_its_offeree_only() {
+        let notice = Notice {
+            seq: 2,
+            org: OrgId(Uuid::from_u128(9)),
+            lead: LeadId(Uuid::from_u128(8)),
+            concern: Concern::Offer {
+                user: user(1),
+                change: "recalled",
+            },
+            position: None,
+        };
+        assert_eq!(
+            notice.change_for(user(1), &HashSet::new()),
+            Some("recalled")
+        );
+        assert_eq!(notice.change_for(user(2), &HashSet::new()), None);
+    }
+}
