@@ -148,14 +148,13 @@ async fn bounded_uri(request: axum::extract::Request, next: middleware::Next) ->
 /// outside the handlers write as plain text (413, 408, 503 on a timeout, ...).
 async fn problem_everywhere(response: Response) -> Response {
     let status = response.status();
-    // Problems, and the portal's own error pages and answers, stay as they are.
+    // Problems, and the portal's own error pages, stay as they are.
     let is_problem = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|kind| {
             kind.as_bytes().starts_with(b"application/problem+json")
                 || kind.as_bytes().starts_with(b"text/html")
-                || kind.as_bytes().starts_with(b"text/plain")
         });
     if !(status.is_client_error() || status.is_server_error()) || is_problem {
         return response;

@@ -38,6 +38,32 @@ ensure_packages() {
   command -v cargo >/dev/null 2>&1 || { log "a Rust toolchain (cargo) is required: https://rustup.rs"; return 1; }
 }
 
+# The browser tests' tools: Debian's Chromium and ChromeDriver, and axe-core (the
+# accessibility checker they inject into pages), fetched once with npm into .leadroute/tools.
+AXE_CORE_VERSION=4.14.1
+ensure_browser_tools() {
+  local missing=() tools="$PWD/.leadroute/tools" work
+  [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -x /usr/bin/chromedriver ] || command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  [ -f "$tools/axe.min.js" ] || command -v npm >/dev/null 2>&1 || missing+=(npm)
+  if [ ${#missing[@]} -gt 0 ]; then
+    command -v apt-get >/dev/null 2>&1 || { log "please install: ${missing[*]}"; return 1; }
+    log "installing ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+  if [ ! -f "$tools/axe.min.js" ]; then
+    log "fetching axe-core $AXE_CORE_VERSION"
+    mkdir -p "$tools"
+    work=$(mktemp -d)
+    (cd "$work" && npm pack --silent "axe-core@$AXE_CORE_VERSION" >/dev/null)
+    tar -xzf "$work/axe-core-$AXE_CORE_VERSION.tgz" -C "$work" package/axe.min.js
+    mv "$work/package/axe.min.js" "$tools/axe.min.js"
+    rm -rf "$work"
+  fi
+  export LEADROUTE_AXE_JS="$tools/axe.min.js"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Does PostgreSQL on port $1 let the postgres role in without a password?

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs leadroute's whole test suite against real PostgreSQL and NATS.
 #
-# Installs what is missing (PostgreSQL, nats-server; a Rust toolchain is assumed), uses the
+# Installs what is missing (PostgreSQL, nats-server, Chromium and ChromeDriver with axe-core
+# for the browser tests; a Rust toolchain is assumed), uses the
 # servers already running on 127.0.0.1:5432 / :4222 when they let it in, and otherwise starts
 # its own under .leadroute/test (stopped again when the run ends). Exits non-zero when any
 # test fails. Override the servers with LEADROUTE_TEST_DATABASE_URL (an admin connection)
@@ -12,6 +13,7 @@ cd "$(dirname "$0")/../.."
 source deploy/local/lib.sh
 
 ensure_packages
+ensure_browser_tools
 state="$PWD/.leadroute/test"
 started=()
 cleanup() {

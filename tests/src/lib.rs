@@ -11,6 +11,7 @@
 //! - `generate`: generated lead events for tests and benchmarks.
 //! - `smtp`: a recording SMTP server for the mailer's tests.
 //! - `browser`: headless Chromium over WebDriver for the portal's browser tests.
+//! - `sse`: a server-sent events client for the live-stream tests.
 
 pub mod api;
 pub mod browser;
@@ -18,6 +19,7 @@ pub mod generate;
 pub mod hostile;
 pub mod pipeline;
 pub mod smtp;
+pub mod sse;
 
 use chrono::{Duration, Utc};
 use leadroute_app::{CommandMeta, Commands, NewContact, NewLead, NewPartnerAccount};
