@@ -661,7 +661,7 @@ fn svg(max: &Tracker, half: &Tracker) -> String {
 }
 
 /// The release `leadroute` binary next to this bench, built first when missing.
-fn leadroute_binary() -> anyhow::Result<PathBuf> {
+pub(crate) fn leadroute_binary() -> anyhow::Result<PathBuf> {
     let dir = std::env::current_exe()?
         .parent()
         .map(PathBuf::from)

@@ -6,7 +6,7 @@
 //! a fresh database (dropped at the end) on the server of LEADROUTE_TEST_DATABASE_URL.
 //!
 //! `intake`: see `intake.rs`; `bulk`: see `bulk.rs`; `e2e`: see `e2e.rs`; `parse`: see
-//! `parse.rs`; `duplicates`: see `duplicates.rs`.
+//! `parse.rs`; `duplicates`: see `duplicates.rs`; `sse`: see `sse.rs`.
 
 use clap::{Parser, Subcommand};
 use leadroute_domain::ids::{OrgId, Owner, PartnerUserId, QueueId};
@@ -90,6 +90,16 @@ enum Bench {
         #[arg(long, default_value_t = 200)]
         batches: usize,
     },
+    /// Live streams: API memory per idle `GET /v1/stream` connection, and the time one
+    /// event takes to reach every stream.
+    Sse {
+        /// Idle streams to open.
+        #[arg(long, default_value_t = 1000)]
+        clients: usize,
+        /// Offers to time the fan-out of.
+        #[arg(long, default_value_t = 20)]
+        offers: usize,
+    },
     /// What the strict edge (strict JSON, schema, limits) costs per lead event, next to a
     /// plain serde_json parse of the same events (no servers needed).
     Parse {
@@ -105,6 +115,7 @@ mod e2e;
 mod intake;
 mod parse;
 mod report;
+mod sse;
 
 use report::{percentile, say};
 
@@ -123,6 +134,7 @@ async fn main() -> anyhow::Result<()> {
         Bench::Bulk { leads } => return bulk::run(leads).await,
         Bench::Parse { events } => return parse::run(events),
         Bench::Duplicates { leads, batches } => return duplicates::run(leads, batches).await,
+        Bench::Sse { clients, offers } => return sse::run(clients, offers).await,
         Bench::E2e {
             leads,
             half_rate_seconds,

@@ -47,6 +47,14 @@ impl World {
         )
         .await
         .ok();
+        // Offers stand two days.
+        api.put(
+            "/v1/org/partner-workflow",
+            &org.admin,
+            json!({"acceptance_deadline": {"seconds": 172_800}}),
+        )
+        .await
+        .ok();
         let slug = api.get("/v1/org", &org.admin).await.ok().body["slug"]
             .as_str()
             .expect("the org has a slug")
@@ -282,9 +290,46 @@ async fn a_partner_goes_from_the_access_email_to_accepting_and_declining_leads()
     let declined = world.api.get_lead(&world.org.admin, second).await.ok();
     assert_eq!(declined.body["state"], "unassigned", "{}", declined.body);
 
+    // Out of office until a date, then back; then Spanish and Madrid time.
+    browser.goto(&format!("{}/settings", world.portal)).await;
+    browser
+        .script(
+            "document.getElementById('until').value = '2031-01-15'; return true;",
+            json!([]),
+        )
+        .await;
+    browser
+        .click("form[action$=\"/settings/pause\"] button")
+        .await;
+    browser.wait_for(".notice", WAIT).await;
+    let availability = browser.text("#availability + p").await;
+    assert!(
+        availability.contains("paused until 2031-01-15 00:00 UTC"),
+        "{availability}"
+    );
+    browser
+        .click("form[action$=\"/settings/resume\"] button")
+        .await;
+    browser.wait_for(".notice", WAIT).await;
+    assert_eq!(
+        browser.text("#availability + p").await,
+        "You receive new leads."
+    );
+    browser.select("#language", "es").await;
+    browser.select("#time_zone", "Europe/Madrid").await;
+    browser
+        .click("form[action$=\"/settings/preferences\"] button")
+        .await;
+    browser.wait_for(".notice", WAIT).await;
+    assert_eq!(browser.text("h1").await, "Disponibilidad y ajustes");
+    browser.goto(&format!("{}/", world.portal)).await;
+    assert_eq!(browser.text("h1").await, "Bandeja de entrada");
+    assert!(browser.text(&row(first)).await.contains(" CET"));
+
     // Sign out: the inbox asks for sign-in again.
     browser.click(".sign-out button").await;
     browser.wait_for("#password", WAIT).await;
+    assert!(browser.text(".notice").await.contains("signed out"));
     browser.goto(&format!("{}/", world.portal)).await;
     assert!(browser.url().await.contains("/sign-in?next="));
     browser.close().await;
