@@ -3,9 +3,9 @@
 //!
 //! Every API process runs one [`LiveFeed`]: an ordered JetStream consumer on the published
 //! lead events (`<prefix>.*.events.Lead.>`), which turns each event into a [`Notice`] naming
-//! whom it concerns (the partner users and queues on either side of an owner change, the
-//! offeree of an accept, decline, lapse or reminder, the owner of an updated lead) and
-//! broadcasts it in process. Each stream keeps the notices that concern its caller, so
+//! whom it concerns (the partner users and queues on either side of an owner change, with
+//! the queues' members as they are then; the offeree of an accept, decline, lapse or
+//! reminder; the owner of an updated lead) and broadcasts it in process. Each stream keeps the notices that concern its caller, so
 //! any number of API processes serve streams, each from the published events, none from
 //! another's memory.
 //!
@@ -28,9 +28,8 @@ use futures::{Stream, StreamExt};
 use leadroute_app::access::Principal;
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::lead::{Lead, LeadEvent};
-use leadroute_projections::queries;
+use leadroute_domain::queue::{Queue, QueueMember};
 use serde::Deserialize;
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -40,8 +39,6 @@ use uuid::Uuid;
 const BROADCAST_CAPACITY: usize = 4096;
 /// How often a stream sends a heartbeat comment and re-checks its session.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
-/// How long a stream trusts its caller's queue memberships before reading them again.
-const MEMBERSHIP_TTL: Duration = Duration::from_secs(10);
 /// Most events one reconnect replays; further back, the client is told to reload.
 const MAX_REPLAY: u64 = 100_000;
 /// Milliseconds a browser waits before reconnecting (the SSE `retry` field).
@@ -99,18 +96,26 @@ pub struct Notice {
     pub concern: Concern,
     /// Its log position (`TX/POS`): a read with it as `min_position` shows the change.
     pub position: Option<String>,
+    /// The members of the queues it names, as the feed read them when it saw the event.
+    pub queues: Vec<(QueueId, Vec<QueueMember>)>,
 }
 
 impl Notice {
-    /// What the notice means to partner user `me`, member of `queues`: the change to tell,
-    /// or `None` when it does not concern them.
-    pub fn change_for(&self, me: PartnerUserId, queues: &HashSet<QueueId>) -> Option<&'static str> {
+    /// What the notice means to partner user `me` of account `account`: the change to
+    /// tell, or `None` when it does not concern them.
+    pub fn change_for(&self, me: PartnerUserId, account: PartnerAccountId) -> Option<&'static str> {
         let mine = |owner: &Option<Owner>| match owner {
             Some(Owner::PartnerUser(user)) => *user == me,
             _ => false,
         };
         let my_queue = |owner: &Option<Owner>| match owner {
-            Some(Owner::Queue(queue)) => queues.contains(queue),
+            Some(Owner::Queue(queue)) => self.queues.iter().any(|(id, members)| {
+                id == queue
+                    && members.iter().any(|member| match member {
+                        QueueMember::PartnerUser(user) => *user == me,
+                        QueueMember::PartnerAccount(of) => *of == account,
+                    })
+            }),
             _ => false,
         };
         match &self.concern {
@@ -340,6 +345,7 @@ async fn notice_of(seq: u64, body: &[u8], state: &ApiState) -> Option<Notice> {
     let position = published
         .position
         .map(|p| format!("{}/{}", p.transaction_id, p.global_position));
+    let commands = &state.commands;
     let concern = concern_of(published.payload, || async {
         state
             .commands
@@ -349,37 +355,46 @@ async fn notice_of(seq: u64, body: &[u8], state: &ApiState) -> Option<Notice> {
             .and_then(|lead| lead.owner)
     })
     .await?;
+    // Who may see a queue's leads is decided once here, not by every stream.
+    let named: Vec<QueueId> = match &concern {
+        Concern::Moved { from, to, .. } => [*from, Some(*to)]
+            .into_iter()
+            .flatten()
+            .filter_map(|owner| match owner {
+                Owner::Queue(queue) => Some(queue),
+                _ => None,
+            })
+            .collect(),
+        Concern::Updated {
+            owner: Some(Owner::Queue(queue)),
+        } => vec![*queue],
+        _ => Vec::new(),
+    };
+    let mut queues = Vec::with_capacity(named.len());
+    for queue in named {
+        let members = commands.state::<Queue>(org, queue).await.ok()?.members;
+        queues.push((queue, members.into_iter().collect()));
+    }
     Some(Notice {
         seq,
         org,
         lead,
         concern,
         position,
+        queues,
     })
 }
 
-/// The partner user a stream serves, and what it knows of them.
+/// The partner user a stream serves.
 struct Listener {
     org: OrgId,
     user: PartnerUserId,
+    account: PartnerAccountId,
     token: String,
-    queues: HashSet<QueueId>,
-    queues_read: Instant,
     checked: Instant,
 }
 
 impl Listener {
-    /// The caller's queues, read again when older than [`MEMBERSHIP_TTL`].
-    async fn refresh(&mut self, state: &ApiState) {
-        if self.queues_read.elapsed() < MEMBERSHIP_TTL {
-            return;
-        }
-        if let Ok(queues) = queries::member_queues(&state.pool, self.org, self.user).await {
-            self.queues = queues.into_iter().map(|(id, _)| QueueId(id)).collect();
-        }
-        self.queues_read = Instant::now();
-    }
-
     /// Whether the session still holds (re-checked every [`HEARTBEAT`]).
     async fn still_signed_in(&mut self, state: &ApiState) -> bool {
         if self.checked.elapsed() < HEARTBEAT {
@@ -393,7 +408,7 @@ impl Listener {
     }
 
     fn event(&self, notice: &Notice) -> Option<Event> {
-        let change = notice.change_for(self.user, &self.queues)?;
+        let change = notice.change_for(self.user, self.account)?;
         let data = serde_json::json!({
             "lead_id": notice.lead.0, "change": change, "position": notice.position,
         });
@@ -444,8 +459,7 @@ pub(crate) async fn stream(
         .authenticate(&token)
         .await
         .map_err(|_| ApiError::Unauthenticated("the token is unknown, revoked or expired"))?;
-    let (user, _account): (PartnerUserId, PartnerAccountId) =
-        Caller(principal.clone()).partner()?;
+    let (user, account) = Caller(principal.clone()).partner()?;
     let org = Caller(principal).org();
     let feed = state.live.clone().ok_or(ApiError::Unavailable {
         code: "stream_unavailable",
@@ -456,15 +470,13 @@ pub(crate) async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     let (start, receiver) = feed.subscribe();
-    let mut listener = Listener {
+    let listener = Listener {
         org,
         user,
+        account,
         token,
-        queues: HashSet::new(),
-        queues_read: Instant::now() - MEMBERSHIP_TTL,
         checked: Instant::now(),
     };
-    listener.refresh(&state).await;
     let events = async_stream(feed, state, listener, receiver, start, resume_after);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
 }
@@ -506,7 +518,6 @@ fn async_stream(
             match std::mem::replace(step, Step::Live) {
                 Step::Done => return None,
                 Step::CatchUp(after) => {
-                    listener.refresh(state).await;
                     match feed.missed(listener.org, after, *live_from, state).await {
                         Ok(Some(notices)) => {
                             let events: Vec<Event> = notices
@@ -544,7 +555,6 @@ fn async_stream(
                             if notice.org != listener.org || notice.seq <= *sent {
                                 continue;
                             }
-                            listener.refresh(state).await;
                             *sent = notice.seq;
                             if let Some(event) = listener.event(&notice) {
                                 return Some((vec![event], context));
@@ -580,45 +590,55 @@ mod tests {
         QueueId(Uuid::from_u128(n))
     }
 
+    fn account(n: u128) -> PartnerAccountId {
+        PartnerAccountId(Uuid::from_u128(n))
+    }
+
+    /// A notice of a move; queue 5's members are user 2 and the users of account 7.
     fn moved(from: Option<Owner>, to: Owner, claim: bool) -> Notice {
+        let members = vec![
+            QueueMember::PartnerUser(user(2)),
+            QueueMember::PartnerAccount(account(7)),
+        ];
         Notice {
             seq: 1,
             org: OrgId(Uuid::from_u128(9)),
             lead: LeadId(Uuid::from_u128(8)),
             concern: Concern::Moved { from, to, claim },
             position: None,
+            queues: vec![(queue(5), members)],
         }
     }
 
     #[test]
     fn an_owner_change_concerns_both_sides_and_nobody_else() {
-        let queues: HashSet<QueueId> = [queue(5)].into();
         let offer = moved(None, Owner::PartnerUser(user(1)), false);
-        assert_eq!(offer.change_for(user(1), &queues), Some("offered"));
-        assert_eq!(offer.change_for(user(2), &queues), None);
+        assert_eq!(offer.change_for(user(1), account(6)), Some("offered"));
+        assert_eq!(offer.change_for(user(2), account(6)), None);
         let away = moved(
             Some(Owner::PartnerUser(user(1))),
-            Owner::PartnerUser(user(2)),
+            Owner::PartnerUser(user(3)),
             false,
         );
-        assert_eq!(away.change_for(user(1), &HashSet::new()), Some("removed"));
-        assert_eq!(away.change_for(user(2), &HashSet::new()), Some("offered"));
-        assert_eq!(away.change_for(user(3), &queues), None);
+        assert_eq!(away.change_for(user(1), account(6)), Some("removed"));
+        assert_eq!(away.change_for(user(3), account(6)), Some("offered"));
+        assert_eq!(away.change_for(user(2), account(7)), None);
     }
 
     #[test]
-    fn a_claim_is_taken_for_the_other_members() {
-        let queues: HashSet<QueueId> = [queue(5)].into();
+    fn a_claim_is_taken_for_the_other_members_directly_or_through_their_account() {
         let claim = moved(
             Some(Owner::Queue(queue(5))),
             Owner::PartnerUser(user(1)),
             true,
         );
-        assert_eq!(claim.change_for(user(1), &queues), Some("claimed"));
-        assert_eq!(claim.change_for(user(2), &queues), Some("taken"));
-        assert_eq!(claim.change_for(user(3), &HashSet::new()), None);
+        assert_eq!(claim.change_for(user(1), account(6)), Some("claimed"));
+        assert_eq!(claim.change_for(user(2), account(6)), Some("taken"));
+        assert_eq!(claim.change_for(user(4), account(7)), Some("taken"));
+        assert_eq!(claim.change_for(user(3), account(6)), None);
         let enqueued = moved(None, Owner::Queue(queue(5)), false);
-        assert_eq!(enqueued.change_for(user(2), &queues), Some("claimable"));
+        assert_eq!(enqueued.change_for(user(4), account(7)), Some("claimable"));
+        assert_eq!(enqueued.change_for(user(3), account(6)), None);
     }
 
     #[test]
@@ -632,11 +652,9 @@ mod tests {
                 change: "recalled",
             },
             position: None,
+            queues: Vec::new(),
         };
-        assert_eq!(
-            notice.change_for(user(1), &HashSet::new()),
-            Some("recalled")
-        );
-        assert_eq!(notice.change_for(user(2), &HashSet::new()), None);
+        assert_eq!(notice.change_for(user(1), account(6)), Some("recalled"));
+        assert_eq!(notice.change_for(user(2), account(6)), None);
     }
 }

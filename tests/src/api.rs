@@ -440,6 +440,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/auth/set-password"),
     ("POST", "/v1/auth/sign-in"),
     ("GET", "/v1/me"),
+    ("GET", "/v1/stream"),
     ("POST", "/v1/partner-accounts"),
     ("GET", "/v1/partner-accounts"),
     ("POST", "/v1/partner-accounts/{id}/activate"),

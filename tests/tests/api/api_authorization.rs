@@ -250,6 +250,15 @@ fn cases(a: &World) -> Vec<Case> {
             None,
             "p1:A p2:A other_partner:A integration:A cm2:A other_admin:A cm1:A admin:A",
         ),
+        // Partner users only; this API follows no NATS, so past the checks it answers 503
+        // `stream_unavailable` (the live tests open real streams).
+        case(
+            "GET",
+            "/v1/stream",
+            "/v1/stream".into(),
+            None,
+            "p1:S p2:S other_partner:S",
+        ),
         case(
             "POST",
             "/v1/partner-accounts",
@@ -619,6 +628,9 @@ fn verdict(status: StatusCode) -> char {
         StatusCode::NOT_FOUND => 'H',
         // An admin naming no channel manager for a new account: judged on its merits.
         StatusCode::UNPROCESSABLE_ENTITY => 'V',
+        // A part this process does not run (live streams without NATS): the caller got
+        // past every check.
+        StatusCode::SERVICE_UNAVAILABLE => 'S',
         // A crash is never an acceptable verdict.
         status if status.is_server_error() => 'E',
         _ => 'A',

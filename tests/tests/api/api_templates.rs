@@ -22,7 +22,8 @@ async fn templates_are_versioned_validated_and_previewed() {
         [
             (json!("access"), json!(0)),
             (json!("assignment"), json!(0)),
-            (json!("reminder"), json!(0))
+            (json!("reminder"), json!(0)),
+            (json!("password_reset"), json!(0))
         ]
     );
 
