@@ -210,14 +210,14 @@ impl Api {
     pub async fn build_live(
         commands: Commands,
         config: &ApiConfig,
-        live: Option<live::LiveSource>,
+        live: Option<live::feed::LiveSource>,
     ) -> anyhow::Result<Api> {
         let listener = TcpListener::bind(config.listen).await.map_err(|e| {
             anyhow::anyhow!("cannot listen on {} (LEADROUTE_LISTEN): {e}", config.listen)
         })?;
         let mut state = ApiState::with_commands(commands, config);
         if let Some(source) = live {
-            state.live = Some(live::LiveFeed::start(source, state.clone()).await?);
+            state.live = Some(live::feed::LiveFeed::start(source, state.commands.clone()).await?);
         }
         let bulk = state.bulk.clone();
         let limits = config.limits();

@@ -101,7 +101,7 @@ pub struct ApiState {
     /// Whether the portal's cookies are `Secure`.
     pub(crate) secure_cookies: bool,
     /// The published lead events this process follows for live streams, if it does.
-    pub(crate) live: Option<crate::live::LiveFeed>,
+    pub(crate) live: Option<crate::live::feed::LiveFeed>,
 }
 
 impl ApiState {

@@ -1,8 +1,8 @@
 //! The pages before sign-in and the way out: sign in, sign out, set a password from the
 //! emailed link, ask for a new link (forgot password).
 
+use super::page::{anonymous_post, failure, form, posted, CsrfOnly, Page, Portal};
 use super::session;
-use super::{failure, form, CsrfOnly, Page, Portal, SESSION_COOKIE};
 use crate::extract::ClientIp;
 use crate::state::ApiState;
 use axum::body::Bytes;
@@ -37,24 +37,21 @@ pub(super) async fn sign_in_page(
     Path(org): Path<String>,
     Query(query): Query<SignInQuery>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     if portal.session.is_some() {
         let to = next_page(&portal, query.next.as_deref());
-        return portal.redirect(to);
+        return Ok(portal.redirect(to));
     }
     let (notice, _) = portal.outcome(query.done.as_deref(), None);
     let next = next_page(&portal, query.next.as_deref());
     let title = portal.t("sign_in.title");
-    portal.render(
+    Ok(portal.render(
         StatusCode::OK,
         "sign_in.html",
         &title,
         context! { next => next, notice => notice, email => "" },
-    )
+    ))
 }
 
 #[derive(Deserialize)]
@@ -74,17 +71,8 @@ pub(super) async fn sign_in(
     ClientIp(source): ClientIp,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
-    let Some(form) = form::<SignInForm>(&body) else {
-        return portal.csrf_failed();
-    };
-    if !portal.csrf_ok(&headers, &form.csrf) {
-        return portal.csrf_failed();
-    }
+) -> Result<Page, Page> {
+    let (mut portal, form) = anonymous_post::<SignInForm>(&state, &org, &headers, &body).await?;
     let signed = state
         .access
         .sign_in(portal.org, &form.email, &form.password, source)
@@ -95,14 +83,14 @@ pub(super) async fn sign_in(
         }) => {
             let max_age = (expires_at - Utc::now()).num_seconds().max(0) as u64;
             portal.cookies.push(session::set_cookie(
-                SESSION_COOKIE,
+                session::SESSION_COOKIE,
                 &token,
                 "Lax",
                 max_age,
                 portal.secure_cookies,
             ));
             let to = next_page(&portal, form.next.as_deref());
-            portal.redirect(to)
+            Ok(portal.redirect(to))
         }
         Err(e) => {
             let (status, code) = match &e {
@@ -119,12 +107,12 @@ pub(super) async fn sign_in(
             let next = next_page(&portal, form.next.as_deref());
             let title = portal.t("sign_in.title");
             let email: String = form.email.chars().take(320).collect();
-            portal.render(
+            Ok(portal.render(
                 status,
                 "sign_in.html",
                 &title,
                 context! { next => next, error => error, email => email },
-            )
+            ))
         }
     }
 }
@@ -134,30 +122,31 @@ pub(super) async fn sign_out(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     let csrf = form::<CsrfOnly>(&body).map(|f| f.csrf).unwrap_or_default();
     if let Some(signed) = &portal.session {
         if !portal.csrf_ok(&headers, &csrf) {
-            return portal.csrf_failed();
+            return Ok(portal.csrf_failed());
         }
         if let Err(e) = state.access.sign_out(&signed.token).await {
             tracing::warn!(error = %e, "ending a portal session failed");
-            return failure(StatusCode::SERVICE_UNAVAILABLE, portal.lang, "unavailable");
+            return Ok(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                portal.lang,
+                "unavailable",
+            ));
         }
     }
     portal.cookies.push(session::set_cookie(
-        SESSION_COOKIE,
+        session::SESSION_COOKIE,
         "",
         "Lax",
         0,
         portal.secure_cookies,
     ));
     let to = format!("{}/sign-in?done=signed_out", portal.base);
-    portal.redirect(to)
+    Ok(portal.redirect(to))
 }
 
 #[derive(Deserialize, Default)]
@@ -187,26 +176,27 @@ pub(super) async fn set_password_page(
     Path(org): Path<String>,
     Query(query): Query<TokenQuery>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     match state.access.check_invitation(&query.token).await {
         Ok(()) => {
             let title = portal.t("set_password.title");
-            portal.render(
+            Ok(portal.render(
                 StatusCode::OK,
                 "set_password.html",
                 &title,
                 context! { token => query.token },
-            )
+            ))
         }
         Err(AccessError::Store(e)) => {
             tracing::warn!(error = %e, "checking a set-password link failed");
-            failure(StatusCode::SERVICE_UNAVAILABLE, portal.lang, "unavailable")
+            Ok(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                portal.lang,
+                "unavailable",
+            ))
         }
-        Err(e) => link_problem(&mut portal, &e),
+        Err(e) => Ok(link_problem(&mut portal, &e)),
     }
 }
 
@@ -227,17 +217,9 @@ pub(super) async fn set_password(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
-    let Some(form) = form::<SetPasswordForm>(&body) else {
-        return portal.csrf_failed();
-    };
-    if !portal.csrf_ok(&headers, &form.csrf) {
-        return portal.csrf_failed();
-    }
+) -> Result<Page, Page> {
+    let (mut portal, form) =
+        anonymous_post::<SetPasswordForm>(&state, &org, &headers, &body).await?;
     let again = |portal: &mut Portal, code: &str| {
         let error = portal.error_text(code);
         let title = portal.t("set_password.title");
@@ -249,31 +231,35 @@ pub(super) async fn set_password(
         )
     };
     if form.password != form.confirm {
-        return again(&mut portal, "password_mismatch");
+        return Ok(again(&mut portal, "password_mismatch"));
     }
     match state.access.set_password(&form.token, &form.password).await {
         Ok(()) => {
             let sign_in = format!("{}/sign-in", portal.base);
-            portal.message(
+            Ok(portal.message(
                 StatusCode::OK,
                 "password_set",
                 Some((&sign_in, "sign_in.title")),
                 false,
-            )
+            ))
         }
         Err(
             e @ (AccessError::PasswordTooShort
             | AccessError::PasswordTooLong
             | AccessError::EmailInUse),
-        ) => again(&mut portal, e.code()),
+        ) => Ok(again(&mut portal, e.code())),
         Err(
             e @ (AccessError::InvitationUsed
             | AccessError::InvitationExpired
             | AccessError::InvitationInvalid),
-        ) => link_problem(&mut portal, &e),
+        ) => Ok(link_problem(&mut portal, &e)),
         Err(e) => {
             tracing::warn!(error = %e, "setting a password in the portal failed");
-            failure(StatusCode::SERVICE_UNAVAILABLE, portal.lang, "unavailable")
+            Ok(failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                portal.lang,
+                "unavailable",
+            ))
         }
     }
 }
@@ -282,13 +268,10 @@ pub(super) async fn forgot_page(
     State(state): State<ApiState>,
     Path(org): Path<String>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     let title = portal.t("forgot.title");
-    portal.render(StatusCode::OK, "forgot.html", &title, context! {})
+    Ok(portal.render(StatusCode::OK, "forgot.html", &title, context! {}))
 }
 
 #[derive(Deserialize)]
@@ -304,17 +287,8 @@ pub(super) async fn forgot(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
-    let Some(form) = form::<ForgotForm>(&body) else {
-        return portal.csrf_failed();
-    };
-    if !portal.csrf_ok(&headers, &form.csrf) {
-        return portal.csrf_failed();
-    }
+) -> Result<Page, Page> {
+    let (mut portal, form) = anonymous_post::<ForgotForm>(&state, &org, &headers, &body).await?;
     let meta = CommandMeta::now(Actor::System("partner portal".into()));
     if let Err(e) = state
         .commands
@@ -322,13 +296,19 @@ pub(super) async fn forgot(
         .await
     {
         tracing::warn!(error = %e, "a password reset request failed");
-        return failure(StatusCode::SERVICE_UNAVAILABLE, portal.lang, "unavailable");
+        return Ok(failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            portal.lang,
+            "unavailable",
+        ));
     }
     let sign_in = format!("{}/sign-in", portal.base);
-    portal.message(
+    Ok(portal.message(
         StatusCode::OK,
         "forgot.sent",
         Some((&sign_in, "back_to_sign_in")),
         false,
-    )
+    ))
 }
+
+posted!(SignInForm, SetPasswordForm, ForgotForm);

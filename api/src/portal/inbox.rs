@@ -1,7 +1,8 @@
 //! The inbox: offered, accepted and claimable leads with filters, paging and counts, and
 //! the list alone for the live refresh.
 
-use super::{api_failure, i18n, Page, Portal, Signed};
+use super::i18n;
+use super::page::{api_failure, Page, Portal, Signed};
 use crate::problem::ApiError;
 use crate::state::ApiState;
 use axum::extract::{Path, Query, State};
@@ -163,52 +164,38 @@ pub(super) async fn inbox_context(
     ))
 }
 
+/// `GET /p/<org>/`: the inbox page.
 pub(super) async fn inbox(
     State(state): State<ApiState>,
     Path(org): Path<String>,
     Query(params): Query<InboxParams>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
-    let here = format!("{}/", portal.base);
-    let signed = match portal.signed(&here) {
-        Ok(signed) => signed,
-        Err(page) => return page,
-    };
-    let (title, page) = match inbox_context(&state, &portal, &signed, &params).await {
-        Ok(found) => found,
-        Err(e) => return api_failure(portal.lang, &e),
-    };
-    let (notice, error) = portal.outcome(params.done.as_deref(), params.error.as_deref());
-    portal.render(
-        StatusCode::OK,
-        "inbox.html",
-        &title,
-        context! { notice => notice, error => error, ..page },
-    )
+) -> Result<Page, Page> {
+    inbox_page(&state, &org, &params, &headers, "inbox.html").await
 }
 
-/// The inbox list alone (what the live refresh swaps in).
+/// `GET /p/<org>/inbox/items`: the inbox list alone (what the live refresh swaps in).
 pub(super) async fn inbox_items(
     State(state): State<ApiState>,
     Path(org): Path<String>,
     Query(params): Query<InboxParams>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
-    let here = format!("{}/", portal.base);
-    let signed = match portal.signed(&here) {
-        Ok(signed) => signed,
-        Err(page) => return page,
-    };
-    // Shown once the read models have the change the live update announced (or after the
-    // usual read wait: the next update catches up).
+) -> Result<Page, Page> {
+    inbox_page(&state, &org, &params, &headers, "inbox_items.html").await
+}
+
+/// The inbox rendered with `template`. With `min_position` (a live update's), it is read
+/// once the read models have that change (or after the usual read wait: the next update
+/// catches up).
+async fn inbox_page(
+    state: &ApiState,
+    org: &str,
+    params: &InboxParams,
+    headers: &HeaderMap,
+    template: &str,
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(state, org, headers).await?;
+    let signed = portal.signed(&format!("{}/", portal.base))?;
     let min = crate::reads::MinPosition {
         min_position: params.min_position.clone(),
     };
@@ -219,9 +206,14 @@ pub(super) async fn inbox_items(
     if let Err(e) = state.caught_up(&read_models, &min).await {
         tracing::debug!(error = %e, "the live inbox reads before its update is projected");
     }
-    let (title, page) = match inbox_context(&state, &portal, &signed, &params).await {
-        Ok(found) => found,
-        Err(e) => return api_failure(portal.lang, &e),
-    };
-    portal.render(StatusCode::OK, "inbox_items.html", &title, page)
+    let (title, page) = inbox_context(state, &portal, &signed, params)
+        .await
+        .map_err(|e| api_failure(portal.lang, &e))?;
+    let (notice, error) = portal.outcome(params.done.as_deref(), params.error.as_deref());
+    Ok(portal.render(
+        StatusCode::OK,
+        template,
+        &title,
+        context! { notice => notice, error => error, ..page },
+    ))
 }

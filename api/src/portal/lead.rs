@@ -1,9 +1,10 @@
 //! A lead: its fields as the partner may see them, accept, decline with a reason, claim
 //! from a queue, and its history as the partner may see it.
 
+use super::i18n;
 use super::inbox::{field_text, title_and_summary};
-use super::{
-    api_failure, app_failure, failure, i18n, signed_post, CsrfOnly, Outcome, Page, Portal,
+use super::page::{
+    api_failure, app_failure, failure, posted, signed_post, CsrfOnly, Outcome, Page, Portal,
 };
 use crate::caller::Caller;
 use crate::problem::ApiError;
@@ -49,25 +50,16 @@ pub(super) async fn lead_page(
     Path((org, id)): Path<(String, Uuid)>,
     Query(outcome): Query<Outcome>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     let here = format!("{}/leads/{id}", portal.base);
-    let signed = match portal.signed(&here) {
-        Ok(signed) => signed,
-        Err(page) => return page,
-    };
+    let signed = portal.signed(&here)?;
     let caller = portal.caller(&signed);
     let me = signed.user;
-    let lead = match caller.readable_lead(&state, LeadId(id)).await {
-        Ok(lead) => lead,
-        Err(_) => return failure(StatusCode::NOT_FOUND, portal.lang, "not_found"),
-    };
+    let lead = readable(&state, &portal, &caller, id).await?;
     let page = match lead_context(&state, &portal, &caller, me, id, lead).await {
         Ok(page) => page,
-        Err(e) => return api_failure(portal.lang, &e),
+        Err(e) => return Ok(api_failure(portal.lang, &e)),
     };
     let title = page
         .get_attr("title")
@@ -75,12 +67,12 @@ pub(super) async fn lead_page(
         .map(|t| t.to_string())
         .unwrap_or_default();
     let (notice, error) = portal.outcome(outcome.done.as_deref(), outcome.error.as_deref());
-    portal.render(
+    Ok(portal.render(
         StatusCode::OK,
         "lead.html",
         &title,
         context! { lead => page, notice => notice, error => error },
-    )
+    ))
 }
 
 /// The lead page's context: state, fields as `me` may see them, offer, queue, history.
@@ -200,40 +192,37 @@ fn after_command(
     }
 }
 
+/// Lead `id` if `caller` may see it; else the not-found page (a lead of someone else reads
+/// exactly like one that does not exist).
+async fn readable(
+    state: &ApiState,
+    portal: &Portal,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<Lead, Page> {
+    caller
+        .readable_lead(state, LeadId(id))
+        .await
+        .map_err(|_| failure(StatusCode::NOT_FOUND, portal.lang, "not_found"))
+}
+
 pub(super) async fn accept(
     State(state): State<ApiState>,
     Path((org, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, _) = match signed_post::<CsrfOnly>(
-        &state,
-        &org,
-        |b| format!("{b}/leads/{id}"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, _) =
+        signed_post::<CsrfOnly>(&state, &org, &format!("/leads/{id}"), &headers, &body).await?;
     let caller = portal.caller(&signed);
-    if caller.readable_lead(&state, LeadId(id)).await.is_err() {
-        return failure(StatusCode::NOT_FOUND, portal.lang, "not_found");
-    }
+    readable(&state, &portal, &caller, id).await?;
     let done = state
         .commands
         .accept_lead(&caller.meta(), portal.org, LeadId(id), signed.user)
         .await
         .map(|_| ());
     let to = format!("{}/leads/{id}", portal.base);
-    after_command(&mut portal, id, done, to, "accepted")
+    Ok(after_command(&mut portal, id, done, to, "accepted"))
 }
 
 #[derive(Deserialize)]
@@ -251,28 +240,11 @@ pub(super) async fn decline(
     Path((org, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, form) = match signed_post::<DeclineForm>(
-        &state,
-        &org,
-        |b| format!("{b}/leads/{id}"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, form) =
+        signed_post::<DeclineForm>(&state, &org, &format!("/leads/{id}"), &headers, &body).await?;
     let caller = portal.caller(&signed);
-    if caller.readable_lead(&state, LeadId(id)).await.is_err() {
-        return failure(StatusCode::NOT_FOUND, portal.lang, "not_found");
-    }
+    readable(&state, &portal, &caller, id).await?;
     let decline = Decline {
         by: signed.user,
         reason: form.reason,
@@ -284,7 +256,7 @@ pub(super) async fn decline(
         .await
         .map(|_| ());
     let to = format!("{}/", portal.base);
-    after_command(&mut portal, id, done, to, "declined")
+    Ok(after_command(&mut portal, id, done, to, "declined"))
 }
 
 #[derive(Deserialize)]
@@ -299,31 +271,16 @@ pub(super) async fn claim(
     Path((org, id)): Path<(String, Uuid)>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, form) = match signed_post::<ClaimForm>(
-        &state,
-        &org,
-        |b| format!("{b}/leads/{id}"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, form) =
+        signed_post::<ClaimForm>(&state, &org, &format!("/leads/{id}"), &headers, &body).await?;
     let queue = QueueId(form.queue_id);
     let member = match state.commands.state::<Queue>(portal.org, queue).await {
         Ok(queue) => queue.has_member(signed.user, signed.account),
         Err(_) => false,
     };
     if !member {
-        return failure(StatusCode::NOT_FOUND, portal.lang, "not_found");
+        return Ok(failure(StatusCode::NOT_FOUND, portal.lang, "not_found"));
     }
     let meta = portal.caller(&signed).meta();
     let done = state
@@ -332,5 +289,7 @@ pub(super) async fn claim(
         .await
         .map(|_| ());
     let to = format!("{}/leads/{id}", portal.base);
-    after_command(&mut portal, id, done, to, "claimed")
+    Ok(after_command(&mut portal, id, done, to, "claimed"))
 }
+
+posted!(DeclineForm, ClaimForm);

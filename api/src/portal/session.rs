@@ -5,7 +5,6 @@
 //! session (signed in) or matching a SameSite=Strict cookie (sign-in, set-password and
 //! forgot-password forms).
 
-use crate::portal::Portal;
 use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue};
 
@@ -86,20 +85,19 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     origin_host.is_some() && origin_host == host
 }
 
-impl Portal {
-    /// Whether a form post passes the CSRF check (see the module docs).
-    pub fn csrf_ok(&self, headers: &HeaderMap, given: &str) -> bool {
-        let origin = same_origin(headers);
-        let token = !given.is_empty() && equal(given.as_bytes(), self.csrf.as_bytes());
-        if !(origin && token) {
-            tracing::debug!(
-                same_origin = origin,
-                token_matches = token,
-                "a portal form post failed its CSRF check"
-            );
-        }
-        origin && token
+/// Whether a form post passes the CSRF check (see the module docs): same origin, and
+/// `given` equal to `expected`.
+pub fn csrf_ok(headers: &HeaderMap, given: &str, expected: &str) -> bool {
+    let origin = same_origin(headers);
+    let token = !given.is_empty() && equal(given.as_bytes(), expected.as_bytes());
+    if !(origin && token) {
+        tracing::debug!(
+            same_origin = origin,
+            token_matches = token,
+            "a portal form post failed its CSRF check"
+        );
     }
+    origin && token
 }
 
 #[cfg(test)]

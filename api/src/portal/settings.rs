@@ -1,7 +1,8 @@
 //! Availability and settings: pause new leads or be out of office until a date, resume,
 //! language and time zone.
 
-use super::{app_failure, render, signed_post, CsrfOnly, Outcome, Page, Portal};
+use super::page::{app_failure, posted, signed_post, CsrfOnly, Outcome, Page, Portal};
+use super::render;
 use crate::state::ApiState;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -17,16 +18,10 @@ pub(super) async fn settings_page(
     Path(org): Path<String>,
     Query(outcome): Query<Outcome>,
     headers: HeaderMap,
-) -> Page {
-    let mut portal = match Portal::open(&state, &org, &headers).await {
-        Ok(portal) => portal,
-        Err(page) => return page,
-    };
+) -> Result<Page, Page> {
+    let mut portal = Portal::open(&state, &org, &headers).await?;
     let here = format!("{}/settings", portal.base);
-    let signed = match portal.signed(&here) {
-        Ok(signed) => signed,
-        Err(page) => return page,
-    };
+    let signed = portal.signed(&here)?;
     let now = Utc::now();
     let user = signed.state.clone();
     let paused = user.paused_at(now);
@@ -42,7 +37,7 @@ pub(super) async fn settings_page(
     let today = now.with_timezone(&portal.zone).date_naive().to_string();
     let (notice, error) = portal.outcome(outcome.done.as_deref(), outcome.error.as_deref());
     let title = portal.t("settings.title");
-    portal.render(
+    Ok(portal.render(
         StatusCode::OK,
         "settings.html",
         &title,
@@ -51,7 +46,7 @@ pub(super) async fn settings_page(
             chosen_language => chosen_language, zones => zones, today => today,
             notice => notice, error => error,
         },
-    )
+    ))
 }
 
 /// After a settings command: back to the settings page with the notice or the error.
@@ -77,24 +72,9 @@ pub(super) async fn pause(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, form) = match signed_post::<PauseForm>(
-        &state,
-        &org,
-        |b| format!("{b}/settings"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, form) =
+        signed_post::<PauseForm>(&state, &org, "/settings", &headers, &body).await?;
     // Back on that date: the pause ends at its first moment in the reader's zone.
     let until = match form.until.trim() {
         "" => None,
@@ -111,7 +91,7 @@ pub(super) async fn pause(
             Some(at) => Some(at.with_timezone(&Utc)),
             None => {
                 let base = format!("{}/settings?error=invalid_date", portal.base);
-                return portal.redirect(base);
+                return Ok(portal.redirect(base));
             }
         },
     };
@@ -121,7 +101,7 @@ pub(super) async fn pause(
         .pause_auto_assignment(&meta, org, user, until)
         .await
         .map(|_| ());
-    after_setting(&mut portal, done, "paused")
+    Ok(after_setting(&mut portal, done, "paused"))
 }
 
 pub(super) async fn resume(
@@ -129,31 +109,16 @@ pub(super) async fn resume(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, _) = match signed_post::<CsrfOnly>(
-        &state,
-        &org,
-        |b| format!("{b}/settings"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, _) =
+        signed_post::<CsrfOnly>(&state, &org, "/settings", &headers, &body).await?;
     let (org, user, meta) = (portal.org, signed.user, portal.caller(&signed).meta());
     let done = state
         .commands
         .resume_auto_assignment(&meta, org, user)
         .await
         .map(|_| ());
-    after_setting(&mut portal, done, "resumed")
+    Ok(after_setting(&mut portal, done, "resumed"))
 }
 
 #[derive(Deserialize)]
@@ -171,24 +136,9 @@ pub(super) async fn preferences(
     Path(org): Path<String>,
     headers: HeaderMap,
     body: Bytes,
-) -> Page {
-    let (mut portal, form) = match signed_post::<PreferencesForm>(
-        &state,
-        &org,
-        |b| format!("{b}/settings"),
-        &headers,
-        &body,
-        |f| &f.csrf,
-    )
-    .await
-    {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let signed = portal
-        .session
-        .clone()
-        .expect("signed_post checked the session");
+) -> Result<Page, Page> {
+    let (mut portal, signed, form) =
+        signed_post::<PreferencesForm>(&state, &org, "/settings", &headers, &body).await?;
     let preferences = Preferences {
         language: Language::of_tag(&form.language),
         time_zone: Some(form.time_zone.trim().to_string())
@@ -200,5 +150,7 @@ pub(super) async fn preferences(
         .set_preferences(&meta, org, user, preferences)
         .await
         .map(|_| ());
-    after_setting(&mut portal, done, "saved")
+    Ok(after_setting(&mut portal, done, "saved"))
 }
+
+posted!(PauseForm, PreferencesForm);

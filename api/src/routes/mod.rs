@@ -22,7 +22,7 @@ pub(super) fn public() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .merge(auth::public())
         .merge(org::public())
-        .routes(utoipa_axum::routes!(crate::live::stream))
+        .routes(utoipa_axum::routes!(crate::live::stream::stream))
 }
 
 /// Routes behind bearer authentication.

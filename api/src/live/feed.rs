@@ -1,48 +1,23 @@
-//! Live inbox updates: `GET /v1/stream`, server-sent events of the caller's inbox and queue
-//! changes.
-//!
-//! Every API process runs one [`LiveFeed`]: an ordered JetStream consumer on the published
-//! lead events (`<prefix>.*.events.Lead.>`), which turns each event into a [`Notice`] naming
-//! whom it concerns (the partner users and queues on either side of an owner change, with
-//! the queues' members as they are then; the offeree of an accept, decline, lapse or
-//! reminder; the owner of an updated lead) and broadcasts it in process. Each stream keeps the notices that concern its caller, so
-//! any number of API processes serve streams, each from the published events, none from
-//! another's memory.
-//!
-//! An event's SSE `id` is its stream sequence, the same on every API process. A client
-//! that reconnects with `Last-Event-ID` first gets what it missed, replayed from the
-//! stream by a consumer filtered to its org, then the live notices after it; a stream
-//! that falls behind the broadcast catches up the same way. Each event says only which
-//! lead changed and how (`offered`, `claimable`, `claimed`, `taken`, `accepted`,
-//! `declined`, `recalled`, `removed`, `reminded`, `updated`): the page reads the lead
-//! through the scoped reads, so a notice never carries what the reads would not show.
+//! The feed: one ordered JetStream consumer per API process on the published lead events,
+//! each turned into a [`Notice`] and broadcast in process; and the replay of what a stream
+//! missed, from JetStream.
 
-use crate::caller::Caller;
-use crate::problem::ApiError;
-use crate::state::ApiState;
 use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
-use leadroute_app::access::Principal;
+use futures::StreamExt;
+use leadroute_app::Commands;
 use leadroute_domain::ids::{LeadId, OrgId, Owner, PartnerAccountId, PartnerUserId, QueueId};
 use leadroute_domain::lead::{Lead, LeadEvent};
 use leadroute_domain::queue::{Queue, QueueMember};
 use serde::Deserialize;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
 /// Notices a stream may fall behind by before it catches up from JetStream.
 const BROADCAST_CAPACITY: usize = 4096;
-/// How often a stream sends a heartbeat comment and re-checks its session.
-pub const HEARTBEAT: Duration = Duration::from_secs(15);
 /// Most events one reconnect replays; further back, the client is told to reload.
 const MAX_REPLAY: u64 = 100_000;
-/// Milliseconds a browser waits before reconnecting (the SSE `retry` field).
-const RETRY_MS: u64 = 2000;
 
 /// Where the published events are: the events stream and the subject prefix of the
 /// process's NATS names.
@@ -209,9 +184,9 @@ pub struct LiveFeed {
 
 impl LiveFeed {
     /// Start following the lead events of `source` (from the stream's end), broadcasting
-    /// notices until the process ends. Lead states for updated leads come from `state`'s
-    /// commands.
-    pub async fn start(source: LiveSource, state: ApiState) -> anyhow::Result<LiveFeed> {
+    /// notices until the process ends. Leads' owners and queues' members come from
+    /// `commands` (the process's cached aggregate states).
+    pub async fn start(source: LiveSource, commands: Commands) -> anyhow::Result<LiveFeed> {
         let stream = source.js.get_stream(&source.stream).await.map_err(|e| {
             anyhow::anyhow!("the events stream {} is not there: {e}", source.stream)
         })?;
@@ -222,14 +197,14 @@ impl LiveFeed {
             inner: Arc::new(Mutex::new((last, sender))),
         };
         let follower = feed.clone();
-        tokio::spawn(async move { follower.follow(last, state).await });
+        tokio::spawn(async move { follower.follow(last, commands).await });
         Ok(feed)
     }
 
     /// Broadcast every lead event after `last`, recreating the consumer after a failure.
-    async fn follow(self, mut last: u64, state: ApiState) {
+    async fn follow(self, mut last: u64, commands: Commands) {
         loop {
-            match self.follow_from(&mut last, &state).await {
+            match self.follow_from(&mut last, &commands).await {
                 Ok(()) => tracing::warn!("the live feed's consumer ended; following again"),
                 Err(e) => tracing::warn!(error = %e, "the live feed failed; following again"),
             }
@@ -237,7 +212,7 @@ impl LiveFeed {
         }
     }
 
-    async fn follow_from(&self, last: &mut u64, state: &ApiState) -> anyhow::Result<()> {
+    async fn follow_from(&self, last: &mut u64, commands: &Commands) -> anyhow::Result<()> {
         let subject = format!("{}.*.events.Lead.>", self.source.prefix);
         let mut messages = self.replay_consumer(subject, *last + 1).await?;
         while let Some(message) = messages.next().await {
@@ -246,7 +221,7 @@ impl LiveFeed {
                 .info()
                 .map_err(|e| anyhow::anyhow!(e))?
                 .stream_sequence;
-            let notice = notice_of(seq, &message.payload, state).await;
+            let notice = notice_of(seq, &message.payload, commands).await;
             let mut inner = self.inner.lock().expect("the feed lock is never poisoned");
             inner.0 = seq;
             *last = seq;
@@ -278,7 +253,7 @@ impl LiveFeed {
     }
 
     /// Subscribe: the sequence the live notices start after, and the receiver.
-    fn subscribe(&self) -> (u64, broadcast::Receiver<Arc<Notice>>) {
+    pub(super) fn subscribe(&self) -> (u64, broadcast::Receiver<Arc<Notice>>) {
         let inner = self.inner.lock().expect("the feed lock is never poisoned");
         (inner.0, inner.1.subscribe())
     }
@@ -286,12 +261,12 @@ impl LiveFeed {
     /// The notices of `org`'s lead events after `after` up to at least `until`, from
     /// JetStream (a reconnect or a stream that fell behind). `None` when more than
     /// [`MAX_REPLAY`] events are missed or the stream no longer holds them.
-    async fn missed(
+    pub(super) async fn missed(
         &self,
         org: OrgId,
         after: u64,
         until: u64,
-        state: &ApiState,
+        commands: &Commands,
     ) -> anyhow::Result<Option<Vec<Notice>>> {
         if until <= after {
             return Ok(Some(Vec::new()));
@@ -325,7 +300,7 @@ impl LiveFeed {
             let info = message.info().map_err(|e| anyhow::anyhow!(e))?;
             let seq = info.stream_sequence;
             pending = info.pending;
-            if let Some(notice) = notice_of(seq, &message.payload, state).await {
+            if let Some(notice) = notice_of(seq, &message.payload, commands).await {
                 out.push(notice);
             }
             if seq >= until {
@@ -338,17 +313,15 @@ impl LiveFeed {
 
 /// The notice of a published lead event (`None` when it concerns no partner user or does
 /// not read as one).
-async fn notice_of(seq: u64, body: &[u8], state: &ApiState) -> Option<Notice> {
+async fn notice_of(seq: u64, body: &[u8], commands: &Commands) -> Option<Notice> {
     let published: Published = serde_json::from_slice(body).ok()?;
     let org = OrgId(published.org_id?);
     let lead = LeadId(published.aggregate_id);
     let position = published
         .position
         .map(|p| format!("{}/{}", p.transaction_id, p.global_position));
-    let commands = &state.commands;
     let concern = concern_of(published.payload, || async {
-        state
-            .commands
+        commands
             .state::<Lead>(org, lead)
             .await
             .ok()
@@ -383,199 +356,6 @@ async fn notice_of(seq: u64, body: &[u8], state: &ApiState) -> Option<Notice> {
         position,
         queues,
     })
-}
-
-/// The partner user a stream serves.
-struct Listener {
-    org: OrgId,
-    user: PartnerUserId,
-    account: PartnerAccountId,
-    token: String,
-    checked: Instant,
-}
-
-impl Listener {
-    /// Whether the session still holds (re-checked every [`HEARTBEAT`]).
-    async fn still_signed_in(&mut self, state: &ApiState) -> bool {
-        if self.checked.elapsed() < HEARTBEAT {
-            return true;
-        }
-        self.checked = Instant::now();
-        matches!(
-            state.access.authenticate(&self.token).await,
-            Ok(Principal::Partner { user, .. }) if user == self.user
-        )
-    }
-
-    fn event(&self, notice: &Notice) -> Option<Event> {
-        let change = notice.change_for(self.user, self.account)?;
-        let data = serde_json::json!({
-            "lead_id": notice.lead.0, "change": change, "position": notice.position,
-        });
-        Some(
-            Event::default()
-                .id(notice.seq.to_string())
-                .event("lead")
-                .data(data.to_string()),
-        )
-    }
-}
-
-/// The session token a stream request carries: the bearer token, else the portal's
-/// session cookie (an `EventSource` cannot set headers). Reads only: the cookie opens no
-/// command, so it needs no CSRF token here.
-fn token_of(headers: &HeaderMap) -> Option<String> {
-    crate::caller::bearer(headers)
-        .map(str::to_string)
-        .or_else(|| crate::portal::session_cookie(headers))
-}
-
-/// Server-sent events of the caller's inbox and queue changes (partner users; the session
-/// token as `Authorization: Bearer`, or the portal's session cookie). Each event is `event:
-/// lead`, `id:` its position in the published stream, `data: {"lead_id", "change",
-/// "position"}` (`position`: the log position to read with as `min_position`), with
-/// `change` one of `offered`, `claimable`, `claimed`, `taken` (claimed by another member or
-/// moved out of the caller's queue), `accepted`, `declined`, `recalled`, `removed`,
-/// `reminded`, `updated`. The stream opens with `event: ready` and the position it starts
-/// from; a reconnect with `Last-Event-ID` receives every event after that position first.
-/// `event: reload` means the missed events are too many or too old to replay (read the
-/// inbox again); `event: signed_out` ends a stream whose session ended. A comment every 15
-/// s keeps the connection open. 503 `stream_unavailable` when this API process does not
-/// follow the published events.
-#[utoipa::path(get, path = "/v1/stream", tag = "auth",
-    params(("Last-Event-ID" = Option<String>, Header, description = "resume after this event")),
-    responses((status = 200, content_type = "text/event-stream", body = String),
-        (status = 401, body = crate::Problem), (status = 403, body = crate::Problem),
-        (status = 503, body = crate::Problem)))]
-pub(crate) async fn stream(
-    State(state): State<ApiState>,
-    headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
-    let token = token_of(&headers).ok_or(ApiError::Unauthenticated(
-        "send the session token as `Authorization: Bearer <token>` or sign in to the portal",
-    ))?;
-    let principal = state
-        .access
-        .authenticate(&token)
-        .await
-        .map_err(|_| ApiError::Unauthenticated("the token is unknown, revoked or expired"))?;
-    let (user, account) = Caller(principal.clone()).partner()?;
-    let org = Caller(principal).org();
-    let feed = state.live.clone().ok_or(ApiError::Unavailable {
-        code: "stream_unavailable",
-        message: "this API process does not follow the published events (no NATS configured)",
-    })?;
-    let resume_after = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let (start, receiver) = feed.subscribe();
-    let listener = Listener {
-        org,
-        user,
-        account,
-        token,
-        checked: Instant::now(),
-    };
-    let events = async_stream(feed, state, listener, receiver, start, resume_after);
-    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(HEARTBEAT)))
-}
-
-/// What a stream does between events.
-enum Step {
-    /// Replay from JetStream after this sequence, then go on live.
-    CatchUp(u64),
-    /// Wait for the next live notice.
-    Live,
-    /// Stop.
-    Done,
-}
-
-/// The events of one stream (see [`stream`]).
-fn async_stream(
-    feed: LiveFeed,
-    state: ApiState,
-    listener: Listener,
-    receiver: broadcast::Receiver<Arc<Notice>>,
-    start: u64,
-    resume_after: Option<u64>,
-) -> impl Stream<Item = Result<Event, std::convert::Infallible>> {
-    let first = Event::default()
-        .id(resume_after.unwrap_or(start).to_string())
-        .event("ready")
-        .retry(Duration::from_millis(RETRY_MS))
-        .data("{}");
-    let step = match resume_after {
-        Some(after) if after < start => Step::CatchUp(after),
-        _ => Step::Live,
-    };
-    // `sent`: the last sequence told; nothing at or before it is sent again.
-    let sent = resume_after.unwrap_or(start);
-    let context = (feed, state, listener, receiver, step, sent, start);
-    let rest = futures::stream::unfold(context, |mut context| async move {
-        let (feed, state, listener, receiver, step, sent, live_from) = &mut context;
-        loop {
-            match std::mem::replace(step, Step::Live) {
-                Step::Done => return None,
-                Step::CatchUp(after) => {
-                    match feed.missed(listener.org, after, *live_from, state).await {
-                        Ok(Some(notices)) => {
-                            let events: Vec<Event> = notices
-                                .iter()
-                                .filter(|n| n.seq > *sent)
-                                .filter_map(|n| listener.event(n))
-                                .collect();
-                            *sent = (*sent)
-                                .max(*live_from)
-                                .max(notices.last().map_or(0, |n| n.seq));
-                            if !events.is_empty() {
-                                return Some((events, context));
-                            }
-                        }
-                        Ok(None) | Err(_) => {
-                            *sent = (*sent).max(*live_from);
-                            let reload = Event::default()
-                                .id(sent.to_string())
-                                .event("reload")
-                                .data("{}");
-                            return Some((vec![reload], context));
-                        }
-                    }
-                }
-                Step::Live => {
-                    let next = tokio::time::timeout(HEARTBEAT, receiver.recv()).await;
-                    if !listener.still_signed_in(state).await {
-                        *step = Step::Done;
-                        let out = Event::default().event("signed_out").data("{}");
-                        return Some((vec![out], context));
-                    }
-                    match next {
-                        Err(_) => continue,
-                        Ok(Ok(notice)) => {
-                            if notice.org != listener.org || notice.seq <= *sent {
-                                continue;
-                            }
-                            *sent = notice.seq;
-                            if let Some(event) = listener.event(&notice) {
-                                return Some((vec![event], context));
-                            }
-                        }
-                        Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
-                            // Fell behind: replay from JetStream up to where the feed is.
-                            let (now, fresh) = feed.subscribe();
-                            *receiver = fresh;
-                            *live_from = now;
-                            *step = Step::CatchUp(*sent);
-                        }
-                        Ok(Err(broadcast::error::RecvError::Closed)) => return None,
-                    }
-                }
-            }
-        }
-    });
-    futures::stream::once(async move { first })
-        .chain(rest.flat_map(futures::stream::iter))
-        .map(Ok)
 }
 
 #[cfg(test)]
