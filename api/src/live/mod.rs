@@ -2,13 +2,12 @@
 //! changes.
 //!
 //! Every API process runs one [`LiveFeed`]: an ordered JetStream consumer on the published
-//! lead events (`<prefix>.*.events.Lead.>`), which turns each event into a [`Notice`](feed::Notice) naming
-//! whom it concerns (the partner users and queues on either side of an owner change, with
-//! the queues' members as they are then; the offeree of an accept, decline, lapse or
-//! reminder; the owner of an updated lead) and broadcasts it in process. Each stream keeps
-//! the notices that concern its caller, so
-//! any number of API processes serve streams, each from the published events, none from
-//! another's memory.
+//! lead events (`<prefix>.*.events.Lead.>`), which turns each event into a
+//! [`Notice`](feed::Notice) naming whom it concerns (the partner users and queues on either
+//! side of an owner change, with the queues' members as they are then; the offeree of an
+//! accept, decline, lapse or reminder; the owner of an updated lead) and broadcasts it in
+//! process. Each stream keeps the notices that concern its caller, so any number of API
+//! processes serve streams, each from the published events, none from another's memory.
 //!
 //! An event's SSE `id` is its stream sequence, the same on every API process. A client
 //! that reconnects with `Last-Event-ID` first gets what it missed, replayed from the
