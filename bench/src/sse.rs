@@ -75,15 +75,20 @@ pub async fn run(clients: usize, offers: usize) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let url = format!("{base}/v1/stream");
     let started = Instant::now();
-    let mut first = loop {
-        match SseStream::open(&client, &url, &token, None).await {
-            Ok(stream) => break stream,
-            Err(_) if started.elapsed() < Duration::from_secs(60) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => anyhow::bail!("the api does not serve streams: {e:?}"),
+    loop {
+        let ready = client.get(format!("{base}/healthz")).send().await;
+        if ready.is_ok_and(|answer| answer.status().is_success()) {
+            break;
         }
-    };
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(60),
+            "the api did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut first = SseStream::open(&client, &url, &token, None)
+        .await
+        .map_err(|e| anyhow::anyhow!("the api does not serve streams: {e:?}"))?;
     first.next(Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = rss_kib(pid)?;
