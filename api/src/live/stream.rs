@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use leadroute_app::access::Principal;
+use leadroute_app::access::{AccessError, Principal};
 use leadroute_domain::ids::{OrgId, PartnerAccountId, PartnerUserId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -92,7 +92,12 @@ pub(crate) async fn stream(
         .access
         .authenticate(&token)
         .await
-        .map_err(|_| ApiError::Unauthenticated("the token is unknown, revoked or expired"))?;
+        .map_err(|e| match e {
+            AccessError::InvalidCredentials => {
+                ApiError::Unauthenticated("the token is unknown, revoked or expired")
+            }
+            other => other.into(),
+        })?;
     let (user, account) = Caller(principal.clone()).partner()?;
     let org = Caller(principal).org();
     let feed = state.live.clone().ok_or(ApiError::Unavailable {
