@@ -1,9 +1,10 @@
 //! The mailer (`leadroute mailer`, and part of `up`): a durable consumer on the published
 //! events that sends the access email when a partner user is activated (with the one-time
 //! set-password link), the assignment email when a lead gets a new owner with notify
-//! on (to the partner user, or to every active member of the queue), and the reminder of
-//! a pending offer (`LeadOfferReminded`, to the offeree), rendered from the org's current
-//! template version.
+//! on (to the partner user, or to every active member of the queue), the reminder of a
+//! pending offer (`LeadOfferReminded`, to the offeree), and the password-reset email
+//! (`PasswordResetRequested`, a new one-time link), rendered from the org's current
+//! template version. Links point into the org's partner portal (`<public url>/p/<slug>`).
 //!
 //! Exactly one email per triggering event and recipient: a `notifications` row keyed by
 //! event id and recipient is claimed before sending and marked sent after, before the ack;
@@ -74,7 +75,8 @@ pub struct MailerConfig {
         default_value = "leadroute <noreply@leadroute.invalid>"
     )]
     pub mail_from: String,
-    /// Base URL of links in emails (the set-password page, the inbox).
+    /// Base URL of links in emails: the partner portal is `<public url>/p/<org slug>/` (the
+    /// set-password page, the lead pages).
     #[arg(
         long,
         env = "LEADROUTE_PUBLIC_URL",
