@@ -35,18 +35,20 @@ pub async fn authenticate(
     let token = bearer(request.headers()).ok_or(ApiError::Unauthenticated(
         "send an API key or session token as `Authorization: Bearer <token>`",
     ))?;
-    let principal = state
-        .access
-        .authenticate(token)
-        .await
-        .map_err(|e| match e {
-            AccessError::InvalidCredentials => {
-                ApiError::Unauthenticated("the token is unknown, revoked or expired")
-            }
-            other => other.into(),
-        })?;
+    let principal = principal_of(&state, token).await?;
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
+}
+
+/// Who `token` stands for: 401 when it is unknown, revoked or expired; a store failure
+/// answers as one.
+pub async fn principal_of(state: &ApiState, token: &str) -> Result<Principal, ApiError> {
+    state.access.authenticate(token).await.map_err(|e| match e {
+        AccessError::InvalidCredentials => {
+            ApiError::Unauthenticated("the token is unknown, revoked or expired")
+        }
+        other => other.into(),
+    })
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case).

@@ -17,7 +17,7 @@ use uuid::Uuid;
 /// Notices a stream may fall behind by before it catches up from JetStream.
 const BROADCAST_CAPACITY: usize = 4096;
 /// Most events one reconnect replays; further back, the client is told to reload.
-const MAX_REPLAY: u64 = 100_000;
+const MAX_REPLAY: u64 = 10_000;
 
 /// Where the published events are: the events stream and the subject prefix of the
 /// process's NATS names.

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use leadroute_app::access::{AccessError, Principal};
+use leadroute_app::access::Principal;
 use leadroute_domain::ids::{OrgId, PartnerAccountId, PartnerUserId};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -88,16 +88,7 @@ pub(crate) async fn stream(
     let token = token_of(&headers).ok_or(ApiError::Unauthenticated(
         "send the session token as `Authorization: Bearer <token>` or sign in to the portal",
     ))?;
-    let principal = state
-        .access
-        .authenticate(&token)
-        .await
-        .map_err(|e| match e {
-            AccessError::InvalidCredentials => {
-                ApiError::Unauthenticated("the token is unknown, revoked or expired")
-            }
-            other => other.into(),
-        })?;
+    let principal = crate::caller::principal_of(&state, &token).await?;
     let (user, account) = Caller(principal.clone()).partner()?;
     let org = Caller(principal).org();
     let feed = state.live.clone().ok_or(ApiError::Unavailable {
